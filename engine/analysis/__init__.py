@@ -1,0 +1,1 @@
+"""Analysis tools: reduced-order bases, clustering, spectra."""

@@ -1,0 +1,551 @@
+"""Reading and writing meshes and fields (meshio underneath), tags included.
+
+Reading keeps what meshio finds and adds what it drops:
+
+* gmsh physical groups -> named node / facet / cell tags;
+* Abaqus node and element sets -> node tags and cell (or facet) tags;
+* Exodus node sets via meshio, side sets read from the netCDF file when
+  netCDF4 is installed (meshio drops them), else a warning.
+
+Every write goes to a temporary file in the target folder and is renamed on
+success, so a failure never leaves a half-written file.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Iterator, Mapping, Sequence
+
+import numpy as np
+
+from .conform import orient_simplices, split_hexes, split_quads, split_wedges
+from .errors import GraphfemError, MeshError
+from .mesh import CELL_TYPES, Mesh, Tag, warn
+
+#: Cell types that can carry the volume mesh, by topological dimension.
+_VOLUME_PRIORITY = {3: ("tetra", "tetra10", "hexahedron", "wedge", "hexahedron27"),
+                    2: ("triangle", "triangle6", "quad", "quad9", "quad8"),
+                    1: ("line", "line3")}
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it to ``path`` when the
+    block succeeds, delete it when it raises. The suffix is kept, so writers
+    that dispatch on the extension still work."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary folder next to ``path``; it replaces ``path`` when the
+    block succeeds and is removed when it raises."""
+    import shutil
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+# ---------------------------------------------------------------------- reading
+def read(path: str | Path, merge_tolerance: float = 1e-12) -> Mesh:
+    """Read a mesh file in any format meshio knows, keeping its tags.
+
+    Mixed triangle/quad and tetra/wedge/hexahedron meshes are split into
+    simplices (see :mod:`graphfem.meshes.conform`), 2D meshes stored with
+    z = 0 become 2D, duplicated nodes (closer than ``merge_tolerance`` times
+    the bounding-box size) are merged and unused nodes removed; each repair
+    is reported by a :class:`~graphfem.meshes.mesh.MeshWarning`.
+
+    Raises:
+        MeshError: the file is missing, unreadable or holds an invalid mesh.
+    """
+    import meshio
+
+    path = Path(path)
+    if not path.exists():
+        raise MeshError("no such file", path)
+    if path.is_dir():
+        raise MeshError("is a folder, not a mesh file", path)
+    try:
+        mio = meshio.read(path)
+    except GraphfemError:
+        raise
+    except Exception as exc:  # meshio raises many types on corrupt input
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise MeshError(f"cannot read mesh: {detail}", path) from None
+    side_sets = _exodus_side_sets(path) if path.suffix.lower() in (".e", ".exo", ".ex2") else {}
+    try:
+        return from_meshio(mio, source=str(path), merge_tolerance=merge_tolerance, side_sets=side_sets)
+    except GraphfemError as exc:
+        raise exc.with_source(path) from None
+
+
+def from_meshio(mio, source: str | None = None, merge_tolerance: float = 1e-12,
+                side_sets: Mapping[str, np.ndarray] | None = None) -> Mesh:
+    """Convert a ``meshio.Mesh`` into a validated :class:`Mesh` (see :func:`read`)."""
+    points = np.asarray(mio.points, dtype=np.float64)
+    if points.ndim != 2 or len(points) == 0:
+        raise MeshError("the file holds no nodes", source)
+    if not np.isfinite(points).all():
+        bad = np.flatnonzero(~np.isfinite(points).all(axis=1))
+        raise MeshError(f"non-finite coordinates at {bad.size} node(s), first node {bad[0]}", source)
+    blocks = [(b.type, np.asarray(b.data, dtype=np.int64)) for b in mio.cells if len(b.data)]
+    unknown = sorted({t for t, _ in blocks if t not in CELL_TYPES})
+    if unknown:
+        raise MeshError(f"unsupported cell type(s): {', '.join(unknown)}", source)
+    if not blocks:
+        raise MeshError("the file holds no cells", source)
+    for ctype, data in blocks:
+        if data.size and (data.min() < 0 or data.max() >= len(points)):
+            raise MeshError(f"{ctype} connectivity refers to a node outside 0..{len(points) - 1}", source)
+    tdim = max(CELL_TYPES[t].tdim for t, _ in blocks)
+    if tdim == 0:
+        raise MeshError("the file holds only point cells, no volume cells", source)
+    points = _drop_flat_axes(points, tdim)
+
+    volume_idx = [i for i, (t, _) in enumerate(blocks) if CELL_TYPES[t].tdim == tdim]
+    types = sorted({blocks[i][0] for i in volume_idx}, key=_VOLUME_PRIORITY[tdim].index)
+    offsets = np.cumsum([0] + [len(blocks[i][1]) for i in volume_idx])
+    # parent cell (index into the concatenated original volume cells) of every output cell
+    if len(types) == 1:
+        cell_type = types[0]
+        cells = np.concatenate([blocks[i][1] for i in volume_idx])
+        parent = np.arange(len(cells))
+    else:
+        cell_type, cells, parent, points = _split_mixed(types, blocks, volume_idx, offsets, points, source)
+
+    tags = _gmsh_tags(mio, blocks, volume_idx, offsets, parent, tdim, cell_type)
+    tags.update(_set_tags(mio, blocks, volume_idx, offsets, parent, tdim, cell_type))
+    for name, facets in (side_sets or {}).items():
+        tags[name] = Tag(name, "facet", facets)
+    point_cells = sum(len(d) for t, d in blocks if t == "vertex")
+    if point_cells:
+        warn(f"{source or 'mesh'}: {point_cells} point cell(s) ignored as cells"
+             + (" (kept as node tags)" if any(t.kind == "node" for t in tags.values()) else ""))
+
+    point_data = {k: np.asarray(v) for k, v in mio.point_data.items()
+                  if not k.startswith(("gmsh:", "abaqus:")) and len(v) == len(mio.points)}
+    cell_data = {}
+    for name, per_block in mio.cell_data.items():
+        if name.startswith("gmsh:"):
+            continue
+        values = [np.asarray(per_block[i]) for i in volume_idx]
+        try:
+            cell_data[name] = np.concatenate(values)[parent] if values else None
+        except ValueError:
+            continue
+    if len(points) > len(mio.points):  # new centroid nodes: average the parent's corners
+        point_data = {}
+        warn(f"{source or 'mesh'}: point fields dropped after adding hexahedron centroid nodes")
+    cell_data = {k: v for k, v in cell_data.items() if v is not None}
+
+    points, cells, tags, point_data = _merge_duplicates(points, cells, tags, point_data, merge_tolerance, source)
+    mesh = Mesh(points, cell_type, cells, tags=tags, point_data=point_data, cell_data=cell_data, source=source)
+    if mesh.unused_nodes.size:
+        warn(f"{source or 'mesh'}: removed {mesh.unused_nodes.size} node(s) used by no cell")
+        mesh = mesh.cleaned()
+    return mesh
+
+
+def _drop_flat_axes(points: np.ndarray, tdim: int) -> np.ndarray:
+    """Drop trailing coordinates that are identically zero beyond ``tdim``."""
+    scale = max(float(np.abs(points).max()), 1.0)
+    while points.shape[1] > max(tdim, 1) and np.abs(points[:, -1]).max() <= 1e-14 * scale:
+        points = points[:, :-1]
+    return np.ascontiguousarray(points)
+
+
+def _split_mixed(types, blocks, volume_idx, offsets, points, source):
+    if any(CELL_TYPES[t].order > 1 for t in types):
+        raise MeshError(f"mixed quadratic cells ({', '.join(types)}) are not supported", source)
+    pieces, parents = [], []
+    n_new = 0
+    for k, i in enumerate(volume_idx):
+        ctype, data = blocks[i]
+        if ctype in ("triangle", "tetra"):
+            out, par = data, np.arange(len(data))
+        elif ctype == "quad":
+            out, par = split_quads(data)
+        elif ctype == "wedge":
+            out, par = split_wedges(data)
+        elif ctype == "hexahedron":
+            out, par = split_hexes(data, len(points) + n_new)
+            points = np.concatenate([points, points[data].mean(axis=1)])
+            n_new += len(data)
+        else:
+            raise MeshError(f"cannot split {ctype} cells", source)
+        pieces.append(out)
+        parents.append(par + offsets[k])
+    cell_type = "tetra" if CELL_TYPES[types[0]].tdim == 3 else "triangle"
+    cells = orient_simplices(points, np.concatenate(pieces))
+    split = ", ".join(types)
+    warn(f"{source or 'mesh'}: mixed mesh ({split}) split conformingly into {len(cells)} {cell_type} cells"
+         + (f", with {n_new} new centroid node(s)" if n_new else ""))
+    return cell_type, cells, np.concatenate(parents), points
+
+
+def _children(parent: np.ndarray, selected: np.ndarray) -> np.ndarray:
+    """Output cells whose parent (original volume cell) is in ``selected``."""
+    mask = np.zeros(int(parent.max()) + 1, dtype=bool)
+    mask[selected[selected <= parent.max()]] = True
+    return np.flatnonzero(mask[parent])
+
+
+def _facet_corners(ctype: str, data: np.ndarray, volume_type: str) -> np.ndarray:
+    """Corner nodes of facet cells; quads become two triangles on a tetra mesh."""
+    corners = data[:, :CELL_TYPES[ctype].n_corners]
+    if ctype == "quad" and volume_type == "tetra":
+        return split_quads(corners)[0]
+    return corners
+
+
+def _gmsh_tags(mio, blocks, volume_idx, offsets, parent, tdim, volume_type) -> dict[str, Tag]:
+    physical = mio.cell_data.get("gmsh:physical")
+    if physical is None:
+        return {}
+    names = {}
+    for name, (number, dim) in ((k, np.asarray(v).ravel()[:2]) for k, v in mio.field_data.items()):
+        names[(int(number), int(dim))] = name
+    kept = [i for i, b in enumerate(mio.cells) if len(b.data)]
+    groups: dict[tuple[int, int], list] = {}
+    for j, (ctype, data) in enumerate(blocks):
+        ids = np.asarray(physical[kept[j]]).ravel()
+        dim = CELL_TYPES[ctype].tdim
+        for number in np.unique(ids):
+            if number == 0:
+                continue
+            groups.setdefault((int(number), dim), []).append((j, np.flatnonzero(ids == number)))
+    tags = {}
+    for (number, dim), members in groups.items():
+        name = names.get((number, dim), f"physical_{number}" if dim == tdim - 1 or dim == tdim
+                         else f"physical_{dim}d_{number}")
+        tags[name] = _tag_from_members(name, members, blocks, volume_idx, offsets, parent, tdim, volume_type)
+    return tags
+
+
+def _set_tags(mio, blocks, volume_idx, offsets, parent, tdim, volume_type) -> dict[str, Tag]:
+    """Abaqus/Exodus/VTU point_sets and cell_sets (not gmsh's bookkeeping sets)."""
+    tags = {}
+    for name, index in mio.point_sets.items():
+        tags[name] = Tag(name, "node", np.asarray(index).ravel())
+    if "gmsh:physical" in mio.cell_data:  # meshio mirrors gmsh groups as cell sets: read once
+        return tags
+    kept = [i for i, b in enumerate(mio.cells) if len(b.data)]
+    for name, per_block in mio.cell_sets.items():
+        if name.startswith("gmsh:"):
+            continue
+        members = [(j, np.asarray(per_block[kept[j]], dtype=np.int64).ravel()) for j in range(len(blocks))
+                   if kept[j] < len(per_block) and per_block[kept[j]] is not None and len(per_block[kept[j]])]
+        if members:
+            tags[name] = _tag_from_members(name, members, blocks, volume_idx, offsets, parent, tdim, volume_type)
+    return tags
+
+
+def _tag_from_members(name, members, blocks, volume_idx, offsets, parent, tdim, volume_type) -> Tag:
+    """A tag from (block, cell indices) pairs; its kind follows the dimension."""
+    dims = {CELL_TYPES[blocks[j][0]].tdim for j, _ in members}
+    dim = max(dims)
+    if dim == tdim:
+        selected = np.concatenate([offsets[volume_idx.index(j)] + idx for j, idx in members if j in volume_idx])
+        return Tag(name, "cell", _children(parent, selected))
+    if dim == tdim - 1 and dim > 0:
+        facets = np.concatenate([_facet_corners(blocks[j][0], blocks[j][1][idx], volume_type)
+                                 for j, idx in members if CELL_TYPES[blocks[j][0]].tdim == dim])
+        return Tag(name, "facet", facets)
+    if tdim == 1 and dim == 0:  # end points of a 1D mesh are its facets
+        return Tag(name, "facet", np.concatenate([blocks[j][1][idx] for j, idx in members]).reshape(-1, 1))
+    nodes = np.concatenate([blocks[j][1][idx].ravel() for j, idx in members])
+    return Tag(name, "node", np.unique(nodes))
+
+
+def _merge_duplicates(points, cells, tags, point_data, tolerance, source):
+    """Merge nodes closer than ``tolerance`` x bounding-box size."""
+    from scipy.spatial import cKDTree
+
+    scale = float(np.ptp(points, axis=0).max()) or 1.0
+    pairs = cKDTree(points).query_pairs(tolerance * scale, output_type="ndarray")
+    if len(pairs) == 0:
+        return points, cells, tags, point_data
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(points)
+    graph = sp.coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    _, label = connected_components(graph, directed=False)
+    first = np.full(label.max() + 1, n)
+    np.minimum.at(first, label, np.arange(n))
+    target = first[label]
+    warn(f"{source or 'mesh'}: merged {n - len(np.unique(target))} duplicated node(s)")
+    cells = target[cells]
+    new_tags = {}
+    for name, tag in tags.items():
+        new_tags[name] = tag if tag.kind == "cell" else Tag(name, tag.kind, target[tag.indices])
+    # the now-unused duplicates are removed by Mesh.cleaned() in the caller
+    return points, cells, new_tags, point_data
+
+
+# Exodus side numbering (1-based sides -> local corner nodes), per element type.
+_EXODUS_SIDES = {
+    "triangle": ((0, 1), (1, 2), (2, 0)),
+    "quad": ((0, 1), (1, 2), (2, 3), (3, 0)),
+    "tetra": ((0, 1, 3), (1, 2, 3), (0, 3, 2), (0, 2, 1)),
+    "hexahedron": ((0, 1, 5, 4), (1, 2, 6, 5), (2, 3, 7, 6), (0, 4, 7, 3), (0, 3, 2, 1), (4, 5, 6, 7)),
+}
+_EXODUS_TYPES = {"TRI": "triangle", "TRI3": "triangle", "TRIANGLE": "triangle", "QUAD": "quad",
+                 "QUAD4": "quad", "SHELL4": "quad", "TETRA": "tetra", "TET4": "tetra", "TETRA4": "tetra",
+                 "HEX": "hexahedron", "HEX8": "hexahedron", "HEXAHEDRON": "hexahedron"}
+
+
+def _exodus_side_sets(path: Path) -> dict[str, np.ndarray]:
+    """Side sets of an Exodus II file as facet corner nodes (0-based), read
+    with netCDF4; warns and returns nothing when netCDF4 is missing."""
+    try:
+        import netCDF4
+    except ImportError:
+        warn(f"{path}: Exodus side sets were dropped (install netCDF4 to keep them)")
+        return {}
+    sets = {}
+    with netCDF4.Dataset(path) as nc:
+        nc.set_auto_mask(False)
+        n_blocks = nc.dimensions["num_el_blk"].size if "num_el_blk" in nc.dimensions else 0
+        connectivity, types = [], []
+        for b in range(1, n_blocks + 1):
+            var = nc.variables.get(f"connect{b}")
+            if var is None:
+                continue
+            connectivity.append(np.asarray(var[:], dtype=np.int64) - 1)
+            types.append(_EXODUS_TYPES.get(str(getattr(var, "elem_type", "")).upper()))
+        n_sets = nc.dimensions["num_side_sets"].size if "num_side_sets" in nc.dimensions else 0
+        names = _exodus_names(nc, "ss_names", n_sets)
+        starts = np.cumsum([0] + [len(c) for c in connectivity])
+        for s in range(1, n_sets + 1):
+            elems = np.asarray(nc.variables[f"elem_ss{s}"][:], dtype=np.int64) - 1
+            sides = np.asarray(nc.variables[f"side_ss{s}"][:], dtype=np.int64) - 1
+            facets = []
+            for e, side in zip(elems, sides):
+                b = int(np.searchsorted(starts, e, side="right") - 1)
+                if types[b] is None:
+                    raise MeshError(f"side set {names[s - 1]!r} on an unsupported Exodus element type", path)
+                local = _EXODUS_SIDES[types[b]][side]
+                facets.append(connectivity[b][e - starts[b]][list(local)])
+            sets[names[s - 1] or f"sideset_{s}"] = np.array(facets, dtype=np.int64)
+    return sets
+
+
+def _exodus_names(nc, variable: str, count: int) -> list[str]:
+    if variable not in nc.variables:
+        return [f"sideset_{i + 1}" for i in range(count)]
+    raw = nc.variables[variable][:]
+    names = []
+    for i, row in enumerate(raw):
+        text = b"".join(x for x in np.asarray(row).ravel() if x not in (b"", b"\x00")).decode(errors="replace")
+        names.append(text.strip() or f"sideset_{i + 1}")
+    return names
+
+
+# ---------------------------------------------------------------------- writing
+def _meshio_mesh(mesh: Mesh, point_data: Mapping[str, np.ndarray] | None,
+                 cell_data: Mapping[str, np.ndarray] | None, pad_3d: bool):
+    import meshio
+
+    points = mesh.points
+    if pad_3d and points.shape[1] < 3:
+        points = np.pad(points, ((0, 0), (0, 3 - points.shape[1])))
+    pdata = {**mesh.point_data, **(point_data or {})}
+    cdata = {**mesh.cell_data, **(cell_data or {})}
+    for name, values in {**pdata, **cdata}.items():
+        values = np.asarray(values)
+        if np.issubdtype(values.dtype, np.number) and not np.isfinite(values).all():
+            raise GraphfemError(f"field {name!r} holds NaN or infinite values; refusing to write it")
+    pdata = {k: _pad_vector(np.asarray(v), pad_3d) for k, v in pdata.items()}
+    cdata = {k: [_pad_vector(np.asarray(v), pad_3d)] for k, v in cdata.items()}
+    for name, tag in mesh.tags.items():  # cell tags as 0/1 cell fields, visible in ParaView
+        if tag.kind == "cell":
+            flag = np.zeros(mesh.n_cells, dtype=np.int32)
+            flag[tag.indices] = 1
+            cdata.setdefault(f"tag:{name}", [flag])
+    return meshio.Mesh(points, [(mesh.cell_type, mesh.cells)], point_data=pdata, cell_data=cdata)
+
+
+def _pad_vector(values: np.ndarray, pad_3d: bool) -> np.ndarray:
+    """2-component vectors get a zero z so ParaView shows them as vectors."""
+    if pad_3d and values.ndim == 2 and values.shape[1] == 2:
+        return np.pad(values, ((0, 0), (0, 1)))
+    return values
+
+
+def write(path: str | Path, mesh: Mesh, point_data: Mapping[str, np.ndarray] | None = None,
+          cell_data: Mapping[str, np.ndarray] | None = None, units: Mapping[str, str] | None = None) -> None:
+    """Write ``mesh`` with fields to ``path`` (format from the extension),
+    atomically. VTU and XDMF files carry the units of each field
+    (``units={"u": "K"}``) in a ``units`` field-data entry (VTU) or
+    information element (XDMF) that ParaView shows."""
+    import meshio
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    mio = _meshio_mesh(mesh, point_data, cell_data, pad_3d=suffix in (".vtu", ".vtk", ".xdmf", ".xmf"))
+    try:
+        with atomic_path(path) as tmp:
+            if suffix == ".vtu":
+                _write_vtu(tmp, mio, units or {})
+            elif suffix in (".xdmf", ".xmf"):
+                _write_xdmf(tmp, mio, units or {})
+            else:
+                meshio.write(tmp, mio, file_format=meshio._helpers._filetypes_from_path(path)[0])
+    except GraphfemError as exc:
+        raise exc.with_source(path) from None
+    except (OSError, ValueError, KeyError, meshio.WriteError) as exc:
+        raise GraphfemError(f"cannot write: {' '.join(str(exc).split())}", path) from None
+
+
+def _units_text(units: Mapping[str, str]) -> str:
+    return json.dumps(dict(units), sort_keys=True)
+
+
+def _write_vtu(path: Path, mio, units: Mapping[str, str]) -> None:
+    """VTU through pyvista, so that units go into string field data."""
+    import pyvista as pv
+
+    grid = pv.from_meshio(mio)
+    if units:
+        grid.field_data["units"] = np.array([_units_text(units)])
+    grid.save(path, binary=True)
+
+
+def _write_xdmf(path: Path, mio, units: Mapping[str, str]) -> None:
+    import meshio
+
+    meshio.xdmf.write(path, mio)
+    if units:
+        tree = ET.parse(path)
+        grid = tree.getroot().find(".//Grid")
+        ET.SubElement(grid, "Information", Name="units", Value=_units_text(units))
+        tree.write(path)
+
+
+def read_units(path: str | Path) -> dict[str, str]:
+    """The field units stored by :func:`write` in a VTU or XDMF file."""
+    path = Path(path)
+    if path.suffix.lower() == ".vtu":
+        import pyvista as pv
+
+        grid = pv.read(path)
+        if "units" in grid.field_data:
+            return json.loads(str(np.asarray(grid.field_data["units"]).ravel()[0]))
+        return {}
+    info = ET.parse(path).getroot().find(".//Information[@Name='units']")
+    return {} if info is None else json.loads(info.get("Value"))
+
+
+def write_series(path: str | Path, mesh: Mesh, times: Sequence[float],
+                 point_data: Mapping[str, np.ndarray], units: Mapping[str, str] | None = None) -> None:
+    """Write a time series for ParaView: ``.pvd`` (one VTU per step in a
+    ``<stem>_steps/`` folder) or ``.xdmf`` (one HDF5 heavy-data file).
+
+    Args:
+        times: (T,) output times.
+        point_data: name -> (T, n) or (T, n, c) values at the mesh nodes.
+    """
+    path = Path(path)
+    times = np.asarray(times, dtype=float)
+    for name, values in point_data.items():
+        if np.shape(values)[0] != len(times):
+            raise GraphfemError(f"field {name!r} has {np.shape(values)[0]} steps for {len(times)} times", path)
+    suffix = path.suffix.lower()
+    if suffix == ".pvd":
+        _write_pvd(path, mesh, times, point_data, units or {})
+    elif suffix in (".xdmf", ".xmf"):
+        _write_xdmf_series(path, mesh, times, point_data)
+    else:
+        raise GraphfemError("time series must be written as .pvd or .xdmf", path)
+
+
+def _write_pvd(path: Path, mesh: Mesh, times: np.ndarray, point_data, units) -> None:
+    folder = path.with_name(f"{path.stem}_steps")
+    with atomic_dir(folder) as tmp_folder:
+        collection = ET.Element("VTKFile", type="Collection", version="0.1")
+        entries = ET.SubElement(collection, "Collection")
+        for k, t in enumerate(times):
+            step = tmp_folder / f"step_{k:05d}.vtu"
+            _write_vtu(step, _meshio_mesh(mesh, {n: v[k] for n, v in point_data.items()}, None, True), units)
+            ET.SubElement(entries, "DataSet", timestep=repr(float(t)), part="0",
+                          file=f"{folder.name}/{step.name}")
+        with atomic_path(path) as tmp:
+            ET.ElementTree(collection).write(tmp, xml_declaration=True)
+
+
+def _write_xdmf_series(path: Path, mesh: Mesh, times: np.ndarray, point_data) -> None:
+    import meshio
+
+    h5 = path.with_suffix(".h5")
+    with atomic_path(path) as tmp:
+        base = _meshio_mesh(mesh, None, None, True)
+        with meshio.xdmf.TimeSeriesWriter(tmp) as writer:
+            writer.write_points_cells(base.points, base.cells)
+            for k, t in enumerate(times):
+                writer.write_data(float(t), point_data={n: _pad_vector(np.asarray(v[k]), True)
+                                                        for n, v in point_data.items()})
+        tmp_h5 = tmp.with_suffix(".h5")
+        text = tmp.read_text().replace(tmp_h5.name, h5.name)
+        tmp.write_text(text)
+        os.replace(tmp_h5, h5)
+
+
+def read_series(path: str | Path) -> tuple[Mesh, np.ndarray, dict[str, np.ndarray]]:
+    """Read a PVD or XDMF time series written by :func:`write_series` (or by
+    ParaView): the mesh, the times (T,) and point fields name -> (T, n, ...)."""
+    import meshio
+
+    path = Path(path)
+    if not path.exists():
+        raise GraphfemError("no such file", path)
+    try:
+        if path.suffix.lower() == ".pvd":
+            root = ET.parse(path).getroot()
+            entries = sorted(root.iter("DataSet"), key=lambda e: float(e.get("timestep", 0)))
+            times = np.array([float(e.get("timestep", 0)) for e in entries])
+            steps = [meshio.read(path.parent / e.get("file")) for e in entries]
+            mesh = from_meshio(steps[0], source=str(path))
+            fields = {name: np.stack([s.point_data[name] for s in steps]) for name in steps[0].point_data}
+        else:
+            with meshio.xdmf.TimeSeriesReader(path) as reader:
+                pts, cells = reader.read_points_cells()
+                times, data = [], []
+                for k in range(reader.num_steps):
+                    t, pdata, _ = reader.read_data(k)
+                    times.append(t)
+                    data.append(pdata)
+            mesh = from_meshio(meshio.Mesh(pts, cells), source=str(path))
+            times = np.asarray(times)
+            fields = {name: np.stack([d[name] for d in data]) for name in data[0]} if data else {}
+    except GraphfemError:
+        raise
+    except Exception as exc:
+        raise GraphfemError(f"cannot read time series: {' '.join(str(exc).split())}", path) from None
+    if not len(times):
+        raise GraphfemError("time series has no steps", path)
+    return mesh, times, fields
