@@ -619,3 +619,189 @@ def analyse(ss: SnapshotSet, train_idx, test_idx, k: int, n: int, dissimilarity:
     return RomAnalysis(cl, [b.truncated(n) for b in bases], glob.truncated(min(n, glob.n_modes)),
                        summary, curves, deployed, classifier,
                        {"K": k_grid, "N": sizes.tolist(), "E_p": Ep.tolist()})
+
+
+# --------------------------------------------------------------------------- data files
+@dataclass
+class SnapshotData:
+    """Snapshots read from a file: the set (train then test columns), the split, and what is known
+    about the mesh (``points`` (n, d), ``cells`` (m, k), ``cell_type``) and the field layout
+    (``n_comp`` components per node, node-major)."""
+    snapshots: SnapshotSet
+    train_idx: np.ndarray
+    test_idx: np.ndarray
+    mesh: tuple | None
+    n_comp: int
+    problem: dict | None
+    mass_source: str
+
+
+def _split(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    if not 0 < test_fraction < 1:
+        raise InputError(f"test fraction {test_fraction} must lie in (0, 1) when the data has no test set")
+    perm = np.random.default_rng(seed).permutation(n)
+    n_te = max(1, int(round(test_fraction * n)))
+    if n - n_te < 1:
+        raise InputError(f"{n} snapshot(s) are too few to hold out a test set")
+    return np.sort(perm[n_te:]), np.sort(perm[:n_te])
+
+
+def _mesh_mass(mesh: tuple, n_dof: int, n_comp: int):
+    from graphfem.analysis.galerkin_rom import _element, skfem_mesh  # noqa: PLC0415 (avoids an import cycle)
+    import skfem
+
+    m = skfem_mesh(mesh)
+    basis = skfem.Basis(m, _element(m))
+    if basis.N * n_comp != n_dof:
+        return None
+    M = skfem.BilinearForm(lambda u, v, w: u * v).assemble(basis)
+    return sp.kron(M, sp.eye(n_comp), format="csr") if n_comp > 1 else M.tocsr()
+
+
+_CELL_BY_SHAPE = {(1, 2): "line", (2, 3): "triangle", (2, 4): "quad", (3, 4): "tetra"}
+
+
+def load_snapshot_data(path, field: str | None = None, test_fraction: float = 0.2,
+                       seed: int = 0) -> SnapshotData:
+    """Read snapshots from ``.npz`` or HDF5 (``.h5``/``.hdf5``); errors name the file.
+
+    ``.npz`` keys: ``train`` (n_s, n_dof) one snapshot per row; optional ``test``
+    (n_t, n_dof); optional mass matrix ``mass`` (dense) or CSR ``mass_data``,
+    ``mass_indices``, ``mass_indptr``; optional ``train_params`` / ``test_params``
+    (rows of simulation inputs); optional mesh ``points``, ``cells``, ``cell_type``;
+    optional ``n_comp`` (components per node, node-major); optional ``problem``
+    (a JSON string for ``rom solve``).
+
+    HDF5: one group per simulation (any name but ``mesh``), holding
+    ``fields/<name>`` of shape (T, n) or (T, n, c) (or one step: (n,) / (n, c)),
+    optional ``params`` dataset or attribute, optional attribute ``split`` =
+    ``"train"``/``"test"``; the mesh in ``mesh/points`` (n, d) and ``mesh/cells``
+    (m, k) (attribute ``cell_type`` or guessed from the shapes); optional root
+    attribute ``problem`` (JSON). Without a mass matrix, one is assembled (P1) when
+    the mesh is known, else the identity is used (nodal inner product).
+    Without a test set, ``test_fraction`` of the snapshots is held out (seeded).
+    """
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError("no such file", path)
+    try:
+        if path.suffix.lower() == ".npz":
+            out = _load_npz(path)
+        elif path.suffix.lower() in (".h5", ".hdf5"):
+            out = _load_h5(path, field)
+        else:
+            raise InputError(f"unknown data format {path.suffix!r}: use .npz or .h5/.hdf5")
+        train, test, M, ptr, pte, mesh, n_comp, problem, groups = out
+        if train.ndim != 2 or train.shape[0] == 0:
+            raise InputError(f"'train' must be a 2-D array with one snapshot per row, got shape {train.shape}")
+        if test is not None and (test.ndim != 2 or test.shape[1] != train.shape[1]):
+            raise InputError(f"'test' must have shape (n, {train.shape[1]}), got {test.shape}")
+        if test is not None and (ptr is None or pte is None):
+            ptr = pte = None                      # inputs are used only when both sets have them
+        mass_source = "file"
+        if M is None and mesh is not None:
+            M = _mesh_mass(mesh, train.shape[1], n_comp)
+            mass_source = "P1 mass of the mesh" if M is not None else "identity (mesh does not match the field)"
+        elif M is None:
+            mass_source = "identity (no mass matrix, no mesh)"
+        if test is None:
+            tr, te = _split(train.shape[0], test_fraction, seed)
+            X, P = train, ptr
+        else:
+            tr = np.arange(train.shape[0])
+            te = np.arange(train.shape[0], train.shape[0] + test.shape[0])
+            X = np.vstack([train, test])
+            P = None if ptr is None else np.vstack([ptr.reshape(len(train), -1), pte.reshape(len(test), -1)])
+        ss = SnapshotSet.from_rows(X, M, params=P, groups=groups)
+        if isinstance(problem, (bytes, np.bytes_)):
+            problem = problem.decode()
+        problem = None if problem is None else json.loads(str(problem))
+        return SnapshotData(ss, tr, te, mesh, n_comp, problem, mass_source)
+    except InputError as e:
+        raise e.with_source(path) from None
+    except (OSError, KeyError, ValueError, TypeError) as e:
+        raise InputError(f"cannot read snapshot data: {e}", path) from None
+
+
+def _load_npz(path):
+    with np.load(path, allow_pickle=False) as z:
+        keys = set(z.files)
+        if "train" not in keys:
+            raise InputError(f"missing array 'train' (found: {', '.join(sorted(keys)) or 'nothing'})")
+        train = np.asarray(z["train"], dtype=float)
+        test = np.asarray(z["test"], dtype=float) if "test" in keys else None
+        n = train.shape[1] if train.ndim == 2 else 0
+        M = None
+        if "mass" in keys:
+            M = np.asarray(z["mass"], dtype=float)
+        elif {"mass_data", "mass_indices", "mass_indptr"} <= keys:
+            M = sp.csr_matrix((z["mass_data"], z["mass_indices"], z["mass_indptr"]), shape=(n, n))
+        if M is not None and M.shape != (n, n):
+            raise InputError(f"mass matrix has shape {M.shape}, snapshots have {n} dofs")
+        ptr = z["train_params"] if "train_params" in keys else None
+        pte = z["test_params"] if "test_params" in keys else None
+        mesh = None
+        if {"points", "cells"} <= keys:
+            cells = np.asarray(z["cells"])
+            ct = str(z["cell_type"]) if "cell_type" in keys else _CELL_BY_SHAPE.get(
+                (np.asarray(z["points"]).shape[1], cells.shape[1]))
+            mesh = (np.asarray(z["points"], dtype=float), cells, ct)
+        n_comp = int(z["n_comp"]) if "n_comp" in keys else 1
+        problem = str(z["problem"]) if "problem" in keys else None
+    return train, test, M, ptr, pte, mesh, n_comp, problem, None
+
+
+def _load_h5(path, field):
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        mesh = None
+        if "mesh" in f:
+            pts = np.asarray(f["mesh/points"], dtype=float)
+            cells = np.asarray(f["mesh/cells"], dtype=np.int64)
+            ct = f["mesh/cells"].attrs.get("cell_type", None)
+            ct = ct.decode() if isinstance(ct, bytes) else ct
+            mesh = (pts, cells, ct or _CELL_BY_SHAPE.get((pts.shape[1], cells.shape[1])))
+        sims = [k for k in f.keys() if k != "mesh" and isinstance(f[k], h5py.Group)]
+        if not sims:
+            raise InputError("no simulation groups (each needs fields/<name>)")
+        rows = {"train": [], "test": []}
+        prm = {"train": [], "test": []}
+        grp = {"train": [], "test": []}
+        n_comp = 1
+        for gi, s in enumerate(sims):
+            g = f[s]
+            if "fields" not in g or not len(g["fields"]):
+                raise InputError(f"group {s!r} has no fields/<name> dataset")
+            names = list(g["fields"].keys())
+            name = field or names[0]
+            if name not in g["fields"]:
+                raise InputError(f"group {s!r} has no field {name!r} (has: {', '.join(names)})")
+            a = np.asarray(g["fields"][name], dtype=float)
+            if a.ndim == 1 or (a.ndim == 2 and mesh is not None and a.shape[0] == len(mesh[0])):
+                a = a[None]
+            n_comp = a.shape[2] if a.ndim == 3 else 1
+            a = a.reshape(a.shape[0], -1)
+            split = g.attrs.get("split", "train")
+            split = split.decode() if isinstance(split, bytes) else str(split)
+            if split not in rows:
+                raise InputError(f"group {s!r}: split must be 'train' or 'test', got {split!r}")
+            rows[split].append(a)
+            grp[split] += [gi] * len(a)
+            p = g["params"][()] if "params" in g else g.attrs.get("params", None)
+            prm[split].append(None if p is None else np.tile(np.ravel(p), (len(a), 1)))
+        problem = f.attrs.get("problem", None)
+    if not rows["train"]:
+        raise InputError("no simulation is marked split='train'")
+    if len({r.shape[1] for r in rows["train"] + rows["test"]}) != 1:
+        raise InputError("simulations have different numbers of dofs; they must share one mesh")
+    train = np.vstack(rows["train"])
+    test = np.vstack(rows["test"]) if rows["test"] else None
+    have_p = all(p is not None for p in prm["train"] + prm["test"])
+    ptr = np.vstack(prm["train"]) if have_p else None
+    pte = np.vstack(prm["test"]) if (have_p and rows["test"]) else None
+    groups = np.array(grp["train"] + grp["test"])
+    return train, test, None, ptr, pte, mesh, n_comp, problem, groups
