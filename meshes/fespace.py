@@ -110,7 +110,10 @@ class FESpace:
         from skfem.helpers import dot
         from skfem import BilinearForm
 
-        return BilinearForm(lambda u, v, w: dot(u, v)).assemble(self.basis).tocsr()
+        if self.vector:
+            return BilinearForm(lambda u, v, w: dot(u, v)).assemble(self.basis).tocsr()
+        # plain product for scalars: skfem's dot() contracts the leading (element) axis
+        return BilinearForm(lambda u, v, w: u * v).assemble(self.basis).tocsr()
 
     def stiffness(self) -> sp.csr_matrix:
         """Stiffness K_ij = ∫ ∇φ_i : ∇φ_j dx (componentwise for vector spaces)."""

@@ -134,8 +134,10 @@ def from_meshio(mio, source: str | None = None, merge_tolerance: float = 1e-12,
         cell_type = types[0]
         cells = np.concatenate([blocks[i][1] for i in volume_idx])
         parent = np.arange(len(cells))
+        centroid_of = None
     else:
-        cell_type, cells, parent, points = _split_mixed(types, blocks, volume_idx, offsets, points, source)
+        cell_type, cells, parent, points, centroid_of = _split_mixed(types, blocks, volume_idx, offsets, points,
+                                                                     source)
 
     tags = _gmsh_tags(mio, blocks, volume_idx, offsets, parent, tdim, cell_type)
     tags.update(_set_tags(mio, blocks, volume_idx, offsets, parent, tdim, cell_type))
@@ -158,8 +160,7 @@ def from_meshio(mio, source: str | None = None, merge_tolerance: float = 1e-12,
         except ValueError:
             continue
     if len(points) > len(mio.points):  # new centroid nodes: average the parent's corners
-        point_data = {}
-        warn(f"{source or 'mesh'}: point fields dropped after adding hexahedron centroid nodes")
+        point_data = {k: np.concatenate([v, v[centroid_of].mean(axis=1)]) for k, v in point_data.items()}
     cell_data = {k: v for k, v in cell_data.items() if v is not None}
 
     points, cells, tags, point_data = _merge_duplicates(points, cells, tags, point_data, merge_tolerance, source)
@@ -181,7 +182,7 @@ def _drop_flat_axes(points: np.ndarray, tdim: int) -> np.ndarray:
 def _split_mixed(types, blocks, volume_idx, offsets, points, source):
     if any(CELL_TYPES[t].order > 1 for t in types):
         raise MeshError(f"mixed quadratic cells ({', '.join(types)}) are not supported", source)
-    pieces, parents = [], []
+    pieces, parents, centroid_of = [], [], []
     n_new = 0
     for k, i in enumerate(volume_idx):
         ctype, data = blocks[i]
@@ -194,6 +195,7 @@ def _split_mixed(types, blocks, volume_idx, offsets, points, source):
         elif ctype == "hexahedron":
             out, par = split_hexes(data, len(points) + n_new)
             points = np.concatenate([points, points[data].mean(axis=1)])
+            centroid_of.append(data)
             n_new += len(data)
         else:
             raise MeshError(f"cannot split {ctype} cells", source)
@@ -204,7 +206,8 @@ def _split_mixed(types, blocks, volume_idx, offsets, points, source):
     split = ", ".join(types)
     warn(f"{source or 'mesh'}: mixed mesh ({split}) split conformingly into {len(cells)} {cell_type} cells"
          + (f", with {n_new} new centroid node(s)" if n_new else ""))
-    return cell_type, cells, np.concatenate(parents), points
+    centroid_of = np.concatenate(centroid_of) if centroid_of else np.zeros((0, 8), dtype=np.int64)
+    return cell_type, cells, np.concatenate(parents), points, centroid_of
 
 
 def _children(parent: np.ndarray, selected: np.ndarray) -> np.ndarray:
