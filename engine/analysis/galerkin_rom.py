@@ -244,6 +244,15 @@ class GalerkinROM:
     def n_modes(self) -> int:
         return self.Phi.shape[1]
 
+    def truncated(self, n: int) -> "GalerkinROM":
+        """The ROM on the first ``n`` modes, sliced from the reduced operators (no reassembly)."""
+        new = object.__new__(GalerkinROM)
+        new.problem, new.Phi, new.mean = self.problem, self.Phi[:, :n], self.mean
+        new.Ar = [A[:n, :n] for A in self.Ar]
+        new.br = [b[:n] for b in self.br]
+        new.cr = None if self.cr is None else [c[:n] for c in self.cr]
+        return new
+
     def reduced(self, mu) -> np.ndarray:
         mu = self.problem.check(mu)
         p = self.problem

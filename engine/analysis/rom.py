@@ -421,12 +421,14 @@ class LocalBasis:
 
 
 def pod(ss: SnapshotSet, idx=None, n_modes: int | None = None, energy: float | None = None,
-        affine: bool = False, rtol: float = 1e-10) -> LocalBasis:
+        affine: bool = False, rtol: float = 1e-7) -> LocalBasis:
     """Uncentred (or, with ``affine``, centred) POD of snapshots ``idx`` by the method of snapshots.
 
     Truncation: ``n_modes`` modes, or the fewest modes whose retained energy
     ``sum_{i<=N} sigma_i^2 / sum sigma_i^2 >= energy``; modes with
-    ``sigma_i <= rtol * sigma_1`` are always dropped (numerically null).
+    ``sigma_i <= rtol * sigma_1`` are always dropped: the method of snapshots
+    gets eigenvalues of ``C`` to ~1e-16 lambda_1, so singular values below
+    ~1e-7 sigma_1 are rounding noise and their modes are not M-orthonormal.
     """
     idx = _idx(ss, idx)
     Ck = ss.C[np.ix_(idx, idx)]
