@@ -225,10 +225,69 @@ class FESpace:
         return self._probe_scalar(points)
 
     def _probe_scalar(self, points: np.ndarray) -> sp.csr_matrix:
-        try:
-            return self.scalar_basis.probes(points.T).tocsr()
-        except ValueError as exc:
-            raise MeshError(f"probe points outside the mesh: {exc}", self.mesh.source) from None
+        basis = self.scalar_basis
+        # located here, not by scikit-fem's element finders: those are missing for
+        # quadratic geometry, raise bare exceptions (quads, hexes) or mis-assign
+        # points outside the mesh (lines)
+        cells, ref = self._locate(points)
+        phis = np.array([basis.elem.gbasis(basis.mapping, ref[:, :, None], k, tind=cells)[0].ravel()
+                         for k in range(basis.Nbfun)])
+        rows = np.tile(np.arange(len(points)), basis.Nbfun)
+        cols = basis.element_dofs[:, cells].ravel()
+        return sp.csr_matrix((phis.ravel(), (rows, cols)), shape=(len(points), basis.N))
+
+    def _locate(self, points: np.ndarray, candidates: int = 8) -> tuple[np.ndarray, np.ndarray]:
+        """Cell containing each point and the point's reference coordinates.
+
+        Shapes: points (r, dim) -> cells (r,), reference coordinates (dim, r).
+        Tries the cells with the nearest corner centroids first, then all cells.
+        """
+        from scipy.spatial import cKDTree
+
+        mesh = self.mesh
+        centroids = mesh.points[mesh.corner_cells].mean(axis=1)
+        k = min(candidates, mesh.n_cells)
+        near = cKDTree(centroids).query(points, k)[1].reshape(len(points), k)
+        cells = np.full(len(points), -1, dtype=np.int64)
+        ref = np.zeros((mesh.dim, len(points)))
+        for j in range(k):
+            todo = np.flatnonzero(cells < 0)
+            if todo.size == 0:
+                break
+            found, X = self._inverse_map(points[todo], near[todo, j])
+            cells[todo[found]], ref[:, todo[found]] = near[todo[found], j], X[:, found]
+        for i in np.flatnonzero(cells < 0):  # rare: search every cell
+            everywhere = np.arange(mesh.n_cells)
+            found, X = self._inverse_map(np.repeat(points[i:i + 1], mesh.n_cells, axis=0), everywhere)
+            if not found.any():
+                raise MeshError(f"probe point {i} at {points[i].tolist()} is outside the mesh", mesh.source)
+            first = int(np.argmax(found))
+            cells[i], ref[:, i] = first, X[:, first]
+        return cells, ref
+
+    def _inverse_map(self, x: np.ndarray, tind: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Newton inversion of the cell maps: reference X with F_tind(X) = x
+        (one step for affine cells).
+
+        Shapes: x (r, dim), tind (r,) -> inside (r,) bool, X (dim, r).
+        """
+        mapping = self.scalar_basis.mapping
+        simplex = self.mesh.cell_type in ("line", "line3", "triangle", "triangle6", "tetra", "tetra10")
+        target = x.T[:, :, None]
+        X = np.full(target.shape, 1.0 / (self.mesh.dim + 1) if simplex else 0.5)
+        with np.errstate(all="ignore"):
+            for _ in range(30):
+                dX = np.einsum("ijkl,jkl->ikl", mapping.invDF(X, tind), target - mapping.F(X, tind))
+                X = X + dX
+                if not (np.abs(dX) > 1e-13).any():
+                    break
+            residual = np.abs(mapping.F(X, tind) - target).max(axis=0)[:, 0]
+        X = X[:, :, 0]
+        scale = float(np.ptp(self.mesh.points, axis=0).max()) or 1.0
+        tol = 1e-9
+        inside = (X >= -tol).all(axis=0) & (residual <= 1e-9 * scale)
+        inside &= (X.sum(axis=0) <= 1 + tol) if simplex else (X <= 1 + tol).all(axis=0)
+        return inside & np.isfinite(X).all(axis=0), X
 
     def _probe_vector(self, points: np.ndarray) -> sp.csr_matrix:
         P = self._probe_scalar(points).tocoo()
