@@ -1,0 +1,198 @@
+"""Sparse linear solves with Dirichlet condensation and an automatic solver choice.
+
+Every FE solver in :mod:`graphfem.physics` ends in ``A x = b`` with some dofs
+fixed (``x[D] = x_D``). The fixed dofs are condensed out (scikit-fem's
+``condense``): with I the free dofs,
+
+    A_II x_I = b_I − A_ID x_D,
+
+and the reduced system is solved by one of
+
+* ``"direct"``: sparse LU (SuperLU through ``scipy.sparse.linalg``);
+* ``"amg"``: conjugate gradients preconditioned by one V-cycle of pyamg's
+  smoothed-aggregation algebraic multigrid (SPD systems; for elasticity the
+  rigid-body modes are passed as the near-null space);
+* ``"cg"``: conjugate gradients with a Jacobi (diagonal) preconditioner.
+
+``"auto"`` picks ``"direct"`` up to ``direct_max_dofs`` free dofs (100 000 in
+1D/2D, 30 000 in 3D, where LU fill-in grows faster) and ``"amg"`` above.
+The choice, the iteration count and the final relative residual
+``||b − A x|| / ||b||`` are logged on the ``graphfem.physics`` logger and
+returned in an info dict. An iterative solve that does not reach ``rtol``
+raises :class:`~graphfem.meshes.errors.GraphfemError` naming both numbers.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spl
+
+from graphfem.meshes.errors import GraphfemError, InputError
+
+logger = logging.getLogger("graphfem.physics")
+
+METHODS = ("auto", "direct", "amg", "cg")
+
+#: Largest number of free dofs solved directly by ``method="auto"``, per dimension.
+DIRECT_MAX_DOFS = {1: 100_000, 2: 100_000, 3: 30_000}
+
+
+def choose_method(n: int, method: str = "auto", dim: int = 2, direct_max_dofs: int | None = None) -> str:
+    """The solver used for ``n`` free dofs: ``method`` itself unless it is ``"auto"``."""
+    if method not in METHODS:
+        raise InputError(f"unknown linear solver {method!r}; choose one of {', '.join(METHODS)}")
+    if method != "auto":
+        return method
+    limit = DIRECT_MAX_DOFS.get(dim, DIRECT_MAX_DOFS[3]) if direct_max_dofs is None else direct_max_dofs
+    return "direct" if n <= limit else "amg"
+
+
+class LinearSolver:
+    """A reusable solver for one SPD (or, with ``"direct"``, any nonsingular)
+    matrix: the LU factors or the AMG hierarchy are built once, then
+    :meth:`solve` may be called for many right-hand sides (time stepping).
+
+    Args:
+        A: (n, n) sparse matrix.
+        method: ``"auto"``, ``"direct"``, ``"amg"`` or ``"cg"``.
+        rtol: relative residual target of the iterative methods.
+        maxiter: iteration limit of the iterative methods (default ``max(1000, n // 10)``
+            for ``"cg"``, 500 for ``"amg"``).
+        near_nullspace: (n, k) near-null-space vectors for smoothed aggregation
+            (rigid-body modes for elasticity); ``None`` uses constants.
+        dim: spatial dimension, only used by ``"auto"``.
+        direct_max_dofs: override of the ``"auto"`` threshold.
+        factorize: for ``"direct"``, keep an LU factorisation (``splu``) for
+            repeated solves; otherwise every solve calls ``spsolve``.
+
+    Attributes:
+        method: the method actually used.
+        info: dict with ``method``, ``n``, ``setup_s`` and, after each solve,
+            ``iterations``, ``residual``, ``solve_s``.
+    """
+
+    def __init__(self, A: sp.spmatrix, method: str = "auto", rtol: float = 1e-10, maxiter: int | None = None,
+                 near_nullspace: np.ndarray | None = None, dim: int = 2, direct_max_dofs: int | None = None,
+                 factorize: bool = False):
+        start = time.perf_counter()
+        self.A = A.tocsr()
+        n = self.A.shape[0]
+        self.method = choose_method(n, method, dim, direct_max_dofs)
+        self.rtol = float(rtol)
+        self.maxiter = maxiter if maxiter is not None else (500 if self.method == "amg" else max(1000, n // 10))
+        self._lu = None
+        self._M = None
+        if self.method == "direct" and factorize and n:
+            self._lu = spl.splu(self.A.tocsc())
+        elif self.method == "amg" and n:
+            import pyamg
+
+            B = None if near_nullspace is None else np.asarray(near_nullspace, dtype=float)
+            hierarchy = pyamg.smoothed_aggregation_solver(self.A, B=B, symmetry="hermitian")
+            self._M = hierarchy.aspreconditioner(cycle="V")
+            self.levels = len(hierarchy.levels)
+        elif self.method == "cg" and n:
+            diag = self.A.diagonal()
+            if np.any(diag <= 0):
+                raise GraphfemError("conjugate gradients need a positive diagonal; the matrix is not SPD")
+            self._M = sp.diags(1.0 / diag)
+        self.info: dict[str, Any] = {"method": self.method, "n": n, "setup_s": time.perf_counter() - start}
+        if self.method == "amg" and n:
+            self.info["amg_levels"] = self.levels
+
+    def solve(self, b: np.ndarray, x0: np.ndarray | None = None) -> np.ndarray:
+        """x with A x = b; records iterations and the relative residual in :attr:`info`."""
+        start = time.perf_counter()
+        b = np.asarray(b, dtype=float)
+        if self.A.shape[0] == 0:
+            return np.zeros(0)
+        iterations = 0
+        if self.method == "direct":
+            x = self._lu.solve(b) if self._lu is not None else spl.spsolve(self.A, b)
+        else:
+            count = [0]
+
+            def callback(_):
+                count[0] += 1
+
+            x, flag = spl.cg(self.A, b, x0=x0, rtol=self.rtol, atol=0.0, maxiter=self.maxiter, M=self._M,
+                             callback=callback)
+            iterations = count[0]
+        bnorm = float(np.linalg.norm(b))
+        residual = float(np.linalg.norm(b - self.A @ x)) / (bnorm if bnorm > 0 else 1.0)
+        self.info.update(iterations=iterations, residual=residual, solve_s=time.perf_counter() - start)
+        if not np.all(np.isfinite(x)):
+            raise GraphfemError(f"{self.method} solve produced non-finite values (singular system?)")
+        if self.method != "direct" and flag != 0:
+            raise GraphfemError(f"{self.method} solver did not converge: {iterations} iterations, relative "
+                                f"residual {residual:.3e} > rtol {self.rtol:.1e}")
+        return x
+
+    def describe(self) -> str:
+        """One line for logs and the CLI, e.g. ``amg-cg: 250000 dofs, 15 iterations, residual 3.1e-11``."""
+        return describe(self.info)
+
+
+def describe(info: dict) -> str:
+    """One-line summary of a solver info dict."""
+    name = {"direct": "direct (sparse LU)", "amg": "AMG-preconditioned CG", "cg": "Jacobi-preconditioned CG"}
+    text = f"{name.get(info['method'], info['method'])}: {info['n']} free dofs"
+    if info["method"] != "direct":
+        text += f", {info.get('iterations', 0)} iterations"
+    if "residual" in info:
+        text += f", relative residual {info['residual']:.2e}"
+    return text
+
+
+def condense(A: sp.spmatrix, b: np.ndarray, D: np.ndarray | None = None,
+             x_D: np.ndarray | float | None = None) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray, np.ndarray]:
+    """Remove the fixed dofs D (values ``x_D``) from A x = b.
+
+    Shapes: A (n, n), b (n,), D (k,) -> (A_II (n−k, n−k), b_I − A_ID x_D (n−k,),
+    x (n,) with x[D] = x_D and zeros elsewhere, I (n−k,)).
+    """
+    import skfem
+
+    n = A.shape[0]
+    x = np.zeros(n)
+    if D is None or len(D) == 0:
+        return A.tocsr(), np.asarray(b, dtype=float), x, np.arange(n)
+    D = np.asarray(D, dtype=np.int64)
+    if x_D is not None:
+        x[D] = x_D
+    A_II, b_I, x, I = skfem.condense(A, np.asarray(b, dtype=float), x=x, D=D)
+    return A_II, b_I, x, I
+
+
+def solve_linear(A: sp.spmatrix, b: np.ndarray, D: np.ndarray | None = None,
+                 x_D: np.ndarray | float | None = None, method: str = "auto", rtol: float = 1e-10,
+                 maxiter: int | None = None, near_nullspace: np.ndarray | None = None, dim: int = 2,
+                 direct_max_dofs: int | None = None) -> tuple[np.ndarray, dict]:
+    """Solve A x = b with x[D] = x_D by condensation.
+
+    Args:
+        A: (n, n) sparse matrix (SPD for ``"amg"`` and ``"cg"``).
+        b: (n,) right-hand side.
+        D: fixed dofs (k,), or ``None``.
+        x_D: their values: (k,) or a scalar (default 0).
+        method, rtol, maxiter, dim, direct_max_dofs: see :class:`LinearSolver`.
+        near_nullspace: (n, k) vectors on all dofs; restricted to the free dofs here.
+
+    Returns:
+        x: (n,) the solution, and the solver's info dict (``method``, ``n`` free
+        dofs, ``iterations``, ``residual``, ``setup_s``, ``solve_s``).
+
+    Raises:
+        GraphfemError: an iterative method did not converge.
+    """
+    A_II, b_I, x, I = condense(A, b, D, x_D)
+    B = None if near_nullspace is None else np.asarray(near_nullspace)[I]
+    solver = LinearSolver(A_II, method=method, rtol=rtol, maxiter=maxiter, near_nullspace=B, dim=dim,
+                          direct_max_dofs=direct_max_dofs)
+    x[I] = solver.solve(b_I)
+    logger.info("linear solve: %s", solver.describe())
+    return x, dict(solver.info)

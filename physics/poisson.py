@@ -1,0 +1,200 @@
+"""Poisson / diffusion: −∇·(κ ∇u) = f with Dirichlet, Neumann and Robin conditions."""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Mapping
+
+import numpy as np
+import scipy.sparse as sp
+
+from graphfem.meshes import FESpace, Mesh
+from graphfem.meshes.errors import InputError
+
+from .coefficients import Scalar, at_points, at_quadrature, constant, is_constant, scalar_node_dofs
+from .linear_solvers import solve_linear
+from .problem import Problem, Solution
+
+logger = logging.getLogger("graphfem.physics")
+
+Robin = tuple  # (alpha, g)
+
+
+def make_space(mesh: Mesh | FESpace, order: int | None = None, vector: bool = False) -> FESpace:
+    """``mesh`` as a space: an :class:`FESpace` is used as it is (so repeated
+    solves reuse its cached matrices), a :class:`Mesh` gets a new one."""
+    if isinstance(mesh, FESpace):
+        if (order is not None and order != mesh.order) or mesh.vector != vector:
+            raise InputError(f"the given space is {mesh!r}; asked for P{order}{' vector' if vector else ''}")
+        return mesh
+    return FESpace(mesh, order=order, vector=vector)
+
+
+def facet_basis(space: FESpace, tag: str, vector: bool = False):
+    """The scikit-fem ``FacetBasis`` on the facets of ``tag`` (which must be a facet tag)."""
+    import skfem
+
+    kind = space.mesh.tag(tag).kind
+    if kind != "facet":
+        raise InputError(f"boundary condition on {kind} tag {tag!r}: Neumann, Robin and traction conditions "
+                         "need a facet tag", space.mesh.source)
+    element = space.basis.elem if vector else space.scalar_basis.elem
+    # the facet rule integrates products of two order-p functions with one degree to spare
+    return skfem.FacetBasis(space.skfem_mesh, element, facets=space.skfem_mesh.boundaries[tag],
+                            intorder=2 * space.order + 1)
+
+
+def diffusion_matrix(space: FESpace, kappa: Scalar) -> sp.csr_matrix:
+    """K_ij = ∫ κ ∇φ_i · ∇φ_j dx (n_dofs, n_dofs); a constant κ reuses the space's cached stiffness."""
+    from skfem import BilinearForm
+    from skfem.helpers import dot, grad
+
+    if is_constant(kappa):
+        k = constant(kappa, "kappa")
+        if k <= 0:
+            raise InputError(f"kappa must be positive, got {k}")
+        return space.stiffness() * k if k != 1.0 else space.stiffness()
+    kq = at_quadrature(kappa, space, space.basis, "kappa")
+    if kq.min() <= 0:
+        raise InputError(f"kappa must be positive, its minimum is {kq.min():g}")
+    return BilinearForm(lambda u, v, w: w["k"] * dot(grad(u), grad(v))).assemble(space.basis, k=kq).tocsr()
+
+
+def load_vector(space: FESpace, f: Scalar) -> np.ndarray:
+    """b_i = ∫ f φ_i dx (n_dofs,)."""
+    from skfem import LinearForm
+
+    if is_constant(f):
+        value = constant(f, "f")
+        if value == 0.0:
+            return np.zeros(space.n_dofs)
+        return LinearForm(lambda v, w: v).assemble(space.basis) * value
+    fq = at_quadrature(f, space, space.basis, "f")
+    return LinearForm(lambda v, w: w["f"] * v).assemble(space.basis, f=fq)
+
+
+def boundary_terms(space: FESpace, neumann: Mapping[str, Scalar] | None,
+                   robin: Mapping[str, tuple[Scalar, Scalar]] | None) -> tuple[sp.csr_matrix | None, np.ndarray]:
+    """Natural boundary terms: R_ij = Σ_Robin ∫ α φ_i φ_j ds and
+    r_i = Σ_Neumann ∫ g φ_i ds + Σ_Robin ∫ g φ_i ds. R is ``None`` without Robin tags."""
+    from skfem import BilinearForm, LinearForm
+
+    r = np.zeros(space.n_dofs)
+    R = None
+    flux = LinearForm(lambda v, w: w["g"] * v)
+    for tag, g in (neumann or {}).items():
+        fb = facet_basis(space, tag)
+        r += flux.assemble(fb, g=at_quadrature(g, space, fb, f"Neumann flux on {tag!r}"))
+    for tag, condition in (robin or {}).items():
+        try:
+            alpha, g = condition
+        except (TypeError, ValueError):
+            raise InputError(f"Robin condition on {tag!r} must be a pair (alpha, g)") from None
+        fb = facet_basis(space, tag)
+        aq = at_quadrature(alpha, space, fb, f"Robin alpha on {tag!r}")
+        if np.min(aq) < 0:
+            raise InputError(f"Robin alpha on {tag!r} must be non-negative")
+        term = BilinearForm(lambda u, v, w: w["a"] * u * v).assemble(fb, a=aq)
+        R = term if R is None else R + term
+        r += flux.assemble(fb, g=at_quadrature(g, space, fb, f"Robin g on {tag!r}"))
+    return (None if R is None else R.tocsr()), r
+
+
+def dirichlet_dofs(space: FESpace, dirichlet: Mapping[str, Scalar] | None) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed dofs and their values, (k,) and (k,): ``u = value`` on each tag
+    (a constant or a callable of the dof locations x (dim, k)); where tags
+    overlap, the later one wins."""
+    if not dirichlet:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    values = np.zeros(space.n_dofs)
+    fixed = np.zeros(space.n_dofs, dtype=bool)
+    for tag, value in dirichlet.items():
+        dofs = space.dofs_on(tag)
+        x = space.dof_coordinates[dofs].T
+        values[dofs] = at_points(value, x, f"Dirichlet value on {tag!r}")
+        fixed[dofs] = True
+    D = np.flatnonzero(fixed)
+    return D, values[D]
+
+
+def boundary_conditions(space: FESpace, dirichlet, neumann, robin, allow_pure_neumann: bool = False):
+    """Dirichlet dofs/values with the default u = 0 on the whole boundary
+    when no condition at all is given; a pure Neumann problem is refused
+    unless ``allow_pure_neumann``."""
+    if not dirichlet and not neumann and not robin:
+        D = space.boundary_dofs()
+        return D, np.zeros(D.size)
+    if not dirichlet and not robin and not allow_pure_neumann:
+        raise InputError("only Neumann conditions: the solution is not unique; add a Dirichlet or Robin "
+                         "condition", space.mesh.source)
+    return dirichlet_dofs(space, dirichlet)
+
+
+def nodal_values(space: FESpace, x: np.ndarray) -> np.ndarray:
+    """Values of a scalar dof vector at the mesh nodes (n_points,)."""
+    return x[scalar_node_dofs(space)]
+
+
+def poisson(mesh: Mesh | FESpace, kappa: Scalar = 1.0, f: Scalar = 1.0, *,
+            dirichlet: Mapping[str, Scalar] | None = None, neumann: Mapping[str, Scalar] | None = None,
+            robin: Mapping[str, tuple[Scalar, Scalar]] | None = None, order: int | None = None,
+            solver: str = "auto", rtol: float = 1e-10, unit: str = "1") -> Solution:
+    r"""Solve −∇·(κ ∇u) = f in Ω with conditions on tagged boundaries.
+
+    Weak form, with V the Lagrange space of ``order`` and Γ_D the Dirichlet facets:
+    find u ∈ V, u = u_D on Γ_D, such that for all v ∈ V with v = 0 on Γ_D
+
+        ∫ κ ∇u·∇v dx + Σ_R ∫ α u v ds = ∫ f v dx + Σ_N ∫ g v ds + Σ_R ∫ g v ds.
+
+    Args:
+        mesh: a :class:`Mesh`, or an :class:`FESpace` to reuse (its cached
+            stiffness is used when κ is constant).
+        kappa: conductivity κ > 0: number, callable κ(x) with x (dim, ...),
+            point field (n_points,) or cell field (n_cells,).
+        f: source, same forms as κ.
+        dirichlet: tag -> u_D, a number or a callable of x (dim, k).
+        neumann: tag -> flux g = κ ∂u/∂n (outward normal), number/callable/field.
+        robin: tag -> (α, g) for κ ∂u/∂n + α u = g.
+        order: 1 or 2; default the mesh's order (P1 on linear, P2 on quadratic cells).
+        solver: ``"auto"``, ``"direct"``, ``"amg"`` or ``"cg"`` (see
+            :mod:`graphfem.physics.linear_solvers`).
+        rtol: relative residual of the iterative solvers.
+        unit: unit of u, stored in ``Solution.units``.
+
+    With no condition at all, u = 0 on the whole boundary.
+
+    Returns:
+        :class:`Solution` with ``dofs["u"]`` (n_dofs,), ``fields["u"]``
+        (n_points,) at the mesh nodes, ``units = {"u": unit}`` and ``info``
+        (linear solver method, iterations, residual, timings).
+
+    Raises:
+        MeshError: an unknown tag (the message lists the known tags).
+        InputError: non-finite or non-positive coefficients, a non-facet tag
+            for a natural condition, a pure Neumann problem.
+    """
+    start = time.perf_counter()
+    space = make_space(mesh, order)
+    A = diffusion_matrix(space, kappa)
+    b = load_vector(space, f)
+    R, r = boundary_terms(space, neumann, robin)
+    if R is not None:
+        A = A + R
+    if neumann or robin:
+        b = b + r
+    D, values = boundary_conditions(space, dirichlet, neumann, robin)
+    assembled = time.perf_counter()
+    u, info = solve_linear(A, b, D, values, method=solver, rtol=rtol, dim=space.mesh.dim)
+    info["assemble_s"] = assembled - start
+    info["total_s"] = time.perf_counter() - start
+    return Solution(space, {"u": u}, {"u": nodal_values(space, u)}, {"u": unit}, info)
+
+
+class Poisson(Problem):
+    """−∇·(κ∇u) = f; parameters as in :func:`poisson`."""
+
+    name = "poisson"
+    fields = {"u": "1"}
+
+    def solve(self, mesh: Mesh | FESpace, **params) -> Solution:
+        return poisson(mesh, **params)
