@@ -111,7 +111,7 @@ class AffineProblem:
 
     @property
     def n_dofs(self) -> int:
-        return self.basis.N
+        return int(self.basis.N)
 
     @property
     def n_params(self) -> int:
