@@ -8,4 +8,13 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "load"]
+
+
+def __getattr__(name: str):
+    """Lazy re-exports: ``graphfem.load`` imports torch only when first used."""
+    if name == "load":
+        from .checkpoint import load
+
+        return load
+    raise AttributeError(f"module 'graphfem' has no attribute {name!r}")

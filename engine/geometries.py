@@ -1,0 +1,189 @@
+"""Random 2D domains for surrogate training sets, meshed without gmsh.
+
+Every domain is an outer polygon minus circular holes. It is meshed by a
+Delaunay triangulation (scipy) of points spaced h along the boundary and a
+jittered grid of spacing h inside, keeping the triangles whose centroid lies
+in the domain; the result is unstructured, like a gmsh mesh.
+
+Families:
+    ``deformed``: a rectangle whose sides are smooth random curves;
+    ``perforated``: a rectangle with one to three circular holes;
+    ``polygon``: a random star-shaped polygon (five to nine vertices);
+    ``lshape``: an L-shaped domain with a random notch.
+
+Facet tags: ``left``, ``right``, ``bottom``, ``top`` split the outer boundary
+by the dominant direction of the outward normal; ``hole`` holds the hole
+boundaries (perforated plates only).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from graphfem.meshes import Mesh, Tag
+from graphfem.meshes.errors import InputError
+
+FAMILIES = ("deformed", "perforated", "polygon", "lshape")
+
+
+def random_domain(family: str, rng: np.random.Generator, h: float | None = None) -> Mesh:
+    """A random mesh of the given family, scaled to fit [0, 1]^2.
+
+    Args:
+        family: one of :data:`FAMILIES`, or ``"mixed"`` for a random one.
+        rng: the random generator (the only source of randomness).
+        h: target mesh size; default uniform in [0.04, 0.075].
+    """
+    if family == "mixed":
+        family = FAMILIES[int(rng.integers(len(FAMILIES)))]
+    if family not in FAMILIES:
+        raise InputError(f"unknown geometry family {family!r}; choose one of {', '.join(FAMILIES + ('mixed',))}")
+    h = float(rng.uniform(0.04, 0.075)) if h is None else float(h)
+    holes = np.zeros((0, 3))
+    if family == "deformed":
+        outer = _deformed_rectangle(rng, h)
+    elif family == "perforated":
+        w, hgt = rng.uniform(0.8, 1.0), rng.uniform(0.6, 1.0)
+        outer = _resample(np.array([[0, 0], [w, 0], [w, hgt], [0, hgt]]), h)
+        holes = _holes(rng, w, hgt, int(rng.integers(1, 4)), h)
+    elif family == "polygon":
+        k = int(rng.integers(5, 10))
+        theta = np.sort(rng.uniform(0, 2 * np.pi, k) + np.arange(k) * 0.3) % (2 * np.pi)
+        theta = np.sort(theta)
+        radius = rng.uniform(0.3, 0.5, k)
+        vertices = np.stack([radius * np.cos(theta), radius * np.sin(theta)], axis=1) + 0.5
+        outer = _resample(vertices, h)
+    else:
+        cx, cy = rng.uniform(0.35, 0.7, 2)
+        outer = _resample(np.array([[0, 0], [1, 0], [1, cy], [cx, cy], [cx, 1], [0, 1]]), h)
+    return mesh_domain(outer, holes, h, rng)
+
+
+def _deformed_rectangle(rng: np.random.Generator, h: float) -> np.ndarray:
+    w, hgt = rng.uniform(0.7, 1.0), rng.uniform(0.6, 1.0)
+    square = _resample(np.array([[0, 0], [w, 0], [w, hgt], [0, hgt]]), h / 2)
+    x, y = square[:, 0], square[:, 1]
+    dx = np.zeros_like(x)
+    dy = np.zeros_like(y)
+    for k in (1, 2):  # smooth map x -> x + d(x), |∇d| < 0.5 keeps it one-to-one
+        a = rng.uniform(-0.06, 0.06, 4) / k
+        phase = rng.uniform(0, 2 * np.pi, 4)
+        dx += a[0] * np.sin(k * np.pi * y / hgt + phase[0]) + a[1] * np.sin(k * np.pi * x / w + phase[1])
+        dy += a[2] * np.sin(k * np.pi * x / w + phase[2]) + a[3] * np.sin(k * np.pi * y / hgt + phase[3])
+    return _resample(np.stack([x + dx, y + dy], axis=1), h)
+
+
+def _holes(rng: np.random.Generator, w: float, hgt: float, count: int, h: float) -> np.ndarray:
+    """(k, 3) circles (cx, cy, r) inside the rectangle, apart from its sides and each other."""
+    holes: list[tuple[float, float, float]] = []
+    for _ in range(50 * count):
+        if len(holes) == count:
+            break
+        r = rng.uniform(max(0.06, 1.5 * h), 0.17)
+        c = rng.uniform([r + 2 * h, r + 2 * h], [w - r - 2 * h, hgt - r - 2 * h])
+        if all(np.hypot(*(c - (x, y))) > r + q + 3 * h for x, y, q in holes):
+            holes.append((c[0], c[1], r))
+    return np.array(holes).reshape(-1, 3)
+
+
+def _resample(vertices: np.ndarray, h: float) -> np.ndarray:
+    """Points spaced about h along the closed polyline through ``vertices``,
+    every vertex kept (so corners stay sharp)."""
+    points = []
+    for a, b in zip(vertices, np.roll(vertices, -1, axis=0)):
+        n = max(1, int(np.ceil(np.linalg.norm(b - a) / h)))
+        t = np.arange(n)[:, None] / n
+        points.append(a + t * (b - a))
+    return np.concatenate(points)
+
+
+def _inside_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """Even-odd rule point-in-polygon test, (k, 2) -> (k,) bool."""
+    from matplotlib.path import Path
+
+    return Path(polygon).contains_points(points)
+
+
+def mesh_domain(outer: np.ndarray, holes: np.ndarray, h: float, rng: np.random.Generator) -> Mesh:
+    """Triangulate the polygon ``outer`` (k, 2, boundary points spaced ≈ h)
+    minus the circles ``holes`` (c, 3); the result is scaled into [0, 1]^2
+    and tagged (see the module docstring)."""
+    from scipy.spatial import Delaunay, cKDTree
+
+    boundary = [outer]
+    for cx, cy, r in holes:
+        n = max(8, int(np.ceil(2 * np.pi * r / h)))
+        t = 2 * np.pi * np.arange(n) / n
+        boundary.append(np.stack([cx + r * np.cos(t), cy + r * np.sin(t)], axis=1))
+    boundary_pts = np.concatenate(boundary)
+    lo, hi = outer.min(axis=0), outer.max(axis=0)
+    xs = np.arange(lo[0] + h / 2, hi[0], h)
+    ys = np.arange(lo[1] + h / 2, hi[1], h * np.sqrt(3) / 2)
+    grid = np.array([(x + (h / 2 if j % 2 else 0.0), y) for j, y in enumerate(ys) for x in xs])
+    grid = grid + rng.uniform(-0.15 * h, 0.15 * h, grid.shape)
+    keep = _inside_polygon(grid, outer) & _outside_holes(grid, holes, 0.0)
+    dist, _ = cKDTree(boundary_pts).query(grid)
+    interior = grid[keep & (dist > 0.6 * h)]
+    points = np.concatenate([boundary_pts, interior])
+    tri = Delaunay(points).simplices
+    centroid = points[tri].mean(axis=1)
+    inside = _inside_polygon(centroid, outer) & _outside_holes(centroid, holes, 0.0)
+    tri = tri[inside]
+    e1, e2 = points[tri[:, 1]] - points[tri[:, 0]], points[tri[:, 2]] - points[tri[:, 0]]
+    area = 0.5 * (e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0])
+    tri = np.where(area[:, None] < 0, tri[:, [0, 2, 1]], tri)
+    tri = tri[np.abs(area) > 1e-3 * h * h]
+    scale = float((points.max(axis=0) - points.min(axis=0)).max())
+    points = (points - points.min(axis=0)) / scale
+    mesh = Mesh(points, "triangle", tri).cleaned()
+    return _tag_boundary(mesh, holes.shape[0] > 0)
+
+
+def _outside_holes(points: np.ndarray, holes: np.ndarray, margin: float) -> np.ndarray:
+    ok = np.ones(len(points), dtype=bool)
+    for cx, cy, r in holes:
+        ok &= np.hypot(points[:, 0] - cx, points[:, 1] - cy) > r + margin
+    return ok
+
+
+def _tag_boundary(mesh: Mesh, has_holes: bool) -> Mesh:
+    """Facet tags from outward normals; with holes, the boundary components
+    other than the outer one (the one with the largest extent) are ``hole``."""
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import connected_components
+
+    facets = mesh.boundary_facets()
+    pts = mesh.points
+    # outward normal: rotate the facet tangent, orient away from its cell's third node
+    cells = mesh.cells
+    edge_cell = {}
+    for c, tri in enumerate(cells):
+        for a, b in ((0, 1), (1, 2), (2, 0)):
+            edge_cell[(min(tri[a], tri[b]), max(tri[a], tri[b]))] = tri[3 - a - b]
+    t = pts[facets[:, 1]] - pts[facets[:, 0]]
+    normal = np.stack([t[:, 1], -t[:, 0]], axis=1)
+    mid = pts[facets].mean(axis=1)
+    third = np.array([edge_cell[(a, b)] for a, b in facets])
+    flip = np.einsum("ij,ij->i", normal, mid - pts[third]) < 0
+    normal[flip] *= -1
+    is_hole = np.zeros(len(facets), dtype=bool)
+    if has_holes:
+        n = mesh.n_points
+        graph = sp.coo_matrix((np.ones(len(facets)), (facets[:, 0], facets[:, 1])), shape=(n, n))
+        _, label = connected_components(graph, directed=False)
+        comp = label[facets[:, 0]]
+        extent = {c: np.ptp(mid[comp == c], axis=0).max() for c in np.unique(comp)}
+        outer = max(extent, key=extent.get)
+        is_hole = comp != outer
+    side = np.where(np.abs(normal[:, 0]) >= np.abs(normal[:, 1]),
+                    np.where(normal[:, 0] < 0, 0, 1), np.where(normal[:, 1] < 0, 2, 3))
+    tags = {}
+    for k, name in enumerate(("left", "right", "bottom", "top")):
+        sel = (side == k) & ~is_hole
+        if sel.any():
+            tags[name] = Tag(name, "facet", facets[sel])
+    if is_hole.any():
+        tags["hole"] = Tag("hole", "facet", facets[is_hole])
+    return mesh.with_tags(**tags)
+
+
+__all__ = ["FAMILIES", "mesh_domain", "random_domain"]

@@ -1,0 +1,252 @@
+"""Problem definitions as a surrogate sees them: options -> node features,
+random parameters for datasets, and the FE reference solve.
+
+Only ``poisson`` for now: −∇·(κ∇u) = f, u = g_t on Dirichlet tags t, zero
+flux elsewhere. The encoding uses the exact symmetries of the problem, so
+that a model trained on unit-size domains with O(1) data applies to any size
+and magnitude:
+
+* length: x' = (x − x_min)/L with L the largest bounding-box side; then
+  −∇'·(κ∇'u) = L² f;
+* conductivity: κ' = κ/κ_max, f' = L² f/κ_max (u is unchanged);
+* linearity: with s = max(max|g|, max|f'|/8), the model predicts u/s from
+  f'/s and g/s, and the prediction is multiplied back by s.
+
+Node features (in this order, :data:`POISSON_FEATURES`): log κ' (mean over
+the node's cells), f'/s, Dirichlet flag, g/s (0 off Dirichlet nodes),
+boundary flag, local mesh size h/L, distance to the nearest Dirichlet node
+/L, and g/s at that node. Edge features: ``[dx, |dx|]/h_i`` from
+:func:`graphfem.meshes.to_graph`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+
+from graphfem.meshes import Mesh
+from graphfem.meshes.errors import InputError
+
+POISSON_FEATURES = ("log_kappa", "source", "dirichlet", "dirichlet_value", "boundary", "h",
+                    "dirichlet_distance", "nearest_dirichlet_value")
+
+
+@dataclass
+class PoissonCase:
+    """One Poisson problem on one mesh.
+
+    Attributes:
+        kappa: (m,) conductivity per cell, > 0.
+        source: (n,) source f at the nodes.
+        dirichlet: tag -> value of u on that tag (later tags win on shared nodes).
+    """
+
+    kappa: np.ndarray
+    source: np.ndarray
+    dirichlet: dict[str, float] = field(default_factory=dict)
+
+    def params(self) -> dict:
+        """JSON-friendly summary (the arrays are stored separately)."""
+        return {"dirichlet": dict(self.dirichlet), "kappa_range": [float(self.kappa.min()), float(self.kappa.max())]}
+
+
+# ------------------------------------------------------------------ user options
+def parse_pairs(items, what: str) -> dict[str, float]:
+    """``["TAG=VALUE", ...]`` or a mapping -> {tag: float}; one-line error otherwise."""
+    if items is None:
+        return {}
+    if isinstance(items, Mapping):
+        pairs = items.items()
+    else:
+        pairs = []
+        for item in items:
+            tag, sep, value = str(item).partition("=")
+            if not sep or not tag:
+                raise InputError(f"{what} must be TAG=VALUE, got {item!r}")
+            pairs.append((tag.strip(), value))
+    out = {}
+    for tag, value in pairs:
+        try:
+            out[str(tag)] = float(value)
+        except (TypeError, ValueError):
+            raise InputError(f"{what} value for tag {tag!r} is not a number: {value!r}") from None
+    return out
+
+
+def _cell_values(mesh: Mesh, value, name: str) -> np.ndarray:
+    """κ as a number, a cell array, a cell/point field name, or ``TAG=V[,TAG=V]`` cell tags (default 1)."""
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return np.full(mesh.n_cells, float(text))
+        except ValueError:
+            pass
+        if "=" in text:
+            out = np.ones(mesh.n_cells)
+            for tag, v in parse_pairs(text.split(","), name).items():
+                t = mesh.tag(tag)
+                if t.kind != "cell":
+                    raise InputError(f"{name}: tag {tag!r} is a {t.kind} tag; give a cell tag", mesh.source)
+                out[t.indices] = v
+            return out
+        if text in mesh.cell_data:
+            return np.asarray(mesh.cell_data[text], dtype=float).reshape(-1)
+        if text in mesh.point_data:
+            return np.asarray(mesh.point_data[text], dtype=float)[mesh.corner_cells].mean(axis=1)
+        raise InputError(f"{name} {text!r} is neither a number nor a field of the mesh", mesh.source)
+    arr = np.asarray(value, dtype=float)
+    if arr.ndim == 0:
+        return np.full(mesh.n_cells, float(arr))
+    if arr.shape == (mesh.n_cells,):
+        return arr
+    if arr.shape == (mesh.n_points,):
+        return arr[mesh.corner_cells].mean(axis=1)
+    raise InputError(f"{name} has shape {arr.shape}; expected a number, {mesh.n_cells} cell or "
+                     f"{mesh.n_points} point values", mesh.source)
+
+
+def _node_values(mesh: Mesh, value, name: str) -> np.ndarray:
+    """f as a number, a point array or a point field name."""
+    if isinstance(value, str):
+        try:
+            return np.full(mesh.n_points, float(value))
+        except ValueError:
+            if value in mesh.point_data:
+                return np.asarray(mesh.point_data[value], dtype=float).reshape(-1)
+            raise InputError(f"{name} {value!r} is neither a number nor a point field of the mesh",
+                             mesh.source) from None
+    arr = np.asarray(value, dtype=float)
+    if arr.ndim == 0:
+        return np.full(mesh.n_points, float(arr))
+    if arr.shape == (mesh.n_points,):
+        return arr
+    raise InputError(f"{name} has shape {arr.shape}; expected a number or {mesh.n_points} point values",
+                     mesh.source)
+
+
+def poisson_case(mesh: Mesh, kappa=1.0, source=1.0, dirichlet=None, neumann=None) -> PoissonCase:
+    """Check the options of ``graphfem solve poisson`` against the mesh and
+    what the surrogate supports; with no Dirichlet tag, u = 0 on the whole boundary.
+
+    Raises:
+        InputError / MeshError: one line naming the option (unknown tag,
+            non-positive κ, non-zero Neumann flux, non-finite values).
+    """
+    k = _cell_values(mesh, kappa, "kappa")
+    f = _node_values(mesh, source, "source")
+    if not np.isfinite(k).all() or k.min() <= 0:
+        raise InputError("kappa must be finite and positive everywhere", mesh.source)
+    if not np.isfinite(f).all():
+        raise InputError("source holds NaN or infinite values", mesh.source)
+    for tag, value in parse_pairs(neumann, "--neumann").items():
+        mesh.tag(tag)
+        if value != 0.0:
+            raise InputError(f"--neumann {tag}={value:g}: the surrogate was trained with zero flux on "
+                             "non-Dirichlet boundaries only", mesh.source)
+    bc = parse_pairs(dirichlet, "--dirichlet")
+    for tag in bc:
+        t = mesh.tag(tag)
+        if t.kind == "cell":
+            raise InputError(f"--dirichlet on cell tag {tag!r}: give a facet or node tag", mesh.source)
+    return PoissonCase(k, f, bc)
+
+
+# ------------------------------------------------------------------ encoding
+def dirichlet_nodes(mesh: Mesh, case: PoissonCase) -> tuple[np.ndarray, np.ndarray]:
+    """(n,) bool Dirichlet flag and (n,) value (0 off Dirichlet nodes); the
+    whole boundary with u = 0 when no tag is given."""
+    mask = np.zeros(mesh.n_points, dtype=bool)
+    value = np.zeros(mesh.n_points)
+    if not case.dirichlet:
+        mask[mesh.boundary_nodes()] = True
+        return mask, value
+    for tag, v in case.dirichlet.items():
+        nodes = mesh.tag_nodes(tag)
+        mask[nodes] = True
+        value[nodes] = v
+    return mask, value
+
+
+def lumped_mass(mesh: Mesh) -> np.ndarray:
+    """(n,) row sums of the P1 mass matrix on a triangle mesh: w_i = Σ_{T∋i} |T|/3."""
+    area = mesh.cell_measures()
+    return np.bincount(mesh.corner_cells.ravel(), weights=np.repeat(area / 3.0, 3), minlength=mesh.n_points)
+
+
+def poisson_graph(mesh: Mesh, case: PoissonCase):
+    """The graph a model sees: ``x`` (n, 8) features (see the module
+    docstring), ``edge_index`` (2, E), ``edge_attr`` (E, 3), ``mass`` (n,)
+    lumped P1 mass, ``scale`` (1,) the factor s that multiplies the output."""
+    import torch
+    from scipy.spatial import cKDTree
+
+    from graphfem.meshes.graph import mesh_edges
+
+    lo = mesh.points.min(axis=0)
+    L = float(np.ptp(mesh.points, axis=0).max())
+    pos = (mesh.points - lo) / L
+    kmax = float(case.kappa.max())
+    f = case.source * L * L / kmax
+    mask, g = dirichlet_nodes(mesh, case)
+    s = max(float(np.abs(g).max()), float(np.abs(f).max()) / 8.0, 1e-12)
+    n = mesh.n_points
+    corners = mesh.corner_cells
+    log_k = np.log(case.kappa / kmax)
+    count = np.bincount(corners.ravel(), minlength=n)
+    node_log_k = np.bincount(corners.ravel(), weights=np.repeat(log_k, corners.shape[1]), minlength=n) / count
+    edges = mesh_edges(mesh)
+    rel = pos[edges[0]] - pos[edges[1]]
+    dist = np.linalg.norm(rel, axis=1)
+    h = np.bincount(edges[1], weights=dist, minlength=n) / np.maximum(np.bincount(edges[1], minlength=n), 1)
+    edge_attr = np.concatenate([rel, dist[:, None]], axis=1) / h[edges[1]][:, None]
+    boundary = np.zeros(n)
+    boundary[mesh.boundary_nodes()] = 1.0
+    d_nodes = np.flatnonzero(mask)
+    wall, nearest = cKDTree(pos[d_nodes]).query(pos)
+    x = np.stack([node_log_k, f / s, mask.astype(float), g / s, boundary, h, wall, g[d_nodes][nearest] / s], axis=1)
+    from torch_geometric.data import Data
+
+    return Data(x=torch.as_tensor(x, dtype=torch.float32),
+                edge_index=torch.as_tensor(edges, dtype=torch.long),
+                edge_attr=torch.as_tensor(edge_attr, dtype=torch.float32),
+                mass=torch.as_tensor(lumped_mass(mesh), dtype=torch.float32),
+                scale=torch.tensor([s], dtype=torch.float64), num_nodes=n)
+
+
+# ------------------------------------------------------------------ data
+def sample_poisson(mesh: Mesh, rng: np.random.Generator) -> PoissonCase:
+    """Random inputs: two materials (κ log-uniform in [0.1, 10], the second in
+    a random disc or half-plane), a source made of a constant and one or two
+    Gaussian bumps, and Dirichlet values uniform in [−1, 1] on a random
+    non-empty subset of the boundary tags (zero flux on the others)."""
+    centroid = mesh.points[mesh.corner_cells].mean(axis=1)
+    k1, k2 = 10 ** rng.uniform(-1, 1, 2)
+    if rng.random() < 0.5:
+        c, r = rng.uniform(0.2, 0.8, 2), rng.uniform(0.15, 0.4)
+        second = np.hypot(*(centroid - c).T) < r
+    else:
+        angle = rng.uniform(0, 2 * np.pi)
+        second = centroid @ np.array([np.cos(angle), np.sin(angle)]) > rng.uniform(0.3, 0.7)
+    kappa = np.where(second, k2, k1)
+    x = mesh.points
+    f = np.full(mesh.n_points, rng.uniform(-5, 5))
+    for _ in range(int(rng.integers(1, 3))):
+        c, w = rng.uniform(0.1, 0.9, 2), rng.uniform(0.05, 0.3)
+        f += rng.uniform(-30, 30) * np.exp(-((x - c) ** 2).sum(axis=1) / (2 * w * w))
+    tags = [t.name for t in mesh.tags.values() if t.kind == "facet"]
+    chosen = [t for t in tags if rng.random() < 0.5] or [tags[int(rng.integers(len(tags)))]]
+    return PoissonCase(kappa, f, {t: float(rng.uniform(-1, 1)) for t in chosen})
+
+
+def solve_poisson(mesh: Mesh, case: PoissonCase) -> np.ndarray:
+    """The P1 FE reference solution at the nodes (n,), by :func:`graphfem.physics.poisson`."""
+    from graphfem.physics import poisson
+
+    if case.dirichlet:
+        return poisson(mesh, kappa=case.kappa, f=case.source, dirichlet=case.dirichlet, order=1).fields["u"]
+    return poisson(mesh, kappa=case.kappa, f=case.source, order=1).fields["u"]
+
+
+__all__ = ["POISSON_FEATURES", "PoissonCase", "dirichlet_nodes", "lumped_mass", "parse_pairs", "poisson_case",
+           "poisson_graph", "sample_poisson", "solve_poisson"]
