@@ -1,12 +1,14 @@
 """graphfem.physics: verified finite-element reference solvers on scikit-fem.
 
 ``poisson``, ``elasticity`` and ``heat`` (and their :class:`Problem` classes)
-return :class:`Solution` values (heat: a :class:`~graphfem.meshes.Trajectory`);
-``solve_linear`` is the shared sparse solve with Dirichlet condensation and
-an automatic direct / AMG / CG choice.
+return :class:`Solution` values (``heat`` returns the
+:class:`~graphfem.meshes.Trajectory`); ``solve_linear`` is the shared sparse
+solve with Dirichlet condensation and an automatic direct / AMG / CG choice.
 """
+from .elasticity import Elasticity, elasticity
 from .linear_solvers import LinearSolver, choose_method, solve_linear
 from .poisson import Poisson, poisson
 from .problem import Problem, Solution
 
-__all__ = ["LinearSolver", "Poisson", "Problem", "Solution", "choose_method", "poisson", "solve_linear"]
+__all__ = ["Elasticity", "LinearSolver", "Poisson", "Problem", "Solution", "choose_method", "elasticity",
+           "poisson", "solve_linear"]

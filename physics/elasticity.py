@@ -1,0 +1,198 @@
+"""Linear elasticity: −∇·σ(u) = b, σ = 2μ ε(u) + λ tr ε(u) I, in 2D (plane stress/strain) and 3D."""
+from __future__ import annotations
+
+import time
+from typing import Iterable, Mapping
+
+import numpy as np
+
+from graphfem.meshes import FESpace, Mesh
+from graphfem.meshes.errors import InputError
+
+from .coefficients import Scalar, Vector, at_points, at_quadrature, scalar_node_dofs, vector_at_quadrature
+from .linear_solvers import LinearSolver, solve_linear
+from .poisson import facet_basis, make_space
+from .problem import Problem, Solution
+
+_AXES = {"x": 0, "y": 1, "z": 2}
+
+
+def lame(E, nu, dim: int, plane: str) -> tuple:
+    """(λ, μ) from Young's modulus and Poisson's ratio; in 2D plane stress
+    λ is replaced by λ* = 2λμ / (λ + 2μ) = Eν / (1 − ν²)."""
+    mu = E / (2 * (1 + nu))
+    lam = E * nu / ((1 + nu) * (1 - 2 * nu))
+    if dim == 2 and plane == "stress":
+        lam = 2 * lam * mu / (lam + 2 * mu)
+    return lam, mu
+
+
+def rigid_body_modes(space: FESpace) -> np.ndarray:
+    """(n_dofs, 3 in 2D | 6 in 3D) translations and rotations on the interleaved
+    dofs: the near-null space given to smoothed-aggregation AMG."""
+    x = space.dof_coordinates
+    dim = space.n_components
+    comp = np.arange(space.n_dofs) % dim
+    modes = [(comp == c).astype(float) for c in range(dim)]
+    for i, j in ((0, 1), (1, 2), (0, 2))[: 1 if dim == 2 else 3]:
+        # rotation in the (i, j) plane: u_i = −x_j, u_j = x_i
+        modes.append(np.where(comp == i, -x[:, j], 0.0) + np.where(comp == j, x[:, i], 0.0))
+    return np.stack(modes, axis=1)
+
+
+def _fixed_dofs(space: FESpace, fixed, displacement) -> tuple[np.ndarray, np.ndarray]:
+    """Constrained dofs and their values: ``fixed`` (zero) and ``displacement`` (prescribed)."""
+    dim = space.n_components
+    values = np.zeros(space.n_dofs)
+    mask = np.zeros(space.n_dofs, dtype=bool)
+    if isinstance(fixed, str):
+        fixed = [fixed]
+    items = fixed.items() if isinstance(fixed, Mapping) else ((tag, None) for tag in (fixed or ()))
+    for tag, component in items:
+        if isinstance(component, str):
+            if component not in _AXES or _AXES[component] >= dim:
+                raise InputError(f"fixed component {component!r} on {tag!r}: use one of {'xyz'[:dim]}")
+            component = _AXES[component]
+        if component is not None and not 0 <= int(component) < dim:
+            raise InputError(f"fixed component {component} on {tag!r}: use 0..{dim - 1}")
+        dofs = space.dofs_on(tag, component=None if component is None else int(component))
+        values[dofs] = 0.0
+        mask[dofs] = True
+    for tag, value in (displacement or {}).items():
+        dofs = space.dofs_on(tag)
+        nodes = dofs[dofs % dim == 0]
+        x = space.dof_coordinates[nodes].T
+        u = at_points(value, x, f"displacement on {tag!r}", components=dim)
+        for c in range(dim):
+            values[nodes + c] = u[c]
+        mask[dofs] = True
+    D = np.flatnonzero(mask)
+    return D, values[D]
+
+
+def von_mises_at_quadrature(space: FESpace, u: np.ndarray, lam, mu, plane: str) -> np.ndarray:
+    """(n_cells, n_qp) von Mises stress √(3/2 s:s), s the deviator of σ; in
+    plane strain σ_zz = λ tr ε, in plane stress σ_zz = 0."""
+    from skfem.helpers import sym_grad
+
+    eps = np.asarray(sym_grad(space.basis.interpolate(u)))  # (dim, dim, n_cells, n_qp)
+    dim = eps.shape[0]
+    tr = np.trace(eps)
+    sigma = 2 * mu * eps + lam * tr * np.eye(dim)[:, :, None, None]
+    if dim == 2:
+        szz = lam * tr if plane == "strain" else np.zeros_like(tr)
+        full = np.zeros((3, 3) + tr.shape)
+        full[:2, :2] = sigma
+        full[2, 2] = szz
+        sigma = full
+    mean = np.trace(sigma) / 3
+    s = sigma - mean * np.eye(3)[:, :, None, None]
+    return np.sqrt(1.5 * np.einsum("ij...,ij...->...", s, s))
+
+
+def l2_project(space: FESpace, values: np.ndarray, rtol: float = 1e-10) -> np.ndarray:
+    """Scalar L2 projection: p ∈ V_h (scalar, same order) with ∫ p φ = ∫ values φ
+    for all φ; values at the quadrature points (n_cells, n_qp). Solved by
+    Jacobi-preconditioned CG on the (well-conditioned) mass matrix."""
+    from skfem import BilinearForm, LinearForm
+
+    basis = space.scalar_basis
+    M = BilinearForm(lambda u, v, w: u * v).assemble(basis).tocsr()
+    rhs = LinearForm(lambda v, w: w["s"] * v).assemble(basis, s=values)
+    return LinearSolver(M, method="cg", rtol=rtol).solve(rhs)
+
+
+def elasticity(mesh: Mesh | FESpace, E: Scalar = 1.0, nu: Scalar = 0.3, *, plane: str = "stress",
+               fixed: Iterable[str] | Mapping[str, int | str | None] = (),
+               displacement: Mapping[str, Vector] | None = None,
+               traction: Mapping[str, Vector] | None = None, body_force: Vector | None = None,
+               order: int | None = None, solver: str = "auto", rtol: float = 1e-10,
+               units: Mapping[str, str] | None = None) -> Solution:
+    r"""Small-strain linear elasticity.
+
+    Find u ∈ V^dim with u = 0 on the fixed tags (or the given displacement)
+    such that for all admissible v
+
+        ∫ σ(u) : ε(v) dx = ∫ b · v dx + Σ_tags ∫ t · v ds,
+
+    ε(u) = (∇u + ∇uᵀ)/2, σ = 2μ ε + λ tr(ε) I, μ = E / (2(1 + ν)),
+    λ = Eν / ((1 + ν)(1 − 2ν)); 2D plane stress uses λ* = Eν / (1 − ν²)
+    (σ_zz = 0), plane strain the 3D λ (ε_zz = 0). Thickness 1 in 2D.
+
+    Args:
+        mesh: a 2D or 3D :class:`Mesh`, or a vector :class:`FESpace` to reuse.
+        E: Young's modulus > 0; number, callable E(x), point or cell field.
+        nu: Poisson's ratio in (−1, 1/2); same forms as E.
+        plane: ``"stress"`` or ``"strain"`` (2D only).
+        fixed: tags with u = 0: a list (all components) or a mapping tag ->
+            component (0..dim−1, ``"x"``/``"y"``/``"z"``, or ``None`` for all).
+        displacement: tag -> prescribed displacement, a vector or a callable
+            of x (dim, k) returning (dim, k).
+        traction: tag -> surface traction t (force per area), a vector or a
+            callable of x returning (dim, ...).
+        body_force: b (force per volume), a vector or a callable.
+        order: 1 or 2 (default: the mesh's order).
+        solver, rtol: linear solver (``"auto"`` uses AMG with rigid-body modes
+            above the direct-solve size).
+        units: override of ``{"displacement": "m", "von_mises": "Pa"}``.
+
+    Returns:
+        :class:`Solution` with ``dofs["displacement"]`` (n_dofs,) interleaved
+        per node, ``fields["displacement"]`` (n_points, dim) and
+        ``fields["von_mises"]`` (n_points,): the von Mises stress computed at
+        the quadrature points and L2-projected onto the scalar space of the same
+        order, then read at the nodes.
+    """
+    start = time.perf_counter()
+    from skfem import BilinearForm, LinearForm
+    from skfem.helpers import ddot, dot, sym_grad, trace
+
+    space = make_space(mesh, order, vector=True)
+    dim = space.mesh.dim
+    if dim not in (2, 3):
+        raise InputError(f"elasticity needs a 2D or 3D mesh, got {dim}D", space.mesh.source)
+    if plane not in ("stress", "strain"):
+        raise InputError(f"plane must be 'stress' or 'strain', got {plane!r}")
+    Eq = at_quadrature(E, space, space.scalar_basis, "E")
+    nuq = at_quadrature(nu, space, space.scalar_basis, "nu")
+    if np.min(Eq) <= 0 or np.min(nuq) <= -1 or np.max(nuq) >= 0.5:
+        raise InputError("need E > 0 and −1 < nu < 1/2")
+    lam, mu = lame(Eq, nuq, dim, plane)
+
+    @BilinearForm
+    def stiffness(u, v, w):
+        eu = sym_grad(u)
+        return 2 * w["mu"] * ddot(eu, sym_grad(v)) + w["lam"] * trace(eu) * trace(sym_grad(v))
+
+    A = stiffness.assemble(space.basis, mu=mu, lam=lam).tocsr()
+    b = np.zeros(space.n_dofs)
+    load = LinearForm(lambda v, w: dot(w["t"], v))
+    if body_force is not None:
+        b += load.assemble(space.basis, t=vector_at_quadrature(body_force, space, space.basis, "body force"))
+    for tag, t in (traction or {}).items():
+        fb = facet_basis(space, tag, vector=True)
+        b += load.assemble(fb, t=vector_at_quadrature(t, space, fb, f"traction on {tag!r}"))
+    D, values = _fixed_dofs(space, fixed, displacement)
+    if D.size == 0:
+        raise InputError("no fixed or displaced tag: the displacement is defined only up to a rigid motion",
+                         space.mesh.source)
+    assembled = time.perf_counter()
+    u, info = solve_linear(A, b, D, values, method=solver, rtol=rtol, near_nullspace=rigid_body_modes(space),
+                           dim=dim)
+    vm = l2_project(space, von_mises_at_quadrature(space, u, lam, mu, plane))
+    info.update(assemble_s=assembled - start, total_s=time.perf_counter() - start,
+                plane=plane if dim == 2 else None, von_mises="L2 projection of quadrature-point values")
+    nodes = scalar_node_dofs(space)
+    fields = {"displacement": u.reshape(-1, dim)[nodes], "von_mises": vm[nodes]}
+    unit = {"displacement": "m", "von_mises": "Pa", **(units or {})}
+    return Solution(space, {"displacement": u, "von_mises": vm}, fields, unit, info)
+
+
+class Elasticity(Problem):
+    """Linear elasticity; parameters as in :func:`elasticity`."""
+
+    name = "elasticity"
+    fields = {"displacement": "m", "von_mises": "Pa"}
+
+    def solve(self, mesh: Mesh | FESpace, **params) -> Solution:
+        return elasticity(mesh, **params)
