@@ -6,9 +6,10 @@ return :class:`Solution` values (``heat`` returns the
 solve with Dirichlet condensation and an automatic direct / AMG / CG choice.
 """
 from .elasticity import Elasticity, elasticity
+from .heat import Heat, heat, heat_solution
 from .linear_solvers import LinearSolver, choose_method, solve_linear
 from .poisson import Poisson, poisson
 from .problem import Problem, Solution
 
-__all__ = ["Elasticity", "LinearSolver", "Poisson", "Problem", "Solution", "choose_method", "elasticity",
-           "poisson", "solve_linear"]
+__all__ = ["Elasticity", "Heat", "LinearSolver", "Poisson", "Problem", "Solution", "choose_method", "elasticity",
+           "heat", "heat_solution", "poisson", "solve_linear"]
