@@ -138,3 +138,10 @@ def test_nan_in_point_field_and_wrong_length():
 def test_pure_neumann_refused():
     with pytest.raises(GraphfemError, match="not unique"):
         poisson(Mesh.unit_square(2), neumann={"left": 1.0})
+
+
+def test_solution_writes_vtu_with_units(tmp_path):
+    sol = poisson(Mesh.unit_square(4), unit="K")
+    sol.write(tmp_path / "u.vtu")
+    back = Mesh.read(tmp_path / "u.vtu")
+    assert np.allclose(back.point_data["u"], sol.fields["u"])
