@@ -93,7 +93,7 @@ def read(path: str | Path, merge_tolerance: float = 1e-12) -> Mesh:
         mio = meshio.read(path)
     except GraphfemError:
         raise
-    except Exception as exc:  # meshio raises many types on corrupt input
+    except (Exception, SystemExit) as exc:  # meshio raises many types on corrupt input, even SystemExit
         detail = " ".join(str(exc).split()) or type(exc).__name__
         raise MeshError(f"cannot read mesh: {detail}", path) from None
     side_sets = _exodus_side_sets(path) if path.suffix.lower() in (".e", ".exo", ".ex2") else {}
@@ -400,28 +400,39 @@ def _pad_vector(values: np.ndarray, pad_3d: bool) -> np.ndarray:
     return values
 
 
+#: meshio format written for each extension where meshio's own guess is wrong
+#: or ambiguous (it takes ``.msh`` for ANSYS).
+_DEFAULT_FORMATS = {".msh": "gmsh", ".inp": "abaqus", ".vtk": "vtk", ".med": "med", ".e": "exodus",
+                    ".exo": "exodus"}
+
+
 def write(path: str | Path, mesh: Mesh, point_data: Mapping[str, np.ndarray] | None = None,
-          cell_data: Mapping[str, np.ndarray] | None = None, units: Mapping[str, str] | None = None) -> None:
-    """Write ``mesh`` with fields to ``path`` (format from the extension),
-    atomically. VTU and XDMF files carry the units of each field
-    (``units={"u": "K"}``) in a ``units`` field-data entry (VTU) or
+          cell_data: Mapping[str, np.ndarray] | None = None, units: Mapping[str, str] | None = None,
+          file_format: str | None = None) -> None:
+    """Write ``mesh`` with fields to ``path``, atomically. The format follows
+    the extension (``.msh`` is gmsh 4.1) unless ``file_format`` names a meshio
+    format (e.g. ``"gmsh22"``). VTU and XDMF files carry the units of each
+    field (``units={"u": "K"}``) in a ``units`` field-data entry (VTU) or
     information element (XDMF) that ParaView shows."""
     import meshio
 
     path = Path(path)
     suffix = path.suffix.lower()
-    mio = _meshio_mesh(mesh, point_data, cell_data, pad_3d=suffix in (".vtu", ".vtk", ".xdmf", ".xmf"))
     try:
+        if file_format is None and suffix not in (".vtu", ".xdmf", ".xmf"):
+            file_format = _DEFAULT_FORMATS.get(suffix) or meshio._helpers._filetypes_from_path(path)[0]
+        vtk_like = file_format in (None, "vtu", "vtk", "xdmf") and suffix in (".vtu", ".vtk", ".xdmf", ".xmf")
+        mio = _meshio_mesh(mesh, point_data, cell_data, pad_3d=vtk_like)
         with atomic_path(path) as tmp:
-            if suffix == ".vtu":
+            if suffix == ".vtu" and file_format in (None, "vtu"):
                 _write_vtu(tmp, mio, units or {})
-            elif suffix in (".xdmf", ".xmf"):
-                _write_xdmf(tmp, mio, units or {})
+            elif suffix in (".xdmf", ".xmf") and file_format in (None, "xdmf"):
+                _write_xdmf(tmp, mio, units or {}, path)
             else:
-                meshio.write(tmp, mio, file_format=meshio._helpers._filetypes_from_path(path)[0])
+                meshio.write(tmp, mio, file_format=file_format)
     except GraphfemError as exc:
         raise exc.with_source(path) from None
-    except (OSError, ValueError, KeyError, meshio.WriteError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, meshio.WriteError, meshio.ReadError) as exc:
         raise GraphfemError(f"cannot write: {' '.join(str(exc).split())}", path) from None
 
 
@@ -430,24 +441,38 @@ def _units_text(units: Mapping[str, str]) -> str:
 
 
 def _write_vtu(path: Path, mio, units: Mapping[str, str]) -> None:
-    """VTU through pyvista, so that units go into string field data."""
+    """VTU through pyvista, with the units as a field-data array of the UTF-8
+    bytes of a JSON object (a numeric array: meshio cannot read VTK string
+    arrays, and refuses the whole file when it meets one)."""
     import pyvista as pv
 
     grid = pv.from_meshio(mio)
     if units:
-        grid.field_data["units"] = np.array([_units_text(units)])
+        grid.field_data["units"] = np.frombuffer(_units_text(units).encode(), dtype=np.uint8)
     grid.save(path, binary=True)
 
 
-def _write_xdmf(path: Path, mio, units: Mapping[str, str]) -> None:
+def _write_xdmf(path: Path, mio, units: Mapping[str, str], final: Path) -> None:
+    """XDMF at the temporary ``path`` with HDF5 heavy data; the ``.h5`` that
+    meshio writes next to it is renamed to ``final``'s stem, and the XML
+    pointed at it."""
     import meshio
 
     meshio.xdmf.write(path, mio)
-    if units:
+    tmp_h5, h5 = path.with_suffix(".h5"), final.with_suffix(".h5")
+    try:
         tree = ET.parse(path)
-        grid = tree.getroot().find(".//Grid")
-        ET.SubElement(grid, "Information", Name="units", Value=_units_text(units))
+        for item in tree.getroot().iter("DataItem"):
+            if item.text and item.text.strip().startswith(tmp_h5.name + ":"):
+                item.text = h5.name + item.text.strip()[len(tmp_h5.name):]
+        if units:
+            grid = tree.getroot().find(".//Grid")
+            info = ET.SubElement(grid, "Information", Name="units", Value=_units_text(units))
+            info.text = "<units/>"  # meshio parses Information text as XML field data: give it an empty one
         tree.write(path)
+        os.replace(tmp_h5, h5)
+    finally:
+        tmp_h5.unlink(missing_ok=True)
 
 
 def read_units(path: str | Path) -> dict[str, str]:
@@ -457,9 +482,11 @@ def read_units(path: str | Path) -> dict[str, str]:
         import pyvista as pv
 
         grid = pv.read(path)
-        if "units" in grid.field_data:
-            return json.loads(str(np.asarray(grid.field_data["units"]).ravel()[0]))
-        return {}
+        if "units" not in grid.field_data:
+            return {}
+        raw = np.asarray(grid.field_data["units"]).ravel()
+        text = raw.astype(np.uint8).tobytes().decode() if raw.dtype.kind in "iu" else str(raw[0])
+        return json.loads(text)
     info = ET.parse(path).getroot().find(".//Information[@Name='units']")
     return {} if info is None else json.loads(info.get("Value"))
 
@@ -478,6 +505,9 @@ def write_series(path: str | Path, mesh: Mesh, times: Sequence[float],
     for name, values in point_data.items():
         if np.shape(values)[0] != len(times):
             raise GraphfemError(f"field {name!r} has {np.shape(values)[0]} steps for {len(times)} times", path)
+        values = np.asarray(values)
+        if np.issubdtype(values.dtype, np.number) and not np.isfinite(values).all():
+            raise GraphfemError(f"field {name!r} holds NaN or infinite values; refusing to write it", path)
     suffix = path.suffix.lower()
     if suffix == ".pvd":
         _write_pvd(path, mesh, times, point_data, units or {})
@@ -505,17 +535,34 @@ def _write_xdmf_series(path: Path, mesh: Mesh, times: np.ndarray, point_data) ->
     import meshio
 
     h5 = path.with_suffix(".h5")
+    base = _meshio_mesh(mesh, None, None, True)
     with atomic_path(path) as tmp:
-        base = _meshio_mesh(mesh, None, None, True)
-        with meshio.xdmf.TimeSeriesWriter(tmp) as writer:
-            writer.write_points_cells(base.points, base.cells)
-            for k, t in enumerate(times):
-                writer.write_data(float(t), point_data={n: _pad_vector(np.asarray(v[k]), True)
-                                                        for n, v in point_data.items()})
         tmp_h5 = tmp.with_suffix(".h5")
-        text = tmp.read_text().replace(tmp_h5.name, h5.name)
-        tmp.write_text(text)
-        os.replace(tmp_h5, h5)
+        try:
+            # meshio's writer puts the .h5 in the current folder: run it in the target's
+            with _working_directory(tmp.parent), meshio.xdmf.TimeSeriesWriter(tmp.name) as writer:
+                writer.write_points_cells(base.points, base.cells)
+                for k, t in enumerate(times):
+                    writer.write_data(float(t), point_data={n: _pad_vector(np.asarray(v[k]), True)
+                                                            for n, v in point_data.items()})
+            tree = ET.parse(tmp)
+            for item in tree.getroot().iter("DataItem"):
+                if item.text and item.text.strip().startswith(tmp_h5.name + ":"):
+                    item.text = h5.name + item.text.strip()[len(tmp_h5.name):]
+            tree.write(tmp)
+            os.replace(tmp_h5, h5)
+        finally:
+            tmp_h5.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _working_directory(folder: Path) -> Iterator[None]:
+    previous = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
 
 
 def read_series(path: str | Path) -> tuple[Mesh, np.ndarray, dict[str, np.ndarray]]:
@@ -547,7 +594,7 @@ def read_series(path: str | Path) -> tuple[Mesh, np.ndarray, dict[str, np.ndarra
             fields = {name: np.stack([d[name] for d in data]) for name in data[0]} if data else {}
     except GraphfemError:
         raise
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         raise GraphfemError(f"cannot read time series: {' '.join(str(exc).split())}", path) from None
     if not len(times):
         raise GraphfemError("time series has no steps", path)

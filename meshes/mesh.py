@@ -451,11 +451,11 @@ class Mesh:
 
     def write(self, path, point_data: Mapping[str, np.ndarray] | None = None,
               cell_data: Mapping[str, np.ndarray] | None = None,
-              units: Mapping[str, str] | None = None) -> None:
+              units: Mapping[str, str] | None = None, file_format: str | None = None) -> None:
         """Write to VTU/XDMF/any meshio format, atomically (see :func:`graphfem.meshes.io.write`)."""
         from .io import write
 
-        write(path, self, point_data=point_data, cell_data=cell_data, units=units)
+        write(path, self, point_data=point_data, cell_data=cell_data, units=units, file_format=file_format)
 
     # ------------------------------------------------------------------ generators
     @classmethod
