@@ -42,12 +42,19 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
     try:
         yield tmp
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
@@ -59,6 +66,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
         if path.exists():
@@ -112,7 +120,7 @@ def from_meshio(mio, source: str | None = None, merge_tolerance: float = 1e-12,
     if not np.isfinite(points).all():
         bad = np.flatnonzero(~np.isfinite(points).all(axis=1))
         raise MeshError(f"non-finite coordinates at {bad.size} node(s), first node {bad[0]}", source)
-    blocks = [(b.type, np.asarray(b.data, dtype=np.int64)) for b in mio.cells if len(b.data)]
+    blocks = [(b.type, _integer_cells(b.type, b.data, source)) for b in mio.cells if len(b.data)]
     unknown = sorted({t for t, _ in blocks if t not in CELL_TYPES})
     if unknown:
         raise MeshError(f"unsupported cell type(s): {', '.join(unknown)}", source)
@@ -169,6 +177,20 @@ def from_meshio(mio, source: str | None = None, merge_tolerance: float = 1e-12,
         warn(f"{source or 'mesh'}: removed {mesh.unused_nodes.size} node(s) used by no cell")
         mesh = mesh.cleaned()
     return mesh
+
+
+def _integer_cells(ctype: str, data, source) -> np.ndarray:
+    """The connectivity as int64, refusing values that are not whole numbers
+    (a plain cast would truncate them silently)."""
+    data = np.asarray(data)
+    if not np.issubdtype(data.dtype, np.integer):
+        if not np.issubdtype(data.dtype, np.floating) or not np.all(np.isfinite(data)) \
+                or not np.all(data == np.round(data)):
+            raise MeshError(f"{ctype} connectivity is not integer", source)
+    width = CELL_TYPES[ctype].n_nodes if ctype in CELL_TYPES else None
+    if data.ndim != 2 or (width is not None and data.shape[1] != width):
+        raise MeshError(f"{ctype} connectivity has shape {data.shape}, expected (cells, {width or 'k'})", source)
+    return data.astype(np.int64)
 
 
 def _drop_flat_axes(points: np.ndarray, tdim: int) -> np.ndarray:

@@ -180,8 +180,8 @@ class Mesh:
             points = points[:, None]
         if points.ndim != 2 or points.shape[1] not in (1, 2, 3) or points.shape[0] == 0:
             raise MeshError(f"points must have shape (n, 1|2|3), got {points.shape}", src)
-        if not np.issubdtype(points.dtype, np.number):
-            raise MeshError("points are not numeric", src)
+        if not np.issubdtype(points.dtype, np.number) or np.issubdtype(points.dtype, np.complexfloating):
+            raise MeshError("points are not real numbers", src)
         bad = np.flatnonzero(~np.isfinite(points).all(axis=1))
         if bad.size:
             raise MeshError(f"non-finite coordinates at {bad.size} node(s), first node {bad[0]}", src)
@@ -190,7 +190,8 @@ class Mesh:
         ctype = CELL_TYPES[self.cell_type]
         cells = np.asarray(self.cells)
         if cells.size and not np.issubdtype(cells.dtype, np.integer):
-            if not np.all(np.isfinite(cells)) or not np.all(cells == np.round(cells)):
+            if not (np.issubdtype(cells.dtype, np.floating) or cells.dtype == bool) \
+                    or not np.all(np.isfinite(cells)) or not np.all(cells == np.round(cells)):
                 raise MeshError("cell connectivity is not integer", src)
         cells = cells.reshape(-1, ctype.n_nodes) if cells.ndim == 1 and cells.size % ctype.n_nodes == 0 else cells
         if cells.ndim != 2 or cells.shape[1] != ctype.n_nodes or cells.shape[0] == 0:
