@@ -1,0 +1,213 @@
+"""The ``graphfem`` command line (typer).
+
+Every user error (bad file, bad option, bad value) ends as one line on
+stderr, ``graphfem: error: <file>: <problem>``, and a non-zero exit code
+(1 for bad input, 2 for a wrong command line); ``--debug`` shows the
+traceback. Commands that write files write them atomically.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import sys
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .meshes.errors import GraphfemError
+
+app = typer.Typer(
+    name="graphfem",
+    help="Graph-based PDE surrogates on finite-element meshes: solve, train, predict, analyse.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+bench_app = typer.Typer(help="Benchmarks that print ratios measured in one run.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+#: Modules that add their commands with ``register(app)``.
+_COMMAND_MODULES = ("cli_solve", "cli_koopman", "cli_rom", "cli_engine")
+
+_state = {"debug": False}
+
+
+@app.callback(invoke_without_command=True)
+def _root(ctx: typer.Context,
+          debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
+          version: bool = typer.Option(False, "--version", help="Print the version and exit.")) -> None:
+    """graphfem: read meshes, solve PDEs with FE, train and run neural surrogates."""
+    from . import __version__
+
+    if version:
+        typer.echo(__version__)
+        raise typer.Exit()
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
+        raise typer.Exit(2)
+    _state["debug"] = debug
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(message)s",
+                        handlers=[_rich_handler()])
+
+
+def _rich_handler() -> logging.Handler:
+    from rich.logging import RichHandler
+
+    return RichHandler(show_time=False, show_path=False, markup=False)
+
+
+# ---------------------------------------------------------------------- info
+def mesh_summary(path: Path) -> dict:
+    """The facts ``graphfem info`` prints, as a JSON-ready dict."""
+    from .meshes import read
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        mesh = read(path)
+    lower, upper = mesh.bounding_box
+    quality = mesh.quality()
+    return {
+        "file": str(path),
+        "dimension": mesh.dim,
+        "nodes": mesh.n_points,
+        "cells": {mesh.cell_type: mesh.n_cells},
+        "tags": {t.name: {"kind": t.kind, "size": t.size} for t in mesh.tags.values()},
+        "bounding_box": {"lower": lower.tolist(), "upper": upper.tolist()},
+        "worst_quality": float(quality.min()),
+        "point_fields": sorted(mesh.point_data),
+        "cell_fields": sorted(mesh.cell_data),
+        "warnings": [str(w.message) for w in caught],
+    }
+
+
+@app.command()
+def info(mesh: Path = typer.Argument(..., help="Mesh file (any format meshio reads)."),
+         as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
+    """Dimension, nodes, cells, tags, bounding box, worst element quality and warnings of a mesh."""
+    summary = mesh_summary(mesh)
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"[bold]{summary['file']}[/bold]: {summary['dimension']}D, {summary['nodes']} nodes, "
+                  + ", ".join(f"{n} {t}" for t, n in summary["cells"].items()))
+    lo, hi = summary["bounding_box"]["lower"], summary["bounding_box"]["upper"]
+    console.print("bounding box: " + " x ".join(f"[{a:.6g}, {b:.6g}]" for a, b in zip(lo, hi)))
+    console.print(f"worst element quality: {summary['worst_quality']:.3f} (1 = regular)")
+    if summary["tags"]:
+        table = Table("tag", "kind", "size")
+        for name, t in summary["tags"].items():
+            table.add_row(name, t["kind"], str(t["size"]))
+        console.print(table)
+    else:
+        console.print("no tags")
+    for w in summary["warnings"]:
+        console.print(f"[yellow]warning:[/yellow] {w}", markup=True)
+
+
+# ---------------------------------------------------------------------- render
+@app.command()
+def render(result: Path = typer.Argument(..., help="A VTU file (e.g. written by solve or predict)."),
+           output: Path = typer.Option(..., "-o", "--output", help="PNG to write."),
+           field: Optional[str] = typer.Option(None, "--field", help="Field to colour by (default: the first)."),
+           warp: Optional[float] = typer.Option(None, "--warp", help="Warp by a vector field times this factor.")
+           ) -> None:
+    """Render a result file to a PNG off-screen, with a scalar bar."""
+    from .render import render as render_png
+
+    drawn = render_png(result, output, field=field, warp=warp)
+    typer.echo(f"wrote {output} ({drawn})")
+
+
+# ---------------------------------------------------------------------- demo
+@app.command()
+def demo(output: Path = typer.Option(Path("graphfem-demo"), "-o", "--output", help="Folder for the results."),
+         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda.")) -> None:
+    """Run the main job on built-in data: writes a VTU and PNG renders and prints errors and timings."""
+    from .demo import run_demo
+
+    report = run_demo(output, device=device)
+    for line in report["lines"]:
+        typer.echo(line)
+
+
+# ---------------------------------------------------------------------- bench
+@bench_app.command("fe")
+def bench_fe(max_cells: int = typer.Option(1_000_000, "--max-cells", help="Largest mesh, in triangles."),
+             repeat: int = typer.Option(3, "--repeat", help="Timings per size; the minimum is kept.")) -> None:
+    """P1 Poisson on unit squares: graphfem solve / scikit-fem solve, and to_graph / one assembly."""
+    from .benchmarks.fe import run
+
+    typer.echo(run(max_cells=max_cells, repeat=repeat))
+
+
+def _register_commands() -> None:
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"graphfem.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"graphfem.{name}":
+                continue
+            raise
+        module.register(app)
+
+
+_register_commands()
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as ``graphfem: warning: ...`` lines on stderr."""
+    typer.echo(f"graphfem: warning: {message}", err=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point: runs the app and turns user errors into one line."""
+    warnings.showwarning = _one_line_warning
+    try:
+        from typer._click import exceptions as click_errors  # typer >= 0.29 vendors click
+    except ImportError:  # older typer runs on click itself
+        from click import exceptions as click_errors
+
+    args = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in args
+    if debug:  # accepted anywhere on the line, handled by the root callback
+        args = ["--debug"] + [a for a in args if a != "--debug"]
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=args, prog_name="graphfem", standalone_mode=False)
+    except GraphfemError as exc:
+        if debug:
+            raise
+        typer.echo(f"graphfem: error: {exc}", err=True)
+        return 1
+    except getattr(click_errors, "NoArgsIsHelpError", ()) as exc:
+        typer.echo(exc.ctx.get_help() if exc.ctx else "", err=True)
+        return 2
+    except click_errors.UsageError as exc:
+        where = f" ({exc.ctx.command_path})" if exc.ctx else ""
+        typer.echo(f"graphfem: error{where}: {exc.format_message()}", err=True)
+        return 2
+    except (click_errors.Exit, typer.Exit) as exc:
+        return exc.exit_code
+    except (click_errors.Abort, typer.Abort, KeyboardInterrupt):
+        typer.echo("graphfem: aborted", err=True)
+        return 130
+    except OSError as exc:
+        if debug:
+            raise
+        target = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        typer.echo(f"graphfem: error: {target}{exc.strerror or exc}", err=True)
+        return 1
+    return 0
+
+
+def run() -> None:
+    """``python -m graphfem`` and the console script."""
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""Problem options shared by ``graphfem solve`` and ``graphfem predict``.
+
+A coefficient given on the command line is one of
+* a number: ``--kappa 2.5``;
+* the name of a point or cell field stored in the mesh file: ``--kappa conductivity``;
+* an expression in the coordinates x, y, z with numpy functions:
+  ``--source "sin(pi*x)*sin(pi*y)"``.
+Boundary conditions are ``TAG=VALUE`` pairs, VALUE being a number or an
+expression; vectors are comma-separated: ``--traction right=0,-1``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .meshes import Mesh
+from .meshes.errors import InputError
+
+_NAMESPACE = {name: getattr(np, name) for name in (
+    "sin", "cos", "tan", "exp", "log", "sqrt", "abs", "tanh", "sinh", "cosh", "arctan", "arctan2", "where",
+    "minimum", "maximum", "hypot")}
+_NAMESPACE.update(pi=math.pi, e=math.e)
+
+
+def expression(text: str, option: str) -> Callable[[np.ndarray], np.ndarray]:
+    """A callable f(x) of coordinates x (dim, ...) from an expression in x, y, z."""
+    try:
+        code = compile(text, f"<{option}>", "eval")
+    except SyntaxError:
+        raise InputError(f"{option}: cannot parse {text!r} (a number, a mesh field or an expression in x, y, z)")
+    unknown = set(code.co_names) - set(_NAMESPACE) - {"x", "y", "z"}
+    if unknown:
+        raise InputError(f"{option}: unknown name(s) {', '.join(sorted(unknown))} in {text!r}")
+
+    def evaluate(x: np.ndarray) -> np.ndarray:
+        coords = {"x": x[0], "y": x[1] if len(x) > 1 else 0.0 * x[0], "z": x[2] if len(x) > 2 else 0.0 * x[0]}
+        value = eval(code, {"__builtins__": {}}, {**_NAMESPACE, **coords})  # noqa: S307 - user's own CLI input
+        return np.broadcast_to(np.asarray(value, dtype=float), np.shape(x[0])).copy()
+
+    return evaluate
+
+
+def coefficient(text: str | None, mesh: Mesh, option: str, default: float):
+    """A number, a mesh field (point or cell array) or a callable, from ``text``."""
+    if text is None:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        pass
+    else:
+        if not math.isfinite(value):
+            raise InputError(f"{option}: {text!r} is not a finite number")
+        return value
+    if text in mesh.point_data:
+        return np.asarray(mesh.point_data[text], dtype=float)
+    if text in mesh.cell_data:
+        return np.asarray(mesh.cell_data[text], dtype=float)
+    return expression(text, option)
+
+
+def tag_values(pairs: Sequence[str], option: str, mesh: Mesh, components: int | None = None) -> dict:
+    """``["left=1", "top=sin(pi*x)"]`` -> ``{"left": 1.0, "top": f}``; with
+    ``components``, values are vectors ``"0,-1"`` -> array (components,).
+    Tags are checked against the mesh (one line naming the known tags)."""
+    out = {}
+    for pair in pairs:
+        tag, sep, value = pair.partition("=")
+        tag, value = tag.strip(), value.strip()
+        if not sep or not tag or not value:
+            raise InputError(f"{option}: expected TAG=VALUE, got {pair!r}")
+        mesh.tag(tag)
+        if components is None:
+            out[tag] = coefficient(value, mesh, f"{option} {tag}", 0.0)
+            continue
+        parts = value.split(",")
+        if len(parts) != components:
+            raise InputError(f"{option}: {tag} needs {components} comma-separated components, got {value!r}")
+        try:
+            out[tag] = np.array([float(p) for p in parts])
+        except ValueError:
+            raise InputError(f"{option}: components of {tag} must be numbers, got {value!r}") from None
+        if not np.isfinite(out[tag]).all():
+            raise InputError(f"{option}: {tag} has non-finite components")
+    return out
+
+
+def vector(text: str | None, components: int, option: str) -> np.ndarray | None:
+    """``"0,-9.81"`` -> array (components,)."""
+    if text is None:
+        return None
+    parts = text.split(",")
+    try:
+        values = np.array([float(p) for p in parts])
+    except ValueError:
+        raise InputError(f"{option}: expected {components} comma-separated numbers, got {text!r}") from None
+    if len(values) != components or not np.isfinite(values).all():
+        raise InputError(f"{option}: expected {components} finite comma-separated numbers, got {text!r}")
+    return values
+
+
+def poisson_options(mesh: Mesh, kappa: str | None = None, source: str | None = None,
+                    dirichlet: Sequence[str] = (), neumann: Sequence[str] = (),
+                    robin: Sequence[str] = ()) -> dict:
+    """Keyword arguments of :func:`graphfem.physics.poisson` from CLI strings.
+
+    Robin pairs are ``TAG=ALPHA,G``.
+    """
+    robin_bc = {}
+    for tag, values in tag_values(robin, "--robin", mesh, components=2).items():
+        robin_bc[tag] = (float(values[0]), float(values[1]))
+    return {
+        "kappa": coefficient(kappa, mesh, "--kappa", 1.0),
+        "f": coefficient(source, mesh, "--source", 1.0),
+        "dirichlet": tag_values(dirichlet, "--dirichlet", mesh) or None,
+        "neumann": tag_values(neumann, "--neumann", mesh) or None,
+        "robin": robin_bc or None,
+    }
