@@ -866,33 +866,48 @@ def _sigma_min_triangular_pairs(P: Pencil, z: np.ndarray, small: int) -> np.ndar
         return np.linalg.svd(stack, compute_uv=False)[:, -1]
     ztpqrt = sla.get_lapack_funcs("tpqrt", dtype=complex)
     ztrtrs = sla.get_lapack_funcs("trtrs", dtype=complex)
-    nb = min(32, r)
-    x0 = np.random.default_rng(0).standard_normal(r) + 0j
+    nb = min(8, r)
+    start = np.random.default_rng(0).standard_normal(r) + 0j
+    start /= np.linalg.norm(start)
     for i, zi in enumerate(z):
         A = np.array(P.T, order="F")
         A[np.diag_indices(r)] -= zi
-        Rz = ztpqrt(r, nb, A, np.array(P.S, order="F"), overwrite_a=1, overwrite_b=0)[0]
-        Rz = np.triu(Rz)
-        # inverse iteration on Rz^* Rz; ||Rz x|| / ||x|| >= sigma_min always
-        x = x0 / np.linalg.norm(x0)
-        best = np.inf
-        for _ in range(60):
-            y, info = ztrtrs(Rz, x, trans=2)
-            if info != 0:
-                best = 0.0
-                break
-            y, info = ztrtrs(Rz, y)
-            if info != 0 or not np.all(np.isfinite(y)):
-                best = 0.0
-                break
-            x = y / np.linalg.norm(y)
-            est = float(np.linalg.norm(Rz @ x))
-            done = best - est <= 1e-8 * est
-            best = min(best, est)
-            if done:
-                break
-        out[i] = best
+        Rz = np.triu(ztpqrt(r, nb, A, np.array(P.S, order="F"), overwrite_a=1)[0])
+        out[i] = _sigma_min_lanczos(Rz, start, ztrtrs)
     return out
+
+
+def _sigma_min_lanczos(R: np.ndarray, start: np.ndarray, trtrs, max_steps: int = 40, tol: float = 1e-10) -> float:
+    """sigma_min of an upper-triangular R: Lanczos (full reorthogonalisation)
+    on (R^* R)^-1 applied by two triangular solves. The largest Ritz value
+    theta is a lower bound of 1 / sigma_min^2, so the returned theta^-1/2 is an
+    upper bound of sigma_min (and of nothing smaller)."""
+    r = R.shape[0]
+    Vs = np.empty((max_steps + 1, r), complex)
+    Vs[0] = start
+    alpha, beta = [], []
+    theta_old = 0.0
+    for k in range(min(max_steps, r)):
+        y, info = trtrs(R, Vs[k], trans=2)
+        if info == 0:
+            y, info = trtrs(R, y)
+        if info != 0 or not np.all(np.isfinite(y)):
+            return 0.0
+        a = float(np.real(np.vdot(Vs[k], y)))
+        y = y - a * Vs[k] - (beta[-1] * Vs[k - 1] if k else 0)
+        y -= Vs[: k + 1].T @ (Vs[: k + 1].conj() @ y)  # full reorthogonalisation
+        alpha.append(a)
+        theta = float(sla.eigvalsh_tridiagonal(np.array(alpha), np.array(beta), select="i",
+                                               select_range=(k, k))[0]) if k else a
+        b = float(np.linalg.norm(y))
+        if theta <= 0:
+            return 0.0
+        if abs(theta - theta_old) <= tol * theta or b <= 1e-14 * theta:
+            break
+        theta_old = theta
+        beta.append(b)
+        Vs[k + 1] = y / b
+    return 1.0 / math.sqrt(theta)
 
 
 def pseudospectrum(result_or_pencil: KoopmanResult | Pencil, grid=None, *, backend: str = "numpy",
@@ -902,9 +917,8 @@ def pseudospectrum(result_or_pencil: KoopmanResult | Pencil, grid=None, *, backe
 
     backend "numpy": for r <= ``small`` batched SVDs of the 2r x r matrices
     [[T - zI], [S]]; above, per point a triangular-pentagonal QR (LAPACK
-    tpqrt) and inverse iteration on the r x r factor, whose estimate
-    ||R_z x|| is itself an upper bound of sigma_min (so tau stays an upper
-    bound). backend "torch": batched ``torch.linalg.svdvals`` on CUDA when
+    tpqrt) and Lanczos on (R_z^* R_z)^-1, whose estimate is itself an upper
+    bound of sigma_min (so tau stays an upper bound). backend "torch": batched ``torch.linalg.svdvals`` on CUDA when
     available (CPU otherwise). ``progress(done, total)`` is called per chunk."""
     P = result_or_pencil.pencil() if isinstance(result_or_pencil, KoopmanResult) else result_or_pencil
     eig = result_or_pencil.eigenvalues if isinstance(result_or_pencil, KoopmanResult) else None

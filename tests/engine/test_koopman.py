@@ -71,7 +71,7 @@ def test_pencil_matches_direct_svd_and_both_numpy_paths():
     exact_path = kp._sigma_min_triangular_pairs(P, z, small=64)
     iter_path = kp._sigma_min_triangular_pairs(P, z, small=0)
     assert np.allclose(exact_path, direct, rtol=1e-9, atol=1e-14)
-    assert np.all(iter_path >= exact_path * (1 - 1e-12) - 1e-14)  # inverse iteration is an upper bound
+    assert np.all(iter_path >= exact_path * (1 - 1e-12) - 1e-14)  # the Lanczos estimate is an upper bound
     assert np.allclose(iter_path, exact_path, rtol=1e-6, atol=1e-14)
 
 
