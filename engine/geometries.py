@@ -79,6 +79,8 @@ def _holes(rng: np.random.Generator, w: float, hgt: float, count: int, h: float)
         if len(holes) == count:
             break
         r = rng.uniform(max(0.06, 1.5 * h), 0.17)
+        if min(w, hgt) <= 2 * (r + 2 * h):
+            continue
         c = rng.uniform([r + 2 * h, r + 2 * h], [w - r - 2 * h, hgt - r - 2 * h])
         if all(np.hypot(*(c - (x, y))) > r + q + 3 * h for x, y, q in holes):
             holes.append((c[0], c[1], r))
