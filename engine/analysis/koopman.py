@@ -1002,7 +1002,7 @@ def plot_spectrum(path: str | Path, result: KoopmanResult, re=None, im=None, tau
     th = np.linspace(0, 2 * np.pi, 400)
     ax.plot(np.cos(th), np.sin(th), "k--", lw=0.8, label="unit circle")
     if certified is not None and len(certified):
-        ax.plot(certified.real, certified.imag, "x", color="tab:red", ms=4, label="certified points")
+        ax.plot(certified.real, certified.imag, ".", color="tab:red", ms=2, alpha=0.6, label="certified points")
     res = np.clip(result.residuals, 1e-16, None)
     sc = ax.scatter(result.eigenvalues.real, result.eigenvalues.imag, c=np.log10(res), cmap="viridis",
                     s=22, edgecolors="k", linewidths=0.4, zorder=3, label="EDMD eigenvalues")
