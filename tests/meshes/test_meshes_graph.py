@@ -62,6 +62,8 @@ def test_edge_features_and_mesh_size():
         assert h[i] == pytest.approx(np.linalg.norm(rel[dst == i], axis=1).mean(), rel=1e-6)
     np.testing.assert_allclose(scaled.edge_attr.numpy(), g.edge_attr.numpy() / h[dst][:, None], rtol=1e-5)
     assert g.pos.dtype == g.edge_attr.dtype == g.x.dtype
+    g.pos[0, 0] = 99.0  # the graph owns its arrays: the mesh is untouched
+    assert mesh.points[0, 0] != 99.0
 
 
 def test_permutation_equivariance():
