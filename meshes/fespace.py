@@ -13,7 +13,7 @@ import scipy.sparse as sp
 
 from .errors import MeshError
 from .mesh import CELL_TYPES, Mesh
-from .skfem_bridge import match_rows
+from .skfem_bridge import facet_indices, match_rows, to_skfem
 
 
 def facet_nodes(mesh: Mesh, facets: np.ndarray) -> np.ndarray:
@@ -75,9 +75,10 @@ class FESpace:
             raise MeshError(f"P{order} on quadratic {mesh.cell_type} cells is not supported; use order 2",
                             mesh.source)
         self.mesh = mesh
+        self._facet_cache: dict[str, np.ndarray] = {}
         self.order = order
         self.vector = vector
-        self.skfem_mesh = mesh.to_skfem()
+        self.skfem_mesh = to_skfem(mesh, with_tags=False)  # tags are matched on demand: facets_of()
         scalar = _element(mesh.cell_type, order)
         element = skfem.ElementVector(scalar, mesh.dim) if vector else scalar
         intorder = 2 * order + (1 if mesh.order > 1 or mesh.cell_type in ("quad", "hexahedron", "quad9") else 0)
@@ -135,7 +136,7 @@ class FESpace:
         every dof of those cells). ``component`` picks one vector component."""
         t = self.mesh.tag(tag)
         if t.kind == "facet":
-            facets = self.skfem_mesh.boundaries[tag]
+            facets = self.facets_of(tag)
             dofs = self.basis.get_dofs(facets).flatten()
         elif t.kind == "cell":
             dofs = np.unique(self.basis.element_dofs[:, t.indices])
@@ -143,6 +144,12 @@ class FESpace:
             dofs = self.node_dofs()[np.unique(t.indices)]
             dofs = dofs[dofs >= 0].ravel() if not self.vector else dofs.reshape(-1)
         return np.unique(dofs if component is None else self._component(dofs, component))
+
+    def facets_of(self, tag: str) -> np.ndarray:
+        """scikit-fem facet indices of a facet tag (for ``FacetBasis(..., facets=)``)."""
+        if tag not in self._facet_cache:
+            self._facet_cache[tag] = facet_indices(self.skfem_mesh, self.mesh, tag)
+        return self._facet_cache[tag]
 
     def boundary_dofs(self) -> np.ndarray:
         """Sorted dofs on the whole boundary."""

@@ -49,8 +49,18 @@ def mesh_edges(mesh: Mesh) -> np.ndarray:
         pairs = [mesh.cells[:, list(e)] for e in _CELL_EDGES[ctype]]
     else:
         raise MeshError(f"no edge table for {ctype} cells", mesh.source)
-    und = np.unique(np.sort(np.concatenate(pairs), axis=1), axis=0)
-    return np.concatenate([und, und[:, ::-1]]).T.copy()
+    # the sparsity pattern of a P1-like matrix: duplicates are merged by the
+    # same C routine that sparse FE assembly uses
+    import scipy.sparse as sp
+
+    pairs = np.concatenate(pairs)
+    n = mesh.n_points
+    rows = np.concatenate([pairs[:, 1], pairs[:, 0]])
+    cols = np.concatenate([pairs[:, 0], pairs[:, 1]])
+    pattern = sp.csr_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(n, n))
+    pattern.sum_duplicates()
+    receivers = np.repeat(np.arange(n), np.diff(pattern.indptr))
+    return np.stack([pattern.indices.astype(np.int64), receivers])
 
 
 def cloud_edges(points: np.ndarray, radius: float | None = None, k: int | None = None,
@@ -113,16 +123,19 @@ def to_graph(domain: Mesh | PointCloud, fields: Sequence[str] = (), radius: floa
         edges = cloud_edges(domain.points, radius=radius, k=k)
     else:
         raise MeshError(f"to_graph takes a Mesh or PointCloud, not {type(domain).__name__}")
-    pos = domain.points
+    pos = domain.points.astype(np.float32)
     n = len(pos)
-    rel = pos[edges[0]] - pos[edges[1]]
-    dist = np.linalg.norm(rel, axis=1)
-    length_sum = np.bincount(edges[1], weights=dist, minlength=n)
+    dim = pos.shape[1]
+    edge_attr = np.empty((edges.shape[1], dim + 1), dtype=np.float32)
+    np.subtract(pos[edges[0]], pos[edges[1]], out=edge_attr[:, :dim])
+    edge_attr[:, dim] = np.sqrt(np.einsum("ed,ed->e", edge_attr[:, :dim], edge_attr[:, :dim]))
     degree = np.bincount(edges[1], minlength=n)
-    h = np.where(degree > 0, length_sum / np.maximum(degree, 1), 1.0)
-    if not scale_by_mesh_size:
-        h = np.ones(n)
-    edge_attr = np.concatenate([rel, dist[:, None]], axis=1) / h[edges[1]][:, None]
+    if scale_by_mesh_size:
+        length_sum = np.bincount(edges[1], weights=edge_attr[:, dim], minlength=n)
+        h = np.where(degree > 0, length_sum / np.maximum(degree, 1), 1.0).astype(np.float32)
+        edge_attr /= h[edges[1]][:, None]
+    else:
+        h = np.ones(n, dtype=np.float32)
 
     columns, tag_names = [], []
     for name in fields:
@@ -139,11 +152,11 @@ def to_graph(domain: Mesh | PointCloud, fields: Sequence[str] = (), radius: floa
                 tag_names.append(tag.name)
     x = np.concatenate(columns, axis=1) if columns else np.zeros((n, 0))
     return Data(
-        pos=torch.as_tensor(pos, dtype=torch.float32),
-        edge_index=torch.as_tensor(edges, dtype=torch.long),
-        edge_attr=torch.as_tensor(edge_attr, dtype=torch.float32),
-        x=torch.as_tensor(x, dtype=torch.float32),
-        h=torch.as_tensor(h, dtype=torch.float32),
+        pos=torch.from_numpy(pos),
+        edge_index=torch.from_numpy(np.ascontiguousarray(edges, dtype=np.int64)),
+        edge_attr=torch.from_numpy(edge_attr),
+        x=torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
+        h=torch.from_numpy(h),
         tag_names=tag_names,
         num_nodes=n,
     )

@@ -342,9 +342,11 @@ class Mesh:
         sizes = {len(f) for f in local}
         if len(sizes) != 1:
             raise MeshError(f"facets of mixed size in {self.cell_type} cells; split the mesh first", self.source)
+        from .skfem_bridge import row_keys
+
         all_facets = np.concatenate([np.sort(self.cells[:, list(f)], axis=1) for f in local])
-        unique, count = np.unique(all_facets, axis=0, return_counts=True)
-        return unique, count
+        _, first, count = np.unique(row_keys(all_facets, self.n_points), return_index=True, return_counts=True)
+        return all_facets[first], count
 
     def boundary_facets(self) -> np.ndarray:
         """(b, c) sorted corner nodes of the facets on the boundary."""
@@ -423,10 +425,14 @@ class Mesh:
         """Uniformly refined copy (through scikit-fem); facet and cell tags follow."""
         from .skfem_bridge import from_skfem, to_skfem
 
-        m = to_skfem(self)
+        mesh = self
         for _ in range(times):
-            m = m.refined()
-        return from_skfem(m, source=self.source)
+            fine = from_skfem(to_skfem(mesh).refined(), source=self.source)
+            lost = {n: t for n, t in mesh.tags.items() if n not in fine.tags}
+            if lost:  # scikit-fem drops named boundaries and subdomains of some meshes (tets, hexes)
+                fine = fine.with_tags(**_refined_tags(mesh, fine, lost))
+            mesh = fine
+        return mesh
 
     # ------------------------------------------------------------------ conversions
     def to_skfem(self):
@@ -526,6 +532,53 @@ class Mesh:
         tags = ", ".join(f"{t.name}:{t.kind}[{t.size}]" for t in self.tags.values())
         return (f"Mesh({self.n_points} points in {self.dim}D, {self.n_cells} {self.cell_type}"
                 f"{', tags ' + tags if tags else ''})")
+
+
+def _refined_tags(coarse: "Mesh", fine: "Mesh", tags: Mapping[str, Tag]) -> dict[str, Tag]:
+    """Tags of ``coarse`` carried to its uniform refinement ``fine``.
+
+    Every fine node is a coarse vertex, edge midpoint, facet centre or cell
+    centre; its *origin* is that set of coarse vertices. A fine facet lies in
+    a coarse facet exactly when the union of its nodes' origins is that
+    facet's vertex set, and a fine cell lies in the coarse cell whose vertex
+    set contains the union.
+    """
+    from itertools import combinations
+
+    from scipy.spatial import cKDTree
+
+    corners = coarse.corner_cells
+    k = corners.shape[1]
+    subsets = ([(i,) for i in range(k)] + list(combinations(range(k), 2))
+               + [f for f in CELL_TYPES[coarse.cell_type].facets if len(f) > 2] + [tuple(range(k))])
+    origin_sets = [np.pad(corners[:, list(sub)], ((0, 0), (0, k - len(sub))), constant_values=-1)
+                   for sub in subsets]
+    centres = np.concatenate([coarse.points[corners[:, list(sub)]].mean(axis=1) for sub in subsets])
+    origin = np.concatenate(origin_sets)[cKDTree(centres).query(fine.corner_cells.max() >= 0 and fine.points)[1]]
+
+    def union(rows: np.ndarray) -> list[frozenset]:
+        values = origin[rows].reshape(len(rows), -1)
+        return [frozenset(v[v >= 0].tolist()) for v in values]
+
+    out = {}
+    fine_facets = fine.facets()[0] if any(t.kind == "facet" for t in tags.values()) else None
+    for name, tag in tags.items():
+        if tag.kind == "node":  # coarse nodes keep their numbers in the refinement
+            out[name] = tag
+        elif tag.kind == "facet":
+            wanted = {frozenset(f.tolist()) for f in tag.indices}
+            nodes = np.unique(tag.indices)
+            near = np.isin(origin, nodes) | (origin < 0)
+            candidates = fine_facets[near[fine_facets].all(axis=(1, 2))]
+            keep = [u in wanted for u in union(candidates)]
+            out[name] = Tag(name, "facet", candidates[np.asarray(keep, dtype=bool)])
+        else:
+            selected = {frozenset(c.tolist()) for c in corners[tag.indices]}
+            cells_of = [frozenset(c.tolist()) for c in corners]
+            inside = np.array([any(u <= s for s in selected) for u in union(fine.corner_cells)], dtype=bool)
+            del cells_of
+            out[name] = Tag(name, "cell", np.flatnonzero(inside))
+    return out
 
 
 def warn(message: str) -> None:

@@ -40,7 +40,7 @@ def facet_basis(space: FESpace, tag: str, vector: bool = False):
                          "need a facet tag", space.mesh.source)
     element = space.basis.elem if vector else space.scalar_basis.elem
     # the facet rule integrates products of two order-p functions with one degree to spare
-    return skfem.FacetBasis(space.skfem_mesh, element, facets=space.skfem_mesh.boundaries[tag],
+    return skfem.FacetBasis(space.skfem_mesh, element, facets=space.facets_of(tag),
                             intorder=2 * space.order + 1)
 
 
