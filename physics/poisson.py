@@ -1,7 +1,6 @@
 """Poisson / diffusion: −∇·(κ ∇u) = f with Dirichlet, Neumann and Robin conditions."""
 from __future__ import annotations
 
-import logging
 import time
 from typing import Mapping
 
@@ -14,10 +13,6 @@ from graphfem.meshes.errors import InputError
 from .coefficients import Scalar, at_points, at_quadrature, constant, is_constant, scalar_node_dofs
 from .linear_solvers import solve_linear
 from .problem import Problem, Solution
-
-logger = logging.getLogger("graphfem.physics")
-
-Robin = tuple  # (alpha, g)
 
 
 def make_space(mesh: Mesh | FESpace, order: int | None = None, vector: bool = False) -> FESpace:
@@ -161,7 +156,8 @@ def poisson(mesh: Mesh | FESpace, kappa: Scalar = 1.0, f: Scalar = 1.0, *,
         rtol: relative residual of the iterative solvers.
         unit: unit of u, stored in ``Solution.units``.
 
-    With no condition at all, u = 0 on the whole boundary.
+    With no condition at all, u = 0 on the whole boundary; otherwise the
+    boundary left without a condition is insulated (κ ∂u/∂n = 0).
 
     Returns:
         :class:`Solution` with ``dofs["u"]`` (n_dofs,), ``fields["u"]``
