@@ -537,11 +537,10 @@ class Mesh:
 def _refined_tags(coarse: "Mesh", fine: "Mesh", tags: Mapping[str, Tag]) -> dict[str, Tag]:
     """Tags of ``coarse`` carried to its uniform refinement ``fine``.
 
-    Every fine node is a coarse vertex, edge midpoint, facet centre or cell
-    centre; its *origin* is that set of coarse vertices. A fine facet lies in
-    a coarse facet exactly when the union of its nodes' origins is that
-    facet's vertex set, and a fine cell lies in the coarse cell whose vertex
-    set contains the union.
+    Every fine node sits at a coarse vertex, edge midpoint, face centre or
+    cell centre; its *origin* is the set of coarse vertices of every such
+    entity it sits on. A fine facet (cell) is a child of the coarse facet
+    (cell) whose vertex set is the union of its nodes' origins.
     """
     from itertools import combinations
 
@@ -551,33 +550,32 @@ def _refined_tags(coarse: "Mesh", fine: "Mesh", tags: Mapping[str, Tag]) -> dict
     k = corners.shape[1]
     subsets = ([(i,) for i in range(k)] + list(combinations(range(k), 2))
                + [f for f in CELL_TYPES[coarse.cell_type].facets if len(f) > 2] + [tuple(range(k))])
-    origin_sets = [np.pad(corners[:, list(sub)], ((0, 0), (0, k - len(sub))), constant_values=-1)
-                   for sub in subsets]
-    centres = np.concatenate([coarse.points[corners[:, list(sub)]].mean(axis=1) for sub in subsets])
-    origin = np.concatenate(origin_sets)[cKDTree(centres).query(fine.corner_cells.max() >= 0 and fine.points)[1]]
+    members = [corners[:, list(sub)] for sub in subsets]
+    centres = np.concatenate([coarse.points[m].mean(axis=1) for m in members])
+    entity = [m for block in members for m in block]
+    scale = float(np.ptp(coarse.points, axis=0).max()) or 1.0
+    hits = cKDTree(centres).query_ball_point(fine.points, 1e-10 * scale)
+    origin = [frozenset(int(v) for j in near for v in entity[j]) for near in hits]
 
-    def union(rows: np.ndarray) -> list[frozenset]:
-        values = origin[rows].reshape(len(rows), -1)
-        return [frozenset(v[v >= 0].tolist()) for v in values]
+    def parents(rows: np.ndarray) -> list[frozenset]:
+        return [frozenset().union(*(origin[i] for i in row)) for row in rows]
 
     out = {}
-    fine_facets = fine.facets()[0] if any(t.kind == "facet" for t in tags.values()) else None
+    fine_facets = fine.facets()[0]
     for name, tag in tags.items():
         if tag.kind == "node":  # coarse nodes keep their numbers in the refinement
             out[name] = tag
         elif tag.kind == "facet":
             wanted = {frozenset(f.tolist()) for f in tag.indices}
-            nodes = np.unique(tag.indices)
-            near = np.isin(origin, nodes) | (origin < 0)
-            candidates = fine_facets[near[fine_facets].all(axis=(1, 2))]
-            keep = [u in wanted for u in union(candidates)]
-            out[name] = Tag(name, "facet", candidates[np.asarray(keep, dtype=bool)])
+            nodes = set(np.unique(tag.indices).tolist())
+            near = np.array([o <= nodes for o in origin], dtype=bool)
+            candidates = fine_facets[near[fine_facets].all(axis=1)]
+            keep = np.array([u in wanted for u in parents(candidates)], dtype=bool)
+            out[name] = Tag(name, "facet", candidates[keep] if len(candidates) else candidates)
         else:
-            selected = {frozenset(c.tolist()) for c in corners[tag.indices]}
-            cells_of = [frozenset(c.tolist()) for c in corners]
-            inside = np.array([any(u <= s for s in selected) for u in union(fine.corner_cells)], dtype=bool)
-            del cells_of
-            out[name] = Tag(name, "cell", np.flatnonzero(inside))
+            wanted = {frozenset(c.tolist()) for c in corners[tag.indices]}
+            keep = [u in wanted for u in parents(fine.corner_cells)]
+            out[name] = Tag(name, "cell", np.flatnonzero(keep))
     return out
 
 

@@ -245,3 +245,27 @@ def test_skfem_basis_agrees():
     assert abs(space.stiffness().sum() - laplace.assemble(basis).sum()) < 1e-12
     assert space.stiffness().nnz == laplace.assemble(basis).tocsr().nnz
     assert space.mass().sum() == pytest.approx(mass.assemble(basis).sum(), rel=1e-12)
+
+
+@pytest.mark.parametrize("factory", [lambda: Mesh.unit_square(2), lambda: Mesh.unit_square(2, cell="quad"),
+                                     lambda: Mesh.box(1), lambda: Mesh.box(1, cell="hexahedron")])
+def test_refined_keeps_measure_and_tags(factory):
+    mesh = factory()
+    fine = mesh.refined()
+    children = 2 ** mesh.dim if mesh.cell_type != "tetra" else 8
+    assert fine.n_cells == children * mesh.n_cells
+    assert fine.cell_measures().sum() == pytest.approx(mesh.cell_measures().sum(), rel=1e-12)
+    name = "left" if mesh.dim == 2 else "xmin"
+    tag = fine.tag(name)
+    assert tag.size == 2 ** (mesh.dim - 1) * mesh.tag(name).size
+    np.testing.assert_allclose(fine.points[tag.indices][..., 0], 0.0)
+
+
+def test_refined_tet_mesh_keeps_cell_tags():
+    mesh = Mesh.box(2)
+    low = np.flatnonzero(mesh.points[mesh.cells].mean(axis=1)[:, 2] < 0.5)
+    mesh = mesh.with_tags(low=Tag("low", "cell", low))
+    fine = mesh.refined(2)
+    assert fine.tag("low").size == 64 * low.size
+    assert (fine.points[fine.cells[fine.tag("low").indices]][..., 2] <= 0.5 + 1e-12).all()
+    assert fine.tag("zmax").size == 16 * mesh.tag("zmax").size
