@@ -33,36 +33,33 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Eigenvalues with residuals, pseudospectrum and certified spectrum of the
         Koopman operator learned from DATA; writes eigenvalues.csv, spectrum.json,
-        eigenvalues.png (and modes.vtu for mesh data) into OUTPUT."""
+        eigenvalues.png (and modes.vtu for mesh data) into OUTPUT. Bad input raises
+        GraphfemError, which graphfem.cli.main prints as one line (exit code 1)."""
         import warnings
 
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
         from graphfem.analysis import koopman as kp
 
-        try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", kp.KoopmanWarning)
-                snaps = kp.load_snapshots(data, field=field)
-                try:
-                    result = kp.edmd(snaps, dictionary=dictionary, rank=rank, residuals_on=residuals, seed=seed)
-                    kp.grid_points(grid, result.eigenvalues)  # validate before the long part
-                except GraphfemError as exc:
-                    raise exc.with_source(data) from None
-                with Progress(TextColumn("tau(z) on grid"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                              TimeRemainingColumn(), transient=True, console=None) as bar:
-                    task = bar.add_task("grid", total=None)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", kp.KoopmanWarning)
+            snaps = kp.load_snapshots(data, field=field)
+            try:
+                result = kp.edmd(snaps, dictionary=dictionary, rank=rank, residuals_on=residuals, seed=seed)
+                kp.grid_points(grid, result.eigenvalues)  # validate before the long part
+            except GraphfemError as exc:
+                raise exc.with_source(data) from None
+            with Progress(TextColumn("tau(z) on grid"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                          TimeRemainingColumn(), transient=True, console=None) as bar:
+                task = bar.add_task("grid", total=None)
 
-                    def progress(done: int, total: int) -> None:
-                        bar.update(task, completed=done, total=total)
+                def progress(done: int, total: int) -> None:
+                    bar.update(task, completed=done, total=total)
 
-                    summary = kp.write_report(result, output, grid=grid, backend=backend,
-                                              measure_preserving=measure_preserving, progress=progress)
-            for w in caught:
-                typer.echo(f"warning: {w.message}", err=True)
-        except GraphfemError as exc:
-            typer.echo(str(exc), err=True)
-            raise typer.Exit(1)
+                summary = kp.write_report(result, output, grid=grid, backend=backend,
+                                          measure_preserving=measure_preserving, progress=progress)
+        for w in caught:
+            typer.echo(f"graphfem: warning: {w.message}", err=True)
         best = sorted(summary["eigenvalues"], key=lambda e: e["residual"])[:5]
         typer.echo(f"{summary['dictionary']}: {len(summary['eigenvalues'])} eigenvalues, "
                    f"{summary['residual_kind']} residuals; certified {len(summary['certified'])} points, "

@@ -246,16 +246,16 @@ def test_cli_npz(tmp_path):
     assert (out / "eigenvalues.png").exists()
 
 
-def test_cli_bad_input_one_line_no_report(tmp_path):
-    from typer.testing import CliRunner
+def test_cli_bad_input_one_line_no_report(tmp_path, capsys):
+    from graphfem.cli import main
 
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"PK\x03\x04 this is not a zip archive")
     out = tmp_path / "report"
-    res = CliRunner().invoke(_cli_app(), ["koopman", str(bad), "-o", str(out)])
-    assert res.exit_code != 0
-    lines = [ln for ln in res.output.splitlines() if ln.strip()]
-    assert len(lines) == 1 and str(bad) in lines[0]
+    code = main(["koopman", str(bad), "-o", str(out)])
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert code != 0
+    assert len(err) == 1 and str(bad) in err[0]
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir()] == ["bad.npz"]  # no half-written temp folder
 
