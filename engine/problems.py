@@ -67,6 +67,8 @@ def parse_pairs(items, what: str) -> dict[str, float]:
             pairs.append((tag.strip(), value))
     out = {}
     for tag, value in pairs:
+        if callable(value):
+            raise InputError(f"{what} {tag}: the surrogate takes one constant value per tag, not an expression")
         try:
             out[str(tag)] = float(value)
         except (TypeError, ValueError):
@@ -75,7 +77,8 @@ def parse_pairs(items, what: str) -> dict[str, float]:
 
 
 def _cell_values(mesh: Mesh, value, name: str) -> np.ndarray:
-    """κ as a number, a cell array, a cell/point field name, or ``TAG=V[,TAG=V]`` cell tags (default 1)."""
+    """κ as a number, a cell array, a cell/point field name, a callable of x (dim, k),
+    or ``TAG=V[,TAG=V]`` cell tags (default 1)."""
     if isinstance(value, str):
         text = value.strip()
         try:
@@ -95,6 +98,8 @@ def _cell_values(mesh: Mesh, value, name: str) -> np.ndarray:
         if text in mesh.point_data:
             return np.asarray(mesh.point_data[text], dtype=float)[mesh.corner_cells].mean(axis=1)
         raise InputError(f"{name} {text!r} is neither a number nor a field of the mesh", mesh.source)
+    if callable(value):  # κ(x) with x (dim, k), evaluated at cell centroids
+        return np.asarray(value(mesh.points[mesh.corner_cells].mean(axis=1).T), dtype=float).reshape(-1)
     arr = np.asarray(value, dtype=float)
     if arr.ndim == 0:
         return np.full(mesh.n_cells, float(arr))
@@ -107,7 +112,7 @@ def _cell_values(mesh: Mesh, value, name: str) -> np.ndarray:
 
 
 def _node_values(mesh: Mesh, value, name: str) -> np.ndarray:
-    """f as a number, a point array or a point field name."""
+    """f as a number, a point array, a point field name or a callable of x (dim, n)."""
     if isinstance(value, str):
         try:
             return np.full(mesh.n_points, float(value))
@@ -116,6 +121,8 @@ def _node_values(mesh: Mesh, value, name: str) -> np.ndarray:
                 return np.asarray(mesh.point_data[value], dtype=float).reshape(-1)
             raise InputError(f"{name} {value!r} is neither a number nor a point field of the mesh",
                              mesh.source) from None
+    if callable(value):  # f(x) with x (dim, n), evaluated at the nodes
+        return np.asarray(value(mesh.points.T), dtype=float).reshape(-1)
     arr = np.asarray(value, dtype=float)
     if arr.ndim == 0:
         return np.full(mesh.n_points, float(arr))

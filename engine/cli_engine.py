@@ -1,0 +1,74 @@
+"""CLI commands of the surrogate engine: ``generate``, ``train``, ``predict``, ``evaluate``."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add the engine commands to the ``graphfem`` app."""
+
+    @app.command()
+    def generate(problem: str = typer.Argument(..., help="Problem family: poisson."),
+                 n: int = typer.Option(..., "-n", help="Number of simulations."),
+                 output: Path = typer.Option(..., "-o", "--output", help="HDF5 file to write (atomically)."),
+                 geometry: str = typer.Option("mixed", "--geometry",
+                                              help="deformed, perforated, polygon, lshape or mixed."),
+                 seed: int = typer.Option(0, "--seed", help="Seed; sample i depends only on (seed, i)."),
+                 workers: int = typer.Option(1, "--workers", help="Worker processes.")) -> None:
+        """Generate a dataset of FE simulations on random 2D domains (ranks under torchrun)."""
+        from .data import generate as run
+
+        run(problem, n, output, geometry=geometry, seed=seed, workers=workers)
+        typer.echo(f"wrote {output} ({n} simulations)")
+
+    @app.command()
+    def train(config: Path = typer.Argument(..., help="YAML training configuration."),
+              set_: List[str] = typer.Option([], "--set", help="Override a key: --set optim.lr=3e-4."),
+              resume: bool = typer.Option(False, "--resume", help="Continue from <out>/state.safetensors.")) -> None:
+        """Train a model (DDP under torchrun); writes model.safetensors, metrics.jsonl and curves.png."""
+        from .config import load_config
+        from .train import train as run
+
+        final = run(load_config(config, set_), resume=resume, source=str(config))
+        typer.echo(json.dumps(final))
+
+    @app.command()
+    def predict(model: Path = typer.Argument(..., help="Checkpoint (.safetensors)."),
+                mesh: Path = typer.Argument(..., help="Mesh file."),
+                output: Path = typer.Option(..., "-o", "--output", help="VTU/XDMF file to write."),
+                kappa: Optional[str] = typer.Option(None, "--kappa", help="Number, mesh field or expression."),
+                source: Optional[str] = typer.Option(None, "--source", help="Number, mesh field or expression."),
+                dirichlet: List[str] = typer.Option([], "--dirichlet", help="TAG=VALUE (repeatable)."),
+                neumann: List[str] = typer.Option([], "--neumann", help="TAG=0 (zero flux only)."),
+                device: str = typer.Option("auto", "--device", help="auto, cpu or cuda.")) -> None:
+        """Predict the fields on a mesh with the same options as ``solve poisson``; writes them atomically."""
+        from .checkpoint import load
+        from .meshes import read
+        from .problem_options import poisson_options
+
+        surrogate = load(model, device=device)
+        m = read(mesh)
+        surrogate.check_mesh(m)
+        opts = poisson_options(m, kappa=kappa, source=source, dirichlet=dirichlet, neumann=neumann)
+        fields, seconds = surrogate.timed_predict(m, kappa=opts["kappa"], source=opts["f"],
+                                                  dirichlet=opts["dirichlet"], neumann=opts["neumann"])
+        m.write(output, point_data=fields)
+        typer.echo(f"wrote {output} ({', '.join(fields)}; predicted in {1e3 * seconds:.1f} ms on {surrogate.device})")
+
+    @app.command()
+    def evaluate(model: Path = typer.Argument(..., help="Checkpoint (.safetensors)."),
+                 data: Path = typer.Argument(..., help="HDF5 dataset."),
+                 compare_fe: bool = typer.Option(False, "--compare-fe", help="Also time the FE solve."),
+                 skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip damaged groups with a warning."),
+                 limit: int = typer.Option(0, "--limit", help="Evaluate the first N samples only."),
+                 device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+                 as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+        """Error statistics of a surrogate on a dataset, and FE vs surrogate times."""
+        from .evaluate import evaluate as run, report
+
+        stats = run(model, data, compare_fe=compare_fe, device=device, skip_bad=skip_bad, limit=limit)
+        typer.echo(json.dumps(stats) if as_json else report(stats))
