@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 def shared_meshes() -> Path:
     """The folder of third-party meshes: ``../shared/data/meshes`` next to the
     repository, or ``$GRAPHFEM_SHARED/data/meshes`` (or ``$GRAPHFEM_SHARED``
-    itself when it holds the meshes). Skips when neither exists."""
+    itself when it holds the meshes); an error when neither exists."""
     candidates = [REPO.parent / "shared" / "data" / "meshes"]
     env = os.environ.get("GRAPHFEM_SHARED")
     if env:
@@ -21,4 +21,5 @@ def shared_meshes() -> Path:
     for folder in candidates:
         if (folder / "skfem_box.msh").exists():
             return folder.resolve()
-    pytest.skip("third-party meshes not found (set GRAPHFEM_SHARED)")
+    raise FileNotFoundError("third-party test meshes not found: expected ../shared/data/meshes next to the "
+                            "repository, or set GRAPHFEM_SHARED")

@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-pytest.importorskip("torch_geometric")
+import torch_geometric  # noqa: F401 - to_graph needs it
 
 from graphfem.meshes import Mesh, MeshError, PointCloud, Tag, to_graph  # noqa: E402
 from graphfem.meshes.graph import cloud_edges  # noqa: E402
