@@ -163,12 +163,15 @@ class FESpace:
         """(n_points, n_components) dof at each mesh node, -1 where no dof sits there
         (e.g. mid-side nodes of a quadratic mesh in a P1 space, which cannot happen
         here since P1 on quadratic meshes is refused)."""
-        from scipy.spatial import cKDTree
+        if self.mesh.order == 1:  # scikit-fem numbers vertices as the mesh does
+            idx = np.asarray(self.scalar_basis.nodal_dofs[0], dtype=np.int64)
+        else:  # quadratic meshes: match mid-side nodes to dof locations
+            from scipy.spatial import cKDTree
 
-        scalar_locs = np.asarray(self.scalar_basis.doflocs).T
-        dist, idx = cKDTree(scalar_locs).query(self.mesh.points)
-        scale = float(np.ptp(self.mesh.points, axis=0).max()) or 1.0
-        idx = np.where(dist <= 1e-10 * scale, idx, -1)
+            scalar_locs = np.asarray(self.scalar_basis.doflocs).T
+            dist, idx = cKDTree(scalar_locs).query(self.mesh.points)
+            scale = float(np.ptp(self.mesh.points, axis=0).max()) or 1.0
+            idx = np.where(dist <= 1e-10 * scale, idx, -1)
         if not self.vector:
             return idx[:, None]
         nc = self.n_components

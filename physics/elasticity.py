@@ -70,36 +70,43 @@ def _fixed_dofs(space: FESpace, fixed, displacement) -> tuple[np.ndarray, np.nda
     return D, values[D]
 
 
-def von_mises_at_quadrature(space: FESpace, u: np.ndarray, lam, mu, plane: str) -> np.ndarray:
-    """(n_cells, n_qp) von Mises stress √(3/2 s:s), s the deviator of σ; in
-    plane strain σ_zz = λ tr ε, in plane stress σ_zz = 0."""
+def stress_at_quadrature(space: FESpace, u: np.ndarray, lam, mu, plane: str) -> np.ndarray:
+    """(3, 3, n_cells, n_qp) Cauchy stress σ = 2μ ε + λ tr ε I at the quadrature
+    points; in 2D σ_zz = λ tr ε (plane strain) or 0 (plane stress)."""
     from skfem.helpers import sym_grad
 
     eps = np.asarray(sym_grad(space.basis.interpolate(u)))  # (dim, dim, n_cells, n_qp)
     dim = eps.shape[0]
     tr = np.trace(eps)
     sigma = 2 * mu * eps + lam * tr * np.eye(dim)[:, :, None, None]
-    if dim == 2:
-        szz = lam * tr if plane == "strain" else np.zeros_like(tr)
-        full = np.zeros((3, 3) + tr.shape)
-        full[:2, :2] = sigma
-        full[2, 2] = szz
-        sigma = full
-    mean = np.trace(sigma) / 3
-    s = sigma - mean * np.eye(3)[:, :, None, None]
+    if dim == 3:
+        return sigma
+    full = np.zeros((3, 3) + tr.shape)
+    full[:2, :2] = sigma
+    full[2, 2] = lam * tr if plane == "strain" else 0.0
+    return full
+
+
+def von_mises(sigma: np.ndarray) -> np.ndarray:
+    """√(3/2 s:s) with s the deviator of σ; σ of shape (3, 3, ...)."""
+    s = sigma - np.trace(sigma) / 3 * np.eye(3).reshape((3, 3) + (1,) * (sigma.ndim - 2))
     return np.sqrt(1.5 * np.einsum("ij...,ij...->...", s, s))
 
 
 def l2_project(space: FESpace, values: np.ndarray, rtol: float = 1e-10) -> np.ndarray:
-    """Scalar L2 projection: p ∈ V_h (scalar, same order) with ∫ p φ = ∫ values φ
-    for all φ; values at the quadrature points (n_cells, n_qp). Solved by
-    Jacobi-preconditioned CG on the (well-conditioned) mass matrix."""
+    """Scalar L2 projection of quadrature-point values (..., n_cells, n_qp):
+    p ∈ V_h (scalar, same order) with ∫ p φ = ∫ values φ for all φ, for every
+    leading index; returns (..., n_dofs). The mass matrix is assembled once;
+    Jacobi-preconditioned CG solves each component."""
     from skfem import BilinearForm, LinearForm
 
     basis = space.scalar_basis
     M = BilinearForm(lambda u, v, w: u * v).assemble(basis).tocsr()
-    rhs = LinearForm(lambda v, w: w["s"] * v).assemble(basis, s=values)
-    return LinearSolver(M, method="cg", rtol=rtol).solve(rhs)
+    solver = LinearSolver(M, method="cg", rtol=rtol)
+    load = LinearForm(lambda v, w: w["s"] * v)
+    flat = values.reshape((-1,) + values.shape[-2:])
+    projected = [solver.solve(load.assemble(basis, s=component)) for component in flat]
+    return np.asarray(projected).reshape(values.shape[:-2] + (basis.N,))
 
 
 def elasticity(mesh: Mesh | FESpace, E: Scalar = 1.0, nu: Scalar = 0.3, *, plane: str = "stress",
@@ -179,9 +186,11 @@ def elasticity(mesh: Mesh | FESpace, E: Scalar = 1.0, nu: Scalar = 0.3, *, plane
     assembled = time.perf_counter()
     u, info = solve_linear(A, b, D, values, method=solver, rtol=rtol, near_nullspace=rigid_body_modes(space),
                            dim=dim)
-    vm = l2_project(space, von_mises_at_quadrature(space, u, lam, mu, plane))
+    # project the stress, then take von Mises of the projected tensor: nonnegative
+    # by construction, where projecting von Mises itself undershoots below zero
+    vm = von_mises(l2_project(space, stress_at_quadrature(space, u, lam, mu, plane)))
     info.update(assemble_s=assembled - start, total_s=time.perf_counter() - start,
-                plane=plane if dim == 2 else None, von_mises="L2 projection of quadrature-point values")
+                plane=plane if dim == 2 else None, von_mises="of the L2-projected stress tensor")
     nodes = scalar_node_dofs(space)
     fields = {"displacement": u.reshape(-1, dim)[nodes], "von_mises": vm[nodes]}
     unit = {"displacement": "m", "von_mises": "Pa", **(units or {})}
