@@ -148,6 +148,31 @@ def bench_fe(max_cells: int = typer.Option(1_000_000, "--max-cells", help="Large
     typer.echo(run(max_cells=max_cells, repeat=repeat))
 
 
+@bench_app.command("koopman")
+def bench_koopman(grid: int = typer.Option(200, "--grid", help="Grid points per axis of the pseudospectrum."),
+                  n_dict: int = typer.Option(200, "--n-dict", help="Dictionary size N."),
+                  snapshots: int = typer.Option(2000, "--snapshots", help="Snapshot pairs M."),
+                  naive_points: int = typer.Option(100, "--naive-points",
+                                                   help="Grid points timed for the naive methods (scaled up).")
+                  ) -> None:
+    """Pseudospectrum: one QR + small SVDs against the naive per-point problems."""
+    from .benchmarks.koopman import run
+
+    typer.echo(run(n_grid=grid, n_dict=n_dict, n_snapshots=snapshots, naive_points=naive_points))
+
+
+@bench_app.command("rom")
+def bench_rom(problem: str = typer.Option("poisson", "--problem", help="poisson or elasticity."),
+              n: int = typer.Option(64, "--n", help="Cells per side of the unit-square mesh."),
+              tol: float = typer.Option(1e-3, "--tol", help="Accuracy target (max relative L2 error).")) -> None:
+    """Galerkin-ROM solve time / full FE solve time at an equal accuracy target."""
+    from .benchmarks.rom import run
+
+    if problem not in ("poisson", "elasticity"):
+        raise GraphfemError(f"--problem must be poisson or elasticity, got {problem!r}")
+    typer.echo(run(problem=problem, n=n, tol=tol))
+
+
 def _register_commands() -> None:
     for name in _COMMAND_MODULES:
         try:
@@ -181,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         args = ["--debug"] + [a for a in args if a != "--debug"]
     command = typer.main.get_command(app)
     try:
-        command.main(args=args, prog_name="graphfem", standalone_mode=False)
+        code = command.main(args=args, prog_name="graphfem", standalone_mode=False)
     except GraphfemError as exc:
         if debug:
             raise
@@ -205,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         target = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
         typer.echo(f"graphfem: error: {target}{exc.strerror or exc}", err=True)
         return 1
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 def run() -> None:
