@@ -130,8 +130,11 @@ def render(result: Path = typer.Argument(..., help="A VTU file (e.g. written by 
 @app.command()
 def demo(output: Path = typer.Option(Path("graphfem-demo"), "-o", "--output", help="Folder for the results."),
          device: str = typer.Option("auto", "--device", help="auto, cpu or cuda.")) -> None:
-    """Run the main job on built-in data: writes a VTU and PNG renders and prints errors and timings."""
-    from .demo import run_demo
+    """Run the main job on built-in data: the shipped surrogate against the FE solver on a shipped mesh.
+
+    Writes a VTU with prediction, reference and error, PNG renders of each, and
+    prints the error and both timings."""
+    from .demo_surrogate import run_demo
 
     report = run_demo(output, device=device)
     for line in report["lines"]:
@@ -171,6 +174,20 @@ def bench_rom(problem: str = typer.Option("poisson", "--problem", help="poisson 
     if problem not in ("poisson", "elasticity"):
         raise GraphfemError(f"--problem must be poisson or elasticity, got {problem!r}")
     typer.echo(run(problem=problem, n=n, tol=tol))
+
+
+@bench_app.command("surrogate")
+def bench_surrogate(model: Path = typer.Argument(..., help="Checkpoint (.safetensors)."),
+                    sizes: str = typer.Option("1000,10000,100000,1000000", "--sizes", help="Target cell counts."),
+                    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda.")) -> None:
+    """Surrogate predict time / FE solve time and peak memory, 1k to 1M cells, in one run."""
+    from .benchmarks.surrogate import run
+
+    try:
+        cells = [int(s) for s in sizes.split(",")]
+    except ValueError:
+        raise GraphfemError(f"--sizes must be comma-separated integers, got {sizes!r}") from None
+    typer.echo(run(str(model), cells, device))
 
 
 def _register_commands() -> None:

@@ -18,14 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-from graphfem.demo import demo_mesh_path
+from graphfem.demo_surrogate import data_file
 from graphfem.meshes import read
 from graphfem.physics import poisson
 from graphfem.render import render
 
 
 def main(out: Path) -> dict:
-    mesh = read(demo_mesh_path())
+    mesh = read(data_file("annulus.msh"))
     print(mesh)
     probe = np.array([[0.2, 0.1]])
     values = []

@@ -244,6 +244,11 @@ class Mesh:
             checked[str(name)] = values
         return checked
 
+    def __reduce__(self):
+        """Pickle support (for worker processes): the read-only mappings travel as dicts."""
+        return (Mesh, (self.points, self.cell_type, self.cells, dict(self.tags), dict(self.point_data),
+                       dict(self.cell_data), self.source))
+
     # ------------------------------------------------------------------ basic facts
     @property
     def dim(self) -> int:

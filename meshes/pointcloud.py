@@ -42,6 +42,9 @@ class PointCloud:
             data[str(name)] = values
         object.__setattr__(self, "point_data", MappingProxyType(data))
 
+    def __reduce__(self):
+        return (PointCloud, (self.points, dict(self.point_data), self.source))
+
     @property
     def dim(self) -> int:
         return int(self.points.shape[1])

@@ -44,6 +44,9 @@ class Trajectory:
         object.__setattr__(self, "fields", MappingProxyType(checked))
         object.__setattr__(self, "units", MappingProxyType(dict(self.units)))
 
+    def __reduce__(self):
+        return (Trajectory, (self.times, dict(self.fields), self.domain, dict(self.units)))
+
     @property
     def n_steps(self) -> int:
         return int(self.times.shape[0])

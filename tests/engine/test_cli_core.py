@@ -174,8 +174,12 @@ def test_console_script_exit_code_and_traceback_only_with_debug(tmp_path):
     assert debug.returncode != 0 and "Traceback" in debug.stderr
 
 
-def test_demo_writes_vtu_and_png(tmp_path, capsys):
+def test_demo_predicts_and_compares_with_fe(tmp_path, capsys):
     code, out, _ = run_cli("demo", "-o", tmp_path / "demo", capsys=capsys)
     assert code == 0
-    assert (tmp_path / "demo" / "solution.vtu").exists()
-    assert (tmp_path / "demo" / "solution.png").read_bytes()[:4] == b"\x89PNG"
+    assert "relative L2 error" in out and "FE solve" in out
+    result = meshio.read(tmp_path / "demo" / "demo_surrogate.vtu")
+    prediction, reference = result.point_data["prediction"], result.point_data["reference"]
+    assert np.allclose(result.point_data["error"], prediction - reference)
+    assert np.isfinite(prediction).all()
+    assert (tmp_path / "demo" / "demo_surrogate_prediction.png").read_bytes()[:4] == b"\x89PNG"

@@ -89,3 +89,17 @@ def test_trajectory_validation_and_write(tmp_path):
     np.testing.assert_allclose(fields["u"], u)
     with pytest.raises(MeshError):
         Trajectory(times, {}, PointCloud(np.zeros((2, 2)))).write(tmp_path / "c.pvd")
+
+
+def test_structures_pickle_for_worker_processes():
+    """Meshes, clouds and trajectories cross process boundaries (multiprocessing)."""
+    import pickle
+
+    mesh = Mesh.unit_square(3).with_point_data(u=np.arange(16.0))
+    back = pickle.loads(pickle.dumps(mesh))
+    assert np.array_equal(back.points, mesh.points) and np.array_equal(back.cells, mesh.cells)
+    assert set(back.tags) == set(mesh.tags) and np.array_equal(back.point_data["u"], mesh.point_data["u"])
+    cloud = pickle.loads(pickle.dumps(PointCloud(mesh.points, {"u": np.ones(16)})))
+    assert cloud.point_data["u"].sum() == 16
+    traj = Trajectory([0.0, 1.0], {"u": np.zeros((2, 16))}, mesh, units={"u": "K"})
+    assert pickle.loads(pickle.dumps(traj)).units["u"] == "K"
