@@ -14,10 +14,11 @@ Each timing is the minimum over ``repeat`` runs.
 """
 from __future__ import annotations
 
-import platform
 import time
 
 import numpy as np
+
+from . import machine
 
 
 def _best(function, repeat: int) -> tuple[float, object]:
@@ -78,8 +79,7 @@ def run(max_cells: int = 1_000_000, repeat: int = 3) -> str:
         t_assembly, _ = _best(lambda: laplace.assemble(basis), reps)
         rows.append((2 * n * n, (n + 1) ** 2, method, t_graphfem, t_skfem, t_graph, t_assembly, difference))
     lines = [
-        f"graphfem bench fe: P1 Poisson on the unit square ({platform.processor() or platform.machine()}, "
-        f"{_cpu_name()}, torch threads {_threads()})",
+        f"graphfem bench fe: P1 Poisson on the unit square ({machine()})",
         f"{'cells':>9} {'dofs':>9} {'solver':>7} {'graphfem s':>11} {'skfem s':>9} {'ratio':>6} "
         f"{'to_graph s':>11} {'assembly s':>11} {'ratio':>6} {'|max u - max u_skfem|':>22}",
     ]
@@ -88,20 +88,3 @@ def run(max_cells: int = 1_000_000, repeat: int = 3) -> str:
                      f"{tgr:>11.4f} {ta:>11.4f} {tgr / ta:>6.2f} {diff:>22.1e}")
     lines.append("targets: graphfem / skfem <= 1.1, to_graph / assembly <= 1")
     return "\n".join(lines)
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def _threads() -> int:
-    import torch
-
-    return torch.get_num_threads()

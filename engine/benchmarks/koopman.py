@@ -15,22 +15,12 @@ present).
 """
 from __future__ import annotations
 
-import os
-import platform
 import time
 
 import numpy as np
+
+from . import machine
 import scipy.linalg as sla
-
-
-def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, numpy {np.__version__}"
 
 
 def run(n_grid: int = 200, n_dict: int = 200, n_snapshots: int = 2000, naive_points: int = 100,
@@ -104,7 +94,7 @@ def run(n_grid: int = 200, n_dict: int = 200, n_snapshots: int = 2000, naive_poi
     rel_gen = np.max(np.abs(tau[pick] - tau_gen) / np.maximum(tau_svd, 1e-300))
     lines = [f"Koopman pseudospectrum benchmark: {n_grid}x{n_grid} grid, N = {n_dict} (rank kept {P.size}), "
              f"M = {n_snapshots} snapshots",
-             f"machine: {_machine()}",
+             f"machine: {machine()}",
              f"{'method':48s} {'time [s]':>10s} {'vs QR':>8s}  note"]
     for name, t, note in rows:
         lines.append(f"{name:48s} {t:10.2f} {t / t_qr:8.2f}  {note}")

@@ -10,21 +10,11 @@ ROM solve (reduced assembly + solve + lift) against one full FE solve
 """
 from __future__ import annotations
 
-import os
-import platform
 
 import numpy as np
 import skfem
 
-
-def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, numpy {np.__version__}"
+from . import machine
 
 
 def run(problem: str = "poisson", n: int = 64, regions: tuple = (2, 2), n_train: int = 150, n_test: int = 20,
@@ -76,7 +66,7 @@ def run(problem: str = "poisson", n: int = 64, regions: tuple = (2, 2), n_train:
 
     lines = [f"graphfem bench rom: {problem}, {prob.n_dofs} dofs ({n}x{n} P1), {Q} kappa regions + load, "
              f"{n_train} train / {n_test} test parameters, target max rel. L2 error {tol:g}",
-             f"machine: {_machine()}",
+             f"machine: {machine()}",
              f"full FE solve: {t_fe * 1e3:.3f} ms (sum of affine operators + sparse direct solve)",
              "",
              f"{'ROM':<36} {'K':>2} {'N':>3} {'max err':>9} {'mean err':>9} {'solve ms':>9} {'ROM/FE':>8}"]
