@@ -465,8 +465,7 @@ class RVE:
         comp = self.component
         ux = E[..., 0:1] * rel[:, 0] + E[..., 1:2] * rel[:, 1]
         uy = E[..., 2:3] * rel[:, 0] + E[..., 3:4] * rel[:, 1]
-        out = np.where(comp == 0, ux, uy)
-        return out[0] if strain.ndim == 1 else out
+        return np.where(comp == 0, ux, uy)
 
     def equilibrium_residual(self, sigma: np.ndarray) -> np.ndarray:
         """T^T Σ_ip B^T σ w: the discrete periodic equilibrium residual of a stress

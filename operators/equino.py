@@ -1,0 +1,316 @@
+r"""EquiNO: an equilibrium neural operator for the periodic RVE problem
+(Eivazi, Tröger, Wittek, Hartmann, Rausch, "EquiNO: A Physics-Informed
+Neural Operator for Multiscale Simulations", arXiv 2504.07976).
+
+Given a macro strain ε̂ = (ε̂_xx, ε̂_yy, γ̂_xy) (engineering shear), the model
+returns the full micro fields of :class:`graphfem.physics.rve.RVE` on the
+mesh and quadrature of the FE snapshots it was built from:
+
+    u(ε̂)   = A ε̂ + Σ_k b_k(ε̂) φ_k                  (dofs; A ε̂ = Ê (x − x_c))
+    ε(ε̂)   = ε̂ + Σ_k b_k(ε̂) ε(φ_k)                 (quadrature points)
+    σ_law  = σ(ε)                                     (the material law, per phase)
+    σ_NN   = Σ_k b_s,k(ε̂) ψ_k                         (quadrature points)
+    σ̂      = Σ_k b_s,k(ε̂) ⟨ψ_k⟩,  ⟨ψ⟩ = (1/|Ω|) Σ_ip ψ(x_ip) w_ip,   Ĉ = ∂σ̂/∂ε̂ (torch.func).
+
+**Bases.** φ_k: uncentred POD (rank r_u) of the FE fluctuations ũ = T a. As
+T has orthogonal 0/1 columns (TᵀT = M, the multiplicity of each periodic
+unknown), the POD of the nodal snapshots T A equals T M^{-1/2} POD(M^{1/2} A);
+the modes are stored as T φ^red, so left/right and bottom/top values are
+identical copies and the pinned corner is exactly 0 (no node-0 shift needed).
+ψ_k: uncentred POD (rank r_s) of the FE stresses at the quadrature points.
+
+**Equilibrium, the exact sense.** Every FE stress snapshot satisfies, up to
+its Newton tolerance, the discrete periodic weak equilibrium
+
+    G σ := Tᵀ Σ_ip B(x_ip)ᵀ σ(x_ip) w_ip = 0,
+
+i.e. ∫_h σ : ε(v) dΩ = 0 for every periodic FE test function v, with the
+snapshots' quadrature (weakly divergence-free with anti-periodic tractions).
+The stress modes are linear combinations of snapshots; their residual is then
+removed exactly by the w-orthogonal projection onto ker G,
+ψ ← ψ − B T K₀⁻¹ G ψ with K₀ = Tᵀ Bᵀ W B T (a correction of the size of the
+snapshot residuals). Hence every σ_NN = Σ b_s,k ψ_k satisfies G σ_NN = 0 to
+rounding, for *any* coefficients. The guarantee is discrete: same mesh, same
+quadrature, span of the modes. σ_law is not in equilibrium; the training
+loss drives it towards σ_NN.
+
+**Branches.** Two MLPs 3 → depth × width → r (SiLU), input ε̂/strain_scale,
+outputs de-standardised with the mean/std of the snapshots' POD coefficients.
+
+**Loss** (unsupervised, constitutive gap): mean over batch, quadrature points
+and the 3 components of (σ_law − σ_NN)², divided by stress_scale². Adam,
+then L-BFGS (strong Wolfe), in float64.
+
+Material law (torch): σ = K tr ε I + (α/(β + ‖dev ε‖) + 2G) dev ε with the
+full plane-strain deviator (see :mod:`graphfem.physics.rve`).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import scipy.sparse.linalg as spl
+import torch
+from torch import nn
+
+from graphfem.physics.rve import RVE, RVESolution, stress_tangent
+
+from .layers import MLP
+from .registry import register
+
+
+def law_stress(eps: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+    """Torch σ(ε): eps (..., N, 3) Voigt, params (N, 4) of (K, α, β, G) -> (..., N, 3)."""
+    K, alpha, beta, G = params.unbind(-1)
+    tr = eps[..., 0] + eps[..., 1]
+    dxx, dyy, dxy = eps[..., 0] - tr / 3, eps[..., 1] - tr / 3, 0.5 * eps[..., 2]
+    s = torch.sqrt(dxx ** 2 + dyy ** 2 + (tr / 3) ** 2 + 2 * dxy ** 2 + 1e-30)
+    g = alpha / (beta + s) + 2 * G
+    return torch.stack([K * tr + g * dxx, K * tr + g * dyy, g * dxy], dim=-1)
+
+
+def law_energy(eps: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+    """Torch W(ε) = K tr²/2 + α (s − β ln(1 + s/β)) + G s²: (..., N, 3) -> (..., N)."""
+    K, alpha, beta, G = params.unbind(-1)
+    tr = eps[..., 0] + eps[..., 1]
+    dxx, dyy, dxy = eps[..., 0] - tr / 3, eps[..., 1] - tr / 3, 0.5 * eps[..., 2]
+    s = torch.sqrt(dxx ** 2 + dyy ** 2 + (tr / 3) ** 2 + 2 * dxy ** 2 + 1e-30)
+    return 0.5 * K * tr ** 2 + alpha * (s - beta * torch.log1p(s / beta)) + G * s ** 2
+
+
+def pod(X: np.ndarray, rank: int) -> tuple[np.ndarray, np.ndarray]:
+    """Uncentred POD: (modes (n, r), coefficients (r, n_snap) = diag(S) Vᵀ) of X (n, n_snap)."""
+    U, S, Vt = np.linalg.svd(X, full_matrices=False)
+    r = min(rank, len(S))
+    return U[:, :r], S[:r, None] * Vt[:r]
+
+
+def equilibrate(rve: RVE, modes: np.ndarray) -> np.ndarray:
+    """Project stress modes (N, 3, k) onto ker G, G ψ = Tᵀ Σ_ip Bᵀ ψ w, in the w-weighted norm:
+    ψ − B T K₀⁻¹ G ψ with K₀ = Tᵀ Bᵀ W B T (identity material)."""
+    eye = np.broadcast_to(np.eye(3), (rve.n_points, 3, 3))
+    K0 = rve.op.stiffness(eye, rve.dofmap, rve.n_red)
+    lam = spl.splu(K0.tocsc()).solve(rve.equilibrium_residual(modes))
+    return modes - rve.op.strain(rve.T @ lam)
+
+
+@dataclass
+class EquiNOConfig:
+    """Sizes of an :class:`EquiNO` (the bases are buffers, filled by :func:`build_equino` or a checkpoint).
+
+    Attributes:
+        n_dofs, n_points: RVE dofs and quadrature points.
+        rank_u, rank_s: POD ranks of displacement and stress.
+        width, depth: hidden width and number of hidden layers of each branch.
+        strain_scale: input normalisation ε̂ / strain_scale.
+        volume: |Ω|.
+        loss: ``"mse"``, the reference's unweighted mean of (σ_law − σ_NN)² over
+            points and components, or ``"cre"``, the constitutive relation error
+            Σ_ip w Δσᵀ S₀ Δσ / |Ω| with S₀ the initial (ε = 0) compliance of the
+            point's phase: quadrature-weighted and in energy units, so the stiff
+            inclusions do not dominate and the shear component counts by its
+            compliance.
+    """
+
+    n_dofs: int
+    n_points: int
+    rank_u: int = 16
+    rank_s: int = 16
+    width: int = 64
+    depth: int = 4
+    strain_scale: float = 0.04
+    volume: float = 1.0
+    loss: str = "cre"
+
+
+@register("equino")
+class EquiNO(nn.Module):
+    """Equilibrium neural operator; see the module docstring for the equations.
+
+    Shapes:
+        strain (B, 3) -> coefficients (B, r_u), (B, r_s); :meth:`fields` returns
+        u (B, n_dofs), eps / sigma_law / sigma_nn (B, N, 3).
+    """
+
+    Config = EquiNOConfig
+
+    def __init__(self, config: EquiNOConfig):
+        super().__init__()
+        self.config = config
+        c = config
+        dt = torch.float64
+        self.branch_u = MLP(3, c.width, c.rank_u, n_layers=c.depth + 1, layer_norm=False).to(dt)
+        self.branch_s = MLP(3, c.width, c.rank_s, n_layers=c.depth + 1, layer_norm=False).to(dt)
+        for name, shape in (("phi", (c.n_dofs, c.rank_u)), ("eps_phi", (c.n_points, 3, c.rank_u)),
+                            ("psi", (c.n_points, 3, c.rank_s)), ("psi_hat", (3, c.rank_s)),
+                            ("affine", (c.n_dofs, 3)), ("params", (c.n_points, 4)), ("w", (c.n_points,)), ("compliance", (c.n_points, 3, 3)),
+                            ("coef_u_mean", (c.rank_u,)), ("coef_u_std", (c.rank_u,)),
+                            ("coef_s_mean", (c.rank_s,)), ("coef_s_std", (c.rank_s,)), ("stress_scale", ())):
+            self.register_buffer(name, torch.zeros(shape, dtype=dt))
+
+    # ------------------------------------------------------------ coefficients
+    def coefficients(self, strain: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(b_u (B, r_u), b_s (B, r_s)) for strains (B, 3)."""
+        x = strain / self.config.strain_scale
+        return (self.branch_u(x) * self.coef_u_std + self.coef_u_mean,
+                self.branch_s(x) * self.coef_s_std + self.coef_s_mean)
+
+    def stress_hat(self, strain: torch.Tensor, source: str = "nn") -> torch.Tensor:
+        """σ̂ (B, 3): Σ b_s,k ⟨ψ_k⟩ (``"nn"``, stress branch only) or ⟨σ_law⟩ (``"law"``)."""
+        if source == "nn":
+            x = strain / self.config.strain_scale
+            return (self.branch_s(x) * self.coef_s_std + self.coef_s_mean) @ self.psi_hat.T
+        f = self.fields(strain)
+        return torch.einsum("n,bnc->bc", self.w, f["sigma_law"]) / self.config.volume
+
+    def forward(self, strain: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.coefficients(strain)
+
+    def fields(self, strain: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Micro fields: ``u`` (B, n_dofs), ``eps``, ``sigma_law``, ``sigma_nn`` (B, N, 3)."""
+        b_u, b_s = self.coefficients(strain)
+        u = strain @ self.affine.T + b_u @ self.phi.T
+        eps = strain[:, None, :] + torch.einsum("nck,bk->bnc", self.eps_phi, b_u)
+        return {"u": u, "eps": eps, "sigma_law": law_stress(eps, self.params),
+                "sigma_nn": torch.einsum("nck,bk->bnc", self.psi, b_s)}
+
+    def loss(self, strain: torch.Tensor) -> torch.Tensor:
+        """Constitutive gap between σ_law and σ_NN (``config.loss``), divided by
+        stress_scale² (times the mean compliance for ``"cre"``) so that it is O(error²)."""
+        f = self.fields(strain)
+        gap = f["sigma_law"] - f["sigma_nn"]
+        if self.config.loss == "mse":
+            return (gap ** 2).mean() / self.stress_scale ** 2
+        energy = torch.einsum("n,bni,nij,bnj->b", self.w, gap, self.compliance, gap).mean()
+        scale = torch.einsum("n,nii->", self.w, self.compliance) / 3
+        return energy / (scale * self.stress_scale ** 2 * self.config.volume)
+
+    def stress_and_tangent(self, strain: torch.Tensor, source: str = "nn") -> tuple[torch.Tensor, torch.Tensor]:
+        """(σ̂ (B, 3), Ĉ (B, 3, 3)) in one batched ``vmap(jacrev)`` call."""
+        from torch.func import jacrev, vmap
+
+        def one(e):
+            s = self.stress_hat(e[None], source)[0]
+            return s, s
+
+        C, s = vmap(jacrev(one, has_aux=True))(strain)
+        return s, C
+
+    def material(self, source: str = "nn") -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+        """A macro material callback ``ε̂ (N, 3) -> (σ̂, Ĉ)`` in numpy (float64), one batched call."""
+
+        def call(strains: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            s, C = self.stress_and_tangent(torch.as_tensor(np.asarray(strains), dtype=torch.float64), source)
+            return s.detach().numpy(), C.detach().numpy()
+
+        return call
+
+    def predict(self, strains: np.ndarray) -> dict[str, np.ndarray]:
+        """Numpy fields and homogenised quantities for strains (B, 3)."""
+        e = torch.as_tensor(np.asarray(strains, dtype=float).reshape(-1, 3), dtype=torch.float64)
+        with torch.no_grad():
+            f = {k: v.numpy() for k, v in self.fields(e).items()}
+            f["stress_hat"] = self.stress_hat(e, "nn").numpy()
+            f["stress_hat_law"] = np.einsum("n,bnc->bc", self.w.numpy(), f["sigma_law"]) / self.config.volume
+        return f
+
+
+def snapshot_matrices(rve: RVE, solutions: Sequence[RVESolution]) -> tuple[np.ndarray, np.ndarray]:
+    """(reduced fluctuations A (n_red, S), stresses Σ (3N, S)) of FE solutions."""
+    A = np.stack([s.a for s in solutions], axis=1)
+    Sig = np.stack([s.sigma.reshape(-1) for s in solutions], axis=1)
+    return A, Sig
+
+
+def build_equino(rve: RVE, solutions: Sequence[RVESolution], rank_u: int = 16, rank_s: int = 16,
+                 width: int = 64, depth: int = 4, strain_scale: float = 0.04, loss: str = "cre",
+                 seed: int = 0) -> EquiNO:
+    """An :class:`EquiNO` whose bases come from FE snapshots on ``rve`` (see the module docstring)."""
+    torch.manual_seed(seed)
+    A, Sig = snapshot_matrices(rve, solutions)
+    mult = np.asarray(rve.T.sum(axis=0)).ravel()  # TᵀT = diag(mult)
+    Ured, coef_u = pod(np.sqrt(mult)[:, None] * A, rank_u)
+    phi = rve.T @ (Ured / np.sqrt(mult)[:, None])
+    psi_flat, coef_s = pod(Sig, rank_s)
+    psi = equilibrate(rve, psi_flat.reshape(rve.n_points, 3, -1))
+    eps_phi = rve.op.strain(phi)
+    cfg = EquiNOConfig(rve.n_dofs, rve.n_points, phi.shape[1], psi.shape[2], width, depth, strain_scale,
+                       rve.volume, loss)
+    model = EquiNO(cfg)
+    values = {"phi": phi, "eps_phi": eps_phi, "psi": psi,
+              "psi_hat": np.einsum("n,nck->ck", rve.op.w, psi) / rve.volume,
+              "affine": np.stack([rve.affine(e) for e in np.eye(3)], axis=1), "params": rve.params,
+              "w": rve.op.w, "compliance": np.linalg.inv(stress_tangent(np.zeros((rve.n_points, 3)), rve.params)[1]), "coef_u_mean": coef_u.mean(1), "coef_u_std": coef_u.std(1) + 1e-12,
+              "coef_s_mean": coef_s.mean(1), "coef_s_std": coef_s.std(1) + 1e-12,
+              "stress_scale": np.sqrt(np.mean(Sig ** 2))}
+    with torch.no_grad():
+        for name, v in values.items():
+            getattr(model, name).copy_(torch.as_tensor(np.asarray(v), dtype=torch.float64))
+    return model
+
+
+def fit(model: nn.Module, strains: np.ndarray, adam_steps: int = 1000, lbfgs_steps: int = 1000,
+        batch_size: int = 10, lr: float = 1e-3, seed: int = 0, loss: Callable | None = None) -> dict:
+    """Adam (mini-batches of collocation strains) then full-batch L-BFGS (strong Wolfe,
+    history 50), float64. ``loss(model, strains)`` defaults to ``model.loss(strains)``.
+
+    Returns a dict with ``adam`` and ``lbfgs`` loss histories and ``seconds``.
+    """
+    start = time.perf_counter()
+    loss = loss or (lambda m, e: m.loss(e))
+    gen = torch.Generator().manual_seed(seed)
+    E = torch.as_tensor(np.asarray(strains), dtype=torch.float64)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=lr)
+    hist_adam, hist_lbfgs = [], []
+    for _ in range(adam_steps):
+        idx = torch.randperm(len(E), generator=gen)[:batch_size]
+        opt.zero_grad()
+        value = loss(model, E[idx])
+        value.backward()
+        opt.step()
+        hist_adam.append(float(value.detach()))
+    if lbfgs_steps:
+        lb = torch.optim.LBFGS(params, lr=1.0, max_iter=lbfgs_steps, max_eval=int(1.25 * lbfgs_steps) + 1,
+                               history_size=50, tolerance_grad=1e-15, tolerance_change=1e-16,
+                               line_search_fn="strong_wolfe")
+
+        def closure():
+            lb.zero_grad()
+            value = loss(model, E)
+            value.backward()
+            hist_lbfgs.append(float(value.detach()))
+            return value
+
+        lb.step(closure)
+    return {"adam": hist_adam, "lbfgs": hist_lbfgs, "seconds": time.perf_counter() - start}
+
+
+def relative_errors(rve: RVE, pred: dict[str, np.ndarray], solutions: Sequence[RVESolution],
+                    sigma_key: str = "sigma_nn") -> dict[str, np.ndarray]:
+    """Per-sample relative L2(Ω) errors (quadrature with the snapshot weights):
+    ``u`` (total displacement at the quadrature points), ``sigma_xx``, ``sigma_yy``,
+    ``sigma_xy`` (of ``pred[sigma_key]``) and ``stress_hat`` (Euclidean over 3 components,
+    from ``pred["stress_hat"]``). Missing predictions are skipped."""
+    w = rve.op.w
+    out: dict[str, list] = {}
+
+    def rel(a, b):
+        return float(np.sqrt(np.sum(w @ (a - b).reshape(len(w), -1) ** 2) / np.sum(w @ b.reshape(len(w), -1) ** 2)))
+
+    for i, sol in enumerate(solutions):
+        if "u" in pred:
+            out.setdefault("u", []).append(rel(rve.op.values(pred["u"][i]), rve.op.values(sol.u)))
+        if sigma_key in pred:
+            for c, name in enumerate(("sigma_xx", "sigma_yy", "sigma_xy")):
+                out.setdefault(name, []).append(rel(pred[sigma_key][i][:, c], sol.sigma[:, c]))
+        if "stress_hat" in pred:
+            out.setdefault("stress_hat", []).append(
+                float(np.linalg.norm(pred["stress_hat"][i] - sol.stress) / np.linalg.norm(sol.stress)))
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+__all__ = ["EquiNO", "EquiNOConfig", "build_equino", "equilibrate", "fit", "law_energy", "law_stress",
+           "pod", "relative_errors", "snapshot_matrices"]
