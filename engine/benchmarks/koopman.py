@@ -25,7 +25,7 @@ import scipy.linalg as sla
 
 def run(n_grid: int = 200, n_dict: int = 200, n_snapshots: int = 2000, naive_points: int = 100,
         torch: bool | None = None, seed: int = 0) -> str:
-    """Time the pseudospectrum paths and return the table text (also printed).
+    """Time the pseudospectrum paths and return the table text.
 
     Data: M = ``n_snapshots`` Monte-Carlo pairs of x+ = 0.9 x, y+ = 0.5 y + x^2
     on [-1, 1]^2 with a kernel-learned (Laplacian) dictionary of N = ``n_dict`` functions.
@@ -103,6 +103,4 @@ def run(n_grid: int = 200, n_dict: int = 200, n_snapshots: int = 2000, naive_poi
     lines.append(f"smallest tau on the grid: {tau.min():.2e}")
     if tau_torch is not None:
         lines.append(f"torch vs numpy QR path: max |difference| {np.max(np.abs(tau_torch.ravel() - tau)):.1e}")
-    text = "\n".join(lines)
-    print(text)
-    return text
+    return "\n".join(lines)

@@ -74,6 +74,3 @@ def run(problem: str = "poisson", n: int = 64, regions: tuple = (2, 2), n_train:
         lines.append(f"{name:<36} {K:>2} {N:>3} {emax:9.2e} {emean:9.2e} {t * 1e3:9.4f} {t / t_fe:8.4f}")
     return "\n".join(lines)
 
-
-if __name__ == "__main__":
-    print(run())
