@@ -212,7 +212,8 @@ def gaussian_random_field(rng: np.random.Generator, shape: tuple[int, ...], alph
         k2 = k2 + (k ** 2).reshape([-1 if i == axis else 1 for i in range(len(shape))])
     spectrum = (4 * np.pi ** 2 * k2 / length ** 2 + tau ** 2) ** (-alpha / 2)
     spectrum.flat[0] = 0.0
-    field = np.fft.irfftn(np.fft.rfftn(white) * spectrum, s=shape)
+    axes = list(range(len(shape)))
+    field = np.fft.irfftn(np.fft.rfftn(white, axes=axes) * spectrum, s=shape, axes=axes)
     std = field.std()
     return field / std if std > 0 else field
 
