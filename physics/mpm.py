@@ -110,11 +110,11 @@ class Material:
 
 #: default parameters per material (used by ``generate mpm`` and the benchmarks)
 PRESETS = {
-    "jelly": Material("jelly", E=2.0e3, nu=0.3),
-    "water": Material("water", bulk=1.0e3, viscosity=1e-3),
-    "goo": Material("goo", bulk=1.0e3, viscosity=0.02, yield_stress=2.0, flow_index=0.6, max_viscosity=0.3),
-    "sand": Material("sand", E=3.0e3, nu=0.3, friction_angle=30.0),
-    "plasticine": Material("plasticine", E=2.0e3, nu=0.3, yield_stress=40.0),
+    "jelly": Material("jelly", E=1.0e3, nu=0.3),
+    "water": Material("water", bulk=400.0, viscosity=1e-3),
+    "goo": Material("goo", bulk=400.0, viscosity=0.02, yield_stress=2.0, flow_index=0.6, max_viscosity=0.2),
+    "sand": Material("sand", E=1.0e3, nu=0.3, friction_angle=30.0),
+    "plasticine": Material("plasticine", E=1.0e3, nu=0.3, yield_stress=15.0),
 }
 
 
@@ -469,7 +469,7 @@ def simulate(positions: np.ndarray, mat: Material | str, frames: int, frame_dt: 
     return MPM(positions, mat, config, velocities=velocities, device=device).run(frames, frame_dt)
 
 
-def random_scene(mat: str, rng: np.random.Generator, dim: int = 2, n_grid: int = 48,
+def random_scene(mat: str, rng: np.random.Generator, dim: int = 2, n_grid: int = 32,
                  spacing: float | None = None) -> tuple[np.ndarray, np.ndarray, MPMConfig]:
     """A random initial state for datasets: one box or ball of material at a
     random place and size, with a random initial velocity.
