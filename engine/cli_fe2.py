@@ -1,0 +1,237 @@
+"""``graphfem fe2``, ``graphfem fe2-train``, ``graphfem rve-mesh``: FE² with EquiNO (FE-OL) or nested RVE solves.
+
+Checkpoints of the RVE surrogates are one safetensors file (weights and POD
+bases as tensors, model name, config and provenance as JSON metadata, never
+pickled), written and read through :mod:`graphfem.checkpoint`.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import typer
+
+from graphfem.meshes import Mesh, Tag
+from graphfem.meshes.errors import GraphfemError, InputError
+
+_SIDES = ("left", "right", "bottom", "top")
+
+
+# ---------------------------------------------------------------------- checkpoints
+def save_model(path: str | Path, model, meta: dict[str, Any] | None = None) -> None:
+    """Write a registered RVE model (EquiNO or a baseline) to one safetensors file."""
+    from dataclasses import asdict
+
+    import graphfem
+
+    from .checkpoint import save_tensors
+
+    save_tensors(path, model.state_dict(), {"model": model.registry_name, "config": asdict(model.config),
+                                            "graphfem_version": graphfem.__version__, **(meta or {})})
+
+
+def load_model(path: str | Path):
+    """(model, metadata) of :func:`save_model`; a one-line error for a foreign or damaged file."""
+    import graphfem.operators.equino  # noqa: F401  (registers "equino")
+    import graphfem.operators.equino_baselines  # noqa: F401
+
+    from .checkpoint import build_model, read_tensors
+
+    tensors, meta = read_tensors(path)
+    model = build_model(meta.get("model", ""), meta.get("config", {}), path)
+    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    if missing or unexpected:
+        raise GraphfemError(f"weights do not match model {meta.get('model')!r}: missing {len(missing)}, "
+                            f"unexpected {len(unexpected)} tensor(s)", path)
+    return model.double().eval(), meta
+
+
+# ---------------------------------------------------------------------- meshes
+def with_sides(mesh: Mesh) -> Mesh:
+    """``mesh`` with facet tags left/right/bottom/top of its bounding box added where missing
+    (files written without physical groups lose their tags)."""
+    missing = [s for s in _SIDES if s not in mesh.tags]
+    if not missing:
+        return mesh
+    lo, hi = mesh.bounding_box
+    tol = 1e-9 * float((hi - lo).max())
+    preds = {"left": lambda x: np.abs(x[:, 0] - lo[0]) < tol, "right": lambda x: np.abs(x[:, 0] - hi[0]) < tol,
+             "bottom": lambda x: np.abs(x[:, 1] - lo[1]) < tol, "top": lambda x: np.abs(x[:, 1] - hi[1]) < tol}
+    return mesh.with_boundary_tags(**{s: preds[s] for s in missing})
+
+
+def read_rve(path: Path, inclusion_tag: str = "inclusion"):
+    """An :class:`~graphfem.physics.rve.RVE` from a mesh file; the inclusions are the cell tag
+    ``inclusion_tag``, or the cells where the cell field ``tag:<name>`` (as graphfem writes
+    cell tags) or ``phase`` is 1."""
+    from graphfem.physics.rve import RVE
+
+    mesh = Mesh.read(path)
+    if inclusion_tag not in mesh.tags:
+        field = next((mesh.cell_data[k] for k in (f"tag:{inclusion_tag}", "phase") if k in mesh.cell_data), None)
+        if field is None:
+            raise InputError(f"no cell tag or cell field {inclusion_tag!r} marks the inclusions", path)
+        mesh = mesh.with_tags(**{inclusion_tag: Tag(inclusion_tag, "cell",
+                                                    np.flatnonzero(np.asarray(field).reshape(-1) > 0.5))})
+    try:
+        return RVE(mesh, inclusion_tags=(inclusion_tag,))
+    except GraphfemError as exc:
+        raise exc.with_source(path) from None
+
+
+def _bc(specs: list[str], with_value: bool, option: str) -> dict:
+    out = {}
+    for spec in specs:
+        parts = spec.split(":")
+        if len(parts) != (3 if with_value else 2) or parts[1] not in ("x", "y", "xy"):
+            form = "TAG:x|y:VALUE" if with_value else "TAG:x|y|xy"
+            raise InputError(f"{option} {spec!r}: expected {form}")
+        comp = None if parts[1] == "xy" else parts[1]
+        try:
+            out[parts[0]] = (comp, float(parts[2])) if with_value else comp
+        except ValueError:
+            raise InputError(f"{option} {spec!r}: {parts[2]!r} is not a number") from None
+    return out
+
+
+# ---------------------------------------------------------------------- workflows
+def train_equino(rve, n_snapshots: int = 20, n_collocation: int = 64, rank: int = 8, adam_steps: int = 500,
+                 lbfgs_steps: int = 300, amplitude: float = 0.04, seed: int = 0, loss: str = "cre"):
+    """FE snapshots (Latin hypercube strains), POD bases, unsupervised training.
+    Returns (model, provenance dict)."""
+    import torch
+
+    from graphfem.operators.equino import build_equino, fit
+    from graphfem.physics.rve import lhs_strains
+
+    start = time.perf_counter()
+    sols = rve.solve_many(lhs_strains(n_snapshots, amplitude, seed), rtol=1e-12)
+    fe_s = time.perf_counter() - start
+    model = build_equino(rve, sols, rank_u=rank, rank_s=rank, strain_scale=amplitude, loss=loss, seed=seed)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small float64 products: one thread is ~10x faster than two on a shared box
+    try:
+        hist = fit(model, lhs_strains(n_collocation, amplitude, seed + 1), adam_steps=adam_steps,
+                   lbfgs_steps=lbfgs_steps, seed=seed)
+    finally:
+        torch.set_num_threads(threads)
+    prov = {"snapshots": n_snapshots, "collocation": n_collocation, "rank": rank, "adam_steps": adam_steps,
+            "lbfgs_steps": lbfgs_steps, "amplitude": amplitude, "seed": seed, "loss": loss,
+            "final_loss": hist["lbfgs"][-1] if hist["lbfgs"] else hist["adam"][-1],
+            "fe_seconds": fe_s, "train_seconds": hist["seconds"], "rve_dofs": rve.n_dofs,
+            "rve_points": rve.n_points}
+    return model.eval(), prov
+
+
+def run_fe2(macro: Mesh, rve, model=None, fixed: dict | None = None, displacement: dict | None = None,
+            steps: int = 1, micro_at: list[int] | None = None, source: str = "nn"):
+    """FE-OL (``model`` given: one batched surrogate call per macro Newton iteration) or the
+    FE² reference (``model is None``: nested RVE Newton at every macro point).
+
+    Returns (macro solution, {macro point: (u (n_dofs,), σ (N, 3), strain (3,))}).
+    """
+    from graphfem.physics.fe2 import RVEMaterial, solve_macro
+
+    fixed = fixed if fixed is not None else {"left": "x", "bottom": "y"}
+    displacement = displacement if displacement is not None else {"top": ("y", 0.01)}
+    if model is not None and (model.config.n_dofs != rve.n_dofs or model.config.n_points != rve.n_points):
+        raise InputError(f"the model was built on an RVE with {model.config.n_dofs} dofs and "
+                         f"{model.config.n_points} points, this RVE has {rve.n_dofs} and {rve.n_points}")
+    material = model.material(source) if model is not None else RVEMaterial(rve, keep=micro_at or ())
+    sol = solve_macro(macro, material, fixed=fixed, displacement=displacement, steps=steps)
+    n = sol.op.n_points
+    points = [int(i) for i in (micro_at if micro_at is not None else [int(np.argmax(np.abs(sol.eps).sum(1)))])]
+    bad = [i for i in points if not 0 <= i < n]
+    if bad:
+        raise InputError(f"macro point {bad[0]} out of range 0..{n - 1}")
+    micro = {}
+    if model is not None:
+        pred = model.predict(sol.eps[points])
+        for k, i in enumerate(points):
+            micro[i] = (pred["u"][k], pred["sigma_nn"][k], sol.eps[i])
+    else:
+        for i in points:
+            s = material.kept.get(i) or rve.solve(sol.eps[i])
+            micro[i] = (s.u, s.sigma, sol.eps[i])
+    return sol, micro
+
+
+def write_fe2(output: Path, sol, rve, micro: dict) -> list[Path]:
+    """Write the macro VTU and one ``<stem>_micro_<point>.vtu`` per micro field; returns the paths."""
+    sol.write(output)
+    paths = [output]
+    for i, (u, sigma, strain) in micro.items():
+        p = output.with_name(f"{output.stem}_micro_{i}{output.suffix}")
+        rve.write(p, u, sigma)
+        paths.append(p)
+    return paths
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``fe2``, ``fe2-train`` and ``rve-mesh`` to ``app``."""
+
+    @app.command("rve-mesh")
+    def rve_mesh_cmd(output: Path = typer.Option(..., "-o", "--output", help="Mesh file to write (.vtu, .msh)."),
+                     preset: str = typer.Option("disc", "--preset", help="disc | rve1 | rve2 | rve3."),
+                     n: int = typer.Option(16, "-n", help="Cells per side.")) -> None:
+        """A periodic structured quad RVE of [-0.5, 0.5]^2 with inclusions (cell field tag:inclusion)."""
+        from graphfem.physics.rve import rve_mesh
+
+        mesh = rve_mesh(n, preset)
+        mesh.write(output)
+        typer.echo(f"wrote {output}: {mesh.n_cells} cells, {mesh.tag('inclusion').size} in inclusions")
+
+    @app.command("fe2-train")
+    def fe2_train(rve_path: Path = typer.Argument(..., help="RVE mesh file."),
+                  output: Path = typer.Option(..., "-o", "--output", help="Checkpoint (.safetensors)."),
+                  inclusion_tag: str = typer.Option("inclusion", "--inclusion-tag"),
+                  snapshots: int = typer.Option(20, "--snapshots"), collocation: int = typer.Option(64, "--collocation"),
+                  rank: int = typer.Option(8, "--rank"), adam: int = typer.Option(500, "--adam"),
+                  lbfgs: int = typer.Option(300, "--lbfgs"), seed: int = typer.Option(0, "--seed")) -> None:
+        """FE snapshots, POD bases and unsupervised EquiNO training on one RVE."""
+        import torch
+
+        torch.set_default_dtype(torch.float64)
+        rve = read_rve(rve_path, inclusion_tag)
+        model, prov = train_equino(rve, snapshots, collocation, rank, adam, lbfgs, seed=seed)
+        save_model(output, model, {"provenance": {**prov, "rve": str(rve_path)}})
+        typer.echo(f"wrote {output}: loss {prov['final_loss']:.3e}, FE {prov['fe_seconds']:.1f} s, "
+                   f"training {prov['train_seconds']:.1f} s")
+
+    @app.command("fe2")
+    def fe2(macro_path: Path = typer.Argument(..., help="Macro mesh (2D, plane strain)."),
+            rve_path: Path = typer.Option(..., "--rve", help="RVE mesh file."),
+            model_path: Optional[Path] = typer.Option(None, "--model", help="EquiNO checkpoint (FE-OL)."),
+            reference: bool = typer.Option(False, "--reference", help="True FE²: nested RVE solves."),
+            output: Path = typer.Option(..., "-o", "--output", help="Macro VTU to write."),
+            inclusion_tag: str = typer.Option("inclusion", "--inclusion-tag", help="Cell tag of the inclusions."),
+            fix: list[str] = typer.Option(["left:x", "bottom:y"], "--fix", help="TAG:x|y|xy held at zero."),
+            pull: list[str] = typer.Option(["top:y:0.01"], "--pull", help="TAG:x|y:VALUE prescribed."),
+            steps: int = typer.Option(1, "--steps", help="Load increments."),
+            micro_at: list[int] = typer.Option([], "--micro-at", help="Macro quadrature points for micro VTUs "
+                                                                      "(default: the most strained one)."),
+            stress_source: str = typer.Option("nn", "--stress", help="nn (equilibrated σ_NN) | law.")) -> None:
+        """Macro plane-strain solve with EquiNO (FE-OL) or the FE² reference; writes macro
+        displacement and stress, and micro fields as OUT_micro_<point>.vtu."""
+        if (model_path is None) == (not reference):
+            raise InputError("give exactly one of --model and --reference")
+        if stress_source not in ("nn", "law"):
+            raise InputError(f"--stress must be nn or law, got {stress_source!r}")
+        rve = read_rve(rve_path, inclusion_tag)
+        macro = with_sides(Mesh.read(macro_path))
+        model = load_model(model_path)[0] if model_path is not None else None
+        try:
+            sol, micro = run_fe2(macro, rve, model, _bc(fix, False, "--fix"), _bc(pull, True, "--pull"), steps,
+                                 micro_at or None, stress_source)
+        except GraphfemError as exc:
+            raise exc.with_source(macro_path) from None
+        paths = write_fe2(output, sol, rve, micro)
+        its = ", ".join(str(len(r) - 1) for r in sol.newton)
+        typer.echo(f"{'FE-OL' if model is not None else 'FE2'}: {sol.op.n_points} macro points, Newton "
+                   f"iterations per step {its}, {sol.total_s:.3f} s; wrote " + ", ".join(str(p) for p in paths))
+
+
+__all__ = ["load_model", "read_rve", "register", "run_fe2", "save_model", "train_equino", "with_sides",
+           "write_fe2"]
