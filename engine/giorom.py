@@ -261,5 +261,88 @@ def dense_rollout(stepper, field, history: np.ndarray, material: np.ndarray, ste
     return sparse_x, queries[None] + u, {"rollout_s": t1 - t0, "reconstruct_s": t2 - t1}
 
 
-__all__ = ["chamfer", "dense_rollout", "load_model", "mpm_dataset", "read_trajectories", "save_model",
+# ------------------------------------------------------------------ pipeline checkpoint and output
+def save_pipeline(path: str | Path, stepper, field, meta: dict) -> None:
+    """Stepper and neural field in one safetensors file (prefixes ``stepper.``/``field.``);
+    ``meta`` holds ``sparse`` (fraction or count), ``sampling``, ``frame_dt``, provenance."""
+    from graphfem.checkpoint import save_tensors
+
+    import graphfem
+
+    tensors = {**{f"stepper.{k}": v for k, v in stepper.state_dict().items()},
+               **{f"field.{k}": v for k, v in field.state_dict().items()}}
+    save_tensors(path, tensors, {"model": "giorom-pipeline", "config": asdict(stepper.config),
+                                 "field_config": asdict(field.config), "graphfem_version": graphfem.__version__,
+                                 **meta})
+
+
+def load_pipeline(path: str | Path, device: str = "cpu"):
+    """(stepper, field, meta) from :func:`save_pipeline` (never unpickles)."""
+    from graphfem.checkpoint import build_model, read_tensors
+    from graphfem.operators.giorom import GIOROM, NeuralField  # noqa: F401  registers both
+
+    tensors, meta = read_tensors(path)
+    if meta.get("model") != "giorom-pipeline" or "field_config" not in meta:
+        raise GraphfemError(f"not a GIOROM pipeline checkpoint (model {meta.get('model')!r})", path)
+    parts = []
+    for prefix, name, cfg in (("stepper.", "giorom", meta["config"]), ("field.", "giorom-field", meta["field_config"])):
+        model = build_model(name, cfg, path)
+        sub = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        missing, unexpected = model.load_state_dict(sub, strict=False)
+        if missing or unexpected:
+            raise GraphfemError(f"{name} weights do not match: missing {len(missing)}, unexpected {len(unexpected)}",
+                                path)
+        parts.append(model.to(device).eval())
+    return parts[0], parts[1], meta
+
+
+def write_cloud_series(path: str | Path, times: np.ndarray, positions: np.ndarray,
+                       point_data: dict | None = None) -> Path:
+    """A PVD series of point clouds (one VTU per frame in ``<stem>_steps/``), atomically.
+
+    Args:
+        positions: (T, M, d) point positions per frame.
+        point_data: name -> (T, M, ...) values per frame.
+    """
+    import xml.etree.ElementTree as ET
+
+    from graphfem.meshes.io import atomic_dir
+
+    path = Path(path)
+    if path.suffix.lower() != ".pvd":
+        raise GraphfemError("the dense rollout is written as a .pvd series", path)
+    if not np.isfinite(positions).all():
+        raise GraphfemError("the rollout holds non-finite positions; refusing to write it", path)
+    folder = path.with_name(f"{path.stem}_steps")
+    with atomic_dir(folder) as tmp:
+        root = ET.Element("VTKFile", type="Collection", version="0.1")
+        coll = ET.SubElement(root, "Collection")
+        for k, t in enumerate(times):
+            step = Path(tmp) / f"step_{k:05d}.vtu"
+            PointCloud(positions[k], {n: v[k] for n, v in (point_data or {}).items()}).write(step)
+            ET.SubElement(coll, "DataSet", timestep=repr(float(t)), part="0", file=f"{folder.name}/{step.name}")
+        with atomic_path(path) as out:
+            ET.ElementTree(root).write(out, xml_declaration=True)
+    return path
+
+
+def read_points(path: str | Path, dim: int) -> tuple[np.ndarray, dict]:
+    """(points (N, dim), point_data) of any meshio-readable point cloud or mesh file."""
+    import meshio
+
+    path = Path(path)
+    if not path.is_file():
+        raise GraphfemError("no such file", path)
+    try:
+        m = meshio.read(path)
+    except Exception as exc:  # meshio raises many types on foreign files
+        raise GraphfemError(f"cannot read points: {' '.join(str(exc).split()) or type(exc).__name__}", path) from None
+    pts = np.asarray(m.points, dtype=float)
+    if pts.shape[1] < dim or (pts.shape[1] > dim and np.abs(pts[:, dim:]).max() > 0):
+        raise GraphfemError(f"expected {dim}D points, got {pts.shape[1]} coordinates", path)
+    return pts[:, :dim], dict(m.point_data)
+
+
+__all__ = ["chamfer", "dense_rollout", "load_model", "load_pipeline", "mpm_dataset", "read_points", "read_trajectories",
+           "save_model", "save_pipeline", "write_cloud_series",
            "train_field", "train_stepper", "write_trajectories"]
