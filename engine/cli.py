@@ -31,7 +31,8 @@ bench_app = typer.Typer(help="Benchmarks that print ratios measured in one run."
 app.add_typer(bench_app, name="bench")
 
 #: Modules that add their commands with ``register(app)``.
-_COMMAND_MODULES = ("cli_solve", "cli_koopman", "cli_rom", "cli_engine")
+_COMMAND_MODULES = ("cli_solve", "cli_transport", "cli_flow", "cli_koopman", "cli_rom", "cli_engine", "cli_fe2",
+                    "cli_giorom")
 
 _state = {"debug": False}
 

@@ -1,15 +1,19 @@
 """graphfem.physics: verified finite-element reference solvers on scikit-fem.
 
-``poisson``, ``elasticity`` and ``heat`` (and their :class:`Problem` classes)
-return :class:`Solution` values (``heat`` returns the
+``poisson``, ``elasticity``, ``heat``, ``darcy``, ``advection_diffusion`` and
+``burgers`` (and their :class:`Problem` classes) return :class:`Solution` values (``heat`` returns the
 :class:`~graphfem.meshes.Trajectory`); ``solve_linear`` is the shared sparse
 solve with Dirichlet condensation and an automatic direct / AMG / CG choice.
 """
+from .darcy import Darcy, darcy, gaussian_random_field, two_phase_coefficient
 from .elasticity import Elasticity, elasticity
 from .heat import Heat, heat, heat_solution
 from .linear_solvers import LinearSolver, choose_method, solve_linear
 from .poisson import Poisson, poisson
 from .problem import Problem, Solution
+from .transport import AdvectionDiffusion, Burgers, advection_diffusion, burgers
 
-__all__ = ["Elasticity", "Heat", "LinearSolver", "Poisson", "Problem", "Solution", "choose_method", "elasticity",
-           "heat", "heat_solution", "poisson", "solve_linear"]
+__all__ = ["AdvectionDiffusion", "Burgers", "Darcy", "Elasticity", "Heat", "LinearSolver", "Poisson",
+           "Problem", "Solution", "advection_diffusion", "burgers", "choose_method", "darcy", "elasticity",
+           "gaussian_random_field", "heat", "heat_solution", "poisson", "solve_linear",
+           "two_phase_coefficient"]

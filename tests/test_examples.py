@@ -30,3 +30,41 @@ def test_poisson_on_a_mesh(tmp_path):
     assert changes[1] < changes[0] < 1e-3  # the solutions converge under refinement
     assert all(0.0 < v < 1.0 for v in result["values"])
     assert np.isfinite(result["values"]).all()
+
+
+def test_darcy_two_phase_conserves_mass(tmp_path):
+    result = load("darcy_two_phase").main(tmp_path)
+    assert abs(result["outflow"] - 10.0) < 1e-10
+    inside, outside = result["interface_fluxes"]
+    assert abs(inside - outside) < 1e-10
+    assert (tmp_path / "darcy.png").exists()
+
+
+def test_cavity_matches_ghia(tmp_path):
+    result = load("cavity").main(tmp_path, n=32)
+    assert result["max_error"] < 0.01 and result["max_divergence"] < 1e-10
+
+
+def test_burgers_converges_to_cole_hopf(tmp_path):
+    result = load("burgers_cole_hopf").main(tmp_path, cells=(50, 100, 200))
+    errors = result["errors"]
+    assert errors[2] < errors[1] < errors[0] and errors[2] < 3e-3
+    assert (tmp_path / "burgers.pvd").exists()
+
+
+def test_koopman_heat(tmp_path):
+    load("koopman_heat").main(tmp_path)
+    report = tmp_path / "report"
+    assert (report / "eigenvalues.csv").exists() and (report / "spectrum.json").exists()
+    rows = np.loadtxt(report / "eigenvalues.csv", delimiter=",", skiprows=1)
+    # the heat propagator is a contraction: every eigenvalue lies inside the unit disc
+    assert np.all(np.hypot(rows[:, 0], rows[:, 1]) < 1.0)
+
+
+def test_rom_clusters(tmp_path):
+    result = load("rom_clusters").main(tmp_path, n=24, n_train=120, n_test=30)
+    errors = result["test_error_K4_N4"]
+    # the angle dissimilarity groups by shape, Euclidean k-means by amplitude
+    assert errors["angle k-medoids"]["mean"] < 0.5 * errors["Euclidean k-means"]["mean"]
+    assert result["rom_new_case"]["rel_error_l2"] < 0.05
+    assert (tmp_path / "local_vs_global.png").exists()
