@@ -1,0 +1,205 @@
+r"""Compressible neo-Hookean hyperelasticity in 2D plane strain, by Newton's
+method with load stepping.
+
+Stored energy per unit reference volume (F = I + ∇u, J = det F, C = FᵀF,
+plane strain: F_33 = 1, so tr C_3D = tr C + 1):
+
+.. math:: W(F) = \frac{\mu}{2}(\mathrm{tr}\,C - 2 - 2\ln J) + \frac{\lambda}{2}(\ln J)^2,
+
+first Piola–Kirchhoff stress :math:`P = \mu (F - F^{-\top}) + \lambda \ln J\, F^{-\top}`
+and its consistent tangent
+
+.. math:: \mathbb{A} : \delta F = \mu\,\delta F + (\mu - \lambda \ln J)\, F^{-\top} \delta F^\top F^{-\top}
+          + \lambda\, \mathrm{tr}(F^{-1}\delta F)\, F^{-\top}.
+
+At F = I the tangent is :math:`\mathbb{A}:\delta F = 2\mu\,\mathrm{sym}\,\delta F + \lambda\,\mathrm{tr}\,\delta F\, I`,
+the plane-strain linear-elastic stiffness of :func:`graphfem.physics.elasticity`
+with the same (λ, μ): the small-strain limit is linear elasticity.
+
+Weak form: find u ∈ V^2, u = u_D on the fixed tags, with
+
+.. math:: R(u; v) = \int_\Omega P(F) : \nabla v\,dx - t_k \Big(\int_\Omega b \cdot v\,dx
+          + \sum_{\text{tags}} \int t \cdot v\,ds\Big) = 0 \quad \forall v,
+
+for load factors t_k = k / n_steps, each solved by Newton's method from the
+previous converged state (a step that fails is halved).
+"""
+from __future__ import annotations
+
+import time
+from typing import Iterable, Mapping
+
+import numpy as np
+import scipy.sparse as sp
+
+from graphfem.meshes import FESpace, Mesh
+from graphfem.meshes.errors import GraphfemError, InputError
+
+from .coefficients import Vector, scalar_node_dofs, vector_at_quadrature
+from .elasticity import _fixed_dofs, lame
+from .linear_solvers import condense
+from .poisson import facet_basis, make_space
+from .problem import Problem, Solution
+
+
+def _kinematics(space: FESpace, u: np.ndarray):
+    """F (2, 2, m, q), F⁻ᵀ and ln J at the quadrature points."""
+    from skfem.helpers import grad
+
+    G = np.asarray(grad(space.basis.interpolate(u)))
+    F = G + np.eye(2)[:, :, None, None]
+    J = F[0, 0] * F[1, 1] - F[0, 1] * F[1, 0]
+    if np.any(J <= 0):
+        raise GraphfemError(f"the deformation inverts an element (min det F = {J.min():.3e})")
+    FinvT = np.stack([np.stack([F[1, 1], -F[1, 0]]), np.stack([-F[0, 1], F[0, 0]])]) / J
+    return F, FinvT, np.log(J)
+
+
+def piola(F: np.ndarray, FinvT: np.ndarray, lnJ: np.ndarray, lam, mu) -> np.ndarray:
+    """First Piola–Kirchhoff stress P = μ(F − F⁻ᵀ) + λ ln J F⁻ᵀ, shapes (2, 2, ...)."""
+    return mu * (F - FinvT) + lam * lnJ * FinvT
+
+
+def _forms(lam, mu):
+    from skfem import BilinearForm, LinearForm
+    from skfem.helpers import grad
+
+    @LinearForm
+    def internal(v, w):
+        return np.einsum("ij...,ij...->...", w["P"], grad(v))
+
+    @BilinearForm
+    def tangent(du, v, w):
+        dF, gv, Fit = grad(du), grad(v), w["FinvT"]
+        # F^{-T} dF^T F^{-T}: (Fit)_{ik} (dF)_{lk} (Fit)_{lj}
+        swap = np.einsum("ik...,lk...,lj...->ij...", Fit, dF, Fit)
+        tr = np.einsum("ij...,ij...->...", Fit, dF)  # tr(F^{-1} dF) = F^{-T} : dF
+        A = w["mu"] * dF + (w["mu"] - w["lam"] * w["lnJ"]) * swap + w["lam"] * tr * Fit
+        return np.einsum("ij...,ij...->...", A, gv)
+
+    return internal, tangent
+
+
+def neo_hookean(mesh: Mesh | FESpace, E: float = 1.0, nu: float = 0.3, *,
+                fixed: Iterable[str] | Mapping[str, int | str | None] = (),
+                displacement: Mapping[str, Vector] | None = None,
+                traction: Mapping[str, Vector] | None = None, body_force: Vector | None = None,
+                order: int | None = None, steps: int = 4, tol: float = 1e-10, max_iter: int = 25,
+                max_halvings: int = 6) -> Solution:
+    r"""Neo-Hookean plane-strain equilibrium by load-stepped Newton (module docstring).
+
+    Args:
+        mesh: a 2D :class:`Mesh` or a vector :class:`FESpace` to reuse.
+        E, nu: Young's modulus and Poisson's ratio, giving the plane-strain
+            (λ, μ) of :func:`graphfem.physics.elasticity.lame`.
+        fixed, displacement: Dirichlet data as in :func:`graphfem.physics.elasticity`
+            (the displacement is ramped with the load factor).
+        traction: tag -> traction in the reference configuration (dead load).
+        body_force: reference body force (dead load).
+        order: polynomial order (default the mesh's).
+        steps: load steps; a step whose Newton iteration fails is halved, at
+            most ``max_halvings`` times.
+        tol: Newton stops when ||R_free|| <= tol · ||t_k f_ext,free|| (or the
+            first residual, for displacement-driven steps), or when it reaches
+            the round-off floor of the stress evaluation (tiny loads).
+
+    Returns:
+        :class:`Solution` with ``dofs``/``fields`` ``"displacement"`` and
+        ``info["residuals"]``: one list of relative residual norms per load step
+        (the first entry before the first Newton update), ``newton_iterations``,
+        ``load_factors`` and timings.
+    """
+    from skfem import LinearForm
+    from skfem.helpers import dot
+
+    start = time.perf_counter()
+    space = make_space(mesh, order, vector=True)
+    if space.mesh.dim != 2:
+        raise InputError(f"neo_hookean is implemented in 2D plane strain, got a {space.mesh.dim}D mesh",
+                         space.mesh.source)
+    if E <= 0 or not -1 < nu < 0.5:
+        raise InputError("need E > 0 and −1 < nu < 1/2")
+    lam, mu = lame(float(E), float(nu), 2, "strain")
+    D, u_D = _fixed_dofs(space, fixed, displacement)
+    if D.size == 0:
+        raise InputError("no fixed or displaced tag: the displacement is defined only up to a rigid motion",
+                         space.mesh.source)
+    f_ext = np.zeros(space.n_dofs)
+    load = LinearForm(lambda v, w: dot(w["t"], v))
+    if body_force is not None:
+        f_ext += load.assemble(space.basis, t=vector_at_quadrature(body_force, space, space.basis, "body force"))
+    for tag, t in (traction or {}).items():
+        fb = facet_basis(space, tag, vector=True)
+        f_ext += load.assemble(fb, t=vector_at_quadrature(t, space, fb, f"traction on {tag!r}"))
+    internal, tangent = _forms(lam, mu)
+    free = np.setdiff1d(np.arange(space.n_dofs), D)
+
+    def residual_and_tangent(u, factor):
+        """R(u) (n_dofs,), the tangent, and the round-off floor of ||R_free||:
+        the internal force of μ(|F| + |F⁻ᵀ|) times 64 machine epsilons, since
+        P = μ(F − F⁻ᵀ) + … cancels to O(|∇u|) near F = I."""
+        F, FinvT, lnJ = _kinematics(space, u)
+        r = internal.assemble(space.basis, P=piola(F, FinvT, lnJ, lam, mu)) - factor * f_ext
+        K = tangent.assemble(space.basis, FinvT=FinvT, lnJ=lnJ, lam=lam, mu=mu).tocsr()
+        size = internal.assemble(space.basis, P=mu * (np.abs(F) + np.abs(FinvT)))
+        return r, K, 64 * np.finfo(float).eps * float(np.linalg.norm(size[free]))
+
+    u = np.zeros(space.n_dofs)
+    history, factors = [], []
+    done, step = 0.0, 1.0 / int(steps)
+    halvings = 0
+    while done < 1.0 - 1e-12:
+        target = min(1.0, done + step)
+        trial = u.copy()
+        trial[D] = target * u_D
+        ref = float(np.linalg.norm(target * f_ext[free]))
+        residuals, ok = [], False
+        try:
+            for _ in range(max_iter + 1):
+                r, K, floor = residual_and_tangent(trial, target)
+                if ref == 0.0:  # displacement-driven: relative to the first residual
+                    ref = max(float(np.linalg.norm(r[free])), 1e-30)
+                residuals.append(float(np.linalg.norm(r[free])) / ref)
+                if residuals[-1] <= max(tol, floor / ref):
+                    ok = True
+                    break
+                A_II, b_I, _, I = condense(K, -r, D, np.zeros(D.size))
+                trial[I] += sp.linalg.spsolve(A_II.tocsc(), b_I)
+        except GraphfemError:  # an element inverted: cut the step
+            ok = False
+        if not ok:
+            halvings += 1
+            if halvings > max_halvings:
+                raise GraphfemError(f"Newton did not converge at load factor {target:.4g} after {max_halvings} "
+                                    f"step halvings (last residual {residuals[-1] if residuals else float('nan'):.2e})")
+            step /= 2
+            continue
+        u, done = trial, target
+        history.append(residuals)
+        factors.append(target)
+    nodes = scalar_node_dofs(space)
+    info = {"residuals": history, "load_factors": factors, "newton_iterations": sum(len(h) - 1 for h in history),
+            "halvings": halvings, "lame": (lam, mu), "total_s": time.perf_counter() - start}
+    return Solution(space, {"displacement": u}, {"displacement": u.reshape(-1, 2)[nodes]},
+                    {"displacement": "m"}, info)
+
+
+def tangent_at_rest(space: FESpace, E: float = 1.0, nu: float = 0.3) -> sp.csr_matrix:
+    """The Newton tangent at u = 0 (n_dofs, n_dofs): the linear plane-strain stiffness."""
+    lam, mu = lame(float(E), float(nu), 2, "strain")
+    _, tangent = _forms(lam, mu)
+    F, FinvT, lnJ = _kinematics(space, np.zeros(space.n_dofs))
+    return tangent.assemble(space.basis, FinvT=FinvT, lnJ=lnJ, lam=lam, mu=mu).tocsr()
+
+
+class NeoHookean(Problem):
+    """Neo-Hookean plane strain; parameters as in :func:`neo_hookean`."""
+
+    name = "neo-hookean"
+    fields = {"displacement": "m"}
+
+    def solve(self, mesh: Mesh | FESpace, **params) -> Solution:
+        return neo_hookean(mesh, **params)
+
+
+__all__ = ["NeoHookean", "neo_hookean", "piola", "tangent_at_rest"]

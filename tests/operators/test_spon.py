@@ -1,0 +1,154 @@
+"""SPON / SPON-MG on the small configuration (L-shape, 21 -> 65 nodes)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import skfem
+import torch
+
+from graphfem import spon_data, spon_train
+from graphfem.meshes import FESpace, Mesh
+from graphfem.operators import get_model
+from graphfem.operators import spon as S
+from graphfem.operators.checks import assert_permutation_equivariant
+
+
+@pytest.fixture(scope="module")
+def lshape() -> Mesh:
+    return spon_data.coarse_mesh("lshape")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    path = tmp_path_factory.mktemp("spon") / "poisson.h5"
+    spon_data.generate("spon-poisson", 120, path, resolution=1, seed=0)
+    return spon_train.load_samples(path, mg_levels=1)
+
+
+def test_registered():
+    from graphfem.operators import spon as _  # noqa: F401
+
+    assert get_model("spon") is S.SPON and get_model("spon_mg") is S.SPONMG
+    assert S.SPONMG.Config().levels == 1
+
+
+@pytest.mark.parametrize("order", [1, 2])
+def test_prolongation_reproduces_coarse_functions(lshape, order):
+    rng = np.random.default_rng(order)
+    H = S.hierarchy(lshape, levels=1, order=order)
+    coarse, fine = H.spaces
+    P, R = H.prolongations[0], H.restrictions[0]
+    u_c = rng.normal(size=coarse.n_dofs)  # an arbitrary coarse function
+    x_f = S.scalar_dof_coordinates(fine)
+    exact = coarse.basis.interpolator(u_c)(x_f.T)  # scikit-fem's own evaluation
+    assert np.abs(P @ u_c - exact).max() < 1e-12
+    # the prolonged function is the same function: equal L2 norms on both meshes
+    assert abs(fine.norm_l2(P @ u_c) - coarse.norm_l2(u_c)) < 1e-12 * coarse.norm_l2(u_c)
+    for kind in ("transpose", "l2"):
+        Rk = R if kind == "transpose" else S.restriction(P, "l2", coarse, fine)
+        assert np.abs(Rk @ np.full(fine.n_dofs, 3.5) - 3.5).max() < 1e-12
+
+
+def test_l2_restriction_is_the_l2_projection(lshape):
+    H = S.hierarchy(lshape, levels=1, order=1)
+    coarse, fine = H.spaces
+    R = S.restriction(H.prolongations[0], "l2", coarse, fine)
+    u_f = fine.interpolate(lambda x: np.sin(3 * x[0]) * x[1])
+    # Galerkin orthogonality: (u_f - P R u_f, P v_c) = 0 for all coarse v_c
+    e = u_f - H.prolongations[0] @ (R @ u_f)
+    assert np.abs(H.prolongations[0].T @ (fine.mass() @ e)).max() < 1e-12
+
+
+def test_dof_graph_scale_invariant_and_p2_types(lshape):
+    g = S.dof_graph(FESpace(lshape, 1))
+    scaled = Mesh(lshape.points * 7.0 + 3.0, lshape.cell_type, lshape.cells)
+    g2 = S.dof_graph(FESpace(scaled, 1))
+    assert np.array_equal(g.edge_index, g2.edge_index)
+    assert np.allclose(g.edge_attr, g2.edge_attr, atol=1e-12)
+    assert g.edge_index.shape[1] == 2 * len(lshape.facets()[0])  # P1: both directions of every mesh edge
+    g_p2 = S.dof_graph(FESpace(lshape, 2))
+    assert g_p2.geometry[:, 3].sum() == lshape.n_points and g_p2.geometry[:, 4].sum() == len(lshape.facets()[0])
+
+
+def test_mass_loss_equals_skfem_functional(lshape):
+    from skfem import Functional
+
+    space = FESpace(lshape.refined(), order=2)
+    rng = np.random.default_rng(0)
+    pred, target = rng.normal(size=space.n_dofs), rng.normal(size=space.n_dofs)
+    loss = S.fe_relative_error(torch.tensor(pred), torch.tensor(target),
+                               S._block_diag([S._coo(space.mass())], torch.float64, "cpu"),
+                               torch.zeros(space.n_dofs, dtype=torch.long), 1)
+    sq = Functional(lambda w: w["e"] ** 2)
+    num = sq.assemble(space.basis, e=space.basis.interpolate(pred - target))
+    den = sq.assemble(space.basis, e=space.basis.interpolate(target))
+    assert abs(float(loss[0]) - np.sqrt(num / den)) < 1e-10
+
+
+@pytest.mark.parametrize("levels", [0, 1])
+def test_dirichlet_dofs_exact(data, levels):
+    torch.manual_seed(0)
+    model = spon_train.build("spon_mg" if levels else "spon", data[:8], layers=4, latent=8, levels=levels)
+    samples = [s for s in data if s.dirichlet_values.any()][:2] + [s for s in data if not s.dirichlet_values.any()][:2]
+    assert len(samples) == 4  # nonzero g and g = 0 both covered
+    for s, u in zip(samples, spon_train.predict(model, samples)):
+        assert np.abs(u[s.dirichlet_mask] - s.dirichlet_values[s.dirichlet_mask]).max() == 0.0
+        assert np.abs(u[~s.dirichlet_mask]).max() > 0
+
+
+def test_vector_space_dirichlet_exact(tmp_path):
+    path = tmp_path / "hyper.h5"
+    spon_data.generate("spon-hyperelastic", 2, path, resolution=1, order=2, seed=0)
+    samples = spon_train.load_samples(path, mg_levels=1)
+    assert samples[0].hierarchy.fine.vector and samples[0].target.shape[1] == 2
+    torch.manual_seed(0)
+    model = spon_train.build("spon_mg", samples, layers=3, latent=8)
+    for s, u in zip(samples, spon_train.predict(model, samples)):
+        assert u.shape == s.target.shape
+        assert np.abs(u[s.dirichlet_mask]).max() == 0.0 and s.dirichlet_mask.sum() > 0
+
+
+@pytest.mark.parametrize("levels", [0, 1])
+def test_permutation_equivariant(data, levels):
+    torch.manual_seed(0)
+    model = spon_train.build("spon_mg" if levels else "spon", data[:8], layers=4, latent=8, levels=levels).double()
+    batch = S.collate(data[:1], levels)
+    n = batch.x.shape[0]
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(1))  # new k = old perm[k]
+
+    def permuted_coarse(perm_):
+        out = []
+        for lv in batch.coarse:
+            P = lv["P"].to_dense().double()[perm_] if perm_ is not None else lv["P"].to_dense().double()
+            R = lv["R"].to_dense().double()[:, perm_] if perm_ is not None else lv["R"].to_dense().double()
+            out.append({**lv, "P": P.to_sparse(), "R": R.to_sparse(), "x": lv["x"].double(),
+                        "edge_attr": lv["edge_attr"].double()})
+        return out
+
+    # the fine relabelling moves the rows of P and the columns of R; the coarse graph is untouched
+    identity = torch.arange(n)
+    if levels == 0:
+        diff = assert_permutation_equivariant(model, batch.x.double(), batch.edge_index, batch.edge_attr.double(),
+                                              generator=torch.Generator().manual_seed(1))
+    else:
+        with torch.no_grad():
+            out = model(batch.x.double(), batch.edge_index, batch.edge_attr.double(), permuted_coarse(identity))
+            inverse = torch.empty_like(perm)
+            inverse[perm] = torch.arange(n)
+            out_p = model(batch.x.double()[perm], inverse[batch.edge_index], batch.edge_attr.double(),
+                          permuted_coarse(perm))
+        diff = float((out_p - out[perm]).abs().max())
+    assert diff < 1e-9
+
+
+def test_mg_beats_plain_at_equal_depth(data):
+    torch.set_num_threads(1)
+    train, test = data[:100], data[100:]
+    result = {}
+    for name, cfg in (("spon", {"levels": 0}), ("spon_mg", {"levels": 1, "pre": 1, "post": 1})):
+        torch.manual_seed(0)
+        model = spon_train.build(name, train, layers=6, latent=24, **cfg)
+        spon_train.fit(model, train, epochs=40, lr=3e-3, batch_size=16, seed=0)
+        result[name] = float(spon_train.errors(model, test).mean())
+    print(result)
+    assert result["spon_mg"] < 0.9 * result["spon"], result
