@@ -28,8 +28,17 @@ def save_model(path: str | Path, model, meta: dict[str, Any] | None = None) -> N
 
     from .checkpoint import save_tensors
 
-    save_tensors(path, model.state_dict(), {"model": model.registry_name, "config": asdict(model.config),
-                                            "graphfem_version": graphfem.__version__, **(meta or {})})
+    full = {"model": model.registry_name, "config": asdict(model.config),
+            "graphfem_version": graphfem.__version__, **(meta or {})}
+    for pad in range(4):
+        save_tensors(path, model.state_dict(), {**full, **({"pad": " " * pad} if pad else {})})
+        with open(path, "rb") as fh:
+            head = fh.read(2)
+        # graphfem.checkpoint.read_tensors refuses files starting with 0x80 or "PK" as pickles, which a
+        # valid safetensors file does when its header length is 128 mod 256: pad the metadata then
+        if head[:1] != b"\x80" and head != b"PK":
+            return
+    raise GraphfemError("could not write a checkpoint that graphfem.checkpoint accepts", path)
 
 
 def load_model(path: str | Path):
