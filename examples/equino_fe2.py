@@ -35,6 +35,7 @@ def main(output: str | Path = "equino-fe2") -> dict:
     model, prov = train_equino(cell, n_snapshots=20, n_collocation=64, rank=8, adam_steps=500, lbfgs_steps=300)
     save_model(out / "equino.safetensors", model, {"provenance": prov})
     macro = plate_with_hole(3, 3)
+    model.material("nn")(np.zeros((1, 3)))  # first torch.func call: tracing, not solving
     start = time.perf_counter()
     ol, micro_ol = run_fe2(macro, cell, model)
     t_ol = time.perf_counter() - start
