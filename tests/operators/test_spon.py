@@ -152,3 +152,18 @@ def test_mg_beats_plain_at_equal_depth(data):
         result[name] = float(spon_train.errors(model, test).mean())
     print(result)
     assert result["spon_mg"] < 0.9 * result["spon"], result
+
+
+@pytest.mark.slow
+def test_example_spon_poisson(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "spon_poisson.py"
+    spec = importlib.util.spec_from_file_location("example_spon_poisson", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result = module.main(tmp_path)
+    assert (tmp_path / "spon_mg.vtu").exists() and (tmp_path / "spon_mg.png").exists()
+    assert result["boundary_max_deviation"] == 0.0
+    assert result["spon_mg"]["test"] < result["spon"]["test"]

@@ -48,7 +48,7 @@ def test_newton_converges_quadratically(plate):
     for history in sol.info["residuals"]:
         print(" ".join(f"{r:.2e}" for r in history))
         r = np.asarray(history)
-        assert r[-1] <= 1e-12 or r[-1] < 1e-12 * 5
+        assert r[-1] <= 1e-11  # tol, or the stress round-off floor just above it
         # asymptotic rate: r_{k+1} <= C r_k^2 on the last steps above round-off
         tail = [(a, b) for a, b in zip(r[:-1], r[1:]) if a < 1e-2 and b > 1e-12]  # above the round-off floor
         assert tail, history
