@@ -62,8 +62,11 @@ def read_tensors(path: str | Path) -> tuple[dict, dict]:
     if not path.is_file():
         raise GraphfemError("no such checkpoint file", path)
     with open(path, "rb") as fh:
-        head = fh.read(8)
-    if head[:2] == b"PK" or head[:1] == b"\x80":
+        head = fh.read(9)
+    # safetensors: an 8-byte little-endian header length N, then N bytes of JSON
+    header_length = int.from_bytes(head[:8], "little") if len(head) >= 8 else -1
+    looks_safetensors = len(head) == 9 and head[8:9] == b"{" and 8 + header_length <= path.stat().st_size
+    if not looks_safetensors and (head[:2] == b"PK" or head[:1] == b"\x80"):  # zip (torch.save) or pickle
         raise GraphfemError(f"not a safetensors file: {_PICKLE_HINT}", path)
     try:
         tensors = {}
@@ -113,12 +116,13 @@ def build_model(name: str, config: Mapping[str, Any], source: str | Path | None 
         raise GraphfemError(f"config does not fit model {name!r}: {exc}", source) from None
 
 
-def load(path: str | Path, device: str = "cpu"):
-    """Load a checkpoint as a :class:`graphfem.surrogate.Surrogate` (never unpickles)."""
-    from .surrogate import Surrogate
-
+def load_model(path: str | Path, required: tuple[str, ...] = ("model", "config")):
+    """(model, metadata) of a checkpoint: the registered model rebuilt from
+    its name and config, with every weight loaded (never unpickles). A
+    missing metadata key in ``required`` or a weight mismatch is a one-line
+    :class:`GraphfemError` naming the file."""
     tensors, meta = read_tensors(path)
-    for key in ("model", "config", "normalisation", "problem"):
+    for key in required:
         if key not in meta:
             raise GraphfemError(f"checkpoint metadata lacks {key!r}", path)
     model = build_model(meta["model"], meta["config"], path)
@@ -126,7 +130,15 @@ def load(path: str | Path, device: str = "cpu"):
     if missing or unexpected:
         raise GraphfemError(f"weights do not match model {meta['model']!r}: missing {len(missing)}, "
                             f"unexpected {len(unexpected)} tensor(s)", path)
+    return model.eval(), meta
+
+
+def load(path: str | Path, device: str = "cpu"):
+    """Load a checkpoint as a :class:`graphfem.surrogate.Surrogate` (never unpickles)."""
+    from .surrogate import Surrogate
+
+    model, meta = load_model(path, required=("model", "config", "normalisation", "problem"))
     return Surrogate(model, meta, device=device, source=str(path))
 
 
-__all__ = ["FORMAT", "build_model", "load", "read_tensors", "save", "save_tensors", "tensor_digest"]
+__all__ = ["FORMAT", "build_model", "load", "load_model", "read_tensors", "save", "save_tensors", "tensor_digest"]

@@ -191,6 +191,15 @@ def bench_surrogate(model: Path = typer.Argument(..., help="Checkpoint (.safeten
     typer.echo(run(str(model), cells, device))
 
 
+@bench_app.command("equino")
+def bench_equino(n: int = typer.Option(10, "-n", help="RVE cells per side."),
+                 rank: int = typer.Option(10, "--rank", help="POD rank r.")) -> None:
+    """EquiNO vs black box vs VPIONet on three RVEs, and FE-OL vs FE² (one run)."""
+    from .benchmarks.equino import run
+
+    typer.echo(run(n=n, rank=rank))
+
+
 def _register_commands() -> None:
     for name in _COMMAND_MODULES:
         try:

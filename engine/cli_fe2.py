@@ -20,41 +20,12 @@ _SIDES = ("left", "right", "bottom", "top")
 
 
 # ---------------------------------------------------------------------- checkpoints
-def save_model(path: str | Path, model, meta: dict[str, Any] | None = None) -> None:
-    """Write a registered RVE model (EquiNO or a baseline) to one safetensors file."""
-    from dataclasses import asdict
-
-    import graphfem
-
-    from .checkpoint import save_tensors
-
-    full = {"model": model.registry_name, "config": asdict(model.config),
-            "graphfem_version": graphfem.__version__, **(meta or {})}
-    for pad in range(4):
-        save_tensors(path, model.state_dict(), {**full, **({"pad": " " * pad} if pad else {})})
-        with open(path, "rb") as fh:
-            head = fh.read(2)
-        # graphfem.checkpoint.read_tensors refuses files starting with 0x80 or "PK" as pickles, which a
-        # valid safetensors file does when its header length is 128 mod 256: pad the metadata then
-        if head[:1] != b"\x80" and head != b"PK":
-            return
-    raise GraphfemError("could not write a checkpoint that graphfem.checkpoint accepts", path)
-
-
 def load_model(path: str | Path):
-    """(model, metadata) of :func:`save_model`; a one-line error for a foreign or damaged file."""
-    import graphfem.operators.equino  # noqa: F401  (registers "equino")
-    import graphfem.operators.equino_baselines  # noqa: F401
+    """(model in float64, metadata) of an RVE checkpoint (EquiNO or a baseline)."""
+    from .checkpoint import load_model as load_checkpoint
 
-    from .checkpoint import build_model, read_tensors
-
-    tensors, meta = read_tensors(path)
-    model = build_model(meta.get("model", ""), meta.get("config", {}), path)
-    missing, unexpected = model.load_state_dict(tensors, strict=False)
-    if missing or unexpected:
-        raise GraphfemError(f"weights do not match model {meta.get('model')!r}: missing {len(missing)}, "
-                            f"unexpected {len(unexpected)} tensor(s)", path)
-    return model.double().eval(), meta
+    model, meta = load_checkpoint(path)
+    return model.double(), meta
 
 
 # ---------------------------------------------------------------------- meshes
@@ -205,7 +176,9 @@ def register(app: typer.Typer) -> None:
         torch.set_default_dtype(torch.float64)
         rve = read_rve(rve_path, inclusion_tag)
         model, prov = train_equino(rve, snapshots, collocation, rank, adam, lbfgs, seed=seed)
-        save_model(output, model, {"provenance": {**prov, "rve": str(rve_path)}})
+        from .checkpoint import save
+
+        save(output, model, {"provenance": {**prov, "rve": str(rve_path)}})
         typer.echo(f"wrote {output}: loss {prov['final_loss']:.3e}, FE {prov['fe_seconds']:.1f} s, "
                    f"training {prov['train_seconds']:.1f} s")
 
@@ -242,5 +215,5 @@ def register(app: typer.Typer) -> None:
                    f"iterations per step {its}, {sol.total_s:.3f} s; wrote " + ", ".join(str(p) for p in paths))
 
 
-__all__ = ["load_model", "read_rve", "register", "run_fe2", "save_model", "train_equino", "with_sides",
+__all__ = ["load_model", "read_rve", "register", "run_fe2", "train_equino", "with_sides",
            "write_fe2"]

@@ -199,30 +199,14 @@ def train_field(references: Sequence[np.ndarray], displacements: Sequence[np.nda
 
 
 # ------------------------------------------------------------------ checkpoints
-def save_model(path: str | Path, model, extra: dict | None = None) -> None:
-    """One safetensors file: weights + buffers, model name, config, ``extra``."""
-    from graphfem.checkpoint import save_tensors
-
-    import graphfem
-
-    save_tensors(path, model.state_dict(), {"model": model.registry_name, "config": asdict(model.config),
-                                            "graphfem_version": graphfem.__version__, **(extra or {})})
-
-
 def load_model(path: str | Path, device: str = "cpu"):
-    """(model, metadata) from :func:`save_model` (never unpickles)."""
-    import graphfem.operators.giorom  # noqa: F401  registers the models
-    from graphfem.checkpoint import build_model, read_tensors
+    """(model, metadata) of a GIOROM stepper or neural-field checkpoint (never unpickles)."""
+    from graphfem.checkpoint import load_model as load_checkpoint
 
-    tensors, meta = read_tensors(path)
+    model, meta = load_checkpoint(path)
     if meta.get("model") not in ("giorom", "giorom-field"):
         raise GraphfemError(f"not a GIOROM checkpoint (model {meta.get('model')!r})", path)
-    model = build_model(meta["model"], meta["config"], path)
-    missing, unexpected = model.load_state_dict(tensors, strict=False)
-    if missing or unexpected:
-        raise GraphfemError(f"weights do not match {meta['model']!r}: missing {len(missing)}, "
-                            f"unexpected {len(unexpected)}", path)
-    return model.to(device).eval(), meta
+    return model.to(device), meta
 
 
 # ------------------------------------------------------------------ metrics and rollouts
@@ -254,9 +238,12 @@ def dense_rollout(stepper, field, history: np.ndarray, material: np.ndarray, ste
     sparse_x = stepper.rollout(history[:, sparse], material[sparse], steps)
     t1 = time.perf_counter()
     op = field.operator(X[sparse], queries)
-    frames = np.concatenate([history[:, sparse], sparse_x])
-    with torch.no_grad():
-        u = op(frames - X[sparse][None]).double().cpu().numpy()
+    frames = np.concatenate([history[:, sparse], sparse_x]) - X[sparse][None]
+    if field.config.decoder == "gno":
+        u = op.freeze().apply(frames)
+    else:
+        with torch.no_grad():
+            u = op(frames).double().cpu().numpy()
     t2 = time.perf_counter()
     return sparse_x, queries[None] + u, {"rollout_s": t1 - t0, "reconstruct_s": t2 - t1}
 
@@ -344,5 +331,5 @@ def read_points(path: str | Path, dim: int) -> tuple[np.ndarray, dict]:
 
 
 __all__ = ["chamfer", "dense_rollout", "load_model", "load_pipeline", "mpm_dataset", "read_points", "read_trajectories",
-           "save_model", "save_pipeline", "write_cloud_series",
+           "save_pipeline", "write_cloud_series",
            "train_field", "train_stepper", "write_trajectories"]

@@ -25,7 +25,8 @@ def main(output: str | Path = "equino-fe2") -> dict:
     import matplotlib.pyplot as plt
     from matplotlib.collections import PolyCollection
 
-    from graphfem.cli_fe2 import run_fe2, save_model, train_equino, write_fe2
+    from graphfem.checkpoint import save
+    from graphfem.cli_fe2 import run_fe2, train_equino, write_fe2
     from graphfem.physics.fe2 import plate_with_hole
     from graphfem.physics.rve import RVE, rve_mesh
 
@@ -33,7 +34,7 @@ def main(output: str | Path = "equino-fe2") -> dict:
     out.mkdir(parents=True, exist_ok=True)
     cell = RVE(rve_mesh(8, "disc"))
     model, prov = train_equino(cell, n_snapshots=20, n_collocation=64, rank=8, adam_steps=500, lbfgs_steps=300)
-    save_model(out / "equino.safetensors", model, {"provenance": prov})
+    save(out / "equino.safetensors", model, {"provenance": prov})
     macro = plate_with_hole(3, 3)
     model.material("nn")(np.zeros((1, 3)))  # first torch.func call: tracing, not solving
     start = time.perf_counter()

@@ -22,7 +22,8 @@ from graphfem.meshes.errors import GraphfemError
 MODELS: dict[str, type] = {}
 
 #: modules that register the built-in models (imported on first look-up)
-_BUILTIN = ("graphfem.operators.meshgraphnet",)
+_BUILTIN = ("graphfem.operators.meshgraphnet", "graphfem.operators.spon", "graphfem.operators.equino",
+            "graphfem.operators.equino_baselines", "graphfem.operators.giorom")
 
 T = TypeVar("T", bound=type)
 

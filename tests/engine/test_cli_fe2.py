@@ -11,7 +11,8 @@ import torch
 import typer
 from typer.testing import CliRunner
 
-from graphfem.cli_fe2 import load_model, register, save_model, train_equino
+from graphfem.checkpoint import save
+from graphfem.cli_fe2 import load_model, register, train_equino
 from graphfem.meshes import Mesh
 from graphfem.meshes.errors import GraphfemError
 from graphfem.physics.fe2 import plate_with_hole
@@ -38,7 +39,7 @@ def trained(tmp_path_factory):
     folder = tmp_path_factory.mktemp("fe2")
     cell = RVE(rve_mesh(4, "disc"))
     model, prov = train_equino(cell, n_snapshots=8, n_collocation=16, rank=4, adam_steps=50, lbfgs_steps=20)
-    save_model(folder / "m.safetensors", model, {"provenance": prov})
+    save(folder / "m.safetensors", model, {"provenance": prov})
     return folder, cell, model
 
 
