@@ -152,7 +152,7 @@ def from_meshio(mio, source: str | None = None, merge_tolerance: float = 1e-12,
     for name, facets in (side_sets or {}).items():
         tags[name] = Tag(name, "facet", facets)
     point_cells = sum(len(d) for t, d in blocks if t == "vertex")
-    if point_cells:
+    if point_cells and tdim > 1:  # in 1D, point cells are the facets
         warn(f"{source or 'mesh'}: {point_cells} point cell(s) ignored as cells"
              + (" (kept as node tags)" if any(t.kind == "node" for t in tags.values()) else ""))
 
@@ -170,6 +170,9 @@ def from_meshio(mio, source: str | None = None, merge_tolerance: float = 1e-12,
     if len(points) > len(mio.points):  # new centroid nodes: average the parent's corners
         point_data = {k: np.concatenate([v, v[centroid_of].mean(axis=1)]) for k, v in point_data.items()}
     cell_data = {k: v for k, v in cell_data.items() if v is not None}
+    for name in [k for k in cell_data if k.startswith("tag:")]:  # cell tags written by write() as 0/1 fields
+        flags = cell_data.pop(name)
+        tags.setdefault(name[4:], Tag(name[4:], "cell", np.flatnonzero(np.asarray(flags).reshape(len(flags), -1)[:, 0])))
 
     points, cells, tags, point_data = _merge_duplicates(points, cells, tags, point_data, merge_tolerance, source)
     mesh = Mesh(points, cell_type, cells, tags=tags, point_data=point_data, cell_data=cell_data, source=source)
@@ -415,6 +418,42 @@ def _meshio_mesh(mesh: Mesh, point_data: Mapping[str, np.ndarray] | None,
     return meshio.Mesh(points, [(mesh.cell_type, mesh.cells)], point_data=pdata, cell_data=cdata)
 
 
+def _with_gmsh_tags(mio, mesh: Mesh, source) -> object:
+    """The meshio mesh of ``mesh`` for a gmsh file, its tags as physical
+    groups: facet tags as line/triangle/quad (vertex in 1D) elements, node
+    tags as points, cell tags on the volume elements (one group per cell: a
+    cell in several cell tags keeps the first, with a warning). Point fields
+    are kept; cell fields are not (with a warning)."""
+    import meshio
+
+    blocks = [(mesh.cell_type, mesh.cells)]
+    volume_ids = np.zeros(mesh.n_cells, dtype=np.int64)
+    ids, field_data, physical = 0, {}, [volume_ids]
+    for tag in mesh.tags.values():
+        ids += 1
+        if tag.kind == "cell":
+            if (volume_ids[tag.indices] != 0).any():
+                warn(f"{source}: cell tag {tag.name!r} overlaps another cell tag; gmsh keeps one group per cell")
+            free = tag.indices[volume_ids[tag.indices] == 0]
+            volume_ids[free] = ids
+            field_data[tag.name] = np.array([ids, mesh.tdim])
+            continue
+        if tag.kind == "facet":
+            corners = tag.indices.shape[1]
+            ctype = {1: "vertex", 2: "line", 3: "triangle", 4: "quad"}[corners]
+            blocks.append((ctype, tag.indices))
+            field_data[tag.name] = np.array([ids, mesh.tdim - 1])
+        else:
+            blocks.append(("vertex", tag.indices[:, None]))
+            field_data[tag.name] = np.array([ids, 0])
+        physical.append(np.full(tag.size, ids, dtype=np.int64))
+    cell_data = {"gmsh:physical": physical, "gmsh:geometrical": physical}
+    dropped = [name for name in mio.cell_data if not name.startswith("tag:")]
+    if dropped:  # meshio cannot read back gmsh element data beside physical groups
+        warn(f"{source}: cell field(s) {', '.join(dropped)} not written to the gmsh file; write .vtu to keep them")
+    return meshio.Mesh(mio.points, blocks, point_data=mio.point_data, cell_data=cell_data, field_data=field_data)
+
+
 def _pad_vector(values: np.ndarray, pad_3d: bool) -> np.ndarray:
     """2-component vectors get a zero z so ParaView shows them as vectors."""
     if pad_3d and values.ndim == 2 and values.shape[1] == 2:
@@ -424,7 +463,7 @@ def _pad_vector(values: np.ndarray, pad_3d: bool) -> np.ndarray:
 
 #: meshio format written for each extension where meshio's own guess is wrong
 #: or ambiguous (it takes ``.msh`` for ANSYS).
-_DEFAULT_FORMATS = {".msh": "gmsh", ".inp": "abaqus", ".vtk": "vtk", ".med": "med", ".e": "exodus",
+_DEFAULT_FORMATS = {".msh": "gmsh22", ".inp": "abaqus", ".vtk": "vtk", ".med": "med", ".e": "exodus",
                     ".exo": "exodus"}
 
 
@@ -444,12 +483,14 @@ def write(path: str | Path, mesh: Mesh, point_data: Mapping[str, np.ndarray] | N
         if file_format is None and suffix not in (".vtu", ".xdmf", ".xmf"):
             file_format = _DEFAULT_FORMATS.get(suffix) or meshio._helpers._filetypes_from_path(path)[0]
         vtk_like = file_format in (None, "vtu", "vtk", "xdmf") and suffix in (".vtu", ".vtk", ".xdmf", ".xmf")
-        mio = _meshio_mesh(mesh, point_data, cell_data, pad_3d=vtk_like)
+        mio = _meshio_mesh(mesh, point_data, cell_data, pad_3d=vtk_like or file_format.startswith("gmsh"))
         with atomic_path(path) as tmp:
             if suffix == ".vtu" and file_format in (None, "vtu"):
                 _write_vtu(tmp, mio, units or {})
             elif suffix in (".xdmf", ".xmf") and file_format in (None, "xdmf"):
                 _write_xdmf(tmp, mio, units or {}, path)
+            elif file_format.startswith("gmsh"):
+                meshio.write(tmp, _with_gmsh_tags(mio, mesh, path), file_format=file_format)
             else:
                 meshio.write(tmp, mio, file_format=file_format)
     except GraphfemError as exc:

@@ -3,12 +3,14 @@ tests), fields and units, time series, and atomic writes."""
 from __future__ import annotations
 
 import os
+import warnings
 
+import meshio
 import numpy as np
 import pytest
 import skfem
 
-from graphfem.meshes import GraphfemError, Mesh, read, read_series, read_units, write, write_series
+from graphfem.meshes import GraphfemError, Mesh, MeshWarning, Tag, read, read_series, read_units, write, write_series
 
 # ------------------------------------------------------------------ canonical meshes
 def tri_mesh() -> Mesh:
@@ -128,17 +130,42 @@ def test_units_absent(tmp_path):
     assert read_units(path) == {}
 
 
-def test_cell_tags_are_written_as_flags(tmp_path):
-    mesh = read_fixture = Mesh.unit_square(2)
-    from graphfem.meshes import Tag
-
-    mesh = mesh.with_tags(left_cells=Tag("left_cells", "cell", [0, 1]))
+def test_cell_tags_round_trip_through_vtu_as_flag_fields(tmp_path):
+    """VTU has no tags: cell tags travel as 0/1 cell fields ``tag:<name>``
+    (visible in ParaView) and come back as cell tags."""
+    mesh = Mesh.unit_square(2).with_tags(left_cells=Tag("left_cells", "cell", [0, 1]))
     path = tmp_path / "tags.vtu"
     mesh.write(path)
+    assert np.array_equal(np.flatnonzero(meshio.read(path).cell_data["tag:left_cells"][0]), [0, 1])
     back = read(path)
-    flags = back.cell_data["tag:left_cells"]
-    np.testing.assert_array_equal(np.flatnonzero(flags), [0, 1])
-    del read_fixture
+    assert back.tags["left_cells"].kind == "cell"
+    np.testing.assert_array_equal(back.tags["left_cells"].indices, [0, 1])
+    assert "tag:left_cells" not in back.cell_data
+
+
+@pytest.mark.parametrize("mesh", [Mesh.unit_square(3), Mesh.unit_square(2, order=2), Mesh.box(2),
+                                  Mesh.rectangle(3, 2, cell="quad"), Mesh.interval(4)],
+                         ids=["tri", "tri6", "tet", "quad", "line"])
+def test_every_tag_round_trips_through_gmsh(tmp_path, mesh):
+    """gmsh files keep facet, node and cell tags as named physical groups (in
+    1D, points are facets, so a node tag would come back as a facet tag)."""
+    mesh = mesh.with_tags(first_cells=Tag("first_cells", "cell", [0, 1]))
+    if mesh.tdim > 1:
+        mesh = mesh.with_tags(origin=Tag("origin", "node", [0]))
+    path = tmp_path / "tags.msh"
+    mesh.write(path, point_data={"u": np.arange(mesh.n_points, dtype=float)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MeshWarning)  # point cells reported
+        back = read(path)
+    assert back.n_points == mesh.n_points and back.cell_type == mesh.cell_type
+    np.testing.assert_allclose(back.point_data["u"], mesh.point_data.get("u", np.arange(mesh.n_points)))
+    assert set(back.tags) == set(mesh.tags)
+    for name, tag in mesh.tags.items():
+        assert back.tags[name].kind == tag.kind
+        if tag.kind == "facet":
+            assert {tuple(sorted(f)) for f in back.tags[name].indices} == {tuple(sorted(f)) for f in tag.indices}
+        else:
+            assert sorted(back.tags[name].indices) == sorted(tag.indices)
 
 
 # ------------------------------------------------------------------ time series
