@@ -102,13 +102,12 @@ def radius_edges(x: np.ndarray, radius: float) -> np.ndarray:
 
 
 def ball_pairs(points: np.ndarray, centres: np.ndarray, radius: float) -> np.ndarray:
-    """(2, P) pairs (point p, centre c) with |x_p − c| ≤ radius."""
+    """(2, P) pairs (point p, centre c) with |x_p − c| ≤ radius, sorted by point."""
     from scipy.spatial import cKDTree
 
-    lists = cKDTree(centres).query_ball_point(points, radius)
-    counts = np.fromiter((len(l) for l in lists), dtype=np.int64, count=len(lists))
-    cols = np.fromiter((c for l in lists for c in l), dtype=np.int64, count=int(counts.sum()))
-    return np.stack([np.repeat(np.arange(len(points)), counts), cols])
+    d = cKDTree(points).sparse_distance_matrix(cKDTree(centres), radius, output_type="ndarray")
+    pairs = np.stack([d["i"], d["j"]]).astype(np.int64)
+    return pairs[:, np.lexsort((pairs[1], pairs[0]))]
 
 
 def _scatter_mean(values: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
@@ -504,17 +503,18 @@ class FieldOperator:
         self.base = interpolation_matrix(sources, queries, self.c.base, self.c.mls_neighbours)
         if self.c.decoder != "gno":
             return
-        tree = cKDTree(sources)
-        _, nearest = tree.query(queries)
         pairs = []
         for start in range(0, len(queries), self.c.chunk):
             chunk = queries[start:start + self.c.chunk]
             p = ball_pairs(chunk, sources, self.c.radius)
-            near = np.stack([np.arange(len(chunk)), nearest[start:start + len(chunk)]])
-            p = np.unique(np.concatenate([p, near], axis=1), axis=1)
+            lonely = np.flatnonzero(np.bincount(p[0], minlength=len(chunk)) == 0)
+            if lonely.size:  # a query with no source within r keeps its nearest one
+                near = cKDTree(sources).query(chunk[lonely])[1]
+                p = np.concatenate([p, np.stack([lonely, near])], axis=1)
             pairs.append(p + np.array([[start], [0]]))
         self.pairs = np.concatenate(pairs, axis=1)
         self.counts = np.bincount(self.pairs[0], minlength=len(queries))
+        self.matrix = None
 
     def kernel_values(self) -> torch.Tensor:
         """(P, d, d) K((X_j − X)/r, |X_j − X|/r) over all pairs, in chunks (differentiable)."""
@@ -543,6 +543,45 @@ class FieldOperator:
         corr = torch.zeros_like(ub).index_add_(1, q, msg) / torch.as_tensor(self.counts, dtype=ub.dtype,
                                                                            device=dev)[None, :, None]
         return ub + corr
+
+    def freeze(self) -> "FieldOperator":
+        """Assemble the whole (gno) field as one scipy matrix A (M·d × n·d),
+
+        A = B ⊗ I + K̄ − diag(Σ_j K̄_Xj)(B ⊗ I), K̄_Xj = K((X_j − X)/r)/count(X),
+
+        kernel evaluated once in chunks; afterwards :meth:`apply` costs one sparse product per frame.
+        """
+        import scipy.sparse as sp
+
+        if self.c.decoder != "gno":
+            raise InputError("only the gno decoder can be frozen into a matrix")
+        d, (M, n) = self.c.dim, self.base.shape
+        with torch.no_grad():
+            K = self.kernel_values().double().cpu().numpy() / self.counts[self.pairs[0]][:, None, None]
+        q, j = self.pairs
+        a, b = np.meshgrid(np.arange(d), np.arange(d), indexing="ij")
+        rows = [(q[:, None, None] * d + a).reshape(-1)]
+        cols = [(j[:, None, None] * d + b).reshape(-1)]
+        vals = [K.reshape(-1)]
+        ksum = np.zeros((M, d, d))
+        np.add.at(ksum, q, K)
+        B = self.base.tocoo()
+        eye = np.eye(d)
+        coef = eye[None] - ksum[B.row]  # (nnz, d, d): (I − Σ K̄) B
+        rows.append((B.row[:, None, None] * d + a).reshape(-1))
+        cols.append((B.col[:, None, None] * d + b).reshape(-1))
+        vals.append((coef * B.data[:, None, None]).reshape(-1))
+        self.matrix = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                                    shape=(M * d, n * d))
+        return self
+
+    def apply(self, displacements: np.ndarray) -> np.ndarray:
+        """(T, n, d) -> (T, M, d) with the frozen matrix (float64, no autograd)."""
+        if self.matrix is None:
+            self.freeze()
+        U = np.asarray(displacements, dtype=float)
+        T, n, d = U.shape
+        return (self.matrix @ U.reshape(T, n * d).T).T.reshape(T, -1, d)
 
     @staticmethod
     def _sparse(B, dev):

@@ -49,3 +49,15 @@ def test_generate_train_rollout(app, tmp_path):
     with pytest.raises(GraphfemError, match="material"):
         run(app, ["rollout", str(model), str(initial), "-o", str(out), "--material", "honey"],
             catch_exceptions=False)
+
+
+@pytest.mark.slow
+def test_sand_example_runs(tmp_path):
+    """examples/giorom_sand.py end to end (minutes): a finite dense rollout, a falling loss and the PNG."""
+    import runpy
+    from pathlib import Path
+
+    main = runpy.run_path(str(Path(__file__).resolve().parents[2] / "examples" / "giorom_sand.py"))["main"]
+    result = main(tmp_path, frames=24, steps=150)
+    assert np.isfinite(result["rollout_mse"]) and result["last_loss"] < result["first_loss"]
+    assert (tmp_path / "giorom_sand.png").stat().st_size > 10_000

@@ -163,3 +163,17 @@ def test_splat_option_runs():
     with torch.no_grad():
         u = op(np.tile(X[s][None] * 0.01, (3, 1, 1)))
     assert u.shape == (3, 500, 2) and torch.isfinite(u).all()
+
+
+def test_frozen_matrix_equals_the_kernel_integral():
+    rng = np.random.default_rng(4)
+    X = rng.uniform(0, 1, (400, 2))
+    s = sample_particles(X, 40)
+    field = NeuralField(NeuralFieldConfig(radius=0.2))
+    torch.nn.init.normal_(field.kernel[-1].weight, std=0.3)
+    op = field.operator(X[s], X)
+    U = rng.normal(size=(3, 40, 2))
+    with torch.no_grad():
+        direct = op(U).double().numpy()
+    assert np.allclose(op.freeze().apply(U), direct, atol=1e-5)
+    assert np.abs(direct - op.base @ U[0]).max() > 1e-3  # the correction is active
