@@ -31,13 +31,16 @@ def random_domain(family: str, rng: np.random.Generator, h: float | None = None)
     Args:
         family: one of :data:`FAMILIES`, or ``"mixed"`` for a random one.
         rng: the random generator (the only source of randomness).
-        h: target mesh size; default uniform in [0.04, 0.075].
+        h: target mesh size; default uniform in [0.055, 0.1]: meshes of 50 to
+            400 nodes (median 160), 12 to 27 edges across (median 17), so
+            that a MeshGraphNet of 15 message-passing steps sees most of the
+            domain from every node (the former [0.04, 0.075] gave 11 to 34).
     """
     if family == "mixed":
         family = FAMILIES[int(rng.integers(len(FAMILIES)))]
     if family not in FAMILIES:
         raise InputError(f"unknown geometry family {family!r}; choose one of {', '.join(FAMILIES + ('mixed',))}")
-    h = float(rng.uniform(0.04, 0.075)) if h is None else float(h)
+    h = float(rng.uniform(0.055, 0.1)) if h is None else float(h)
     holes = np.zeros((0, 3))
     if family == "deformed":
         outer = _deformed_rectangle(rng, h)
@@ -51,6 +54,7 @@ def random_domain(family: str, rng: np.random.Generator, h: float | None = None)
         theta = np.sort(theta)
         radius = rng.uniform(0.3, 0.5, k)
         vertices = np.stack([radius * np.cos(theta), radius * np.sin(theta)], axis=1) + 0.5
+        h *= float(np.ptp(vertices, axis=0).max())  # h relative to the polygon's extent, as for the others
         outer = _resample(vertices, h)
     else:
         cx, cy = rng.uniform(0.35, 0.7, 2)
@@ -78,7 +82,7 @@ def _holes(rng: np.random.Generator, w: float, hgt: float, count: int, h: float)
     for _ in range(50 * count):
         if len(holes) == count:
             break
-        r = rng.uniform(max(0.06, 1.5 * h), 0.17)
+        r = rng.uniform(max(0.06, 1.5 * h), max(0.17, 1.5 * h + 0.02))
         if min(w, hgt) <= 2 * (r + 2 * h):
             continue
         c = rng.uniform([r + 2 * h, r + 2 * h], [w - r - 2 * h, hgt - r - 2 * h])

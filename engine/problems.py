@@ -2,21 +2,32 @@
 random parameters for datasets, and the FE reference solve.
 
 Only ``poisson`` for now: −∇·(κ∇u) = f, u = g_t on Dirichlet tags t, zero
-flux elsewhere. The encoding uses the exact symmetries of the problem, so
-that a model trained on unit-size domains with O(1) data applies to any size
-and magnitude:
+flux elsewhere. The encoding uses
+the exact symmetries of the problem, so that a model trained on unit-size
+domains with O(1) data applies to any size and magnitude:
 
 * length: x' = (x − x_min)/L with L the largest bounding-box side; then
   −∇'·(κ∇'u) = L² f;
-* conductivity: κ' = κ/κ_max, f' = L² f/κ_max (u is unchanged);
-* linearity: with s = max(max|g|, max|f'|/8), the model predicts u/s from
-  f'/s and g/s, and the prediction is multiplied back by s.
+* conductivity: κ' = κ/κ_h with κ_h the area-weighted harmonic mean of κ
+  (the conductivity of the equivalent homogeneous body in series), and
+  f' = L² f/κ_h (u is unchanged);
+* linearity: the model predicts u/s from f'/s and g/s, and the prediction
+  is multiplied back by s, with s = max(max|g|, ⟨|f'|⟩ D²/2), where ⟨|f'|⟩
+  is the area mean of |f'| and D the largest distance (in units of L) from
+  a node to the Dirichlet set, at least the largest local mesh size: D²/2
+  is the peak of the solution of −u'' = 1 on [0, D], u(0) = 0, u'(D) = 0. On the training data,
+  the 95th/5th percentile ratio of rms(u)/s is 5.5 with this s; it was 32
+  with s = max(max|g|, max|L² f/κ_max|/8), which left some targets 400x
+  smaller than others and the relative error of those samples near 1.
 
 Node features (in this order, :data:`POISSON_FEATURES`): log κ' (mean over
 the node's cells), f'/s, Dirichlet flag, g/s (0 off Dirichlet nodes),
 boundary flag, local mesh size h/L, distance to the nearest Dirichlet node
-/L, and g/s at that node. Edge features: ``[dx, |dx|]/h_i`` from
-:func:`graphfem.meshes.to_graph`.
+/L, and a global blend of the Dirichlet data, Σ_t w_t g_t / Σ_t w_t / s with
+w_t = d_t⁻² and d_t the distance to Dirichlet tag t (= g/s on Dirichlet
+nodes). The blend carries the boundary data across the whole domain, which
+L message-passing steps alone cannot do on meshes more than L hops across.
+Edge features: ``[dx, |dx|]/h_i`` from :func:`graphfem.meshes.to_graph`.
 """
 from __future__ import annotations
 
@@ -29,7 +40,7 @@ from graphfem.meshes import Mesh
 from graphfem.meshes.errors import InputError
 
 POISSON_FEATURES = ("log_kappa", "source", "dirichlet", "dirichlet_value", "boundary", "h",
-                    "dirichlet_distance", "nearest_dirichlet_value")
+                    "dirichlet_distance", "blended_dirichlet_value")
 
 
 @dataclass
@@ -181,6 +192,28 @@ def lumped_mass(mesh: Mesh) -> np.ndarray:
     return np.bincount(mesh.corner_cells.ravel(), weights=np.repeat(area / 3.0, 3), minlength=mesh.n_points)
 
 
+def dirichlet_blend(mesh: Mesh, case: PoissonCase, pos: np.ndarray, mask: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """(n,) Σ_t g_t d_t⁻² / Σ_t d_t⁻² over the Dirichlet tags t, with d_t the
+    distance from a node to the nearest node of tag t (``pos`` coordinates);
+    g itself on Dirichlet nodes, 0 with no tag (u = 0 on the whole boundary).
+    One KD-tree query per tag: O(T n log n)."""
+    from scipy.spatial import cKDTree
+
+    out = g.copy()
+    if not case.dirichlet:
+        return out
+    num = np.zeros(mesh.n_points)
+    den = np.zeros(mesh.n_points)
+    for tag, value in case.dirichlet.items():
+        d = cKDTree(pos[mesh.tag_nodes(tag)]).query(pos)[0]
+        weight = 1.0 / np.maximum(d, 1e-12) ** 2
+        num += weight * value
+        den += weight
+    free = ~mask
+    out[free] = num[free] / den[free]
+    return out
+
+
 def poisson_graph(mesh: Mesh, case: PoissonCase):
     """The graph a model sees: ``x`` (n, 8) features (see the module
     docstring), ``edge_index`` (2, E), ``edge_attr`` (E, 3), ``mass`` (n,)
@@ -193,25 +226,30 @@ def poisson_graph(mesh: Mesh, case: PoissonCase):
     lo = mesh.points.min(axis=0)
     L = float(np.ptp(mesh.points, axis=0).max())
     pos = (mesh.points - lo) / L
-    kmax = float(case.kappa.max())
-    f = case.source * L * L / kmax
+    area = mesh.cell_measures() / (L * L)
+    k_ref = float(area.sum() / (area / case.kappa).sum())
+    f = case.source * L * L / k_ref
     mask, g = dirichlet_nodes(mesh, case)
-    s = max(float(np.abs(g).max()), float(np.abs(f).max()) / 8.0, 1e-12)
+    d_nodes = np.flatnonzero(mask)
+    wall = cKDTree(pos[d_nodes]).query(pos)[0]
     n = mesh.n_points
-    corners = mesh.corner_cells
-    log_k = np.log(case.kappa / kmax)
-    count = np.bincount(corners.ravel(), minlength=n)
-    node_log_k = np.bincount(corners.ravel(), weights=np.repeat(log_k, corners.shape[1]), minlength=n) / count
     edges = mesh_edges(mesh)
     rel = pos[edges[0]] - pos[edges[1]]
     dist = np.linalg.norm(rel, axis=1)
     h = np.bincount(edges[1], weights=dist, minlength=n) / np.maximum(np.bincount(edges[1], minlength=n), 1)
+    w = lumped_mass(mesh) / (L * L)
+    f_mean = float((w * np.abs(f)).sum() / w.sum())
+    reach = max(float(wall.max()), float(h.max()))  # D, at least one cell
+    s = max(float(np.abs(g).max()), f_mean * reach ** 2 / 2.0, 1e-12)
+    corners = mesh.corner_cells
+    log_k = np.log(case.kappa / k_ref)
+    count = np.bincount(corners.ravel(), minlength=n)
+    node_log_k = np.bincount(corners.ravel(), weights=np.repeat(log_k, corners.shape[1]), minlength=n) / count
     edge_attr = np.concatenate([rel, dist[:, None]], axis=1) / h[edges[1]][:, None]
     boundary = np.zeros(n)
     boundary[mesh.boundary_nodes()] = 1.0
-    d_nodes = np.flatnonzero(mask)
-    wall, nearest = cKDTree(pos[d_nodes]).query(pos)
-    x = np.stack([node_log_k, f / s, mask.astype(float), g / s, boundary, h, wall, g[d_nodes][nearest] / s], axis=1)
+    x = np.stack([node_log_k, f / s, mask.astype(float), g / s, boundary, h, wall,
+                  dirichlet_blend(mesh, case, pos, mask, g) / s], axis=1)
     from torch_geometric.data import Data
 
     return Data(x=torch.as_tensor(x, dtype=torch.float32),
@@ -223,10 +261,16 @@ def poisson_graph(mesh: Mesh, case: PoissonCase):
 
 # ------------------------------------------------------------------ data
 def sample_poisson(mesh: Mesh, rng: np.random.Generator) -> PoissonCase:
-    """Random inputs: two materials (κ log-uniform in [0.1, 10], the second in
-    a random disc or half-plane), a source made of a constant and one or two
-    Gaussian bumps, and Dirichlet values uniform in [−1, 1] on a random
-    non-empty subset of the boundary tags (zero flux on the others)."""
+    """Random inputs covering what users ask of a surrogate:
+
+    * conductivity: one material (probability 1/4) or two, κ log-uniform in
+      [0.1, 10], the second in a random disc or half-plane;
+    * source: a constant uniform in [−5, 5], plus one or two Gaussian bumps
+      of amplitude in [−30, 30] (probability 2/3);
+    * Dirichlet data: u = 0 on every boundary tag (probability 1/4), else
+      values uniform in [−1, 1] (each zero with probability 1/5) on a random
+      non-empty subset of the boundary tags, zero flux on the others.
+    """
     centroid = mesh.points[mesh.corner_cells].mean(axis=1)
     k1, k2 = 10 ** rng.uniform(-1, 1, 2)
     if rng.random() < 0.5:
@@ -235,15 +279,18 @@ def sample_poisson(mesh: Mesh, rng: np.random.Generator) -> PoissonCase:
     else:
         angle = rng.uniform(0, 2 * np.pi)
         second = centroid @ np.array([np.cos(angle), np.sin(angle)]) > rng.uniform(0.3, 0.7)
-    kappa = np.where(second, k2, k1)
+    kappa = np.where(second & (rng.random() >= 0.25), k2, k1)
     x = mesh.points
     f = np.full(mesh.n_points, rng.uniform(-5, 5))
-    for _ in range(int(rng.integers(1, 3))):
-        c, w = rng.uniform(0.1, 0.9, 2), rng.uniform(0.05, 0.3)
-        f += rng.uniform(-30, 30) * np.exp(-((x - c) ** 2).sum(axis=1) / (2 * w * w))
+    if rng.random() < 2 / 3:
+        for _ in range(int(rng.integers(1, 3))):
+            c, w = rng.uniform(0.1, 0.9, 2), rng.uniform(0.05, 0.3)
+            f += rng.uniform(-30, 30) * np.exp(-((x - c) ** 2).sum(axis=1) / (2 * w * w))
     tags = [t.name for t in mesh.tags.values() if t.kind == "facet"]
+    if rng.random() < 0.25:
+        return PoissonCase(kappa, f, {t: 0.0 for t in tags})
     chosen = [t for t in tags if rng.random() < 0.5] or [tags[int(rng.integers(len(tags)))]]
-    return PoissonCase(kappa, f, {t: float(rng.uniform(-1, 1)) for t in chosen})
+    return PoissonCase(kappa, f, {t: float(rng.uniform(-1, 1)) * float(rng.random() >= 0.2) for t in chosen})
 
 
 def solve_poisson(mesh: Mesh, case: PoissonCase) -> np.ndarray:
@@ -255,5 +302,5 @@ def solve_poisson(mesh: Mesh, case: PoissonCase) -> np.ndarray:
     return poisson(mesh, kappa=case.kappa, f=case.source, order=1).fields["u"]
 
 
-__all__ = ["POISSON_FEATURES", "PoissonCase", "dirichlet_nodes", "lumped_mass", "parse_pairs", "poisson_case",
+__all__ = ["POISSON_FEATURES", "PoissonCase", "dirichlet_blend", "dirichlet_nodes", "lumped_mass", "parse_pairs", "poisson_case",
            "poisson_graph", "sample_poisson", "solve_poisson"]
