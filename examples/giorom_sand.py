@@ -7,7 +7,7 @@
 3. A held-out column is rolled out from its first 6 frames and rebuilt
    densely; the PNG compares it with MPM at three times.
 
-Run: ``python examples/giorom_sand.py [OUT]`` (about 4 minutes of CPU time on one core).
+Run: ``python examples/giorom_sand.py [OUT]`` (about 1 minute on one core: 11 s MPM, 40 s training).
 """
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def render(path: Path, truth: np.ndarray, pred: np.ndarray, reference: np.ndarra
     plotter.close()
 
 
-def main(out: str | Path = "giorom-sand", frames: int = 30, steps: int = 250) -> dict:
+def main(out: str | Path = "giorom-sand", frames: int = 30, steps: int = 1000) -> dict:
     """Run the example into ``out``; returns errors and timings."""
     import torch
 
