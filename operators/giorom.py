@@ -424,12 +424,17 @@ def interpolation_matrix(sources: np.ndarray, queries: np.ndarray, kind: str = "
     k nearest sources with weights exp(−(ρ/ρ_k)²) (exact for quadratics).
     """
     import scipy.sparse as sp
-    from scipy.spatial import Delaunay, cKDTree
+    from scipy.spatial import ConvexHull, Delaunay, cKDTree
 
     M, d = queries.shape
     if kind == "linear":
         tri = Delaunay(sources)
-        simplex = tri.find_simplex(queries)
+        # a plane test of the hull settles the points outside it, so that
+        # find_simplex only walks for points it will find
+        eq = ConvexHull(sources).equations
+        simplex = np.full(len(queries), -1, dtype=np.int64)
+        hull = (queries @ eq[:, :-1].T + eq[:, -1] <= 1e-12).all(axis=1)
+        simplex[hull] = tri.find_simplex(queries[hull])
         inside = simplex >= 0
         T = tri.transform[simplex[inside]]
         lam = np.einsum("mij,mj->mi", T[:, :d], queries[inside] - T[:, d])
