@@ -200,6 +200,25 @@ def bench_equino(n: int = typer.Option(10, "-n", help="RVE cells per side."),
     typer.echo(run(n=n, rank=rank))
 
 
+@bench_app.command("spon")
+def bench_spon(size: str = typer.Option("small", "--size", help="small (2 CPU cores, minutes) or gpu."),
+               device: str = typer.Option("auto", "--device", help="auto, cpu or cuda.")) -> None:
+    """SPON vs SPON-MG vs MeshGraphNet on the same FE data, one level finer, inference vs FE/Newton time."""
+    from .benchmarks.spon import run
+
+    typer.echo(run(size=size, device=device))
+
+
+@bench_app.command("giorom")
+def bench_giorom(size: str = typer.Option("small", "--size", help="small (CPU, minutes) or gpu (3D, larger).")) -> None:
+    """GIOROM: rollout errors per material (sparse vs dense GNS), step times, reconstruction vs query count."""
+    from .benchmarks.giorom import run
+
+    if size not in ("small", "gpu"):
+        raise GraphfemError(f"--size must be small or gpu, got {size!r}")
+    typer.echo(run(size=size))
+
+
 def _register_commands() -> None:
     for name in _COMMAND_MODULES:
         try:
