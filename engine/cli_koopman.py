@@ -16,7 +16,7 @@ def register(app: typer.Typer) -> None:
     @app.command("koopman")
     def koopman(
         data: Path = typer.Argument(..., help="Snapshot data: .npz (X, Y[, weights, dt]), .pvd/.xdmf series "
-                                              "or .h5 dataset (groups with times, fields/<name>, mesh/)."),
+                                              "or .h5 dataset (groups with times, outputs/<name>, mesh/)."),
         output: Path = typer.Option(..., "-o", "--output", help="Report folder (replaced atomically)."),
         rank: Optional[int] = typer.Option(None, "--rank", help="POD rank / kernel dictionary size."),
         dictionary: str = typer.Option("auto", "--dictionary",

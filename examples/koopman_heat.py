@@ -53,7 +53,7 @@ def main(out: Path) -> None:
                 states.append(nxt)
             g = f.create_group(f"sim{s}")
             g["times"] = dt * np.arange(steps + 1)
-            g["fields/temperature"] = np.array(states)
+            g["outputs/temperature"] = np.array(states)
             g["mesh/points"] = mesh.points
             g["mesh/cells"] = mesh.cells
             g["mesh/cells"].attrs["cell_type"] = mesh.cell_type

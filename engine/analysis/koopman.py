@@ -222,7 +222,7 @@ def load_snapshots(path: str | Path, *, field: str | None = None) -> SnapshotDat
     * ``.pvd`` / ``.xdmf``: a time series of point fields on one mesh (one
       trajectory); the mass matrix of the mesh is the inner product.
     * ``.h5`` / ``.hdf5``: one group per simulation (or the file root as a single
-      simulation), each holding ``times`` (T,), ``fields/<name>`` (T, n) or
+      simulation), each holding ``times`` (T,), ``outputs/<name>`` (T, n) or
       (T, n, c), and ``mesh/points`` (n, dim) with ``mesh/cells`` (m, k) (the
       cell type is the ``cell_type`` attribute of ``mesh/cells`` or inferred
       from k and dim). All simulations share the first simulation's mesh.
@@ -276,9 +276,9 @@ def _load_hdf5(path: Path, field_name: str | None) -> SnapshotData:
         raise InputError(f"cannot read HDF5: {exc}", path) from None
     with f:
         groups = [f] if "times" in f else [f[k] for k in sorted(f) if isinstance(f[k], h5py.Group)]
-        groups = [g for g in groups if "times" in g and "fields" in g]
+        groups = [g for g in groups if "times" in g and "outputs" in g]
         if not groups:
-            raise InputError("no simulation group with 'times' and 'fields' found", path)
+            raise InputError("no simulation group with 'times' and 'outputs' found", path)
         mesh_group = next((g["mesh"] for g in groups if "mesh" in g), None)
         if mesh_group is None or "points" not in mesh_group or "cells" not in mesh_group:
             raise InputError("no 'mesh/points' and 'mesh/cells' datasets found", path)
@@ -294,7 +294,7 @@ def _load_hdf5(path: Path, field_name: str | None) -> SnapshotData:
         mesh = Mesh(points, str(ctype), cells, source=str(path))
         trajs = []
         for g in groups:
-            fields = {name: np.asarray(g["fields"][name], dtype=float) for name in g["fields"]}
+            fields = {name: np.asarray(g["outputs"][name], dtype=float) for name in g["outputs"]}
             trajs.append(Trajectory(np.asarray(g["times"], dtype=float), fields, mesh))
     return snapshot_pairs(trajs, field=field_name, source=str(path))
 

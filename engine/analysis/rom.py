@@ -675,7 +675,7 @@ def load_snapshot_data(path, field: str | None = None, test_fraction: float = 0.
     (a JSON string for ``rom solve``).
 
     HDF5: one group per simulation (any name but ``mesh``), holding
-    ``fields/<name>`` of shape (T, n) or (T, n, c) (or one step: (n,) / (n, c)),
+    ``outputs/<name>`` of shape (T, n) or (T, n, c) (or one step: (n,) / (n, c)),
     optional ``params`` dataset or attribute, optional attribute ``split`` =
     ``"train"``/``"test"``; the mesh in ``mesh/points`` (n, d) and ``mesh/cells``
     (m, k) (attribute ``cell_type`` or guessed from the shapes); optional root
@@ -769,20 +769,20 @@ def _load_h5(path, field):
             mesh = (pts, cells, ct or _CELL_BY_SHAPE.get((pts.shape[1], cells.shape[1])))
         sims = [k for k in f.keys() if k != "mesh" and isinstance(f[k], h5py.Group)]
         if not sims:
-            raise InputError("no simulation groups (each needs fields/<name>)")
+            raise InputError("no simulation groups (each needs outputs/<name>)")
         rows = {"train": [], "test": []}
         prm = {"train": [], "test": []}
         grp = {"train": [], "test": []}
         n_comp = 1
         for gi, s in enumerate(sims):
             g = f[s]
-            if "fields" not in g or not len(g["fields"]):
-                raise InputError(f"group {s!r} has no fields/<name> dataset")
-            names = list(g["fields"].keys())
+            if "outputs" not in g or not len(g["outputs"]):
+                raise InputError(f"group {s!r} has no outputs/<name> dataset")
+            names = list(g["outputs"].keys())
             name = field or names[0]
-            if name not in g["fields"]:
+            if name not in g["outputs"]:
                 raise InputError(f"group {s!r} has no field {name!r} (has: {', '.join(names)})")
-            a = np.asarray(g["fields"][name], dtype=float)
+            a = np.asarray(g["outputs"][name], dtype=float)
             if a.ndim == 1 or (a.ndim == 2 and mesh is not None and a.shape[0] == len(mesh[0])):
                 a = a[None]
             n_comp = a.shape[2] if a.ndim == 3 else 1

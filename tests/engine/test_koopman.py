@@ -271,7 +271,7 @@ def test_hdf5_layout(tmp_path):
             g = f.create_group(f"sim{s}")
             times = 0.1 * np.arange(12)
             g["times"] = times
-            g["fields/u"] = np.array([np.cos(2 * np.pi * (x - 0.3 * t) + phase) for t in times])
+            g["outputs/u"] = np.array([np.cos(2 * np.pi * (x - 0.3 * t) + phase) for t in times])
             g["mesh/points"] = mesh.points
             g["mesh/cells"] = mesh.cells
     d = kp.load_snapshots(tmp_path / "sims.h5")

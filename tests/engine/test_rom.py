@@ -312,7 +312,7 @@ def test_hdf5_dataset_with_mesh_gets_the_p1_mass(tmp_path):
         f["mesh/cells"] = m.t.T
         for s in range(5):
             g = f.create_group(f"sim{s}")
-            g["fields/u"] = rng.standard_normal((4, m.p.shape[1], 2))        # (T, n, c)
+            g["outputs/u"] = rng.standard_normal((4, m.p.shape[1], 2))        # (T, n, c)
             g.attrs["params"] = [s, 2.0 * s]
             g.attrs["split"] = "test" if s == 4 else "train"
     d = load_snapshot_data(path)
