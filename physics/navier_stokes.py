@@ -149,7 +149,7 @@ class TaylorHood:
 
         wx, wy = self._components(w)
         form = BilinearForm(lambda u, v, p: (p["wx"] * u.grad[0] + p["wy"] * u.grad[1]) * v)
-        return form.assemble(self.ub, wx=wx.value, wy=wy.value).tocsr()
+        return form.assemble(self.ub, wx=wx, wy=wy).tocsr()
 
     def newton_term(self, u: np.ndarray) -> sp.csr_matrix:
         """(n_u, n_u) N(u)_ij = ∫ ((φ_j·∇)u)·φ_i, the derivative of C(u)u beyond C(u)."""
