@@ -7,23 +7,31 @@ from typing import List, Optional
 
 import typer
 
+from graphfem.meshes.errors import InputError
+
 
 def register(app: typer.Typer) -> None:
     """Add the engine commands to the ``graphfem`` app."""
 
     @app.command()
-    def generate(problem: str = typer.Argument(..., help="Problem family: poisson."),
+    def generate(problem: str = typer.Argument(..., help="Family: poisson, mpm, darcy-two-phase, burgers, cavity, "
+                                                         "cylinder-flow, spon-poisson, spon-hyperelastic, ..."),
                  n: int = typer.Option(..., "-n", help="Number of simulations."),
                  output: Path = typer.Option(..., "-o", "--output", help="HDF5 file to write (atomically)."),
                  geometry: str = typer.Option("mixed", "--geometry",
-                                              help="deformed, perforated, polygon, lshape or mixed."),
+                                              help="poisson: deformed, perforated, polygon, lshape or mixed."),
+                 resolution: Optional[int] = typer.Option(None, "--resolution",
+                                                          help="Mesh/grid resolution of the family (its default)."),
+                 material: Optional[str] = typer.Option(None, "--material",
+                                                        help="mpm: jelly, water, goo, sand or plasticine."),
                  seed: int = typer.Option(0, "--seed", help="Seed; sample i depends only on (seed, i)."),
                  workers: int = typer.Option(1, "--workers", help="Worker processes.")) -> None:
-        """Generate a dataset of FE simulations on random 2D domains (ranks under torchrun)."""
-        from .data import generate as run
+        """Generate a dataset of simulations with the project's solvers (ranks under torchrun for poisson)."""
+        from .generate import generate as run
 
-        run(problem, n, output, geometry=geometry, seed=seed, workers=workers)
-        typer.echo(f"wrote {output} ({n} simulations)")
+        run(problem, n, output, seed=seed, workers=workers, geometry=geometry, resolution=resolution,
+            material=material)
+        typer.echo(f"wrote {output} ({n} simulations of {problem})")
 
     @app.command()
     def train(config: Path = typer.Argument(..., help="YAML training configuration."),
@@ -44,19 +52,32 @@ def register(app: typer.Typer) -> None:
                 source: Optional[str] = typer.Option(None, "--source", help="Number, mesh field or expression."),
                 dirichlet: List[str] = typer.Option([], "--dirichlet", help="TAG=VALUE (repeatable)."),
                 neumann: List[str] = typer.Option([], "--neumann", help="TAG=0 (zero flux only)."),
+                param: List[str] = typer.Option([], "--param",
+                                                help="KEY=VALUE input of models with other options, e.g. SPON "
+                                                     "traction=0.1,0 or u_max=0.3 (numbers, comma vectors)."),
                 device: str = typer.Option("auto", "--device", help="auto, cpu or cuda.")) -> None:
-        """Predict the fields on a mesh with the same options as ``solve poisson``; writes them atomically."""
+        """Predict the fields on a mesh with the same options as ``solve poisson``; writes them atomically
+        (SPON-MG: on the mesh refined once per coarse level, the mesh being the coarsest)."""
         from .checkpoint import load
         from .meshes import read
-        from .problem_options import poisson_options
+        from .problem_options import poisson_options, vector
 
         surrogate = load(model, device=device)
         m = read(mesh)
         surrogate.check_mesh(m)
-        opts = poisson_options(m, kappa=kappa, source=source, dirichlet=dirichlet, neumann=neumann)
-        fields, seconds = surrogate.timed_predict(m, kappa=opts["kappa"], source=opts["f"],
-                                                  dirichlet=opts["dirichlet"], neumann=opts["neumann"])
-        m.write(output, point_data=fields)
+        options = {}
+        for pair in param:
+            key, sep, value = pair.partition("=")
+            if not sep or not key.strip():
+                raise InputError(f"--param: expected KEY=VALUE, got {pair!r}")
+            values = vector(value, len(value.split(",")), f"--param {key.strip()}")
+            options[key.strip()] = float(values[0]) if values.size == 1 else values
+        if "kappa" in surrogate.problem["options"]:
+            opts = poisson_options(m, kappa=kappa, source=source, dirichlet=dirichlet, neumann=neumann)
+            options.update(kappa=opts["kappa"], source=opts["f"], dirichlet=opts["dirichlet"],
+                           neumann=opts["neumann"])
+        fields, seconds = surrogate.timed_predict(m, **options)
+        surrogate.output_mesh(m).write(output, point_data=fields)
         typer.echo(f"wrote {output} ({', '.join(fields)}; predicted in {1e3 * seconds:.1f} ms on {surrogate.device})")
 
     @app.command()

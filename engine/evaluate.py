@@ -2,6 +2,7 @@
 
 Errors are relative L2 errors in the consistent FE mass-matrix norm,
 ||û − u||_M / ||u||_M with M from :class:`~graphfem.meshes.FESpace`.
+SPON checkpoints read SPON data files (:func:`graphfem.spon_train.evaluate_file`).
 """
 from __future__ import annotations
 
@@ -23,6 +24,10 @@ def evaluate(model_path: str | Path, data_path: str | Path, compare_fe: bool = F
     from .problems import poisson_graph, solve_poisson
 
     surrogate = load(model_path, device=device)
+    if surrogate.on_fe_spaces:
+        from .spon_train import evaluate_file
+
+        return evaluate_file(surrogate, data_path, compare_fe=compare_fe, limit=limit)
     data = SimulationDataset(data_path, skip_bad=skip_bad, cache=False)
     n = len(data) if limit <= 0 else min(limit, len(data))
     errors, t_pred, t_fe, fe_check = [], [], [], []

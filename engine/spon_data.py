@@ -13,6 +13,15 @@ convention of :mod:`graphfem.physics.generators`, added to its
   E = 1, ν = 0.3), clamped on the left, under a random dead traction on
   the right edge (tension t_x ∈ [0, 0.12], shear t_y ∈ [−0.03, 0.03]) and a random smooth body force, solved by
   :func:`graphfem.physics.hyperelasticity.neo_hookean` (strains up to ~20 %).
+* ``spon-flow``: steady incompressible Navier–Stokes past a cylinder in a
+  channel 1 × 0.41 (ν = 10⁻³), with a random cylinder centre
+  (c_x ∈ [0.15, 0.3], c_y ∈ [0.15, 0.26]), radius r ∈ [0.03, 0.06] and
+  parabolic inflow peak U ∈ [0.1, 0.45] (Re = (2U/3)(2r)/ν ∈ [2, 36],
+  steady), no slip on the walls and the cylinder, do-nothing outflow;
+  velocity in vector P2 (Taylor–Hood, :func:`graphfem.physics.navier_stokes.navier_stokes`).
+  The coarse mesh (16 cells around the cylinder, straight edges) differs
+  from sample to sample; refinement keeps the fine nodes of the cylinder on
+  the coarse chords, so the hierarchy stays exactly nested.
 
 Every input function is stored as its parameters, so that it can be
 evaluated (and L²-projected) on any mesh: evaluation one refinement level
@@ -44,7 +53,11 @@ from graphfem.meshes import Mesh, Tag
 from graphfem.meshes.errors import GraphfemError, InputError
 from graphfem.meshes.io import atomic_path
 
-FAMILIES = ("spon-poisson", "spon-hyperelastic")
+FAMILIES = ("spon-poisson", "spon-hyperelastic", "spon-flow")
+#: the output field of each family (stored under ``dofs/<field>``)
+FIELDS = {"spon-poisson": "u", "spon-hyperelastic": "displacement", "spon-flow": "velocity"}
+#: the channel of ``spon-flow``
+FLOW = {"length": 1.0, "height": 0.41, "nu": 1e-3, "n_around": 16}
 
 
 # ------------------------------------------------------------------ geometries
@@ -150,6 +163,36 @@ def solve_hyperelastic_case(mesh: Mesh, params: dict, order: int = 1):
                        body_force=body_force(params), order=order, steps=2)
 
 
+def draw_flow(rng: np.random.Generator) -> dict:
+    """Random cylinder (centre, radius) and inflow peak of ``spon-flow``."""
+    return {"centre": [float(rng.uniform(0.15, 0.3)), float(rng.uniform(0.15, 0.26))],
+            "radius": float(rng.uniform(0.03, 0.06)), "u_max": float(rng.uniform(0.1, 0.45)), "nu": FLOW["nu"]}
+
+
+def flow_coarse_mesh(params: dict) -> Mesh:
+    """The level-0 channel of a ``spon-flow`` sample (tags inlet, outlet, walls, cylinder)."""
+    from graphfem.physics.channel import channel_mesh
+
+    return channel_mesh(FLOW["n_around"], order=1, length=FLOW["length"], height=FLOW["height"],
+                        centre=tuple(params["centre"]), radius=params["radius"])
+
+
+def solve_flow_case(mesh: Mesh, params: dict, order: int = 2):
+    """Steady Navier–Stokes (Taylor–Hood; ``order`` must be 2) on a ``spon-flow`` mesh."""
+    from graphfem.physics.navier_stokes import dfg_setup, navier_stokes
+
+    if order != 2:
+        raise InputError(f"spon-flow: the velocity is Taylor-Hood P2, order must be 2, got {order}")
+    return navier_stokes(mesh, nu=params["nu"], **dfg_setup(params["u_max"]))
+
+
+def solve_case(family: str, mesh: Mesh, params: dict, order: int):
+    """The FE reference solution of a stored sample's parameters on ``mesh``."""
+    solver = {"spon-poisson": solve_poisson_case, "spon-hyperelastic": solve_hyperelastic_case,
+              "spon-flow": solve_flow_case}[family]
+    return solver(mesh, params, order)
+
+
 # ------------------------------------------------------------------ generators
 def spon_poisson(rng: np.random.Generator, resolution: int = 1, order: int = 1, geometry: str = "lshape") -> dict:
     """One ``spon-poisson`` sample on ``coarse_mesh(geometry).refined(resolution)``."""
@@ -176,7 +219,22 @@ def spon_hyperelastic(rng: np.random.Generator, resolution: int = 1, order: int 
             "outputs": {"displacement": sol.fields["displacement"]}, "dofs": {"displacement": sol.dofs["displacement"]}}
 
 
-GENERATORS = {"spon-poisson": spon_poisson, "spon-hyperelastic": spon_hyperelastic}
+def spon_flow(rng: np.random.Generator, resolution: int = 1, order: int = 2, geometry: str = "channel") -> dict:
+    """One ``spon-flow`` sample on its channel refined ``resolution`` times (velocity in vector P2)."""
+    if geometry != "channel":
+        raise InputError(f"spon-flow has one geometry, channel (a random cylinder), got {geometry!r}")
+    params = draw_flow(rng)
+    coarse = flow_coarse_mesh(params)
+    mesh = coarse.refined(resolution)
+    sol = solve_flow_case(mesh, params, order)
+    return {"mesh": mesh, "coarse": coarse, "inputs": {},
+            "params": {**params, "order": order, "levels": resolution, "geometry": geometry,
+                       "newton_iterations": sol.info["newton_iterations"]},
+            "outputs": {"velocity": sol.fields["velocity"], "pressure": sol.fields["pressure"]},
+            "dofs": {"velocity": sol.dofs["velocity"], "pressure": sol.dofs["pressure"]}}
+
+
+GENERATORS = {"spon-poisson": spon_poisson, "spon-hyperelastic": spon_hyperelastic, "spon-flow": spon_flow}
 
 
 def _register() -> None:
@@ -204,17 +262,20 @@ def _read_mesh(g, prefix: str, source: str) -> Mesh:
                 tags=tags, source=source)
 
 
-def generate(family: str, n: int, out: str | Path, resolution: int = 1, order: int = 1, geometry: str | None = None,
-             seed: int = 0) -> Path:
+def generate(family: str, n: int, out: str | Path, resolution: int = 1, order: int | None = None,
+             geometry: str | None = None, seed: int = 0) -> Path:
     """Write ``n`` samples of ``family`` to ``out`` atomically; sample i
-    depends only on (seed, i)."""
+    depends only on (seed, i). ``order`` defaults to the family's (1; 2 for
+    the Taylor–Hood velocity of ``spon-flow``)."""
     import h5py
 
     import graphfem
 
     if family not in GENERATORS:
         raise InputError(f"unknown SPON family {family!r}; choose one of {', '.join(GENERATORS)}")
-    options = {"resolution": resolution, "order": order}
+    options = {"resolution": resolution}
+    if order is not None:
+        options["order"] = order
     if geometry is not None:
         options["geometry"] = geometry
     out = Path(out)
@@ -259,12 +320,13 @@ def read(path: str | Path) -> list[Record]:
             raise GraphfemError(f"not a SPON data file (family {family!r})", path)
         for name in sorted(k for k in h5 if k.startswith("sim_")):
             g = h5[name]
-            field = "u" if family == "spon-poisson" else "displacement"
+            field = FIELDS[family]
             records.append(Record(family, _read_mesh(g, "coarse", f"{path}:{name}"), _read_mesh(g, "mesh", f"{path}:{name}"),
                                   json.loads(g.attrs["params"]), g[f"dofs/{field}"][()]))
     return records
 
 
-__all__ = ["FAMILIES", "GENERATORS", "Record", "coarse_mesh", "draw_hyperelastic", "draw_poisson", "fourier",
-           "generate", "kappa_function", "read", "solve_hyperelastic_case", "solve_poisson_case", "spon_hyperelastic",
+__all__ = ["FAMILIES", "FIELDS", "FLOW", "GENERATORS", "Record", "coarse_mesh", "draw_flow", "draw_hyperelastic",
+           "draw_poisson", "flow_coarse_mesh", "fourier", "generate", "kappa_function", "read", "solve_case",
+           "solve_flow_case", "solve_hyperelastic_case", "solve_poisson_case", "spon_flow", "spon_hyperelastic",
            "spon_poisson"]

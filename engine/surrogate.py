@@ -84,14 +84,34 @@ class Surrogate:
             y = y * self._y_std + self._y_mean
         return y.double() * graph.scale.to(self.device)
 
+    @property
+    def on_fe_spaces(self) -> bool:
+        """Whether the model consumes FE-space batches (SPON, SPON-MG), served by :mod:`graphfem.spon_train`."""
+        return bool(getattr(self.model, "consumes_fe_batches", False))
+
+    def output_mesh(self, mesh: Mesh) -> Mesh:
+        """The mesh whose nodes carry :meth:`predict`'s fields: ``mesh`` itself,
+        or for SPON-MG ``mesh`` (the coarsest level) refined ``levels`` times."""
+        if self.on_fe_spaces:
+            from .spon_train import output_mesh
+
+            return output_mesh(self, mesh)
+        return mesh
+
     def predict(self, mesh: Mesh, **options) -> dict[str, np.ndarray]:
-        """Predicted fields at the mesh nodes: ``{"u": (n,)}``.
+        """Predicted fields at the nodes of :meth:`output_mesh`: ``{"u": (n,)}``.
 
         Options are those of ``graphfem solve poisson``: ``kappa`` (number,
         cell/point array, field name or ``"TAG=V,..."`` cell tags),
         ``source`` (number, point array or field name), ``dirichlet``
-        ({tag: value} or ``["TAG=VALUE"]``), ``neumann`` (zero only).
+        ({tag: value} or ``["TAG=VALUE"]``), ``neumann`` (zero only); for
+        SPON checkpoints those of :func:`graphfem.spon_train.encode_case`
+        (the exact FE decoder: Dirichlet values hold exactly).
         """
+        if self.on_fe_spaces:
+            from .spon_train import predict_fields
+
+            return predict_fields(self, mesh, **options)
         from .problems import poisson_graph
 
         case = self.case(mesh, **options)

@@ -376,8 +376,25 @@ class Trainer:
         save_tensors(path, tensors, meta)
 
 
+def _trains_on_fe_spaces(config: TrainConfig) -> bool:
+    """Whether the configured model consumes FE-space batches (SPON, SPON-MG:
+    ``consumes_fe_batches = True``) instead of the nodal graphs of this loop."""
+    from graphfem.operators import get_model
+
+    try:
+        return bool(getattr(get_model(config.model.get("name")), "consumes_fe_batches", False))
+    except (GraphfemError, TypeError):  # a bad name: the Trainer reports it with its source
+        return False
+
+
 def train(config: TrainConfig, resume: bool = False, source: str = "config") -> dict:
-    """Train (or resume) and return the final metrics record."""
+    """Train (or resume) and return the final metrics record. Models that
+    consume FE-space batches train through :func:`graphfem.spon_train.train`
+    (exact FE decoder, FE-norm loss)."""
+    if _trains_on_fe_spaces(config):
+        from .spon_train import train as train_fe
+
+        return train_fe(config, resume=resume, source=source)
     trainer = Trainer(config, source)
     if resume:
         if (trainer.out / "state.safetensors").exists():

@@ -473,8 +473,7 @@ class SPONConfig:
 class SPON(nn.Module):
     """S = D ∘ P_θ ∘ E on FE spaces; ``levels > 0`` makes it SPON-MG (module docstring).
 
-    ``forward(x, edge_index, edge_attr)`` returns the raw network output (n, out)
-    (what :class:`graphfem.train.Trainer` calls on nodal P1 graphs);
+    ``forward(x, edge_index, edge_attr, coarse)`` returns the raw network output (n, out);
     :meth:`predict` runs a :class:`Batch` through the V-cycle and the exact decoder.
 
     Buffers ``x_mean``, ``x_std`` (in_node,) normalise the features inside the
@@ -482,6 +481,9 @@ class SPON(nn.Module):
     """
 
     Config = SPONConfig
+    #: the engine (``graphfem train`` / ``predict`` / ``evaluate``) feeds this model
+    #: :class:`Batch` objects on FE spaces through :mod:`graphfem.spon_train`, not nodal graphs
+    consumes_fe_batches = True
 
     def __init__(self, config: SPONConfig):
         super().__init__()

@@ -167,3 +167,28 @@ def test_example_spon_poisson(tmp_path):
     assert (tmp_path / "spon_mg.vtu").exists() and (tmp_path / "spon_mg.png").exists()
     assert result["boundary_max_deviation"] == 0.0
     assert result["spon_mg"]["test"] < result["spon"]["test"]
+
+
+def test_flow_family_p2_velocity(tmp_path):
+    from graphfem.physics.generators import GENERATORS
+    from graphfem.physics.navier_stokes import TaylorHood
+
+    torch.set_num_threads(1)
+    assert GENERATORS["spon-flow"] is spon_data.spon_flow
+    path = tmp_path / "flow.h5"
+    spon_data.generate("spon-flow", 2, path, resolution=1, seed=0)
+    records = spon_data.read(path)
+    samples = [spon_train.encode(r, mg_levels=1) for r in records]
+    for r, s in zip(records, samples):
+        fine = s.hierarchy.fine
+        assert fine.order == 2 and fine.vector and s.target.shape == (fine.n_dofs // 2, 2)
+        assert s.hierarchy.spaces[0].mesh.n_points == r.coarse.n_points  # nested on the sample's own channel
+        # the stored velocity is the Taylor-Hood solution: discretely divergence-free against P1 ...
+        assert np.abs(TaylorHood(r.mesh).B @ r.dofs).max() < 1e-10 * np.abs(r.dofs).max()
+        # ... and takes the encoded Dirichlet values (inflow profile, no slip) on the masked DOFs
+        m = s.dirichlet_mask
+        assert m[:, 0].sum() > 0 and np.abs(s.target[m] - s.dirichlet_values[m]).max() < 1e-12
+    torch.manual_seed(0)
+    model = spon_train.build("spon_mg", samples, layers=3, latent=8)
+    for s, u in zip(samples, spon_train.predict(model, samples)):
+        assert np.abs(u[s.dirichlet_mask] - s.dirichlet_values[s.dirichlet_mask]).max() == 0.0
