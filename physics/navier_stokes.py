@@ -705,6 +705,7 @@ def navier_stokes_transient(mesh: Mesh | TaylorHood, *, nu: float, t_end: float,
     F = th.load(f)
     if isinstance(initial, FlowSolution):
         x = np.concatenate([initial.dofs["velocity"], initial.dofs["pressure"]])
+        x[bc.fixed] = bc.values
     elif initial == "stokes":
         x, _ = _stokes_solve(th, bc, nu, F, solver, rtol)
     elif initial is None:

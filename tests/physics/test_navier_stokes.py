@@ -81,11 +81,12 @@ def test_stokes_polynomial_solution_is_exact():
     assert np.allclose(sol.fields["pressure"], exact_p - 1.0, atol=1e-10)  # zero mean on the unit square
 
 
-@pytest.mark.parametrize("solve", [stokes, navier_stokes])
-def test_poiseuille_with_do_nothing_outflow(solve):
+@pytest.mark.parametrize("solve, cell", [(stokes, "triangle"), (navier_stokes, "triangle"), (navier_stokes, "quad")])
+def test_poiseuille_with_do_nothing_outflow(solve, cell):
     # parabolic inflow, no-slip walls, do-nothing outflow: u = 4U y(H − y)/H², p = 8νU (L − x)/H²
+    # (P2–P1 on triangles, Q2–Q1 on quads)
     nu, U, L, H = 0.05, 1.0, 2.0, 0.5
-    mesh = Mesh.rectangle(8, 3, x1=L, y1=H)
+    mesh = Mesh.rectangle(8, 3, x1=L, y1=H, cell=cell)
     sol = solve(mesh, nu=nu, inflow={"left": U}, no_slip=["top", "bottom"], outflow=["right"])
     x, y = mesh.points.T
     assert np.allclose(sol.fields["velocity"][:, 0], 4 * U * y * (H - y) / H ** 2, atol=1e-10)
