@@ -118,12 +118,16 @@ def info(mesh: Path = typer.Argument(..., help="Mesh file (any format meshio rea
 def render(result: Path = typer.Argument(..., help="A VTU file (e.g. written by solve or predict)."),
            output: Path = typer.Option(..., "-o", "--output", help="PNG to write."),
            field: Optional[str] = typer.Option(None, "--field", help="Field to colour by (default: the first)."),
-           warp: Optional[float] = typer.Option(None, "--warp", help="Warp by a vector field times this factor.")
-           ) -> None:
+           warp: Optional[float] = typer.Option(None, "--warp", help="Warp by a vector field times this factor."),
+           edges: Optional[bool] = typer.Option(None, "--edges/--no-edges",
+                                                help="Draw cell edges (default: below 5000 cells)."),
+           zoom: float = typer.Option(1.0, "--zoom", help="Camera zoom; > 1 magnifies.")) -> None:
     """Render a result file to a PNG off-screen, with a scalar bar."""
     from .render import render as render_png
 
-    drawn = render_png(result, output, field=field, warp=warp)
+    if zoom <= 0:
+        raise GraphfemError(f"--zoom must be positive, got {zoom}")
+    drawn = render_png(result, output, field=field, warp=warp, edges=edges, zoom=zoom)
     typer.echo(f"wrote {output} ({drawn})")
 
 
@@ -217,6 +221,14 @@ def bench_giorom(size: str = typer.Option("small", "--size", help="small (CPU, m
     if size not in ("small", "gpu"):
         raise GraphfemError(f"--size must be small or gpu, got {size!r}")
     typer.echo(run(size=size))
+
+
+@bench_app.command("flow")
+def bench_flow() -> None:
+    """DFG 2D-1 solve time against dofs with the direct and the iterative solver; one BDF2 step at ~100k dofs."""
+    from .benchmarks.flow import run
+
+    typer.echo(run())
 
 
 def _register_commands() -> None:

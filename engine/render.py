@@ -19,7 +19,8 @@ def _quiet_vtk() -> None:
 
 
 def render(path: str | Path, png: str | Path, field: str | None = None, title: str | None = None,
-           window_size: tuple[int, int] = (1000, 700), warp: float | None = None) -> str:
+           window_size: tuple[int, int] = (1000, 700), warp: float | None = None, edges: bool | None = None,
+           zoom: float = 1.0) -> str:
     """Render a VTU (or any file pyvista reads) to a PNG with a scalar bar.
 
     Args:
@@ -29,6 +30,8 @@ def render(path: str | Path, png: str | Path, field: str | None = None, title: s
             field); vectors are shown by magnitude.
         title: scalar-bar title (default: the field name and its unit).
         warp: for vector fields, warp the mesh by ``warp`` × the field.
+        edges: draw cell edges (default: below 5000 cells).
+        zoom: camera zoom (> 1 magnifies; 1 fits the whole mesh).
 
     Returns:
         The name of the field drawn.
@@ -59,12 +62,13 @@ def render(path: str | Path, png: str | Path, field: str | None = None, title: s
     label = title or (f"{field} [{units[field]}]" if field in units else field)
     is_2d = bool(np.allclose(grid.points[:, 2], 0.0))
     plotter = pv.Plotter(off_screen=True, window_size=list(window_size))
-    plotter.add_mesh(grid, scalars=field, cmap="viridis", show_edges=grid.n_cells < 5000,
+    plotter.add_mesh(grid, scalars=field, cmap="viridis", show_edges=grid.n_cells < 5000 if edges is None else edges,
                      edge_color="#555555", line_width=0.3, scalar_bar_args={"title": label, "vertical": True})
     if is_2d:
         plotter.view_xy()
     else:
         plotter.view_isometric()
+    plotter.camera.zoom(zoom)
     plotter.add_text(path.name, font_size=9)
     with atomic_path(png) as tmp:
         plotter.screenshot(str(tmp))
