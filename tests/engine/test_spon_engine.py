@@ -60,6 +60,9 @@ def test_cli_predict_and_evaluate(run):
     out = read(d / "u.vtu")
     b = FESpace(spon_data.coarse_mesh("lshape").refined(), 1).dofs_on("boundary")
     assert out.n_points == 65 and np.all(out.point_data["u"][b] == 0.25)
+    r = runner.invoke(app, ["predict", str(d / "run" / "model.safetensors"), str(d / "lshape.msh"), "-o",
+                            str(d / "v.vtu"), "--param", "traction=0.1,0"])
+    assert r.exit_code != 0 and "traction" in str(r.exception) and not (d / "v.vtu").exists()
     r = runner.invoke(app, ["evaluate", str(d / "run" / "model.safetensors"), str(d / "poisson.h5"), "--json",
                             "--compare-fe"])
     assert r.exit_code == 0, r.output
