@@ -9,6 +9,8 @@ import numpy as np
 from graphfem.meshes import Mesh
 from graphfem.meshes.errors import GraphfemError, InputError
 
+from .problems import POISSON_FEATURES
+
 
 def resolve_device(device: str = "auto") -> str:
     """``auto`` -> ``cuda`` when available, else ``cpu``; refuses ``cuda`` without a GPU."""
@@ -38,6 +40,10 @@ class Surrogate:
         self.model = model.to(self.device).eval()
         self.meta = dict(meta)
         self.source = source
+        trained_on = self.problem.get("features")
+        if self.problem.get("name") == "poisson" and list(trained_on or POISSON_FEATURES) != list(POISSON_FEATURES):
+            raise GraphfemError(f"the checkpoint encodes node features {trained_on}, this graphfem encodes "
+                                f"{list(POISSON_FEATURES)}: retrain it with this version", source)
         norm = self.meta["normalisation"]
         self._x_mean = torch.tensor(norm["x_mean"], dtype=torch.float32, device=self.device)
         self._x_std = torch.tensor(norm["x_std"], dtype=torch.float32, device=self.device)

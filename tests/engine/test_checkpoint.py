@@ -99,3 +99,17 @@ def test_import_graphfem_stays_light():
     code = "import sys, graphfem; print('torch' in sys.modules, 'skfem' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_checkpoint_with_other_node_features_is_refused(tmp_path):
+    """A checkpoint trained with another feature encoding would predict garbage silently."""
+    from graphfem.checkpoint import load, save_tensors
+    from graphfem.demo_surrogate import DEMO_MODEL, data_file
+
+    tensors, meta = read_tensors(data_file(DEMO_MODEL))
+    meta["problem"] = {**meta["problem"], "features": ["log_kappa", "something_else"]}
+    meta.pop("format", None)
+    path = tmp_path / "old.safetensors"
+    save_tensors(path, tensors, meta)
+    with pytest.raises(GraphfemError, match="encodes node features"):
+        load(path)
