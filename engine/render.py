@@ -19,7 +19,7 @@ def _quiet_vtk() -> None:
 
 
 def render(path: str | Path, png: str | Path, field: str | None = None, title: str | None = None,
-           window_size: tuple[int, int] = (1000, 700), warp: float | None = None, edges: bool | None = None,
+           window_size: tuple[int, int] | None = None, warp: float | None = None, edges: bool | None = None,
            zoom: float = 1.0) -> str:
     """Render a VTU (or any file pyvista reads) to a PNG with a scalar bar.
 
@@ -32,6 +32,8 @@ def render(path: str | Path, png: str | Path, field: str | None = None, title: s
         warp: for vector fields, warp the mesh by ``warp`` × the field.
         edges: draw cell edges (default: below 5000 cells).
         zoom: camera zoom (> 1 magnifies; 1 fits the whole mesh).
+        window_size: picture size in pixels (default: 1000 x 700, or fitted
+            to the aspect ratio of a 2D domain).
 
     Returns:
         The name of the field drawn.
@@ -61,11 +63,16 @@ def render(path: str | Path, png: str | Path, field: str | None = None, title: s
     units = read_units(path) if path.suffix.lower() == ".vtu" else {}
     label = title or (f"{field} [{units[field]}]" if field in units else field)
     is_2d = bool(np.allclose(grid.points[:, 2], 0.0))
-    plotter = pv.Plotter(off_screen=True, window_size=list(window_size))
+    if is_2d and window_size is None:  # fit the window to a 2D domain's aspect ratio (room for the bar)
+        width, height = np.ptp(grid.points[:, :2], axis=0)
+        window_size = (1400, int(np.clip(1100 * height / max(width, 1e-300), 250, 1000)) + 150)
+    plotter = pv.Plotter(off_screen=True, window_size=list(window_size or (1000, 700)))
     plotter.add_mesh(grid, scalars=field, cmap="viridis", show_edges=grid.n_cells < 5000 if edges is None else edges,
-                     edge_color="#555555", line_width=0.3, scalar_bar_args={"title": label, "vertical": True})
+                     edge_color="#555555", line_width=0.3,
+                     scalar_bar_args={"title": label, "vertical": not is_2d or window_size[0] < 1.5 * window_size[1]})
     if is_2d:
         plotter.view_xy()
+        plotter.camera.tight(padding=0.15, adjust_render_window=False)
     else:
         plotter.view_isometric()
     plotter.camera.zoom(zoom)
