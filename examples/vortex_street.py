@@ -44,7 +44,7 @@ def main(out: Path, n_around: int = 64, t_end: float = 8.0, dt: float = 0.005) -
         g = f.create_group("sim0")
         g["times"] = traj.times
         for name, values in traj.fields.items():
-            g[f"fields/{name}"] = values
+            g[f"outputs/{name}"] = values
         g["mesh/points"] = mesh.points
         g["mesh/cells"] = mesh.cells
         g["mesh/cells"].attrs["cell_type"] = mesh.cell_type
@@ -52,7 +52,7 @@ def main(out: Path, n_around: int = 64, t_end: float = 8.0, dt: float = 0.005) -
     np.savetxt(out / "forces.csv", np.column_stack([forces[1:, 0], c]), delimiter=",", header="t,c_D,c_L",
                comments="")
     sol.write(out / "final.vtu")
-    render(out / "final.vtu", out / "vortex_street.png", field="velocity", window_size=(1400, 420))
+    render(out / "final.vtu", out / "vortex_street.png", field="velocity", edges=False)
     result = shedding(forces, u_mean=1.0, length=0.1, periods=3)
     seconds = time.perf_counter() - start
     print(f"DFG 2D-2 on {sol.info['dofs']} dofs, {sol.info['steps']} steps of dt = {sol.info['dt']:g}, "

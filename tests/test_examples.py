@@ -68,3 +68,14 @@ def test_rom_clusters(tmp_path):
     assert errors["angle k-medoids"]["mean"] < 0.5 * errors["Euclidean k-means"]["mean"]
     assert result["rom_new_case"]["rel_error_l2"] < 0.05
     assert (tmp_path / "local_vs_global.png").exists()
+
+
+@pytest.mark.slow
+def test_koopman_vortex_street(tmp_path):
+    """DFG 2D-2 (several minutes): shedding harmonics on the unit circle with small residuals."""
+    result = load("koopman_vortex_street").main(tmp_path)
+    harmonics, eigenvalues = result["harmonics"], result["eigenvalues"]
+    np.testing.assert_allclose(np.abs(eigenvalues), 1.0, atol=1e-3)
+    assert set(np.round(harmonics).astype(int)) >= {0, 1, -1, 2, -2}
+    np.testing.assert_allclose(harmonics, np.round(harmonics), atol=0.02)
+    assert result["residuals"].max() < 1e-3
