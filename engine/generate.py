@@ -3,9 +3,12 @@
 * ``poisson``: steady heat conduction on random 2D domains, the MeshGraphNet
   baseline's training set (:func:`graphfem.data.generate`).
 * ``mpm``: MLS-MPM particle trajectories (GIOROM's data; ``--material``).
-* every family of :data:`graphfem.physics.generators.GENERATORS`
-  (``darcy-two-phase``, ``burgers``, ``cavity``, ``spon-poisson``, ...) and
-  ``cylinder-flow``: written by :func:`write_family` in the common layout.
+* ``spon-poisson``, ``spon-hyperelastic``, ``spon-flow``: SPON's families
+  (:func:`graphfem.spon_data.generate`: the common layout plus each sample's
+  coarse mesh and FE coefficients);
+* every other family of :data:`graphfem.physics.generators.GENERATORS`
+  (``darcy-two-phase``, ``burgers``, ``cavity``) and ``cylinder-flow``:
+  written by :func:`write_family` in the common layout.
 
 The common layout, one HDF5 group ``sim_<index>`` per simulation:
 ``mesh/points``, ``mesh/cells`` (attribute ``cell_type``), ``mesh/tags/<name>``
@@ -65,6 +68,11 @@ def generate(problem: str, n: int, out: str | Path, *, seed: int = 0, workers: i
             raise InputError("generate mpm needs --material (jelly, water, goo, sand or plasticine)")
         generate_mpm(material, n, Path(out), seed=seed)
         return Path(out)
+    if problem.startswith("spon-"):  # SPON samples also carry their coarse mesh and FE coefficients
+        from .spon_data import generate as generate_spon
+
+        return generate_spon(problem, n, out, resolution=resolution or 1,
+                             geometry=None if geometry == "mixed" else geometry, seed=seed)
     known = families()
     if problem not in known:
         raise InputError(f"unknown problem {problem!r}; choose one of {', '.join(problems())}")

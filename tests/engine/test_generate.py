@@ -55,3 +55,12 @@ def test_unknown_problem_and_bad_count(tmp_path):
     with pytest.raises(InputError, match="--material"):
         generate("mpm", 1, tmp_path / "x.h5")
     assert not list(tmp_path.iterdir())
+
+
+def test_spon_family_is_readable_by_spon_training(tmp_path):
+    from graphfem.spon_data import read
+
+    path = tmp_path / "spon.h5"
+    generate("spon-poisson", 2, path, progress=False)
+    samples = read(path)
+    assert len(samples) == 2
