@@ -582,6 +582,19 @@ def _residual(th: TaylorHood, x: np.ndarray, nu: float, F: np.ndarray) -> np.nda
     return np.concatenate([Ru, th.B @ u])
 
 
+def _start(mesh, initial, inflow, no_slip, outflow, f):
+    """Discretisation, boundary data, load and starting state of a flow solve:
+    (TaylorHood, boundary conditions, F, x) with x the state of a previous
+    :class:`FlowSolution` (boundary values of this run imposed) or ``None``."""
+    th = initial.flow if isinstance(initial, FlowSolution) else _discretise(mesh)
+    bc = _boundary(th, inflow, no_slip, outflow)
+    x = None
+    if isinstance(initial, FlowSolution):
+        x = np.concatenate([initial.dofs["velocity"], initial.dofs["pressure"]])
+        x[bc.fixed] = bc.values
+    return th, bc, th.load(f), x
+
+
 def navier_stokes(mesh: Mesh | TaylorHood, *, nu: float, inflow: Mapping[str, VelocityData] | None = None,
                   no_slip: Sequence[str] = (), outflow: Sequence[str] = (), f=None, solver: str = "auto",
                   rtol: float = 1e-10, atol: float = 1e-13, max_iter: int = 25,
@@ -609,14 +622,9 @@ def navier_stokes(mesh: Mesh | TaylorHood, *, nu: float, inflow: Mapping[str, Ve
     """
     start = time.perf_counter()
     nu = _check_nu(nu)
-    th = initial.flow if isinstance(initial, FlowSolution) else _discretise(mesh)
-    bc = _boundary(th, inflow, no_slip, outflow)
-    F = th.load(f)
-    if isinstance(initial, FlowSolution):
-        x = np.concatenate([initial.dofs["velocity"], initial.dofs["pressure"]])
-        x[bc.fixed] = bc.values
-        base = {}
-    else:
+    th, bc, F, x = _start(mesh, initial, inflow, no_slip, outflow, f)
+    base = {}
+    if x is None:
         x, base = _stokes_solve(th, bc, nu, F, solver, rtol)
     I = bc.free
     history = []
@@ -700,18 +708,11 @@ def navier_stokes_transient(mesh: Mesh | TaylorHood, *, nu: float, t_end: float,
         raise InputError(f"save_every must be at least 1, got {save_every}")
     steps = max(1, math.ceil(t_end / dt - 1e-9))
     dt = t_end / steps
-    th = initial.flow if isinstance(initial, FlowSolution) else _discretise(mesh)
-    bc = _boundary(th, inflow, no_slip, outflow)
-    F = th.load(f)
-    if isinstance(initial, FlowSolution):
-        x = np.concatenate([initial.dofs["velocity"], initial.dofs["pressure"]])
-        x[bc.fixed] = bc.values
-    elif initial == "stokes":
-        x, _ = _stokes_solve(th, bc, nu, F, solver, rtol)
-    elif initial is None:
-        x = np.zeros(th.n)
-    else:
+    if not (initial is None or initial == "stokes" or isinstance(initial, FlowSolution)):
         raise InputError(f"initial must be 'stokes', None or a FlowSolution, got {initial!r}")
+    th, bc, F, x = _start(mesh, initial, inflow, no_slip, outflow, f)
+    if x is None:
+        x = _stokes_solve(th, bc, nu, F, solver, rtol)[0] if initial == "stokes" else np.zeros(th.n)
     I, n_u = bc.free, th.n_u
     fixed = np.zeros(th.n)
     fixed[bc.fixed] = bc.values
