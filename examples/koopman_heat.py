@@ -72,29 +72,8 @@ def main(out: Path) -> None:
     for lam_k, r_k, s_k in zip(result.eigenvalues, result.residuals, result.state_residuals):
         near = exact[np.argmin(np.abs(exact - lam_k))]
         print(f"  {lam_k.real:+.8f}{lam_k.imag:+.1e}i  {r_k:9.2e}  {s_k:14.2e}  {near:.8f}  {abs(lam_k - near):.1e}")
-    render_modes(result, mesh, out / "report_modes.png")
+    kp.plot_modes(out / "report_modes.png", result, mesh, np.argsort(result.residuals)[:4])
     print(f"report: {out / 'report'}; modes: {out / 'report_modes.png'}")
-
-
-def render_modes(result: kp.KoopmanResult, mesh: Mesh, path: Path, n: int = 4) -> None:
-    """Real parts of the n best-resolved Koopman modes as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.tri as mtri
-
-    tri = mtri.Triangulation(mesh.points[:, 0], mesh.points[:, 1], mesh.cells)
-    order = np.argsort(result.residuals)[:n]
-    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 2.6))
-    for ax, j in zip(axes, order):
-        ax.tripcolor(tri, result.modes[j].real, shading="gouraud", cmap="RdBu_r")
-        ax.set_title(f"λ = {result.eigenvalues[j].real:.4f}, res {result.residuals[j]:.0e}", fontsize=8)
-        ax.set_aspect("equal")
-        ax.set_axis_off()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -72,34 +72,11 @@ def main(out: Path, data: Path | None = None, rank: int = 20) -> dict:
         print(f"  {lam.real:+.6f}{lam.imag:+.6f}i   {abs(lam):.5f}   {angles[j] / (omega * dt):+8.3f}     "
               f"{result.residuals[j]:.2e}")
     print(f"certified points {len(summary['certified'])}, certificate E = {summary['certificate']:.3g}")
-    render_modes(result, mesh, out / "modes.png", [j for j in best if result.eigenvalues[j].imag > 0][:3])
+    kp.plot_modes(out / "modes.png", result, mesh, [j for j in best if result.eigenvalues[j].imag > 0][:3],
+                  component=1)
     print(f"report: {out / 'report'}; modes: {out / 'modes.png'}")
     return {"eigenvalues": result.eigenvalues[best], "residuals": result.residuals[best],
             "harmonics": angles[best] / (omega * dt)}
-
-
-def render_modes(result: kp.KoopmanResult, mesh: Mesh, path: Path, which) -> None:
-    """|u| of the real part of some Koopman modes as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.tri as mtri
-
-    corners = mesh.corner_cells
-    tri = mtri.Triangulation(mesh.points[:, 0], mesh.points[:, 1], corners)
-    fig, axes = plt.subplots(len(which), 1, figsize=(9, 1.9 * len(which)))
-    for ax, j in zip(np.atleast_1d(axes), which):
-        mode = result.modes[j].reshape(mesh.n_points, -1).real
-        ax.tripcolor(tri, mode[:, 1], shading="gouraud", cmap="RdBu_r")
-        lam = result.eigenvalues[j]
-        ax.set_title(f"v of mode λ = {lam.real:+.3f}{lam.imag:+.3f}i (|λ| = {abs(lam):.4f}, "
-                     f"residual {result.residuals[j]:.1e})", fontsize=8)
-        ax.set_aspect("equal")
-        ax.set_axis_off()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -1017,6 +1017,34 @@ def plot_spectrum(path: str | Path, result: KoopmanResult, re=None, im=None, tau
     plt.close(fig)
 
 
+def plot_modes(path: str | Path, result: KoopmanResult, mesh, which: Sequence[int], component: int = 0) -> None:
+    """The real parts of Koopman modes ``which`` on a 2D mesh, one panel each,
+    titled with the eigenvalue, its modulus and its residual. Vector fields
+    show ``component``. Modes are (n_modes, n_points * c) as in ``result.modes``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.tri as mtri
+
+    tri = mtri.Triangulation(mesh.points[:, 0], mesh.points[:, 1], mesh.corner_cells)
+    width, height = np.ptp(mesh.points[:, :2], axis=0)
+    wide = width > 2 * height
+    fig, axes = plt.subplots(len(which) if wide else 1, 1 if wide else len(which),
+                             figsize=(9, 1.9 * len(which)) if wide else (3.2 * len(which), 2.8))
+    for ax, j in zip(np.atleast_1d(axes), which):
+        mode = result.modes[j].reshape(mesh.n_points, -1).real[:, component]
+        ax.tripcolor(tri, mode, shading="gouraud", cmap="RdBu_r")
+        lam = result.eigenvalues[j]
+        ax.set_title(f"λ = {lam.real:+.4f}{lam.imag:+.4f}i, |λ| = {abs(lam):.4f}, residual {result.residuals[j]:.0e}",
+                     fontsize=8)
+        ax.set_aspect("equal")
+        ax.set_axis_off()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def _mode_fields(result: KoopmanResult, n_modes: int) -> dict[str, np.ndarray]:
     """Point fields (real, imag, modulus, phase) of the best-resolved modes:
     smallest residual first, one of each conjugate pair."""
