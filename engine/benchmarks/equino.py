@@ -19,10 +19,11 @@ the macro solves (and of the material evaluations alone).
 """
 from __future__ import annotations
 
-import platform
 import time
 
 import numpy as np
+
+from . import machine
 
 
 def _median(errs: dict, key: str) -> str:
@@ -44,8 +45,7 @@ def run(n: int = 10, snapshots: int = 30, rank: int = 10, collocation: int = 64,
     torch.set_num_threads(1)
     lines = [f"graphfem bench equino: {n}x{n} S2 quads per RVE, {snapshots} FE snapshots, r = {rank}, "
              f"{collocation} collocation strains, {adam} Adam + {lbfgs} L-BFGS steps, {n_test} test strains",
-             f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch thread, "
-             f"torch {torch.__version__}",
+             f"machine: {machine()}",
              "median relative L2 errors in %",
              f"{'RVE':5} {'model':10} {'u':>6} {'s_xx':>6} {'s_yy':>6} {'s_xy':>6} {'s_hat':>14} {'train s':>8}"]
     equino_rve1 = None

@@ -9,15 +9,11 @@ of about ``step_dofs`` dofs with both solvers: neither ever forms a dense matrix
 """
 from __future__ import annotations
 
-import os
-import platform
 import time
 
 import numpy as np
 
-
-def _machine() -> str:
-    return f"{platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}"
+from . import machine
 
 
 def run(sizes: tuple[int, ...] = (32, 48, 64, 96, 128), iterative_max_dofs: int = 20_000,
@@ -26,7 +22,7 @@ def run(sizes: tuple[int, ...] = (32, 48, 64, 96, 128), iterative_max_dofs: int 
     from ..physics.channel import dfg_mesh
     from ..physics.navier_stokes import DFG_2D1, TaylorHood, dfg_2d1, dfg_setup, navier_stokes_transient, stokes
 
-    lines = [f"DFG 2D-1 (Re 20), Taylor-Hood P2-P1, Newton from Stokes; {_machine()}",
+    lines = [f"DFG 2D-1 (Re 20), Taylor-Hood P2-P1, Newton from Stokes; {machine()}",
              f"{'n_around':>8} {'dofs':>8} {'solver':>10} {'time s':>8} {'Newton':>6} {'lin. it':>8} "
              f"{'c_D err %':>9}"]
     for n in sizes:

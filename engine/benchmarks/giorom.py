@@ -14,11 +14,11 @@
 """
 from __future__ import annotations
 
-import os
-import platform
 import time
 
 import numpy as np
+
+from . import machine
 
 SIZES = {
     # trajectories (train), frames, MPM grid, stepper steps, hidden, timing n, field steps, dim
@@ -43,13 +43,6 @@ def _timed(fn, repeat: int = 3) -> float:
     return best
 
 
-def _machine() -> str:
-    import torch
-
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}, {gpu}"
-
-
 def run(size: str = "small", materials: tuple[str, ...] = ("jelly", "water", "goo", "sand", "plasticine"),
         seed: int = 0) -> str:
     """Run the benchmark and return the table text."""
@@ -64,7 +57,7 @@ def run(size: str = "small", materials: tuple[str, ...] = ("jelly", "water", "go
     s = SIZES[size]
     dim, W = s["dim"], 5
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    lines = [f"GIOROM benchmark ({size}) on {_machine()}", ""]
+    lines = [f"GIOROM benchmark ({size}) on {machine()}", ""]
     lines.append("| material | N | n | sparse MSE | sparse Chamfer | GNS-dense MSE | GNS-dense Chamfer "
                  "| const.-velocity MSE | surrogate frame / MPM frame |")
     lines.append("|---|---|---|---|---|---|---|---|---|")
