@@ -70,6 +70,31 @@ def _fixed_dofs(space: FESpace, fixed, displacement) -> tuple[np.ndarray, np.nda
     return D, values[D]
 
 
+def supports(space: FESpace, fixed, displacement) -> tuple[np.ndarray, np.ndarray]:
+    """The constrained dofs and their values (see :func:`elasticity`); an
+    InputError when nothing holds the body (a rigid motion is left free)."""
+    D, values = _fixed_dofs(space, fixed, displacement)
+    if D.size == 0:
+        raise InputError("no fixed or displaced tag: the displacement is defined only up to a rigid motion",
+                         space.mesh.source)
+    return D, values
+
+
+def external_load(space: FESpace, traction: Mapping[str, Vector] | None, body_force: Vector | None) -> np.ndarray:
+    """Dead-load vector f_i = ∫ b · φ_i dx + Σ_tags ∫ t · φ_i ds (n_dofs,)."""
+    from skfem import LinearForm
+    from skfem.helpers import dot
+
+    f = np.zeros(space.n_dofs)
+    load = LinearForm(lambda v, w: dot(w["t"], v))
+    if body_force is not None:
+        f += load.assemble(space.basis, t=vector_at_quadrature(body_force, space, space.basis, "body force"))
+    for tag, t in (traction or {}).items():
+        fb = facet_basis(space, tag, vector=True)
+        f += load.assemble(fb, t=vector_at_quadrature(t, space, fb, f"traction on {tag!r}"))
+    return f
+
+
 def stress_at_quadrature(space: FESpace, u: np.ndarray, lam, mu, plane: str) -> np.ndarray:
     """(3, 3, n_cells, n_qp) Cauchy stress σ = 2μ ε + λ tr ε I at the quadrature
     points; in 2D σ_zz = λ tr ε (plane strain) or 0 (plane stress)."""
@@ -151,8 +176,8 @@ def elasticity(mesh: Mesh | FESpace, E: Scalar = 1.0, nu: Scalar = 0.3, *, plane
         order, then read at the nodes.
     """
     start = time.perf_counter()
-    from skfem import BilinearForm, LinearForm
-    from skfem.helpers import ddot, dot, sym_grad, trace
+    from skfem import BilinearForm
+    from skfem.helpers import ddot, sym_grad, trace
 
     space = make_space(mesh, order, vector=True)
     dim = space.mesh.dim
@@ -172,17 +197,8 @@ def elasticity(mesh: Mesh | FESpace, E: Scalar = 1.0, nu: Scalar = 0.3, *, plane
         return 2 * w["mu"] * ddot(eu, sym_grad(v)) + w["lam"] * trace(eu) * trace(sym_grad(v))
 
     A = stiffness.assemble(space.basis, mu=mu, lam=lam).tocsr()
-    b = np.zeros(space.n_dofs)
-    load = LinearForm(lambda v, w: dot(w["t"], v))
-    if body_force is not None:
-        b += load.assemble(space.basis, t=vector_at_quadrature(body_force, space, space.basis, "body force"))
-    for tag, t in (traction or {}).items():
-        fb = facet_basis(space, tag, vector=True)
-        b += load.assemble(fb, t=vector_at_quadrature(t, space, fb, f"traction on {tag!r}"))
-    D, values = _fixed_dofs(space, fixed, displacement)
-    if D.size == 0:
-        raise InputError("no fixed or displaced tag: the displacement is defined only up to a rigid motion",
-                         space.mesh.source)
+    b = external_load(space, traction, body_force)
+    D, values = supports(space, fixed, displacement)
     assembled = time.perf_counter()
     u, info = solve_linear(A, b, D, values, method=solver, rtol=rtol, near_nullspace=rigid_body_modes(space),
                            dim=dim)

@@ -35,10 +35,10 @@ import scipy.sparse as sp
 from graphfem.meshes import FESpace, Mesh
 from graphfem.meshes.errors import GraphfemError, InputError
 
-from .coefficients import Vector, scalar_node_dofs, vector_at_quadrature
-from .elasticity import _fixed_dofs, lame
+from .coefficients import Vector, scalar_node_dofs
+from .elasticity import external_load, lame, supports
 from .linear_solvers import condense
-from .poisson import facet_basis, make_space
+from .poisson import make_space
 from .problem import Problem, Solution
 
 
@@ -109,9 +109,6 @@ def neo_hookean(mesh: Mesh | FESpace, E: float = 1.0, nu: float = 0.3, *,
         (the first entry before the first Newton update), ``newton_iterations``,
         ``load_factors`` and timings.
     """
-    from skfem import LinearForm
-    from skfem.helpers import dot
-
     start = time.perf_counter()
     space = make_space(mesh, order, vector=True)
     if space.mesh.dim != 2:
@@ -120,17 +117,8 @@ def neo_hookean(mesh: Mesh | FESpace, E: float = 1.0, nu: float = 0.3, *,
     if E <= 0 or not -1 < nu < 0.5:
         raise InputError("need E > 0 and −1 < nu < 1/2")
     lam, mu = lame(float(E), float(nu), 2, "strain")
-    D, u_D = _fixed_dofs(space, fixed, displacement)
-    if D.size == 0:
-        raise InputError("no fixed or displaced tag: the displacement is defined only up to a rigid motion",
-                         space.mesh.source)
-    f_ext = np.zeros(space.n_dofs)
-    load = LinearForm(lambda v, w: dot(w["t"], v))
-    if body_force is not None:
-        f_ext += load.assemble(space.basis, t=vector_at_quadrature(body_force, space, space.basis, "body force"))
-    for tag, t in (traction or {}).items():
-        fb = facet_basis(space, tag, vector=True)
-        f_ext += load.assemble(fb, t=vector_at_quadrature(t, space, fb, f"traction on {tag!r}"))
+    D, u_D = supports(space, fixed, displacement)
+    f_ext = external_load(space, traction, body_force)
     internal, tangent = _forms(lam, mu)
     free = np.setdiff1d(np.arange(space.n_dofs), D)
 
