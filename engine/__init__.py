@@ -14,7 +14,7 @@ __all__ = ["__version__", "load"]
 def __getattr__(name: str):
     """Lazy re-exports: ``graphfem.load`` imports torch only when first used."""
     if name == "load":
-        from .checkpoint import load
+        from graphfem.checkpoint import load
 
         return load
     raise AttributeError(f"module 'graphfem' has no attribute {name!r}")

@@ -1,4 +1,4 @@
 """``python -m graphfem ...`` (also what ``torchrun -m graphfem train ...`` runs)."""
-from .cli import run
+from graphfem.cli import run
 
 run()

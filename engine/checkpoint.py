@@ -135,7 +135,7 @@ def load_model(path: str | Path, required: tuple[str, ...] = ("model", "config")
 
 def load(path: str | Path, device: str = "cpu"):
     """Load a checkpoint as a :class:`graphfem.surrogate.Surrogate` (never unpickles)."""
-    from .surrogate import Surrogate
+    from graphfem.surrogate import Surrogate
 
     model, meta = load_model(path, required=("model", "config", "normalisation", "problem"))
     return Surrogate(model, meta, device=device, source=str(path))

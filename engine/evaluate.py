@@ -2,7 +2,7 @@
 
 Errors are relative L2 errors in the consistent FE mass-matrix norm,
 ||û − u||_M / ||u||_M with M from :class:`~graphfem.meshes.FESpace`.
-SPON checkpoints read SPON data files (:func:`graphfem.spon_train.evaluate_file`).
+SPON checkpoints read SPON data files (:func:`graphfem.families.spon.evaluate_file`).
 """
 from __future__ import annotations
 
@@ -19,13 +19,13 @@ def evaluate(model_path: str | Path, data_path: str | Path, compare_fe: bool = F
 
     from graphfem.meshes import FESpace
 
-    from .checkpoint import load
-    from .data import SimulationDataset
-    from .problems import poisson_graph, solve_poisson
+    from graphfem.checkpoint import load
+    from graphfem.datasets.simulations import SimulationDataset
+    from graphfem.physics.poisson_encoding import poisson_graph, solve_poisson
 
     surrogate = load(model_path, device=device)
     if surrogate.on_fe_spaces:
-        from .spon_train import evaluate_file
+        from graphfem.families.spon import evaluate_file
 
         return evaluate_file(surrogate, data_path, compare_fe=compare_fe, limit=limit)
     data = SimulationDataset(data_path, skip_bad=skip_bad, cache=False)

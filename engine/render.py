@@ -5,8 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .meshes.errors import GraphfemError
-from .meshes.io import atomic_path
+from graphfem.meshes.errors import GraphfemError
+from graphfem.meshes.io import atomic_path
 
 
 def _quiet_vtk() -> None:
@@ -40,7 +40,7 @@ def render(path: str | Path, png: str | Path, field: str | None = None, title: s
     """
     import pyvista as pv
 
-    from .meshes.io import read_units
+    from graphfem.meshes.io import read_units
 
     path, png = Path(path), Path(png)
     if not path.exists():

@@ -9,7 +9,7 @@ import numpy as np
 from graphfem.meshes import Mesh
 from graphfem.meshes.errors import GraphfemError, InputError
 
-from .problems import POISSON_FEATURES
+from graphfem.physics.poisson_encoding import POISSON_FEATURES
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -65,7 +65,7 @@ class Surrogate:
 
     def case(self, mesh: Mesh, **options):
         """The problem instance for ``mesh`` and ``options`` (validated)."""
-        from .problems import poisson_case
+        from graphfem.physics.poisson_encoding import poisson_case
 
         self.check_mesh(mesh)
         if self.problem["name"] != "poisson":
@@ -92,14 +92,14 @@ class Surrogate:
 
     @property
     def on_fe_spaces(self) -> bool:
-        """Whether the model consumes FE-space batches (SPON, SPON-MG), served by :mod:`graphfem.spon_train`."""
+        """Whether the model consumes FE-space batches (SPON, SPON-MG), served by :mod:`graphfem.families.spon`."""
         return bool(getattr(self.model, "consumes_fe_batches", False))
 
     def output_mesh(self, mesh: Mesh) -> Mesh:
         """The mesh whose nodes carry :meth:`predict`'s fields: ``mesh`` itself,
         or for SPON-MG ``mesh`` (the coarsest level) refined ``levels`` times."""
         if self.on_fe_spaces:
-            from .spon_train import output_mesh
+            from graphfem.families.spon import output_mesh
 
             return output_mesh(self, mesh)
         return mesh
@@ -111,14 +111,14 @@ class Surrogate:
         cell/point array, field name or ``"TAG=V,..."`` cell tags),
         ``source`` (number, point array or field name), ``dirichlet``
         ({tag: value} or ``["TAG=VALUE"]``), ``neumann`` (zero only); for
-        SPON checkpoints those of :func:`graphfem.spon_train.encode_case`
+        SPON checkpoints those of :func:`graphfem.families.spon.encode_case`
         (the exact FE decoder: Dirichlet values hold exactly).
         """
         if self.on_fe_spaces:
-            from .spon_train import predict_fields
+            from graphfem.families.spon import predict_fields
 
             return predict_fields(self, mesh, **options)
-        from .problems import poisson_graph
+        from graphfem.physics.poisson_encoding import poisson_graph
 
         case = self.case(mesh, **options)
         y = self.predict_graph(poisson_graph(mesh, case)).cpu().numpy()

@@ -26,7 +26,7 @@ def main(output: str | Path = "equino-fe2") -> dict:
     from matplotlib.collections import PolyCollection
 
     from graphfem.checkpoint import save
-    from graphfem.cli_fe2 import run_fe2, train_equino, write_fe2
+    from graphfem.cli.fe2 import run_fe2, train_equino, write_fe2
     from graphfem.physics.fe2 import plate_with_hole
     from graphfem.physics.rve import RVE, rve_mesh
 

@@ -59,7 +59,7 @@ def main(out: str | Path = "giorom-sand", frames: int = 30, steps: int = 1000) -
     """Run the example into ``out``; returns errors and timings."""
     import torch
 
-    from graphfem.giorom import chamfer, dense_rollout, train_field, train_stepper
+    from graphfem.families.giorom import chamfer, dense_rollout, train_field, train_stepper
     from graphfem.operators.giorom import sample_particles
 
     torch.set_num_threads(1)  # small graphs: one thread avoids OpenMP spin on shared cores

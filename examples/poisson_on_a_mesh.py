@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from graphfem.demo_surrogate import data_file
+from graphfem.demo import data_file
 from graphfem.meshes import read
 from graphfem.physics import poisson
 from graphfem.render import render

@@ -29,7 +29,7 @@ import skfem  # noqa: E402
 
 from graphfem.analysis.galerkin_rom import GalerkinROM, poisson_problem, relative_error, time_call  # noqa: E402
 from graphfem.analysis.rom import SnapshotData, SnapshotSet, analyse  # noqa: E402
-from graphfem.cli_rom import write_report  # noqa: E402
+from graphfem.cli.rom import write_report  # noqa: E402
 
 STRIPS = 16
 

@@ -19,7 +19,8 @@ def main(out: str | Path = "spon_poisson_out") -> dict:
     import matplotlib.pyplot as plt
     import torch
 
-    from graphfem import spon_data, spon_train
+    from graphfem.datasets import spon as spon_data
+    from graphfem.families import spon as spon_train
 
     torch.set_num_threads(2)
     out = Path(out)

@@ -2,7 +2,7 @@
 
 Generates a dataset of random 2D domains with the FE solver, trains the
 baseline with the CPU configuration below and copies the best checkpoint to
-``engine/data/demo_mgn.safetensors`` (shipped as ``graphfem/data/``).
+``engine/assets/demo_mgn.safetensors`` (shipped as ``graphfem/assets/``).
 
     python examples/train_demo_model.py [--out runs/demo] [--samples 800] [--epochs 25]
 
@@ -16,9 +16,9 @@ import shutil
 import time
 from pathlib import Path
 
-from graphfem.config import TrainConfig, from_dict
-from graphfem.data import generate
-from graphfem.train import train
+from graphfem.training.config import TrainConfig, from_dict
+from graphfem.datasets.simulations import generate
+from graphfem.training.trainer import train
 
 #: The CPU configuration (2 cores, about 17 minutes on an idle machine). 15 message-passing steps
 #: as in Pfaff et al.: the training meshes are 12 to 27 edges across (median

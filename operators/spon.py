@@ -482,7 +482,7 @@ class SPON(nn.Module):
 
     Config = SPONConfig
     #: the engine (``graphfem train`` / ``predict`` / ``evaluate``) feeds this model
-    #: :class:`Batch` objects on FE spaces through :mod:`graphfem.spon_train`, not nodal graphs
+    #: :class:`Batch` objects on FE spaces through :mod:`graphfem.families.spon`, not nodal graphs
     consumes_fe_batches = True
 
     def __init__(self, config: SPONConfig):

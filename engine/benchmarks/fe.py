@@ -41,7 +41,7 @@ def _skfem_poisson(points: np.ndarray, cells: np.ndarray, method: str) -> np.nda
     import skfem
     from skfem.models.poisson import laplace, unit_load
 
-    from ..physics.linear_solvers import LinearSolver
+    from graphfem.physics.linear_solvers import LinearSolver
 
     basis = skfem.Basis(skfem.MeshTri(points.T, cells.T), skfem.ElementTriP1())
     A = laplace.assemble(basis)
@@ -53,7 +53,7 @@ def _skfem_poisson(points: np.ndarray, cells: np.ndarray, method: str) -> np.nda
 
 def _graphfem_poisson(mesh):
     """The same solve through graphfem, from a :class:`Mesh` with tags."""
-    from ..physics import poisson
+    from graphfem.physics import poisson
 
     return poisson(mesh, kappa=1.0, f=1.0)
 
@@ -65,7 +65,7 @@ def run(max_cells: int = 1_000_000, repeat: int = 3) -> str:
     import skfem
     from skfem.models.poisson import laplace
 
-    from ..meshes import Mesh, to_graph
+    from graphfem.meshes import Mesh, to_graph
 
     logging.getLogger("skfem").setLevel(logging.WARNING)
     sizes = [n for n in (32, 64, 128, 256, 512, 708) if 2 * n * n <= max_cells * 1.01] or [32]

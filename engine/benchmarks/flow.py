@@ -19,8 +19,8 @@ from . import machine
 def run(sizes: tuple[int, ...] = (32, 48, 64, 96, 128), iterative_max_dofs: int = 20_000,
         step_dofs: int = 100_000) -> str:
     """Run the benchmark and return the table as text."""
-    from ..physics.channel import dfg_mesh
-    from ..physics.navier_stokes import DFG_2D1, TaylorHood, dfg_2d1, dfg_setup, navier_stokes_transient, stokes
+    from graphfem.physics.channel import dfg_mesh
+    from graphfem.physics.navier_stokes import DFG_2D1, TaylorHood, dfg_2d1, dfg_setup, navier_stokes_transient, stokes
 
     lines = [f"DFG 2D-1 (Re 20), Taylor-Hood P2-P1, Newton from Stokes; {machine()}",
              f"{'n_around':>8} {'dofs':>8} {'solver':>10} {'time s':>8} {'Newton':>6} {'lin. it':>8} "

@@ -48,7 +48,7 @@ def run(size: str = "small", materials: tuple[str, ...] = ("jelly", "water", "go
     """Run the benchmark and return the table text."""
     import torch
 
-    from graphfem.giorom import chamfer, mpm_dataset, train_field, train_stepper
+    from graphfem.families.giorom import chamfer, mpm_dataset, train_field, train_stepper
     from graphfem.meshes.errors import InputError
     from graphfem.operators.giorom import GIOROM, GIOROMConfig, NeuralField, NeuralFieldConfig, sample_particles
 

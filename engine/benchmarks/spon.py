@@ -73,7 +73,8 @@ def _mgn(samples, latent: int, layers: int):
 def _family(family: str, cfg: dict, folder: Path, seed: int, lines: list) -> dict:
     import torch
 
-    from graphfem import spon_data, spon_train
+    from graphfem.datasets import spon as spon_data
+    from graphfem.families import spon as spon_train
 
     path = folder / f"{family}.h5"
     t0 = time.perf_counter()
@@ -111,7 +112,8 @@ def _timing(result: dict, levels, family: str, device: str) -> list[tuple]:
     """(n_dofs, FE solve s, SPON-MG encode + forward s) per refinement level of one test sample."""
     import torch
 
-    from graphfem import spon_data, spon_train
+    from graphfem.datasets import spon as spon_data
+    from graphfem.families import spon as spon_train
     from graphfem.operators.spon import collate
 
     rec, model = result["record"], result["model"].to(device)
@@ -149,7 +151,7 @@ def run(size: str = "small", seed: int = 0, device: str = "auto") -> str:
     from graphfem.meshes.errors import InputError
 
     from . import machine
-    from ..surrogate import resolve_device
+    from graphfem.surrogate import resolve_device
 
     if size not in SIZES:
         raise InputError(f"--size must be one of {', '.join(SIZES)}, got {size!r}")

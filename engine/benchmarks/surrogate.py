@@ -55,7 +55,7 @@ def run(model_path: str, sizes: Sequence[int] = DEFAULT_SIZES, device: str = "au
     from graphfem.physics import poisson
 
     from . import machine
-    from ..checkpoint import load
+    from graphfem.checkpoint import load
 
     surrogate = load(model_path, device=device)
     cuda = surrogate.device.startswith("cuda")

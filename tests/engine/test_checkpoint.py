@@ -12,7 +12,7 @@ from graphfem.checkpoint import read_tensors, save
 from graphfem.meshes import Mesh
 from graphfem.meshes.errors import GraphfemError
 from graphfem.operators.meshgraphnet import MeshGraphNet, MeshGraphNetConfig
-from graphfem.problems import POISSON_FEATURES
+from graphfem.physics.poisson_encoding import POISSON_FEATURES
 
 META = {"normalisation": {"x_mean": [0.0] * 8, "x_std": [1.0] * 8, "y_mean": [0.0], "y_std": [1.0]},
         "problem": {"name": "poisson", "dim": 2, "cell_types": ["triangle"], "fields": ["u"],
@@ -104,7 +104,7 @@ def test_import_graphfem_stays_light():
 def test_checkpoint_with_other_node_features_is_refused(tmp_path):
     """A checkpoint trained with another feature encoding would predict garbage silently."""
     from graphfem.checkpoint import load, save_tensors
-    from graphfem.demo_surrogate import DEMO_MODEL, data_file
+    from graphfem.demo import DEMO_MODEL, data_file
 
     tensors, meta = read_tensors(data_file(DEMO_MODEL))
     meta["problem"] = {**meta["problem"], "features": ["log_kappa", "something_else"]}

@@ -8,11 +8,11 @@ import typer
 from typer.testing import CliRunner
 
 from graphfem.checkpoint import save
-from graphfem.cli_engine import register
+from graphfem.cli.engine import register
 from graphfem.meshes import Mesh
 from graphfem.meshes.errors import GraphfemError
 from graphfem.operators.meshgraphnet import MeshGraphNet, MeshGraphNetConfig
-from graphfem.problems import POISSON_FEATURES
+from graphfem.physics.poisson_encoding import POISSON_FEATURES
 
 torch.set_num_threads(1)
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "meshes"

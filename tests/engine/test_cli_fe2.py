@@ -12,7 +12,7 @@ import typer
 from typer.testing import CliRunner
 
 from graphfem.checkpoint import save
-from graphfem.cli_fe2 import load_model, register, train_equino
+from graphfem.cli.fe2 import load_model, register, train_equino
 from graphfem.meshes import Mesh
 from graphfem.meshes.errors import GraphfemError
 from graphfem.physics.fe2 import plate_with_hole
@@ -66,7 +66,7 @@ def test_fe2_commands(app, trained, tmp_path):
     res = runner.invoke(app, ["fe2", *common, "--reference", "-o", str(tmp_path / "ref.vtu")])
     assert res.exit_code == 0, res.output
     # the files hold what the library computes (accuracy is tested in tests/operators)
-    from graphfem.cli_fe2 import read_rve, run_fe2, with_sides
+    from graphfem.cli.fe2 import read_rve, run_fe2, with_sides
 
     cell, macro = read_rve(tmp_path / "rve.vtu"), with_sides(Mesh.read(tmp_path / "plate.vtu"))
     for name, model in (("ol.vtu", load_model(folder / "m.safetensors")[0]), ("ref.vtu", None)):

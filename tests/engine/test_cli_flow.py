@@ -5,7 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from graphfem import cli, cli_flow
+from graphfem import cli
+from graphfem.cli import flow as cli_flow
 from graphfem.meshes import read, read_series
 from graphfem.physics.channel import dfg_mesh
 

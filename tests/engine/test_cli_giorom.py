@@ -9,7 +9,7 @@ import torch
 import typer
 from typer.testing import CliRunner
 
-from graphfem.cli_giorom import register
+from graphfem.cli.giorom import register
 from graphfem.meshes import PointCloud
 from graphfem.meshes.errors import GraphfemError
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch_geometric.loader import DataLoader
 
-from graphfem.data import SimulationDataset, generate
+from graphfem.datasets.simulations import SimulationDataset, generate
 from graphfem.meshes import FESpace
 from graphfem.meshes.errors import GraphfemError
 
@@ -59,7 +59,7 @@ def test_damaged_group_is_named_and_skipped_only_on_request(data, tmp_path):
 
 
 def test_failed_generation_leaves_no_file(tmp_path, monkeypatch):
-    import graphfem.data as data_mod
+    import graphfem.datasets.simulations as data_mod
 
     def boom(*args):
         raise RuntimeError("solver crashed")

@@ -7,7 +7,7 @@ import h5py
 import numpy as np
 import pytest
 
-from graphfem.generate import generate, problems
+from graphfem.datasets.generate import generate, problems
 from graphfem.meshes.errors import InputError
 
 
@@ -58,7 +58,7 @@ def test_unknown_problem_and_bad_count(tmp_path):
 
 
 def test_spon_family_is_readable_by_spon_training(tmp_path):
-    from graphfem.spon_data import read
+    from graphfem.datasets.spon import read
 
     path = tmp_path / "spon.h5"
     generate("spon-poisson", 2, path, progress=False)

@@ -217,7 +217,7 @@ def test_report_on_mesh_writes_modes(tmp_path):
 
 def _cli_app():
     import typer
-    from graphfem.cli_koopman import register
+    from graphfem.cli.koopman import register
 
     app = typer.Typer()
     register(app)

@@ -16,7 +16,7 @@ from graphfem.analysis.galerkin_rom import (GalerkinROM, elasticity_problem, poi
 from graphfem.analysis.rom import (InputClassifier, SnapshotSet, angle_dissimilarity, assign,
                                    cluster_snapshots, efficiency_estimate, grassmann_dissimilarity,
                                    kmedoids, pod, principal_angles, projection_error, projection_errors)
-from graphfem.cli_rom import register
+from graphfem.cli.rom import register
 
 
 def line_mass(x):

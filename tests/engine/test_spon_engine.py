@@ -7,11 +7,11 @@ import typer
 from typer.testing import CliRunner
 
 import graphfem
-from graphfem import spon_data
-from graphfem.cli_engine import register
-from graphfem.config import load_config
+from graphfem.datasets import spon as spon_data
+from graphfem.cli.engine import register
+from graphfem.training.config import load_config
 from graphfem.meshes import FESpace, read
-from graphfem.train import train
+from graphfem.training.trainer import train
 
 torch.set_num_threads(1)
 

@@ -12,10 +12,10 @@ import torch
 import yaml
 
 from graphfem.checkpoint import read_tensors
-from graphfem.config import load_config
-from graphfem.data import generate
+from graphfem.training.config import load_config
+from graphfem.datasets.simulations import generate
 from graphfem.meshes.errors import InputError
-from graphfem.train import FAULT_ENV, lr_factor, train
+from graphfem.training.trainer import FAULT_ENV, lr_factor, train
 
 torch.set_num_threads(1)
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -43,7 +43,7 @@ def _weights(run: Path) -> dict:
 
 
 def _run(args, env=ENV, check=True):
-    return subprocess.run([sys.executable, "-m", "graphfem.train", *map(str, args)], env=env,
+    return subprocess.run([sys.executable, "-m", "graphfem.training.trainer", *map(str, args)], env=env,
                           capture_output=True, text=True, check=check, timeout=300)
 
 
@@ -80,7 +80,7 @@ def test_killed_mid_epoch_and_resumed_matches_uninterrupted(tmp_path, data):
 def test_ddp_two_cpu_ranks_hold_identical_parameters(tmp_path, data):
     cfg = _config(tmp_path, data, "ddp", epochs=2)
     torchrun = Path(sys.executable).with_name("torchrun")
-    subprocess.run([str(torchrun), "--nproc_per_node=2", "--master_port=29517", "-m", "graphfem.train", str(cfg)],
+    subprocess.run([str(torchrun), "--nproc_per_node=2", "--master_port=29517", "-m", "graphfem.training.trainer", str(cfg)],
                    env=ENV, capture_output=True, text=True, check=True, timeout=300)
     final = json.loads((tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()[-1])
     assert final["rank_param_max_diff"] == 0.0

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from graphfem.giorom import mpm_dataset, train_field, train_stepper
+from graphfem.families.giorom import mpm_dataset, train_field, train_stepper
 from graphfem.meshes import Mesh
 from graphfem.operators import get_model
 from graphfem.operators.checks import assert_permutation_equivariant

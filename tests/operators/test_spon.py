@@ -6,7 +6,8 @@ import pytest
 import skfem
 import torch
 
-from graphfem import spon_data, spon_train
+from graphfem.datasets import spon as spon_data
+from graphfem.families import spon as spon_train
 from graphfem.meshes import FESpace, Mesh
 from graphfem.operators import get_model
 from graphfem.operators import spon as S

@@ -22,7 +22,7 @@ _SIDES = ("left", "right", "bottom", "top")
 # ---------------------------------------------------------------------- checkpoints
 def load_model(path: str | Path):
     """(model in float64, metadata) of an RVE checkpoint (EquiNO or a baseline)."""
-    from .checkpoint import load_model as load_checkpoint
+    from graphfem.checkpoint import load_model as load_checkpoint
 
     model, meta = load_checkpoint(path)
     return model.double(), meta
@@ -176,7 +176,7 @@ def register(app: typer.Typer) -> None:
         torch.set_default_dtype(torch.float64)
         rve = read_rve(rve_path, inclusion_tag)
         model, prov = train_equino(rve, snapshots, collocation, rank, adam, lbfgs, seed=seed)
-        from .checkpoint import save
+        from graphfem.checkpoint import save
 
         save(output, model, {"provenance": {**prov, "rve": str(rve_path)}})
         typer.echo(f"wrote {output}: loss {prov['final_loss']:.3e}, FE {prov['fe_seconds']:.1f} s, "

@@ -4,9 +4,9 @@ The training loop is the engine's (AdamW, linear warm-up then cosine
 decay, gradient clipping, seeded batch order), but the batches are FE
 objects (:class:`graphfem.operators.spon.Batch`) and the loss is the
 relative error in the norm of V_h through the FE mass (+ stiffness) matrix.
-Configurations are the engine's YAML (:class:`graphfem.config.TrainConfig`)
+Configurations are the engine's YAML (:class:`graphfem.training.config.TrainConfig`)
 with ``model.name: spon`` or ``spon_mg``; ``data.path`` a file from
-:func:`graphfem.spon_data.generate`.
+:func:`graphfem.datasets.spon.generate`.
 
 Encoding (:func:`encode`):
 
@@ -30,7 +30,7 @@ import numpy as np
 from graphfem.meshes import FESpace, Mesh
 from graphfem.meshes.errors import InputError
 
-from . import spon_data
+from graphfem.datasets import spon as spon_data
 
 HYPER_SCALE = 0.1  # displacement unit of the hyperelastic output
 HYPER_LOADS = (0.1, 0.1)  # body-force and traction units
@@ -245,7 +245,7 @@ def fit(model, train, epochs: int = 40, lr: float = 2e-3, batch_size: int = 16, 
 
     from graphfem.operators.spon import collate
 
-    from .train import lr_factor
+    from graphfem.training.trainer import lr_factor
 
     torch.manual_seed(seed)
     model.to(device).train()
@@ -311,11 +311,11 @@ def _checkpoint_meta(family: str, order: int, model) -> dict:
                               "y_std": [1.0] * model.config.out,
                               "note": "SPON normalises inside the model (buffers)"},
             "problem": {"name": family, "dim": 2, "cell_types": ["triangle"], "fields": [spon_data.FIELDS[family]],
-                        "order": order, "features": "graphfem.spon_train.encode_case", "options": OPTIONS[family]}}
+                        "order": order, "features": "graphfem.families.spon.encode_case", "options": OPTIONS[family]}}
 
 
 def train(config, resume: bool = False, source: str = "config") -> dict:
-    """Train SPON / SPON-MG from an engine :class:`~graphfem.config.TrainConfig`
+    """Train SPON / SPON-MG from an engine :class:`~graphfem.training.config.TrainConfig`
     (what ``graphfem train`` calls for these models); writes
     ``<run.out>/model.safetensors``, ``metrics.jsonl`` and ``config.yaml`` and
     returns the test errors at the training resolution."""
@@ -324,9 +324,9 @@ def train(config, resume: bool = False, source: str = "config") -> dict:
     import torch
     import yaml
 
-    from .checkpoint import save
-    from .config import to_dict
-    from .surrogate import resolve_device
+    from graphfem.checkpoint import save
+    from graphfem.training.config import to_dict
+    from graphfem.surrogate import resolve_device
 
     c = config
     params = dict(c.model)
@@ -369,7 +369,7 @@ def train(config, resume: bool = False, source: str = "config") -> dict:
 
 def train_config(path: str | Path, overrides: Sequence[str] = ()) -> dict:
     """:func:`train` from a YAML file (``graphfem train`` does the same)."""
-    from .config import load_config
+    from graphfem.training.config import load_config
 
     return train(load_config(path, overrides), source=str(path))
 

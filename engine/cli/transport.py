@@ -14,15 +14,15 @@ from typing import List, Optional
 import numpy as np
 import typer
 
-from .cli_solve import _ORDER, _check_order, _read, _report, _working, solve_app
-from .meshes.errors import InputError
+from graphfem.cli.solve import _ORDER, _check_order, _read, _report, _working, solve_app
+from graphfem.meshes.errors import InputError
 
 _SERIES = (".pvd", ".xdmf", ".xmf")
 
 
 def _vector_option(text: str, mesh, option: str):
     """``"1,0.5"`` -> array (dim,), or comma-separated expressions -> callable b(x) -> (dim, ...)."""
-    from .problem_options import coefficient
+    from graphfem.physics.options import coefficient
 
     parts = [p.strip() for p in text.split(",")]
     if len(parts) != mesh.dim or not all(parts):
@@ -59,8 +59,8 @@ def solve_darcy(
     solver: str = typer.Option("auto", "--solver", help="Linear solver: auto, direct, amg or cg."),
 ) -> None:
     """−∇·(a∇u) = f. With no boundary option, u = 0 on the whole boundary. Writes u; prints the net outflow."""
-    from .physics.darcy import darcy
-    from .problem_options import coefficient, tag_values
+    from graphfem.physics.darcy import darcy
+    from graphfem.physics.options import coefficient, tag_values
 
     _check_order(order)
     _check_output(output, series=False)
@@ -95,8 +95,8 @@ def solve_advection_diffusion(
     order: Optional[int] = _ORDER,
 ) -> None:
     """b·∇u − κΔu = f (steady), or ∂u/∂t + b·∇u − κΔu = f with --t-end and --dt."""
-    from .physics.transport import advection_diffusion
-    from .problem_options import coefficient, tag_values
+    from graphfem.physics.transport import advection_diffusion
+    from graphfem.physics.options import coefficient, tag_values
 
     _check_order(order)
     transient = t_end is not None
@@ -135,8 +135,8 @@ def solve_burgers(
     order: Optional[int] = _ORDER,
 ) -> None:
     """∂u/∂t + (u·∇)u = νΔu by the θ-scheme with Newton per step; prints the iteration counts."""
-    from .physics.transport import burgers
-    from .problem_options import coefficient, tag_values
+    from graphfem.physics.transport import burgers
+    from graphfem.physics.options import coefficient, tag_values
 
     _check_order(order)
     _check_output(output, series=True)

@@ -17,7 +17,7 @@ from typing import Optional
 
 import typer
 
-from .meshes.errors import GraphfemError
+from graphfem.meshes.errors import GraphfemError
 
 app = typer.Typer(
     name="graphfem",
@@ -31,8 +31,7 @@ bench_app = typer.Typer(help="Benchmarks that print ratios measured in one run."
 app.add_typer(bench_app, name="bench")
 
 #: Modules that add their commands with ``register(app)``.
-_COMMAND_MODULES = ("cli_solve", "cli_transport", "cli_flow", "cli_koopman", "cli_rom", "cli_engine", "cli_fe2",
-                    "cli_giorom")
+_COMMAND_MODULES = ("solve", "transport", "flow", "koopman", "rom", "engine", "fe2", "giorom")
 
 _state = {"debug": False}
 
@@ -42,7 +41,7 @@ def _root(ctx: typer.Context,
           debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
           version: bool = typer.Option(False, "--version", help="Print the version and exit.")) -> None:
     """graphfem: read meshes, solve PDEs with FE, train and run neural surrogates."""
-    from . import __version__
+    from graphfem import __version__
 
     if version:
         typer.echo(__version__)
@@ -64,7 +63,7 @@ def _rich_handler() -> logging.Handler:
 # ---------------------------------------------------------------------- info
 def mesh_summary(path: Path) -> dict:
     """The facts ``graphfem info`` prints, as a JSON-ready dict."""
-    from .meshes import read
+    from graphfem.meshes import read
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -123,7 +122,7 @@ def render(result: Path = typer.Argument(..., help="A VTU file (e.g. written by 
                                                 help="Draw cell edges (default: below 5000 cells)."),
            zoom: float = typer.Option(1.0, "--zoom", help="Camera zoom; > 1 magnifies.")) -> None:
     """Render a result file to a PNG off-screen, with a scalar bar."""
-    from .render import render as render_png
+    from graphfem.render import render as render_png
 
     if zoom <= 0:
         raise GraphfemError(f"--zoom must be positive, got {zoom}")
@@ -139,7 +138,7 @@ def demo(output: Path = typer.Option(Path("graphfem-demo"), "-o", "--output", he
 
     Writes a VTU with prediction, reference and error, PNG renders of each, and
     prints the error and both timings."""
-    from .demo_surrogate import run_demo
+    from graphfem.demo import run_demo
 
     report = run_demo(output, device=device)
     for line in report["lines"]:
@@ -151,7 +150,7 @@ def demo(output: Path = typer.Option(Path("graphfem-demo"), "-o", "--output", he
 def bench_fe(max_cells: int = typer.Option(1_000_000, "--max-cells", help="Largest mesh, in triangles."),
              repeat: int = typer.Option(3, "--repeat", help="Timings per size; the minimum is kept.")) -> None:
     """P1 Poisson on unit squares: graphfem solve / scikit-fem solve, and to_graph / one assembly."""
-    from .benchmarks.fe import run
+    from graphfem.benchmarks.fe import run
 
     typer.echo(run(max_cells=max_cells, repeat=repeat))
 
@@ -164,7 +163,7 @@ def bench_koopman(grid: int = typer.Option(200, "--grid", help="Grid points per 
                                                    help="Grid points timed for the naive methods (scaled up).")
                   ) -> None:
     """Pseudospectrum: one QR + small SVDs against the naive per-point problems."""
-    from .benchmarks.koopman import run
+    from graphfem.benchmarks.koopman import run
 
     typer.echo(run(n_grid=grid, n_dict=n_dict, n_snapshots=snapshots, naive_points=naive_points))
 
@@ -174,7 +173,7 @@ def bench_rom(problem: str = typer.Option("poisson", "--problem", help="poisson 
               n: int = typer.Option(64, "--n", help="Cells per side of the unit-square mesh."),
               tol: float = typer.Option(1e-3, "--tol", help="Accuracy target (max relative L2 error).")) -> None:
     """Galerkin-ROM solve time / full FE solve time at an equal accuracy target."""
-    from .benchmarks.rom import run
+    from graphfem.benchmarks.rom import run
 
     if problem not in ("poisson", "elasticity"):
         raise GraphfemError(f"--problem must be poisson or elasticity, got {problem!r}")
@@ -186,7 +185,7 @@ def bench_surrogate(model: Path = typer.Argument(..., help="Checkpoint (.safeten
                     sizes: str = typer.Option("1000,10000,100000,1000000", "--sizes", help="Target cell counts."),
                     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda.")) -> None:
     """Surrogate predict time / FE solve time and peak memory, 1k to 1M cells, in one run."""
-    from .benchmarks.surrogate import run
+    from graphfem.benchmarks.surrogate import run
 
     try:
         cells = [int(s) for s in sizes.split(",")]
@@ -199,7 +198,7 @@ def bench_surrogate(model: Path = typer.Argument(..., help="Checkpoint (.safeten
 def bench_equino(n: int = typer.Option(10, "-n", help="RVE cells per side."),
                  rank: int = typer.Option(10, "--rank", help="POD rank r.")) -> None:
     """EquiNO vs black box vs VPIONet on three RVEs, and FE-OL vs FE² (one run)."""
-    from .benchmarks.equino import run
+    from graphfem.benchmarks.equino import run
 
     typer.echo(run(n=n, rank=rank))
 
@@ -208,7 +207,7 @@ def bench_equino(n: int = typer.Option(10, "-n", help="RVE cells per side."),
 def bench_spon(size: str = typer.Option("small", "--size", help="small (2 CPU cores, minutes) or gpu."),
                device: str = typer.Option("auto", "--device", help="auto, cpu or cuda.")) -> None:
     """SPON vs SPON-MG vs MeshGraphNet on the same FE data, one level finer, inference vs FE/Newton time."""
-    from .benchmarks.spon import run
+    from graphfem.benchmarks.spon import run
 
     typer.echo(run(size=size, device=device))
 
@@ -216,7 +215,7 @@ def bench_spon(size: str = typer.Option("small", "--size", help="small (2 CPU co
 @bench_app.command("giorom")
 def bench_giorom(size: str = typer.Option("small", "--size", help="small (CPU, minutes) or gpu (3D, larger).")) -> None:
     """GIOROM: rollout errors per material (sparse vs dense GNS), step times, reconstruction vs query count."""
-    from .benchmarks.giorom import run
+    from graphfem.benchmarks.giorom import run
 
     if size not in ("small", "gpu"):
         raise GraphfemError(f"--size must be small or gpu, got {size!r}")
@@ -226,7 +225,7 @@ def bench_giorom(size: str = typer.Option("small", "--size", help="small (CPU, m
 @bench_app.command("flow")
 def bench_flow() -> None:
     """DFG 2D-1 solve time against dofs with the direct and the iterative solver; one BDF2 step at ~100k dofs."""
-    from .benchmarks.flow import run
+    from graphfem.benchmarks.flow import run
 
     typer.echo(run())
 
@@ -234,9 +233,9 @@ def bench_flow() -> None:
 def _register_commands() -> None:
     for name in _COMMAND_MODULES:
         try:
-            module = importlib.import_module(f"graphfem.{name}")
+            module = importlib.import_module(f"graphfem.cli.{name}")
         except ModuleNotFoundError as exc:
-            if exc.name == f"graphfem.{name}":
+            if exc.name == f"graphfem.cli.{name}":
                 continue
             raise
         module.register(app)

@@ -15,8 +15,8 @@ from typing import List, Optional
 import numpy as np
 import typer
 
-from .cli_solve import _read, _working, solve_app
-from .meshes.errors import InputError
+from graphfem.cli.solve import _read, _working, solve_app
+from graphfem.meshes.errors import InputError
 
 
 def _split_top_level(text: str) -> list[str]:
@@ -36,8 +36,8 @@ def _split_top_level(text: str) -> list[str]:
 def inflow_options(pairs: List[str], mesh) -> dict:
     """``["inlet=0.3"]`` -> {"inlet": 0.3} (parabolic peak); an expression gives
     the inward normal speed, two comma-separated expressions the velocity."""
-    from .physics.navier_stokes import parabolic_inflow
-    from .problem_options import expression
+    from graphfem.physics.navier_stokes import parabolic_inflow
+    from graphfem.physics.options import expression
 
     out = {}
     for pair in pairs:
@@ -112,7 +112,7 @@ def _flow_command(steady: bool):
         save_every: int = typer.Option(1, "--save-every", help="Write every k-th step (transient)."),
         solver: str = typer.Option("auto", "--solver", help="Linear solver: auto, direct or iterative."),
     ) -> None:
-        from .physics.navier_stokes import navier_stokes, navier_stokes_transient, stokes
+        from graphfem.physics.navier_stokes import navier_stokes, navier_stokes_transient, stokes
 
         transient = t_end is not None or dt is not None
         if transient and (t_end is None or dt is None):

@@ -31,7 +31,7 @@ from graphfem.meshes import Mesh, Tag
 from graphfem.meshes.errors import GraphfemError, InputError
 from graphfem.meshes.io import atomic_path
 
-from .problems import PoissonCase, poisson_graph, sample_poisson, solve_poisson
+from graphfem.physics.poisson_encoding import PoissonCase, poisson_graph, sample_poisson, solve_poisson
 
 PROBLEMS = ("poisson",)
 _REQUIRED = ("mesh/points", "mesh/cells", "inputs/kappa", "inputs/source", "outputs/u")
@@ -67,7 +67,7 @@ def simulate(problem: str, geometry: str, seed: int, index: int) -> tuple:
     """Simulation ``index`` of a dataset: deterministic in (seed, index),
     whatever the number of workers. Returns (mesh, case, fields, provenance)."""
     import graphfem
-    from .geometries import random_domain
+    from graphfem.physics.geometries import random_domain
 
     rng = np.random.default_rng([seed, index])
     mesh = random_domain(geometry, rng)
@@ -105,7 +105,7 @@ def generate(problem: str, n: int, out: str | Path, geometry: str = "mixed", see
         raise InputError(f"unknown problem {problem!r}; choose one of {', '.join(PROBLEMS)}")
     if n < 1:
         raise InputError(f"-n must be at least 1, got {n}")
-    from .geometries import FAMILIES
+    from graphfem.physics.geometries import FAMILIES
 
     if geometry not in FAMILIES + ("mixed",):
         raise InputError(f"unknown geometry family {geometry!r}; choose one of {', '.join(FAMILIES + ('mixed',))}")

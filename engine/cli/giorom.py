@@ -11,7 +11,7 @@ from typing import Optional
 import numpy as np
 import typer
 
-from .meshes.errors import InputError
+from graphfem.meshes.errors import InputError
 
 
 def generate_mpm(material: str, n: int, output: Path, frames: int = 40, frame_dt: float = 0.01, dim: int = 2,
@@ -19,7 +19,7 @@ def generate_mpm(material: str, n: int, output: Path, frames: int = 40, frame_dt
     """Write ``n`` MPM trajectories of ``material`` to an HDF5 file (atomically)."""
     from graphfem.physics.mpm import MATERIALS
 
-    from .giorom import mpm_dataset, write_trajectories
+    from graphfem.families.giorom import mpm_dataset, write_trajectories
 
     if material not in MATERIALS:
         raise InputError(f"unknown material {material!r}; choose one of {', '.join(MATERIALS)}")
@@ -58,7 +58,7 @@ def register(app: typer.Typer) -> None:
                      hidden: int = typer.Option(64, "--hidden", help="Latent width."),
                      seed: int = typer.Option(0, "--seed", help="Seed.")) -> None:
         """Train the sparse stepper and the neural field on a trajectory file; write one checkpoint."""
-        from .giorom import read_trajectories, save_pipeline, train_field, train_stepper
+        from graphfem.families.giorom import read_trajectories, save_pipeline, train_field, train_stepper
 
         trajs, attrs = read_trajectories(data)
         dim = trajs[0].fields["x"].shape[2]
@@ -90,7 +90,7 @@ def register(app: typer.Typer) -> None:
         from graphfem.operators.giorom import sample_particles
         from graphfem.physics.mpm import MATERIALS
 
-        from .giorom import dense_rollout, load_pipeline, read_points, write_cloud_series
+        from graphfem.families.giorom import dense_rollout, load_pipeline, read_points, write_cloud_series
 
         if steps < 1:
             raise InputError(f"--steps must be at least 1, got {steps}")

@@ -1,7 +1,7 @@
 """GIOROM in the engine: MPM trajectory datasets (HDF5), training of the
 sparse time stepper and of the neural field, checkpoints, dense rollouts.
 
-The engine's :class:`graphfem.train.Trainer` reads Poisson graphs; the
+The engine's :class:`graphfem.training.trainer.Trainer` reads Poisson graphs; the
 stepper trains on (trajectory, frame) windows instead, so this module keeps
 its own small loop (Adam, seeded, one-step normalised-acceleration MSE) and
 stores models with :func:`graphfem.checkpoint.save_tensors` (one

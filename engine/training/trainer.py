@@ -23,7 +23,7 @@
 Outputs in ``<out>``: ``model.safetensors`` (best validation error),
 ``state.safetensors``, ``metrics.jsonl``, ``curves.png``, ``config.yaml``.
 
-Run as ``graphfem train CONFIG.yaml`` or ``python -m graphfem.train CONFIG.yaml``.
+Run as ``graphfem train CONFIG.yaml`` or ``python -m graphfem.training.trainer CONFIG.yaml``.
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ import numpy as np
 
 from graphfem.meshes.errors import GraphfemError, InputError
 
-from .config import TrainConfig, load_config, to_dict
+from graphfem.training.config import TrainConfig, load_config, to_dict
 
 FAULT_ENV = "GRAPHFEM_FAULT_KILL_AT_STEP"  # tests: SIGKILL this process after that global step
 
@@ -78,9 +78,9 @@ class Trainer:
     def __init__(self, config: TrainConfig, source: str = "config"):
         import torch
 
-        from .data import SimulationDataset
-        from .problems import POISSON_FEATURES
-        from .surrogate import resolve_device
+        from graphfem.datasets.simulations import SimulationDataset
+        from graphfem.physics.poisson_encoding import POISSON_FEATURES
+        from graphfem.surrogate import resolve_device
 
         self.config, self.source = config, source
         c = config
@@ -134,7 +134,7 @@ class Trainer:
                 "y_mean": y.mean(axis=0).tolist(), "y_std": np.where(y_std > 1e-6, y_std, 1.0).tolist()}
 
     def _build_model(self):
-        from .checkpoint import build_model
+        from graphfem.checkpoint import build_model
 
         params = dict(self.config.model)
         name = params.pop("name", None)
@@ -182,7 +182,7 @@ class Trainer:
 
     # ---------------------------------------------------------------- state
     def save_state(self) -> None:
-        from .checkpoint import save_tensors
+        from graphfem.checkpoint import save_tensors
 
         if self.rank != 0:
             return
@@ -199,7 +199,7 @@ class Trainer:
     def load_state(self) -> None:
         import torch
 
-        from .checkpoint import read_tensors
+        from graphfem.checkpoint import read_tensors
 
         path = self.out / "state.safetensors"
         tensors, meta = read_tensors(path)
@@ -357,7 +357,7 @@ class Trainer:
                 "saved": time.strftime("%Y-%m-%dT%H:%M:%S"), **extra}
 
     def save_model(self, extra: dict) -> None:
-        from .checkpoint import save
+        from graphfem.checkpoint import save
 
         if self.rank != 0:
             return
@@ -367,7 +367,7 @@ class Trainer:
              {"normalisation": self.norm, "problem": problem, "provenance": self._provenance(extra)})
 
     def _add_test_metrics(self, test: dict) -> None:
-        from .checkpoint import read_tensors, save_tensors
+        from graphfem.checkpoint import read_tensors, save_tensors
 
         path = self.out / "model.safetensors"
         tensors, meta = read_tensors(path)
@@ -389,10 +389,10 @@ def _trains_on_fe_spaces(config: TrainConfig) -> bool:
 
 def train(config: TrainConfig, resume: bool = False, source: str = "config") -> dict:
     """Train (or resume) and return the final metrics record. Models that
-    consume FE-space batches train through :func:`graphfem.spon_train.train`
+    consume FE-space batches train through :func:`graphfem.families.spon.train`
     (exact FE decoder, FE-norm loss)."""
     if _trains_on_fe_spaces(config):
-        from .spon_train import train as train_fe
+        from graphfem.families.spon import train as train_fe
 
         return train_fe(config, resume=resume, source=source)
     trainer = Trainer(config, source)
@@ -411,7 +411,7 @@ def train(config: TrainConfig, resume: bool = False, source: str = "config") -> 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m graphfem.train CONFIG.yaml [--set key=value]... [--resume]`` (also under torchrun)."""
+    """``python -m graphfem.training.trainer CONFIG.yaml [--set key=value]... [--resume]`` (also under torchrun)."""
     import argparse
     import sys
 

@@ -1,7 +1,7 @@
 """The surrogate demo: the shipped MeshGraphNet against the FE solver on a
 shipped mesh, with no data and no training needed.
 
-Problem on the annulus of ``graphfem/data/annulus.msh`` (refined once):
+Problem on the annulus of ``graphfem/assets/annulus.msh`` (refined once):
 −∇·(κ∇u) = 2 with κ = 1 for x < 0 and κ = 3 for x ≥ 0 (two materials),
 u = 1 on the inner circle ``inter`` and u = 0 on the outer circle ``exter``.
 """
@@ -19,7 +19,7 @@ DEMO_MESH = "annulus.msh"
 
 def data_file(name: str) -> Path:
     """Path of a file shipped in ``graphfem/data``."""
-    return Path(str(resources.files("graphfem") / "data" / name))
+    return Path(str(resources.files("graphfem") / "assets" / name))
 
 
 def run_demo(out_dir: str | Path, device: str = "auto") -> dict:
@@ -37,7 +37,7 @@ def run_demo(out_dir: str | Path, device: str = "auto") -> dict:
     from graphfem.meshes import FESpace, read
     from graphfem.physics import poisson
 
-    from .checkpoint import load
+    from graphfem.checkpoint import load
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -59,7 +59,7 @@ def run_demo(out_dir: str | Path, device: str = "auto") -> dict:
     mesh.write(vtu, point_data=fields)
     pngs = []
     try:
-        from .render import render
+        from graphfem.render import render
     except ImportError:
         render = None
     if render is not None:

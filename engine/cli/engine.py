@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
                  seed: int = typer.Option(0, "--seed", help="Seed; sample i depends only on (seed, i)."),
                  workers: int = typer.Option(1, "--workers", help="Worker processes.")) -> None:
         """Generate a dataset of simulations with the project's solvers (ranks under torchrun for poisson)."""
-        from .generate import generate as run
+        from graphfem.datasets.generate import generate as run
 
         run(problem, n, output, seed=seed, workers=workers, geometry=geometry, resolution=resolution,
             material=material)
@@ -38,8 +38,8 @@ def register(app: typer.Typer) -> None:
               set_: List[str] = typer.Option([], "--set", help="Override a key: --set optim.lr=3e-4."),
               resume: bool = typer.Option(False, "--resume", help="Continue from <out>/state.safetensors.")) -> None:
         """Train a model (DDP under torchrun); writes model.safetensors, metrics.jsonl and curves.png."""
-        from .config import load_config
-        from .train import train as run
+        from graphfem.training.config import load_config
+        from graphfem.training.trainer import train as run
 
         final = run(load_config(config, set_), resume=resume, source=str(config))
         typer.echo(json.dumps(final))
@@ -58,9 +58,9 @@ def register(app: typer.Typer) -> None:
                 device: str = typer.Option("auto", "--device", help="auto, cpu or cuda.")) -> None:
         """Predict the fields on a mesh with the same options as ``solve poisson``; writes them atomically
         (SPON-MG: on the mesh refined once per coarse level, the mesh being the coarsest)."""
-        from .checkpoint import load
-        from .meshes import read
-        from .problem_options import poisson_options, vector
+        from graphfem.checkpoint import load
+        from graphfem.meshes import read
+        from graphfem.physics.options import poisson_options, vector
 
         surrogate = load(model, device=device)
         m = read(mesh)
@@ -89,7 +89,7 @@ def register(app: typer.Typer) -> None:
                  device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
                  as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
         """Error statistics of a surrogate on a dataset, and FE vs surrogate times."""
-        from .evaluate import evaluate as run, report
+        from graphfem.evaluate import evaluate as run, report
 
         stats = run(model, data, compare_fe=compare_fe, device=device, skip_bad=skip_bad, limit=limit)
         typer.echo(json.dumps(stats) if as_json else report(stats))

@@ -1,10 +1,10 @@
 """``graphfem generate PROBLEM``: one entry point for every data family.
 
 * ``poisson``: steady heat conduction on random 2D domains, the MeshGraphNet
-  baseline's training set (:func:`graphfem.data.generate`).
+  baseline's training set (:func:`graphfem.datasets.simulations.generate`).
 * ``mpm``: MLS-MPM particle trajectories (GIOROM's data; ``--material``).
 * ``spon-poisson``, ``spon-hyperelastic``, ``spon-flow``: SPON's families
-  (:func:`graphfem.spon_data.generate`: the common layout plus each sample's
+  (:func:`graphfem.datasets.spon.generate`: the common layout plus each sample's
   coarse mesh and FE coefficients);
 * every other family of :data:`graphfem.physics.generators.GENERATORS`
   (``darcy-two-phase``, ``burgers``, ``cavity``) and ``cylinder-flow``:
@@ -26,14 +26,14 @@ from typing import Callable
 
 import numpy as np
 
-from .meshes import Grid
-from .meshes.errors import InputError
-from .meshes.io import atomic_path
+from graphfem.meshes import Grid
+from graphfem.meshes.errors import InputError
+from graphfem.meshes.io import atomic_path
 
 
 def _cylinder_flow(rng: np.random.Generator, resolution: int = 48) -> dict:
     """Steady flow past a random cylinder in the DFG channel (Reynolds number in params)."""
-    from .physics.navier_stokes import generate_cylinder_flow
+    from graphfem.physics.navier_stokes import generate_cylinder_flow
 
     mesh, params, fields = generate_cylinder_flow(rng, resolution)
     return {"mesh": mesh, "inputs": {}, "params": params, "outputs": fields}
@@ -41,8 +41,8 @@ def _cylinder_flow(rng: np.random.Generator, resolution: int = 48) -> dict:
 
 def families() -> dict[str, Callable[..., dict]]:
     """Name -> ``(rng, resolution) -> sample dict`` for the common-layout families."""
-    from .physics.generators import GENERATORS
-    from . import spon_data  # noqa: F401  (adds the SPON families to GENERATORS)
+    from graphfem.physics.generators import GENERATORS
+    from graphfem.datasets import spon as spon_data  # noqa: F401  (adds the SPON families to GENERATORS)
 
     return {**GENERATORS, "cylinder-flow": _cylinder_flow}
 
@@ -58,18 +58,18 @@ def generate(problem: str, n: int, out: str | Path, *, seed: int = 0, workers: i
     if n < 1:
         raise InputError(f"-n must be at least 1, got {n}")
     if problem == "poisson":
-        from .data import generate as generate_poisson
+        from graphfem.datasets.simulations import generate as generate_poisson
 
         return generate_poisson(problem, n, out, geometry=geometry, seed=seed, workers=workers, progress=progress)
     if problem == "mpm":
-        from .cli_giorom import generate_mpm
+        from graphfem.cli.giorom import generate_mpm
 
         if material is None:
             raise InputError("generate mpm needs --material (jelly, water, goo, sand or plasticine)")
         generate_mpm(material, n, Path(out), seed=seed)
         return Path(out)
     if problem.startswith("spon-"):  # SPON samples also carry their coarse mesh and FE coefficients
-        from .spon_data import generate as generate_spon
+        from graphfem.datasets.spon import generate as generate_spon
 
         return generate_spon(problem, n, out, resolution=resolution or 1,
                              geometry=None if geometry == "mixed" else geometry, seed=seed)

@@ -15,8 +15,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .meshes import Mesh
-from .meshes.errors import InputError
+from graphfem.meshes import Mesh
+from graphfem.meshes.errors import InputError
 
 _NAMESPACE = {name: getattr(np, name) for name in (
     "sin", "cos", "tan", "exp", "log", "sqrt", "abs", "tanh", "sinh", "cosh", "arctan", "arctan2", "where",

@@ -8,7 +8,7 @@ from typing import Iterator, List, Optional
 
 import typer
 
-from .meshes.errors import InputError
+from graphfem.meshes.errors import InputError
 
 solve_app = typer.Typer(help="Solve a PDE with finite elements on a mesh file and write the solution.",
                         no_args_is_help=True)
@@ -28,7 +28,7 @@ def _working(message: str) -> Iterator[None]:
 
 
 def _read(path: Path):
-    from .meshes import read
+    from graphfem.meshes import read
 
     return read(path)
 
@@ -39,7 +39,7 @@ def _check_order(order: Optional[int]) -> None:
 
 
 def _report(solution, output: Path, seconds: float) -> None:
-    from .physics.linear_solvers import describe
+    from graphfem.physics.linear_solvers import describe
 
     typer.echo(f"solver: {describe(solution.info)}" if "method" in solution.info else "solver: done")
     typer.echo(f"wrote {output} ({', '.join(solution.fields)}) in {seconds:.2f} s")
@@ -58,8 +58,8 @@ def solve_poisson(
     solver: str = _SOLVER,
 ) -> None:
     """−∇·(κ∇u) = f. With no boundary option, u = 0 on the whole boundary. Writes the point field u."""
-    from .physics import poisson
-    from .problem_options import poisson_options
+    from graphfem.physics import poisson
+    from graphfem.physics.options import poisson_options
 
     _check_order(order)
     m = _read(mesh)
@@ -85,8 +85,8 @@ def solve_elasticity(
     solver: str = _SOLVER,
 ) -> None:
     """Small-strain linear elasticity. Writes the point fields displacement and von_mises."""
-    from .physics import elasticity
-    from .problem_options import tag_values, vector
+    from graphfem.physics import elasticity
+    from graphfem.physics.options import tag_values, vector
 
     _check_order(order)
     m = _read(mesh)
@@ -121,8 +121,8 @@ def solve_heat(
     solver: str = _SOLVER,
 ) -> None:
     """∂u/∂t − ∇·(κ∇u) = f with the θ-scheme; writes u over time as PVD/XDMF."""
-    from .physics import heat_solution
-    from .problem_options import coefficient, tag_values
+    from graphfem.physics import heat_solution
+    from graphfem.physics.options import coefficient, tag_values
 
     _check_order(order)
     if not output.suffix.lower() in (".pvd", ".xdmf", ".xmf"):

@@ -5,7 +5,7 @@ convention of :mod:`graphfem.physics.generators`, added to its
 ``GENERATORS`` registry under the names below):
 
 * ``spon-poisson``: −∇·(κ∇u) = f on a 2D domain (the L-shape, a perforated
-  plate, a random domain of :mod:`graphfem.geometries`, or any mesh file),
+  plate, a random domain of :mod:`graphfem.physics.geometries`, or any mesh file),
   u = g₀ (a random constant, zero half of the time) on the whole boundary.
   f is a random sum of 12 Fourier modes; κ is smooth (exp of 6 Fourier
   modes) or two-phase (a disc inclusion, contrast up to 25): Darcy-type.
@@ -30,7 +30,7 @@ finer than training re-encodes the same inputs there. The fine mesh is
 SPON-MG hierarchy exact.
 
 HDF5 layout (``spon-poisson`` groups also hold what
-:class:`graphfem.data.SimulationDataset` reads: ``mesh/``,
+:class:`graphfem.datasets.simulations.SimulationDataset` reads: ``mesh/``,
 ``inputs/kappa`` per cell, ``inputs/source`` and ``outputs/u`` at the nodes,
 and ``params["dirichlet"]``)::
 
@@ -65,7 +65,7 @@ def coarse_mesh(geometry: str, rng: np.random.Generator | None = None) -> Mesh:
     """The level-0 mesh of a geometry: ``lshape`` (21 nodes), ``plate``
     (1 × 0.5, 8 × 4 squares split), ``perforated`` (the unit square with a
     hole, fixed), ``random:<family>`` (a random domain of
-    :mod:`graphfem.geometries`, h = 0.2, drawn from ``rng``), or a mesh file."""
+    :mod:`graphfem.physics.geometries`, h = 0.2, drawn from ``rng``), or a mesh file."""
     import skfem
 
     if geometry == "lshape":
@@ -73,12 +73,12 @@ def coarse_mesh(geometry: str, rng: np.random.Generator | None = None) -> Mesh:
     elif geometry == "plate":
         mesh = Mesh.rectangle(8, 4, 0.0, 1.0, 0.0, 0.5)
     elif geometry == "perforated":
-        from .geometries import _resample, mesh_domain
+        from graphfem.physics.geometries import _resample, mesh_domain
 
         outer = _resample(np.array([[0, 0], [1, 0], [1, 1], [0, 1.0]]), 0.17)
         mesh = mesh_domain(outer, np.array([[0.5, 0.5, 0.2]]), 0.17, np.random.default_rng(7))
     elif geometry.startswith("random:"):
-        from .geometries import random_domain
+        from graphfem.physics.geometries import random_domain
 
         mesh = random_domain(geometry.split(":", 1)[1], rng if rng is not None else np.random.default_rng(0), h=0.2)
     else:
