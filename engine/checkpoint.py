@@ -137,7 +137,7 @@ def load(path: str | Path, device: str = "cpu"):
     """Load a checkpoint as a :class:`graphfem.surrogate.Surrogate` (never unpickles)."""
     from graphfem.surrogate import Surrogate
 
-    model, meta = load_model(path, required=("model", "config", "normalisation", "problem"))
+    model, meta = load_model(path, required=("model", "config"))
     return Surrogate(model, meta, device=device, source=str(path))
 
 

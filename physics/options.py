@@ -61,26 +61,73 @@ def coefficient(text: str | None, mesh: Mesh, option: str, default: float):
     return expression(text, option)
 
 
-def tag_values(pairs: Sequence[str], option: str, mesh: Mesh, components: int | None = None) -> dict:
-    """``["left=1", "top=sin(pi*x)"]`` -> ``{"left": 1.0, "top": f}``; with
-    ``components``, values are vectors ``"0,-1"`` -> array (components,).
-    Tags are checked against the mesh (one line naming the known tags)."""
+def field_value(value, mesh: Mesh, option: str):
+    """A Python coefficient value checked against ``mesh``: a finite number, a
+    callable of x (dim, ...), or a finite point (n_points,) or cell (n_cells,) array."""
+    if callable(value):
+        return value
+    if isinstance(value, str):
+        return coefficient(value, mesh, option, 0.0)
+    arr = np.asarray(value, dtype=float)
+    if not np.isfinite(arr).all():
+        raise InputError(f"{option}: holds NaN or infinite values", mesh.source)
+    if arr.ndim == 0:
+        return float(arr)
+    if arr.shape[0] not in (mesh.n_points, mesh.n_cells):
+        raise InputError(f"{option}: {arr.shape[0]} values fit neither the {mesh.n_points} nodes nor the "
+                         f"{mesh.n_cells} cells of the mesh", mesh.source)
+    return arr
+
+
+def number(value, option: str) -> float:
+    """A finite float from a number or a string."""
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{option}: expected a number, got {value!r}") from None
+    if not math.isfinite(out):
+        raise InputError(f"{option}: {value!r} is not a finite number")
+    return out
+
+
+def integer(value, option: str) -> int:
+    """An int from an integer or a string holding one."""
+    try:
+        out = int(str(value).strip()) if not isinstance(value, (int, np.integer)) else int(value)
+    except ValueError:
+        raise InputError(f"{option}: expected a whole number, got {value!r}") from None
+    return out
+
+
+def tag_values(pairs, option: str, mesh: Mesh, components: int | None = None) -> dict:
+    """``["left=1", "top=sin(pi*x)"]`` (or a mapping {tag: value}) ->
+    ``{"left": 1.0, "top": f}``; with ``components``, values are vectors
+    ``"0,-1"`` -> array (components,). Tags are checked against the mesh
+    (one line naming the known tags)."""
+    if isinstance(pairs, str):
+        pairs = [pairs]
+    items = []
+    if hasattr(pairs, "items"):
+        items = [(str(t), v) for t, v in pairs.items()]
+    else:
+        for pair in pairs:
+            tag, sep, value = str(pair).partition("=")
+            tag, value = tag.strip(), value.strip()
+            if not sep or not tag or not value:
+                raise InputError(f"{option}: expected TAG=VALUE, got {pair!r}")
+            items.append((tag, value))
     out = {}
-    for pair in pairs:
-        tag, sep, value = pair.partition("=")
-        tag, value = tag.strip(), value.strip()
-        if not sep or not tag or not value:
-            raise InputError(f"{option}: expected TAG=VALUE, got {pair!r}")
+    for tag, value in items:
         mesh.tag(tag)
         if components is None:
-            out[tag] = coefficient(value, mesh, f"{option} {tag}", 0.0)
+            out[tag] = field_value(value, mesh, f"{option} {tag}")
             continue
-        parts = value.split(",")
+        parts = value.split(",") if isinstance(value, str) else list(np.ravel(value))
         if len(parts) != components:
             raise InputError(f"{option}: {tag} needs {components} comma-separated components, got {value!r}")
         try:
             out[tag] = np.array([float(p) for p in parts])
-        except ValueError:
+        except (TypeError, ValueError):
             raise InputError(f"{option}: components of {tag} must be numbers, got {value!r}") from None
         if not np.isfinite(out[tag]).all():
             raise InputError(f"{option}: {tag} has non-finite components")

@@ -12,7 +12,7 @@ from graphfem.meshes.errors import InputError
 
 from .coefficients import Scalar, at_points, at_quadrature, constant, is_constant, scalar_node_dofs
 from .linear_solvers import solve_linear
-from .problem import Problem, Solution
+from .problem import Features, Option, Problem, Solution, register_problem
 
 
 def make_space(mesh: Mesh | FESpace, order: int | None = None, vector: bool = False) -> FESpace:
@@ -186,11 +186,72 @@ def poisson(mesh: Mesh | FESpace, kappa: Scalar = 1.0, f: Scalar = 1.0, *,
     return Solution(space, {"u": u}, {"u": nodal_values(space, u)}, {"u": unit}, info)
 
 
+def _robin_pairs(raw, mesh: Mesh, option) -> dict:
+    """``TAG=ALPHA,G`` pairs (or {tag: (alpha, g)}) -> {tag: (alpha, g)}."""
+    from .options import tag_values
+
+    return {t: (float(v[0]), float(v[1])) for t, v in tag_values(raw, option.cli_flag, mesh, components=2).items()}
+
+
+ORDER = Option("order", "integer", None, "Polynomial order 1 or 2 (default: P1 on linear, P2 on quadratic cells).",
+               role="setting")
+SOLVER = Option("solver", "choice", "auto", "Linear solver: auto, direct, amg or cg.", role="setting",
+                choices=("auto", "direct", "amg", "cg"))
+
+
+@register_problem
 class Poisson(Problem):
-    """−∇·(κ∇u) = f; parameters as in :func:`poisson`."""
+    """−∇·(κ∇u) = f with Dirichlet, Neumann and Robin conditions by tag; :func:`poisson`.
+
+    Data sets (:meth:`sample`): random 2D domains of
+    :func:`graphfem.physics.geometries.random_domain`, two materials, a random
+    source and Dirichlet values on tagged boundary parts
+    (:func:`graphfem.physics.poisson_encoding.sample_poisson`). Model inputs
+    (:meth:`features`): the dimensionless encoding of
+    :mod:`graphfem.physics.poisson_encoding`.
+    """
 
     name = "poisson"
     fields = {"u": "1"}
+    summary = "steady diffusion -div(kappa grad u) = f"
+    options = (
+        Option("kappa", "field", 1.0, "Conductivity: number, mesh field or expression in x, y, z (default 1)."),
+        Option("source", "field", 1.0, "Source f: number, mesh field or expression (default 1)."),
+        Option("dirichlet", "tag-values", None, "TAG=VALUE: u = VALUE on the tag (repeatable)."),
+        Option("neumann", "tag-values", None, "TAG=VALUE: flux kappa du/dn = VALUE on the tag."),
+        Option("robin", "tag-vectors", None, "TAG=ALPHA,G: kappa du/dn + ALPHA u = G on the tag.", components=2,
+               parse=_robin_pairs),
+        ORDER,
+        SOLVER,
+    )
+    geometries = ("mixed", "deformed", "perforated", "polygon", "lshape")
+
+    def kwargs(self, params):
+        out = super().kwargs(params)
+        out["f"] = out.pop("source", 1.0)
+        return out
 
     def solve(self, mesh: Mesh | FESpace, **params) -> Solution:
         return poisson(mesh, **params)
+
+    def sample(self, rng: np.random.Generator, geometry: str | None = None):
+        from .geometries import random_domain
+        from .poisson_encoding import sample_poisson
+
+        geometry = geometry or "mixed"
+        if geometry not in self.geometries:
+            raise InputError(f"poisson: unknown geometry {geometry!r}; choose one of {', '.join(self.geometries)}")
+        mesh = random_domain(geometry, rng)
+        case = sample_poisson(mesh, rng)
+        return mesh, {"kappa": case.kappa, "source": case.source, "dirichlet": dict(case.dirichlet), "order": 1}
+
+    def features(self, mesh: Mesh, params) -> Features:
+        from .poisson_encoding import POISSON_FEATURES, poisson_case, poisson_features
+
+        if params.get("robin"):
+            raise InputError("--robin: the surrogate was trained with Dirichlet and zero-flux boundaries only",
+                             mesh.source)
+        case = poisson_case(mesh, kappa=params.get("kappa", 1.0), source=params.get("source", 1.0),
+                            dirichlet=params.get("dirichlet"), neumann=params.get("neumann"))
+        x, scale, mask, values = poisson_features(mesh, case)
+        return Features(x, list(POISSON_FEATURES), np.array([scale]), mask[:, None], values[:, None])

@@ -214,11 +214,9 @@ def dirichlet_blend(mesh: Mesh, case: PoissonCase, pos: np.ndarray, mask: np.nda
     return out
 
 
-def poisson_graph(mesh: Mesh, case: PoissonCase):
-    """The graph a model sees: ``x`` (n, 8) features (see the module
-    docstring), ``edge_index`` (2, E), ``edge_attr`` (E, 3), ``mass`` (n,)
-    lumped P1 mass, ``scale`` (1,) the factor s that multiplies the output."""
-    import torch
+def poisson_features(mesh: Mesh, case: PoissonCase) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
+    """``x`` (n, 8) features (see the module docstring), the output scale s,
+    and the (n,) Dirichlet mask and values."""
     from scipy.spatial import cKDTree
 
     from graphfem.meshes.graph import mesh_edges
@@ -234,8 +232,7 @@ def poisson_graph(mesh: Mesh, case: PoissonCase):
     wall = cKDTree(pos[d_nodes]).query(pos)[0]
     n = mesh.n_points
     edges = mesh_edges(mesh)
-    rel = pos[edges[0]] - pos[edges[1]]
-    dist = np.linalg.norm(rel, axis=1)
+    dist = np.linalg.norm(pos[edges[0]] - pos[edges[1]], axis=1)
     h = np.bincount(edges[1], weights=dist, minlength=n) / np.maximum(np.bincount(edges[1], minlength=n), 1)
     w = lumped_mass(mesh) / (L * L)
     f_mean = float((w * np.abs(f)).sum() / w.sum())
@@ -245,18 +242,11 @@ def poisson_graph(mesh: Mesh, case: PoissonCase):
     log_k = np.log(case.kappa / k_ref)
     count = np.bincount(corners.ravel(), minlength=n)
     node_log_k = np.bincount(corners.ravel(), weights=np.repeat(log_k, corners.shape[1]), minlength=n) / count
-    edge_attr = np.concatenate([rel, dist[:, None]], axis=1) / h[edges[1]][:, None]
     boundary = np.zeros(n)
     boundary[mesh.boundary_nodes()] = 1.0
     x = np.stack([node_log_k, f / s, mask.astype(float), g / s, boundary, h, wall,
                   dirichlet_blend(mesh, case, pos, mask, g) / s], axis=1)
-    from torch_geometric.data import Data
-
-    return Data(x=torch.as_tensor(x, dtype=torch.float32),
-                edge_index=torch.as_tensor(edges, dtype=torch.long),
-                edge_attr=torch.as_tensor(edge_attr, dtype=torch.float32),
-                mass=torch.as_tensor(lumped_mass(mesh), dtype=torch.float32),
-                scale=torch.tensor([s], dtype=torch.float64), num_nodes=n)
+    return x, s, mask, g
 
 
 # ------------------------------------------------------------------ data
@@ -302,5 +292,5 @@ def solve_poisson(mesh: Mesh, case: PoissonCase) -> np.ndarray:
     return poisson(mesh, kappa=case.kappa, f=case.source, order=1).fields["u"]
 
 
-__all__ = ["POISSON_FEATURES", "PoissonCase", "dirichlet_blend", "dirichlet_nodes", "lumped_mass", "parse_pairs", "poisson_case",
-           "poisson_graph", "sample_poisson", "solve_poisson"]
+__all__ = ["POISSON_FEATURES", "PoissonCase", "dirichlet_blend", "dirichlet_nodes", "lumped_mass", "parse_pairs",
+           "poisson_case", "poisson_features", "sample_poisson", "solve_poisson"]

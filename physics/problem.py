@@ -1,12 +1,31 @@
-"""The :class:`Problem` base and the :class:`Solution` value every FE solver returns."""
+"""Problems as data: the :class:`Problem` base, its :class:`Option` specs, the
+registry, and the :class:`Solution` value every FE solver returns.
+
+A problem declares, once, everything the rest of graphfem needs to know:
+
+* :attr:`Problem.options`: one :class:`Option` per keyword, parsed by the
+  same code for ``graphfem solve``, ``graphfem generate`` and ``graphfem
+  predict`` (strings from the command line, or Python values from the API);
+* :meth:`Problem.solve`: the verified FE reference solution;
+* :attr:`Problem.fields`: the output fields with their units;
+* :meth:`Problem.sample`: a random mesh and options for data sets;
+* :meth:`Problem.features`: how a mesh plus options become model inputs
+  (node, facet, cell and global values, as one (n, F) node array);
+* :meth:`Problem.describe`: one sentence.
+
+Registered by name with :func:`register_problem`; :func:`get_problem` looks a
+name up (one line listing the known names otherwise).
+"""
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from graphfem.meshes import FESpace, Mesh, Trajectory
+from graphfem.meshes.errors import InputError
 
 
 @dataclass(eq=False)
@@ -44,21 +63,402 @@ class Solution:
         self.mesh.write(path, point_data=self.fields, units=self.units)
 
 
-class Problem:
-    """A PDE problem: a name, the fields it produces with their units, and a solver.
+# ---------------------------------------------------------------------- options
+#: option kinds and what a value of each is
+KINDS = {
+    "field": "a number, a point/cell field of the mesh or an expression in x, y, z",
+    "number": "a number",
+    "integer": "a whole number",
+    "choice": "one of the listed words",
+    "flag": "on/off",
+    "tag-values": "TAG=VALUE pairs, VALUE a number or an expression (repeatable)",
+    "tag-vectors": "TAG=V1,V2[,V3] pairs (repeatable)",
+    "tags": "tag names (repeatable)",
+    "vector": "comma-separated numbers, one per dimension",
+}
 
-    Subclasses set :attr:`name` and :attr:`fields` and implement :meth:`solve`.
+#: what an option is to a surrogate: a model input, or a setting of the FE solver that no model uses
+ROLES = ("input", "setting", "time")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of a problem.
+
+    Attributes:
+        name: the keyword (``"kappa"``); the command-line flag is ``--`` plus
+            the name with ``_`` as ``-`` unless ``flag`` is given.
+        kind: one of :data:`KINDS`.
+        default: the value when the option is not given (``None``: absent).
+        help: one line for ``--help``.
+        role: ``"input"`` (a model input), ``"setting"`` (how the FE solver
+            works: order, linear solver; a surrogate refuses it) or ``"time"``
+            (time stepping: a rollout uses it).
+        required: the option must be given.
+        choices: the words of a ``choice`` option.
+        components: values per pair of a ``tag-vectors`` option (default: the
+            mesh dimension).
+        flag: the command-line flag, when not derived from ``name``.
+        parse: a custom parser ``(value, mesh, option) -> value`` for values the
+            kinds do not cover (it receives strings from the command line).
+    """
+
+    name: str
+    kind: str
+    default: Any = None
+    help: str = ""
+    role: str = "input"
+    required: bool = False
+    choices: tuple[str, ...] = ()
+    components: int | None = None
+    flag: str | None = None
+    parse: Callable[[Any, Mesh, "Option"], Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"option {self.name!r}: unknown kind {self.kind!r}")
+        if self.role not in ROLES:
+            raise ValueError(f"option {self.name!r}: unknown role {self.role!r}")
+
+    @property
+    def cli_flag(self) -> str:
+        return self.flag or "--" + self.name.replace("_", "-")
+
+    @property
+    def repeatable(self) -> bool:
+        return self.kind in ("tag-values", "tag-vectors", "tags")
+
+    def value(self, raw: Any, mesh: Mesh) -> Any:
+        """The parsed value of ``raw`` (a command-line string or list of
+        strings, or a Python value) on ``mesh``; one-line :class:`InputError`
+        naming the flag otherwise."""
+        from . import options as parse
+
+        flag = self.cli_flag
+        if self.parse is not None:
+            return self.parse(raw, mesh, self)
+        if self.kind == "field":
+            if isinstance(raw, str):
+                return parse.coefficient(raw, mesh, flag, self.default)
+            return parse.field_value(raw, mesh, flag)
+        if self.kind == "number":
+            return parse.number(raw, flag)
+        if self.kind == "integer":
+            return parse.integer(raw, flag)
+        if self.kind == "choice":
+            if raw not in self.choices:
+                raise InputError(f"{flag} must be one of {', '.join(self.choices)}, got {raw!r}")
+            return raw
+        if self.kind == "flag":
+            if not isinstance(raw, (bool, np.bool_)):
+                raise InputError(f"{flag} is on or off, got {raw!r}")
+            return bool(raw)
+        if self.kind == "tag-values":
+            return parse.tag_values(raw, flag, mesh)
+        if self.kind == "tag-vectors":
+            return parse.tag_values(raw, flag, mesh, components=self.components or mesh.dim)
+        if self.kind == "tags":
+            names = [raw] if isinstance(raw, str) else list(raw)
+            for name in names:
+                mesh.tag(str(name))
+            return [str(n) for n in names]
+        if self.kind == "vector":
+            if isinstance(raw, str):
+                return parse.vector(raw, mesh.dim, flag)
+            return parse.vector(",".join(str(float(v)) for v in np.ravel(raw)), mesh.dim, flag)
+        raise AssertionError(self.kind)
+
+
+# ---------------------------------------------------------------------- features
+@dataclass
+class Features:
+    """Model inputs of one problem instance on one mesh.
+
+    Attributes:
+        x: (n, F) node features: input fields at the nodes (cell values
+            averaged onto them), masks and values of boundary conditions on
+            tagged nodes, global numbers repeated on every node, and the
+            boundary flag and local mesh size.
+        names: the F feature names.
+        scale: (c,) output scale per channel: the model predicts y / scale
+            (1 where the problem has no scaling law).
+        dirichlet: (n, c) bool mask of output values fixed by the options, or None.
+        dirichlet_values: (n, c) those values (0 elsewhere), or None.
+    """
+
+    x: np.ndarray
+    names: list[str]
+    scale: np.ndarray
+    dirichlet: np.ndarray | None = None
+    dirichlet_values: np.ndarray | None = None
+
+
+def node_average(mesh: Mesh, cell_values: np.ndarray) -> np.ndarray:
+    """(n, ...) mean of per-cell values over the cells around each node."""
+    corners = mesh.corner_cells
+    k = corners.shape[1]
+    flat = np.repeat(np.asarray(cell_values, dtype=float).reshape(mesh.n_cells, -1), k, axis=0)
+    total = np.zeros((mesh.n_points, flat.shape[1]))
+    np.add.at(total, corners.ravel(), flat)
+    count = np.bincount(corners.ravel(), minlength=mesh.n_points)[:, None]
+    out = total / np.maximum(count, 1)
+    return out.reshape((mesh.n_points,) + np.shape(cell_values)[1:])
+
+
+def at_nodes(value: Any, mesh: Mesh, name: str) -> np.ndarray:
+    """A parsed field value (number, point or cell array, callable of x (dim, n))
+    at the mesh nodes, (n,) or (n, c)."""
+    if callable(value):  # f(x) with x (dim, n) -> (n,) or (c, n)
+        return np.asarray(value(mesh.points.T), dtype=float).T
+    arr = np.asarray(value, dtype=float)
+    if arr.ndim == 0:
+        return np.full(mesh.n_points, float(arr))
+    if arr.shape[0] == mesh.n_points:
+        return arr
+    if arr.shape[0] == mesh.n_cells:
+        return node_average(mesh, arr)
+    if arr.ndim == 1 and arr.size == mesh.dim:
+        return np.broadcast_to(arr, (mesh.n_points, mesh.dim)).copy()
+    raise InputError(f"{name} has shape {arr.shape}; expected a number, {mesh.n_points} point or "
+                     f"{mesh.n_cells} cell values", mesh.source)
+
+
+def local_mesh_size(mesh: Mesh) -> np.ndarray:
+    """(n,) mean length of the mesh edges at each node."""
+    from graphfem.meshes.graph import mesh_edges
+
+    edges = mesh_edges(mesh)
+    length = np.linalg.norm(mesh.points[edges[0]] - mesh.points[edges[1]], axis=1)
+    count = np.bincount(edges[1], minlength=mesh.n_points)
+    return np.bincount(edges[1], weights=length, minlength=mesh.n_points) / np.maximum(count, 1)
+
+
+# ---------------------------------------------------------------------- problems
+class Problem:
+    """A PDE problem (see the module docstring).
+
+    Subclasses set :attr:`name`, :attr:`fields`, :attr:`options` and
+    :attr:`summary`, and implement :meth:`solve` (taking the parsed options
+    as keywords) and :meth:`sample`; they may override :meth:`kwargs`
+    (parsed options -> solver keywords), :meth:`features` and :meth:`check`.
     """
 
     name: str = ""
-    #: field name -> default unit
+    #: output field name -> unit
     fields: Mapping[str, str] = {}
+    #: the options, in the order ``--help`` lists them
+    options: tuple[Option, ...] = ()
+    #: one line for ``graphfem solve --help``
+    summary: str = ""
+    #: mesh dimensions the solver accepts
+    dims: tuple[int, ...] = (1, 2, 3)
 
+    # ---------------------------------------------------------------- options
+    def option(self, name: str) -> Option:
+        for opt in self.options:
+            if opt.name == name:
+                return opt
+        raise InputError(f"{self.name} has no option {name!r}; it takes {', '.join(o.name for o in self.options)}")
+
+    def parse(self, mesh: Mesh, raw: Mapping[str, Any]) -> dict[str, Any]:
+        """Parsed option values (defaults filled in) from ``raw``: command-line
+        strings or Python values by option name. Unknown names, missing
+        required options and bad values are one-line :class:`InputError`."""
+        if mesh.dim not in self.dims:
+            raise InputError(f"{self.name} is solved on {' or '.join(f'{d}D' for d in self.dims)} meshes, "
+                             f"this mesh is {mesh.dim}D", mesh.source)
+        known = {o.name for o in self.options}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise InputError(f"{self.name} has no option {unknown[0]!r}; it takes {', '.join(sorted(known))}")
+        out: dict[str, Any] = {}
+        for opt in self.options:
+            value = raw.get(opt.name)
+            if opt.repeatable and value is not None and len(value) == 0:
+                value = None
+            if value is None:
+                if opt.required:
+                    raise InputError(f"{self.name}: {opt.cli_flag} is required ({opt.help})")
+                out[opt.name] = opt.default
+                continue
+            out[opt.name] = opt.value(value, mesh)
+        self.check(mesh, out)
+        return out
+
+    def check(self, mesh: Mesh, params: dict[str, Any]) -> None:
+        """Problem-specific checks of parsed options (one-line :class:`InputError`)."""
+
+    def kwargs(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Solver keywords from parsed options (default: the same names, ``None`` dropped)."""
+        return {k: v for k, v in params.items() if v is not None}
+
+    def is_transient(self, params: Mapping[str, Any]) -> bool:
+        """Whether these options ask for a time series."""
+        return False
+
+    # ---------------------------------------------------------------- solve
     def solve(self, mesh: Mesh, **params) -> Solution:
         """The FE reference solution on ``mesh`` for the given parameters."""
         raise NotImplementedError
 
-    def describe(self, **params) -> str:
-        """One sentence saying what is solved with which parameters."""
-        given = ", ".join(f"{k}={v!r}" for k, v in params.items() if not callable(v))
-        return f"{self.name} problem" + (f" with {given}" if given else "")
+    def run(self, mesh: Mesh, raw: Mapping[str, Any]) -> Solution:
+        """Parse ``raw`` options and solve: what ``graphfem solve`` does."""
+        return self.solve(mesh, **self.kwargs(self.parse(mesh, raw)))
+
+    def report(self, solution: Solution) -> list[str]:
+        """Lines ``graphfem solve`` prints about a solve (the linear solver by default)."""
+        from .linear_solvers import describe
+
+        return [f"solver: {describe(solution.info)}"] if "method" in solution.info else []
+
+    # ---------------------------------------------------------------- data
+    def sample(self, rng: np.random.Generator) -> tuple[Mesh, dict[str, Any]]:
+        """A random mesh and raw options for a data set (only ``rng`` is random).
+        Option values are JSON-ready numbers, strings, lists and dicts, or
+        point/cell arrays of the mesh."""
+        raise NotImplementedError(f"{self.name} has no sampler")
+
+    def features(self, mesh: Mesh, params: Mapping[str, Any]) -> Features:
+        """Model inputs from parsed options, by option kind (``input`` options only):
+
+        * ``field``: its value at the nodes (cell values averaged);
+        * ``tag-values`` / ``tag-vectors``: a mask of the tagged nodes and the values there;
+        * ``tags``: a mask of the tagged nodes;
+        * ``number``, ``vector``, ``flag``, ``choice``: the value on every node
+          (a choice as one-hot);
+
+        then the boundary flag and the local mesh size relative to the domain size.
+        """
+        n = mesh.n_points
+        columns: list[np.ndarray] = []
+        names: list[str] = []
+
+        def add(name: str, values: np.ndarray) -> None:
+            values = np.asarray(values, dtype=float).reshape(n, -1)
+            columns.append(values)
+            names.extend([name] if values.shape[1] == 1 else [f"{name}[{k}]" for k in range(values.shape[1])])
+
+        for opt in self.options:
+            if opt.role != "input":
+                continue
+            value = params.get(opt.name)
+            if opt.kind == "field":
+                add(opt.name, at_nodes(opt.default if value is None else value, mesh, opt.name))
+            elif opt.kind in ("tag-values", "tag-vectors", "tags"):
+                width = 0 if opt.kind == "tags" else (1 if opt.kind == "tag-values" else opt.components or mesh.dim)
+                mask = np.zeros(n)
+                vals = np.zeros((n, max(width, 1)))
+                items = {t: None for t in value} if opt.kind == "tags" else dict(value or {})
+                for tag, v in items.items():
+                    nodes = mesh.tag_nodes(tag)
+                    mask[nodes] = 1.0
+                    if width == 1:
+                        vals[nodes, 0] = at_nodes(v, mesh, f"{opt.name} {tag}")[nodes]
+                    elif width:
+                        vals[nodes] = np.asarray(v, dtype=float).reshape(1, width)
+                add(f"{opt.name}:mask", mask)
+                if width:
+                    add(opt.name, vals)
+            elif opt.kind == "choice":
+                add(opt.name, np.tile([float(value == c) for c in opt.choices], (n, 1)))
+            elif opt.kind == "vector":
+                v = np.zeros(mesh.dim) if value is None else np.asarray(value, dtype=float)
+                add(opt.name, np.tile(v, (n, 1)))
+            else:  # number, integer, flag
+                add(opt.name, np.full(n, float(0.0 if value is None else value)))
+        lo, hi = mesh.bounding_box
+        extent = float(np.max(hi - lo))
+        boundary = np.zeros(n)
+        boundary[mesh.boundary_nodes()] = 1.0
+        add("boundary", boundary)
+        add("h", local_mesh_size(mesh) / extent)
+        x = np.concatenate(columns, axis=1) if columns else np.zeros((n, 0))
+        return Features(x, names, np.ones(self.output_channels(mesh)))
+
+    def output_channels(self, mesh: Mesh) -> int:
+        """Channels of the stacked output fields on ``mesh`` (vector fields have ``mesh.dim``)."""
+        return sum(self.field_width(name, mesh) for name in self.fields)
+
+    def field_width(self, name: str, mesh: Mesh) -> int:
+        """Channels of output field ``name``: 1, or the mesh dimension for vector fields."""
+        return mesh.dim if name in self.vector_fields else 1
+
+    #: output fields with one component per space dimension
+    vector_fields: tuple[str, ...] = ()
+
+    def describe(self, params: Mapping[str, Any] | None = None) -> str:
+        """One sentence saying what is solved with which options."""
+        given = ", ".join(f"{k}={_short(v)}" for k, v in (params or {}).items() if v is not None)
+        return f"{self.summary or self.name}" + (f" with {given}" if given else "") + "."
+
+
+def _short(value: Any) -> str:
+    if callable(value):
+        return "a function of x"
+    if isinstance(value, np.ndarray) and value.size > 4:
+        return f"a field in [{value.min():.3g}, {value.max():.3g}]"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k}: {_short(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, np.ndarray):
+        return "(" + ", ".join(f"{v:.3g}" for v in value.ravel()) + ")"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+# ---------------------------------------------------------------------- registry
+#: name -> problem instance
+PROBLEMS: dict[str, Problem] = {}
+
+#: modules that register the built-in problems (imported on first look-up)
+_BUILTIN = ("graphfem.physics.poisson", "graphfem.physics.elasticity", "graphfem.physics.heat",
+            "graphfem.physics.darcy", "graphfem.physics.transport", "graphfem.physics.navier_stokes",
+            "graphfem.physics.hyperelasticity", "graphfem.physics.mpm", "graphfem.physics.rve")
+
+
+def register_problem(cls: type[Problem]) -> type[Problem]:
+    """Class decorator: register one instance of ``cls`` under ``cls.name``."""
+    if not cls.name:
+        raise TypeError(f"{cls.__qualname__} has no name")
+    if cls.name in PROBLEMS and type(PROBLEMS[cls.name]) is not cls:
+        raise ValueError(f"problem {cls.name!r} is already registered by {type(PROBLEMS[cls.name]).__qualname__}")
+    PROBLEMS[cls.name] = cls()
+    return cls
+
+
+def _load_builtin() -> None:
+    for module in _BUILTIN:
+        importlib.import_module(module)
+
+
+def get_problem(name: str) -> Problem:
+    """The problem registered under ``name``; one line listing the known names otherwise."""
+    _load_builtin()
+    try:
+        return PROBLEMS[name]
+    except KeyError:
+        raise InputError(f"unknown problem {name!r}; choose one of {', '.join(sorted(PROBLEMS))}") from None
+
+
+def problems() -> list[str]:
+    """Sorted names of every registered problem."""
+    _load_builtin()
+    return sorted(PROBLEMS)
+
+
+def stack_fields(problem: Problem, mesh: Mesh, fields: Mapping[str, np.ndarray]) -> np.ndarray:
+    """(n, c) the output fields of ``problem`` side by side (the order of :attr:`Problem.fields`)."""
+    return np.concatenate([np.asarray(fields[name], dtype=float).reshape(mesh.n_points, -1)
+                           for name in problem.fields], axis=1)
+
+
+def split_fields(problem: Problem, mesh: Mesh, y: np.ndarray) -> dict[str, np.ndarray]:
+    """The inverse of :func:`stack_fields`: (n, c) -> name -> (n,) or (n, dim)."""
+    out, k = {}, 0
+    for name in problem.fields:
+        w = problem.field_width(name, mesh)
+        out[name] = y[:, k] if w == 1 and name not in problem.vector_fields else y[:, k:k + w]
+        k += w
+    return out
+
+
+__all__ = ["Features", "KINDS", "Option", "PROBLEMS", "Problem", "Solution", "at_nodes", "get_problem",
+           "local_mesh_size", "node_average", "problems", "register_problem", "split_fields", "stack_fields"]

@@ -1,4 +1,9 @@
-"""CLI commands of the surrogate engine: ``generate``, ``train``, ``predict``, ``evaluate``."""
+"""``graphfem generate``, ``train``, ``predict``, ``evaluate``: the one engine for every problem and family.
+
+``predict`` and ``generate`` take the problem's own options after the fixed
+arguments, parsed by :mod:`graphfem.cli.options` from the same
+:class:`~graphfem.physics.problem.Option` specs as ``graphfem solve``.
+"""
 from __future__ import annotations
 
 import json
@@ -9,76 +14,90 @@ import typer
 
 from graphfem.meshes.errors import InputError
 
+_EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
+
 
 def register(app: typer.Typer) -> None:
     """Add the engine commands to the ``graphfem`` app."""
 
-    @app.command()
-    def generate(problem: str = typer.Argument(..., help="Family: poisson, mpm, darcy-two-phase, burgers, cavity, "
-                                                         "cylinder-flow, spon-poisson, spon-hyperelastic, ..."),
+    @app.command(context_settings=_EXTRA)
+    def generate(ctx: typer.Context,
+                 problem: str = typer.Argument(..., help="A problem (poisson, elasticity, heat, darcy, "
+                                               "advection-diffusion, burgers, stokes, navier-stokes, hyperelastic) "
+                                               "or a data family (darcy-two-phase, cavity, cylinder-flow, "
+                                               "spon-poisson, spon-hyperelastic, spon-flow, mpm, rve)."),
                  n: int = typer.Option(..., "-n", help="Number of simulations."),
                  output: Path = typer.Option(..., "-o", "--output", help="HDF5 file to write (atomically)."),
-                 geometry: str = typer.Option("mixed", "--geometry",
-                                              help="poisson: deformed, perforated, polygon, lshape or mixed."),
+                 geometry: Optional[str] = typer.Option(None, "--geometry",
+                                                        help="Geometry family of the problem's sampler "
+                                                             "(poisson: mixed, deformed, perforated, polygon, "
+                                                             "lshape)."),
                  resolution: Optional[int] = typer.Option(None, "--resolution",
                                                           help="Mesh/grid resolution of the family (its default)."),
                  material: Optional[str] = typer.Option(None, "--material",
                                                         help="mpm: jelly, water, goo, sand or plasticine."),
                  seed: int = typer.Option(0, "--seed", help="Seed; sample i depends only on (seed, i)."),
                  workers: int = typer.Option(1, "--workers", help="Worker processes.")) -> None:
-        """Generate a dataset of simulations with the project's solvers (ranks under torchrun for poisson)."""
-        from graphfem.datasets.generate import generate as run
+        """Generate a data set with the project's solvers (ranks under torchrun).
 
+        Further options of a problem (those of ``graphfem solve PROBLEM``, e.g.
+        ``--kappa 2``) fix that input for every sample instead of drawing it."""
+        from graphfem.datasets.generate import generate as run
+        from graphfem.physics.problem import PROBLEMS, problems
+
+        options = {}
+        if ctx.args:
+            if problem not in problems():
+                raise InputError(f"generate {problem}: unexpected arguments {' '.join(ctx.args)}")
+            from .options import parse_args
+
+            options = parse_args(PROBLEMS[problem], ctx.args, f"generate {problem}", roles=("input",))
         run(problem, n, output, seed=seed, workers=workers, geometry=geometry, resolution=resolution,
-            material=material)
+            material=material, options=options)
         typer.echo(f"wrote {output} ({n} simulations of {problem})")
 
     @app.command()
     def train(config: Path = typer.Argument(..., help="YAML training configuration."),
               set_: List[str] = typer.Option([], "--set", help="Override a key: --set optim.lr=3e-4."),
               resume: bool = typer.Option(False, "--resume", help="Continue from <out>/state.safetensors.")) -> None:
-        """Train a model (DDP under torchrun); writes model.safetensors, metrics.jsonl and curves.png."""
+        """Train any model family (DDP under torchrun); writes model.safetensors, metrics.jsonl and curves.png."""
         from graphfem.training.config import load_config
         from graphfem.training.trainer import train as run
 
         final = run(load_config(config, set_), resume=resume, source=str(config))
         typer.echo(json.dumps(final))
 
-    @app.command()
-    def predict(model: Path = typer.Argument(..., help="Checkpoint (.safetensors)."),
+    @app.command(context_settings=_EXTRA)
+    def predict(ctx: typer.Context,
+                model: Path = typer.Argument(..., help="Checkpoint (.safetensors) of any family."),
                 mesh: Path = typer.Argument(..., help="Mesh file."),
-                output: Path = typer.Option(..., "-o", "--output", help="VTU/XDMF file to write."),
-                kappa: Optional[str] = typer.Option(None, "--kappa", help="Number, mesh field or expression."),
-                source: Optional[str] = typer.Option(None, "--source", help="Number, mesh field or expression."),
-                dirichlet: List[str] = typer.Option([], "--dirichlet", help="TAG=VALUE (repeatable)."),
-                neumann: List[str] = typer.Option([], "--neumann", help="TAG=0 (zero flux only)."),
-                param: List[str] = typer.Option([], "--param",
-                                                help="KEY=VALUE input of models with other options, e.g. SPON "
-                                                     "traction=0.1,0 or u_max=0.3 (numbers, comma vectors)."),
+                output: Path = typer.Option(..., "-o", "--output",
+                                            help="VTU/XDMF file to write; .pvd or .xdmf for a time series."),
                 device: str = typer.Option("auto", "--device", help="auto, cpu or cuda.")) -> None:
-        """Predict the fields on a mesh with the same options as ``solve poisson``; writes them atomically
-        (SPON-MG: on the mesh refined once per coarse level, the mesh being the coarsest)."""
+        """Predict the fields on a mesh, as a drop-in for ``graphfem solve PROBLEM``.
+
+        After MESH come the options of the problem the model was trained on,
+        exactly as ``graphfem solve PROBLEM`` takes them (e.g. ``--kappa 2
+        --dirichlet left=1``). An option the model does not use is refused.
+        The file is written atomically."""
         from graphfem.checkpoint import load
         from graphfem.meshes import read
-        from graphfem.physics.options import poisson_options, vector
+        from graphfem.physics.problem import get_problem
+
+        from .options import parse_args
 
         surrogate = load(model, device=device)
+        name = surrogate.problem.get("name")
+        problem = get_problem(name) if name else None
+        if problem is None:
+            raise InputError("the checkpoint names no problem; predict with its family's own command", model)
+        options = parse_args(problem, ctx.args, f"predict ({problem.name} model)")
         m = read(mesh)
-        surrogate.check_mesh(m)
-        options = {}
-        for pair in param:
-            key, sep, value = pair.partition("=")
-            if not sep or not key.strip():
-                raise InputError(f"--param: expected KEY=VALUE, got {pair!r}")
-            values = vector(value, len(value.split(",")), f"--param {key.strip()}")
-            options[key.strip()] = float(values[0]) if values.size == 1 else values
-        if "kappa" in surrogate.problem["options"]:
-            opts = poisson_options(m, kappa=kappa, source=source, dirichlet=dirichlet, neumann=neumann)
-            options.update(kappa=opts["kappa"], source=opts["f"], dirichlet=opts["dirichlet"],
-                           neumann=opts["neumann"])
-        fields, seconds = surrogate.timed_predict(m, **options)
-        surrogate.output_mesh(m).write(output, point_data=fields)
-        typer.echo(f"wrote {output} ({', '.join(fields)}; predicted in {1e3 * seconds:.1f} ms on {surrogate.device})")
+        prediction, seconds = surrogate.timed_prediction(m, **options)
+        prediction.write(output)
+        steps = "" if prediction.times is None else f", {len(prediction.times)} frames"
+        typer.echo(f"wrote {output} ({', '.join(prediction.fields)}{steps}; predicted in {1e3 * seconds:.1f} ms "
+                   f"on {surrogate.device})")
 
     @app.command()
     def evaluate(model: Path = typer.Argument(..., help="Checkpoint (.safetensors)."),
@@ -88,7 +107,7 @@ def register(app: typer.Typer) -> None:
                  limit: int = typer.Option(0, "--limit", help="Evaluate the first N samples only."),
                  device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
                  as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-        """Error statistics of a surrogate on a dataset, and FE vs surrogate times."""
+        """Error statistics of any surrogate on a data set, and FE vs surrogate times."""
         from graphfem.evaluate import evaluate as run, report
 
         stats = run(model, data, compare_fe=compare_fe, device=device, skip_bad=skip_bad, limit=limit)

@@ -1,34 +1,34 @@
-"""``graphfem generate PROBLEM``: one entry point for every data family.
+"""``graphfem generate NAME``: one entry point for every problem and data family.
 
-* ``poisson``: steady heat conduction on random 2D domains, the MeshGraphNet
-  baseline's training set (:func:`graphfem.datasets.simulations.generate`).
+* every registered problem (:func:`graphfem.physics.problem.problems`):
+  ``Problem.sample(rng)`` draws a mesh and options, ``Problem.run`` solves;
+* the data families of :data:`graphfem.physics.generators.GENERATORS`
+  (``darcy-two-phase``, ``burgers``, ``cavity``), ``cylinder-flow`` and
+  SPON's ``spon-poisson``, ``spon-hyperelastic``, ``spon-flow`` (which also
+  store each sample's coarse mesh and FE coefficients);
 * ``mpm``: MLS-MPM particle trajectories (GIOROM's data; ``--material``).
-* ``spon-poisson``, ``spon-hyperelastic``, ``spon-flow``: SPON's families
-  (:func:`graphfem.datasets.spon.generate`: the common layout plus each sample's
-  coarse mesh and FE coefficients);
-* every other family of :data:`graphfem.physics.generators.GENERATORS`
-  (``darcy-two-phase``, ``burgers``, ``cavity``) and ``cylinder-flow``:
-  written by :func:`write_family` in the common layout.
 
-The common layout, one HDF5 group ``sim_<index>`` per simulation:
-``mesh/points``, ``mesh/cells`` (attribute ``cell_type``), ``mesh/tags/<name>``
-(attribute ``kind``) — or, for grid families, the attributes ``grid_shape``,
-``grid_lower``, ``grid_upper`` —; ``inputs/<name>``; ``outputs/<name>`` (time
-series lead with T); ``times`` for time series; and the attributes
-``problem``, ``params`` (JSON), ``graphfem_version``, ``seed``, ``index``.
-Sample i depends only on (seed, i), whatever the number of workers.
+All are written in the layout of :mod:`graphfem.datasets.simulations`.
+Sample i depends only on (seed, i), whatever the number of workers or
+ranks; under ``torchrun`` rank r computes the samples i ≡ r (mod world
+size) into a part file and rank 0 merges them. The file appears only when
+every sample is written.
 """
 from __future__ import annotations
 
+import inspect
 import json
+import os
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
-from graphfem.meshes import Grid
+from graphfem.meshes import Grid, Mesh
 from graphfem.meshes.errors import InputError
 from graphfem.meshes.io import atomic_path
+
+from .simulations import write_mesh
 
 
 def _cylinder_flow(rng: np.random.Generator, resolution: int = 48) -> dict:
@@ -40,108 +40,190 @@ def _cylinder_flow(rng: np.random.Generator, resolution: int = 48) -> dict:
 
 
 def families() -> dict[str, Callable[..., dict]]:
-    """Name -> ``(rng, resolution) -> sample dict`` for the common-layout families."""
+    """Name -> ``(rng, resolution) -> sample dict`` for the data families."""
     from graphfem.physics.generators import GENERATORS
-    from graphfem.datasets import spon as spon_data  # noqa: F401  (adds the SPON families to GENERATORS)
 
-    return {**GENERATORS, "cylinder-flow": _cylinder_flow}
+    from .spon import GENERATORS as SPON
+
+    return {**GENERATORS, **SPON, "cylinder-flow": _cylinder_flow}
 
 
 def problems() -> tuple[str, ...]:
     """Every name ``graphfem generate`` accepts."""
-    return ("poisson", "mpm", *sorted(families()))
+    from graphfem.physics.problem import problems as registered
+
+    return tuple(sorted({"mpm", *families(), *registered()}))
 
 
-def generate(problem: str, n: int, out: str | Path, *, seed: int = 0, workers: int = 1, geometry: str = "mixed",
-             resolution: int | None = None, material: str | None = None, progress: bool = True) -> Path:
-    """Write ``n`` simulations of ``problem`` to the HDF5 file ``out`` (atomically)."""
+def generate(problem: str, n: int, out: str | Path, *, seed: int = 0, workers: int = 1, geometry: str | None = None,
+             resolution: int | None = None, material: str | None = None, options: dict | None = None,
+             progress: bool = True) -> Path:
+    """Write ``n`` simulations of ``problem`` to the HDF5 file ``out`` (atomically).
+
+    ``options`` (registered problems only) fixes options for every sample,
+    in place of the sampled values: ``{"kappa": "2"}`` (raw values, as
+    ``graphfem solve`` takes them)."""
+    from graphfem.physics.problem import PROBLEMS, problems as registered
+
     if n < 1:
         raise InputError(f"-n must be at least 1, got {n}")
-    if problem == "poisson":
-        from graphfem.datasets.simulations import generate as generate_poisson
-
-        return generate_poisson(problem, n, out, geometry=geometry, seed=seed, workers=workers, progress=progress)
     if problem == "mpm":
-        from graphfem.cli.giorom import generate_mpm
+        from graphfem.families.giorom import generate_mpm
 
         if material is None:
             raise InputError("generate mpm needs --material (jelly, water, goo, sand or plasticine)")
         generate_mpm(material, n, Path(out), seed=seed)
         return Path(out)
-    if problem.startswith("spon-"):  # SPON samples also carry their coarse mesh and FE coefficients
-        from graphfem.datasets.spon import generate as generate_spon
+    if material is not None:
+        raise InputError(f"--material is an option of generate mpm, not of {problem}")
+    if options and (problem not in registered() or problem in families()):
+        raise InputError(f"generate {problem} draws every input itself; it takes no problem options "
+                         f"({', '.join('--' + k.replace('_', '-') for k in options)})")
+    if problem.startswith("spon-"):
+        from .spon import generate as generate_spon
 
-        return generate_spon(problem, n, out, resolution=resolution or 1,
-                             geometry=None if geometry == "mixed" else geometry, seed=seed)
+        return generate_spon(problem, n, out, resolution=resolution or 1, geometry=geometry, seed=seed)
     known = families()
-    if problem not in known:
+    if problem in known:
+        if geometry is not None:
+            raise InputError(f"--geometry: {problem} has one geometry; --geometry is not one of its options")
+        job = ("family", problem, None, resolution, None)
+    elif problem in registered():
+        sampler = inspect.signature(PROBLEMS[problem].sample).parameters
+        if resolution is not None and "resolution" not in sampler:
+            raise InputError(f"--resolution is not an option of generate {problem}")
+        if options:
+            PROBLEMS[problem].parse(_probe_mesh(problem, geometry, resolution), options)
+        job = ("problem", problem, geometry, resolution, dict(options or {}))
+    else:
         raise InputError(f"unknown problem {problem!r}; choose one of {', '.join(problems())}")
-    return write_family(problem, known[problem], n, out, seed=seed, workers=workers, resolution=resolution,
-                        progress=progress)
+    return _write(problem, job, n, Path(out), seed, workers, progress)
 
 
-def _sample(args) -> dict:
-    name, seed, index, resolution = args
-    function = families()[name]
+def _probe_mesh(problem: str, geometry: str | None, resolution: int | None) -> Mesh:
+    """The mesh of sample 0, to check fixed options against before any work."""
+    from graphfem.physics.problem import get_problem
+
+    extra = {} if resolution is None else {"resolution": resolution}
+    return get_problem(problem).sample(np.random.default_rng([0, 0]), geometry=geometry, **extra)[0]
+
+
+def simulate(kind: str, name: str, geometry: str | None, resolution: int | None, fixed: dict | None, seed: int,
+             index: int) -> dict:
+    """Sample ``index`` of a data set as a dict (mesh or grid, inputs, params,
+    outputs, times), deterministic in (seed, index)."""
     rng = np.random.default_rng([seed, index])
-    sample = function(rng) if resolution is None else function(rng, resolution)
-    mesh = sample.get("mesh")
-    if mesh is not None:  # plain arrays cross the process boundary cheaply
-        sample["mesh"] = (mesh.points, mesh.cell_type, mesh.cells,
-                          [(t.name, t.kind, t.indices) for t in mesh.tags.values()])
+    if kind == "family":
+        function = families()[name]
+        return function(rng) if resolution is None else function(rng, resolution)
+    from graphfem.physics.problem import get_problem
+
+    problem = get_problem(name)
+    extra = {} if resolution is None else {"resolution": resolution}
+    mesh, raw = problem.sample(rng, geometry=geometry, **extra)
+    raw.update(fixed or {})
+    solution = problem.run(mesh, raw)
+    inputs = {k: np.asarray(v) for k, v in raw.items() if isinstance(v, np.ndarray)}
+    params = {k: v for k, v in raw.items() if k not in inputs}
+    if geometry is not None:
+        params["geometry"] = geometry
+    sample = {"mesh": mesh, "inputs": inputs, "params": params}
+    if solution.trajectory is not None:
+        sample.update(outputs={k: np.asarray(v) for k, v in solution.trajectory.fields.items()},
+                      times=np.asarray(solution.trajectory.times))
+    else:
+        sample["outputs"] = {k: np.asarray(v) for k, v in solution.fields.items()}
     return sample
 
 
-def write_family(name: str, function: Callable[..., dict], n: int, out: str | Path, *, seed: int = 0,
-                 workers: int = 1, resolution: int | None = None, progress: bool = True) -> Path:
-    """Run ``function`` for samples 0..n−1 (in ``workers`` processes) and write
-    them in the common layout, with a progress bar; the file appears only
-    when every sample is written."""
+def _simulate_star(args) -> tuple[int, dict]:
+    sample = simulate(*args)
+    return args[-1], sample
+
+
+def _json_default(value: Any):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return value.item()
+    raise TypeError(f"cannot store {type(value).__name__} in params")
+
+
+def _write(name: str, job: tuple, n: int, out: Path, seed: int, workers: int, progress: bool) -> Path:
     import h5py
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     import graphfem
 
-    out = Path(out)
-    jobs = [(name, seed, i, resolution) for i in range(n)]
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    target = out if world == 1 else out.with_name(f".{out.name}.rank{rank}")
+    jobs = [(*job, seed, i) for i in range(rank, n, world)]
     columns = (TextColumn(f"generating {name}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with atomic_path(out) as tmp, h5py.File(tmp, "w") as h5, Progress(*columns, disable=not progress,
-                                                                        transient=True) as bar:
-        h5.attrs.update({"problem": name, "seed": seed, "count": n, "graphfem_version": graphfem.__version__})
-        task = bar.add_task("generate", total=n)
+    file_attrs = {"problem": name, "seed": seed, "count": n, "graphfem_version": graphfem.__version__}
+    if job[2] is not None:
+        file_attrs["geometry"] = job[2]
+    with atomic_path(target) as tmp, h5py.File(tmp, "w") as h5, \
+            Progress(*columns, disable=not progress or rank != 0, transient=True) as bar:
+        h5.attrs.update(file_attrs)
+        task = bar.add_task("generate", total=len(jobs))
         pool = None
         if workers > 1:
             import multiprocessing as mp
 
             pool = mp.get_context("spawn").Pool(workers)
-            results = pool.imap(_sample, jobs)
+            results = pool.imap(_simulate_star, jobs, chunksize=max(1, len(jobs) // (8 * workers)))
         else:
-            results = map(_sample, jobs)
+            results = map(_simulate_star, jobs)
         try:
-            for index, sample in enumerate(results):
-                _write_sample(h5.create_group(f"sim_{index:06d}"), sample)
-                h5[f"sim_{index:06d}"].attrs.update({"problem": name, "seed": seed, "index": index,
-                                                     "graphfem_version": graphfem.__version__})
+            for index, sample in results:
+                group = h5.create_group(f"sim_{index:06d}")
+                write_sample(group, sample)
+                group.attrs.update({"problem": name, "seed": seed, "index": index,
+                                    "graphfem_version": graphfem.__version__})
                 bar.advance(task)
         finally:
             if pool is not None:
                 pool.terminate()
+    if world > 1:
+        _merge_ranks(out, n, rank, world)
     return out
 
 
-def _write_sample(group, sample: dict) -> None:
-    if sample.get("mesh") is not None:
-        points, cell_type, cells, tags = sample["mesh"]
-        group.create_dataset("mesh/points", data=points)
-        group.create_dataset("mesh/cells", data=cells).attrs["cell_type"] = cell_type
-        for tag_name, kind, indices in tags:
-            group.create_dataset(f"mesh/tags/{tag_name}", data=indices).attrs["kind"] = kind
+def _merge_ranks(out: Path, n: int, rank: int, world: int) -> None:
+    """Rank 0 merges the part files of every rank into ``out`` (atomically)."""
+    import h5py
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("gloo")
+    dist.barrier()
+    if rank == 0:
+        parts = [out.with_name(f".{out.name}.rank{r}") for r in range(world)]
+        with atomic_path(out) as tmp, h5py.File(tmp, "w") as h5:
+            with h5py.File(parts[0], "r") as first:
+                h5.attrs.update(dict(first.attrs))
+            for i in range(n):
+                with h5py.File(parts[i % world], "r") as part:
+                    part.copy(part[f"sim_{i:06d}"], h5, name=f"sim_{i:06d}")
+        for p in parts:
+            p.unlink()
+    dist.barrier()
+
+
+def write_sample(group, sample: dict) -> None:
+    """One sample dict (``mesh`` or ``grid``, ``inputs``, ``params``, ``outputs``, ``times``) into ``group``."""
+    mesh: Mesh | None = sample.get("mesh")
+    if mesh is not None:
+        write_mesh(group, "mesh", mesh)
     grid: Grid | None = sample.get("grid")
     if grid is not None:
         group.attrs.update({"grid_shape": grid.shape, "grid_lower": grid.lower, "grid_upper": grid.upper})
     for section in ("inputs", "outputs"):
         for key, value in sample.get(section, {}).items():
             group.create_dataset(f"{section}/{key}", data=np.asarray(value))
-    if "times" in sample:
+    if sample.get("times") is not None:
         group.create_dataset("times", data=np.asarray(sample["times"], dtype=float))
-    group.attrs["params"] = json.dumps(sample.get("params", {}), default=float)
+    group.attrs["params"] = json.dumps(sample.get("params", {}), default=_json_default)
+
+
+__all__ = ["families", "generate", "problems", "simulate", "write_sample"]

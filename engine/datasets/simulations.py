@@ -1,187 +1,112 @@
-"""HDF5 simulation datasets: one group per simulation, read lazily.
+"""The one HDF5 layout of simulation data sets, and its lazy reader.
 
-Layout of a file written by :func:`generate`::
+Written by ``graphfem generate`` (:mod:`graphfem.datasets.generate`) for
+every problem and data family; read by every model family::
 
-    /                       attrs: problem, graphfem_version, seed, geometry, count
-    /sim_000000/            attrs: problem, params (JSON), graphfem_version, seed, geometry
+    /                       attrs: problem, graphfem_version, seed, count (and geometry, family)
+    /sim_000000/            attrs: problem, params (JSON), graphfem_version, seed, index
         mesh/points         (n, dim) float64
         mesh/cells          (m, k) int64        attrs: cell_type
         mesh/tags/<name>    int64 indices       attrs: kind (node | facet | cell)
-        inputs/kappa        (m,) conductivity per cell
-        inputs/source       (n,) source at the nodes
-        outputs/u           (n,) FE solution at the nodes
+                            (particle data: no mesh, positions in outputs/x (T, N, d))
+        inputs/<name>       array-valued options and input fields (point or cell values)
+        outputs/<name>      the reference fields at the nodes: (n,) / (n, c), or (T, n) / (T, n, c)
+        times               (T,) for time series
 
-Dirichlet values are in ``params`` ({"dirichlet": {tag: value}}).
-A :class:`SimulationDataset` checks every group's structure when it opens
-the file; a damaged group is named in a one-line error, or skipped with a
-warning when ``skip_bad=True``.
+Grid families store the attributes ``grid_shape``, ``grid_lower``,
+``grid_upper`` instead of ``mesh/``. The options of a registered problem are
+the ``params`` entries and ``inputs`` arrays named like its options;
+everything else in ``params`` is provenance.
+
+:class:`SimulationData` checks every group when it opens the file: a damaged
+group (a missing or misshapen array, NaN or infinite values, a group of
+another problem) is named in a one-line error, or skipped with a warning when
+``skip_bad=True``.
 """
 from __future__ import annotations
 
 import json
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any
 
 import numpy as np
 
 from graphfem.meshes import Mesh, Tag
-from graphfem.meshes.errors import GraphfemError, InputError
-from graphfem.meshes.io import atomic_path
+from graphfem.meshes.errors import GraphfemError
 
-from graphfem.physics.poisson_encoding import PoissonCase, poisson_graph, sample_poisson, solve_poisson
-
-PROBLEMS = ("poisson",)
-_REQUIRED = ("mesh/points", "mesh/cells", "inputs/kappa", "inputs/source", "outputs/u")
+#: data families stored under another name than the problem they solve: name -> (problem, renamed inputs)
+ALIASES = {"darcy-two-phase": ("darcy", {}), "spon-poisson": ("poisson", {}),
+           "cylinder-flow": ("navier-stokes", {}), "burgers": ("burgers", {"u0": "initial"})}
 
 
 @dataclass
 class Sample:
-    """One simulation: its mesh, inputs, solution fields and provenance."""
+    """One simulation of a data set.
+
+    Attributes:
+        name: the group name (``sim_000000``).
+        mesh: the mesh (``None`` for grid families).
+        options: the problem's options as stored (raw values: numbers, dicts,
+            point/cell arrays), ready for :meth:`graphfem.physics.Problem.parse`.
+        fields: output name -> values at the nodes, (n, ...) or (T, n, ...).
+        times: (T,) for time series, else ``None``.
+        params: the group's ``params`` JSON (options and provenance).
+        inputs: every stored input array.
+        provenance: the group's attributes.
+    """
 
     name: str
-    mesh: Mesh
-    case: PoissonCase
+    mesh: Mesh | None
+    options: dict[str, Any]
     fields: dict[str, np.ndarray]
-    provenance: dict
+    times: np.ndarray | None
+    params: dict[str, Any]
+    inputs: dict[str, np.ndarray] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
 
 
-# ------------------------------------------------------------------ writing
-def _write_group(h5, name: str, mesh: Mesh, case: PoissonCase, fields: dict, provenance: dict) -> None:
-    g = h5.create_group(name)
-    for key, value in provenance.items():
-        g.attrs[key] = value if not isinstance(value, dict) else json.dumps(value)
-    g.create_dataset("mesh/points", data=mesh.points)
-    g.create_dataset("mesh/cells", data=mesh.cells).attrs["cell_type"] = mesh.cell_type
+def read_mesh(group, prefix: str, source: str) -> Mesh:
+    """The :class:`Mesh` stored under ``group[prefix]`` (points, cells, tags)."""
+    tags = {k: Tag(k, str(d.attrs["kind"]), d[()]) for k, d in group[f"{prefix}/tags"].items()} \
+        if f"{prefix}/tags" in group else {}
+    return Mesh(group[f"{prefix}/points"][()], str(group[f"{prefix}/cells"].attrs["cell_type"]),
+                group[f"{prefix}/cells"][()], tags=tags, source=source)
+
+
+def write_mesh(group, prefix: str, mesh: Mesh) -> None:
+    """Store ``mesh`` under ``group[prefix]`` (the inverse of :func:`read_mesh`)."""
+    group.create_dataset(f"{prefix}/points", data=mesh.points)
+    group.create_dataset(f"{prefix}/cells", data=mesh.cells).attrs["cell_type"] = mesh.cell_type
     for tag in mesh.tags.values():
-        g.create_dataset(f"mesh/tags/{tag.name}", data=tag.indices).attrs["kind"] = tag.kind
-    g.create_dataset("inputs/kappa", data=case.kappa)
-    g.create_dataset("inputs/source", data=case.source)
-    for key, value in fields.items():
-        g.create_dataset(f"outputs/{key}", data=value)
+        group.create_dataset(f"{prefix}/tags/{tag.name}", data=tag.indices).attrs["kind"] = tag.kind
 
 
-def simulate(problem: str, geometry: str, seed: int, index: int) -> tuple:
-    """Simulation ``index`` of a dataset: deterministic in (seed, index),
-    whatever the number of workers. Returns (mesh, case, fields, provenance)."""
-    import graphfem
-    from graphfem.physics.geometries import random_domain
-
-    rng = np.random.default_rng([seed, index])
-    mesh = random_domain(geometry, rng)
-    case = sample_poisson(mesh, rng)
-    u = solve_poisson(mesh, case)
-    provenance = {"problem": problem, "params": {**case.params(), "geometry": geometry},
-                  "graphfem_version": graphfem.__version__, "seed": seed, "index": index}
-    return mesh, case, {"u": u}, provenance
+def problem_of(name: str) -> str:
+    """The registered problem a data family's samples solve (the name itself when it is one)."""
+    return ALIASES.get(name, (name, {}))[0]
 
 
-def _simulate_star(args):
-    """:func:`simulate` for a pool worker; the mesh travels as plain arrays
-    (``Mesh`` holds mapping proxies, which do not pickle)."""
-    mesh, case, fields, prov = simulate(*args)
-    tags = [(t.name, t.kind, np.asarray(t.indices)) for t in mesh.tags.values()]
-    return (np.asarray(mesh.points), mesh.cell_type, np.asarray(mesh.cells), tags), case, fields, prov
-
-
-def _as_mesh(plain) -> Mesh:
-    points, cell_type, cells, tags = plain
-    return Mesh(points, cell_type, cells, tags={n: Tag(n, k, i) for n, k, i in tags})
-
-
-def generate(problem: str, n: int, out: str | Path, geometry: str = "mixed", seed: int = 0, workers: int = 1,
-             progress: bool = True) -> Path:
-    """Write ``n`` simulations to the HDF5 file ``out`` atomically.
-
-    Simulations run in ``workers`` processes; under ``torchrun`` every rank
-    computes the indices i ≡ rank (mod world size) into a part file and
-    rank 0 merges the parts. The result does not depend on either.
-    """
-    import h5py
-
-    if problem not in PROBLEMS:
-        raise InputError(f"unknown problem {problem!r}; choose one of {', '.join(PROBLEMS)}")
-    if n < 1:
-        raise InputError(f"-n must be at least 1, got {n}")
-    from graphfem.physics.geometries import FAMILIES
-
-    if geometry not in FAMILIES + ("mixed",):
-        raise InputError(f"unknown geometry family {geometry!r}; choose one of {', '.join(FAMILIES + ('mixed',))}")
-    out = Path(out)
-    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    indices = list(range(rank, n, world))
-    target = out if world == 1 else out.with_name(f".{out.name}.rank{rank}")
-    with atomic_path(target) as tmp:
-        with h5py.File(tmp, "w") as h5:
-            h5.attrs.update({"problem": problem, "seed": seed, "geometry": geometry, "count": n})
-            import graphfem
-
-            h5.attrs["graphfem_version"] = graphfem.__version__
-            for plain, case, fields, prov in _run(problem, geometry, seed, indices, workers, progress):
-                _write_group(h5, f"sim_{prov['index']:06d}", _as_mesh(plain), case, fields, prov)
-    if world > 1:
-        import torch.distributed as dist
-
-        if not dist.is_initialized():
-            dist.init_process_group("gloo")
-        dist.barrier()
-        if rank == 0:
-            parts = [out.with_name(f".{out.name}.rank{r}") for r in range(world)]
-            with atomic_path(out) as tmp, h5py.File(tmp, "w") as h5:
-                with h5py.File(parts[0], "r") as first:
-                    h5.attrs.update(dict(first.attrs))
-                for i in range(n):
-                    with h5py.File(parts[i % world], "r") as part:
-                        part.copy(part[f"sim_{i:06d}"], h5, name=f"sim_{i:06d}")
-            for p in parts:
-                p.unlink()
-        dist.barrier()
-    return out
-
-
-def _run(problem, geometry, seed, indices, workers, progress):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    jobs = [(problem, geometry, seed, i) for i in indices]
-    columns = (TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, disable=not progress, transient=True) as bar:
-        task = bar.add_task("generate", total=len(jobs))
-        if workers <= 1:
-            results = map(_simulate_star, jobs)
-            pool = None
-        else:
-            import multiprocessing as mp
-
-            pool = mp.get_context("spawn").Pool(workers)
-            results = pool.imap(_simulate_star, jobs, chunksize=max(1, len(jobs) // (8 * workers)))
-        try:
-            for r in results:
-                bar.advance(task)
-                yield r
-        finally:
-            if pool is not None:
-                pool.terminate()
-
-
-# ------------------------------------------------------------------ reading
-class SimulationDataset:
-    """Lazy reader of a dataset file; item i is the encoded PyG graph of
-    simulation i (``x``, ``edge_index``, ``edge_attr``, ``y`` = u/s, ``mass``,
-    ``scale``), batched with ``torch_geometric.loader.DataLoader``.
+class SimulationData:
+    """Lazy reader of a data set in the common layout.
 
     Args:
         path: the HDF5 file.
         skip_bad: skip damaged groups with a warning instead of raising.
-        cache: keep encoded graphs in memory after first use.
+
+    Attributes:
+        problem: the data set's problem or data family name (file attribute ``problem``).
+        family: the data family (``spon-poisson``, ``darcy-two-phase``, ...) or the problem name.
+        names: the usable groups, in order.
 
     Raises:
-        GraphfemError: the file is missing or unreadable, or a group is
-            damaged (named in the message) and ``skip_bad`` is off.
+        GraphfemError: the file is missing or unreadable, holds no usable
+            group, or a group is damaged (named) and ``skip_bad`` is off.
     """
 
-    def __init__(self, path: str | Path, skip_bad: bool = False, cache: bool = True):
+    def __init__(self, path: str | Path, skip_bad: bool = False):
         import h5py
 
         self.path = Path(path)
@@ -190,10 +115,12 @@ class SimulationDataset:
         try:
             with h5py.File(self.path, "r") as h5:
                 self.problem = str(h5.attrs.get("problem", "poisson"))
+                self.family = str(h5.attrs.get("family", self.problem))
+                self.attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in h5.attrs.items()}
                 names = sorted(k for k in h5.keys() if k.startswith("sim_"))
                 self.names, self.bad = [], {}
                 for name in names:
-                    problem = _check_group(h5, name)
+                    problem = check_group(h5, name, self.problem)
                     if problem is None:
                         self.names.append(name)
                     else:
@@ -206,7 +133,6 @@ class SimulationDataset:
             warnings.warn(f"{self.path}: skipping damaged group {name!r} ({problem})", stacklevel=2)
         if not self.names:
             raise GraphfemError("the dataset holds no usable simulation", self.path)
-        self.cache = {} if cache else None
         self._h5 = None
         self._pid = None
 
@@ -221,74 +147,86 @@ class SimulationDataset:
             self._pid = os.getpid()
         return self._h5
 
+    def group(self, i: int):
+        """The h5py group of sample i (for families with extra stored arrays)."""
+        return self._file()[self.names[i]]
+
     def sample(self, i: int) -> Sample:
         """Simulation i as core structures."""
         name = self.names[i]
         try:
             g = self._file()[name]
-            tags = {k: Tag(k, str(d.attrs["kind"]), d[()]) for k, d in g["mesh/tags"].items()} if "mesh/tags" in g else {}
-            mesh = Mesh(g["mesh/points"][()], str(g["mesh/cells"].attrs["cell_type"]), g["mesh/cells"][()], tags=tags,
-                        source=f"{self.path}:{name}")
+            mesh = read_mesh(g, "mesh", f"{self.path}:{name}") if "mesh" in g else None
             params = json.loads(g.attrs.get("params", "{}"))
-            case = PoissonCase(g["inputs/kappa"][()], g["inputs/source"][()], params.get("dirichlet", {}))
-            fields = {k: d[()] for k, d in g["outputs"].items()}
+            inputs = {k: d[()] for k, d in g["inputs"].items()} if "inputs" in g else {}
+            fields = {k: d[()] for k, d in g["outputs"].items()} if "outputs" in g else {}
+            times = g["times"][()] if "times" in g else None
             prov = {k: (v.item() if hasattr(v, "item") else v) for k, v in g.attrs.items()}
         except GraphfemError:
             raise
         except Exception as exc:
             raise GraphfemError(f"group {name!r} cannot be read: {' '.join(str(exc).split())}", self.path) from None
-        return Sample(name, mesh, case, fields, prov)
+        return Sample(name, mesh, self._options(params, inputs), fields, times, params, inputs, prov)
 
-    def __getitem__(self, i: int):
-        import torch
+    def _options(self, params: dict, inputs: dict) -> dict[str, Any]:
+        """The stored values of the problem's options (params and inputs named like them)."""
+        from graphfem.physics.problem import PROBLEMS, problems
 
-        if self.cache is not None and i in self.cache:
-            return self.cache[i]
-        s = self.sample(i)
-        graph = poisson_graph(s.mesh, s.case)
-        graph.y = torch.as_tensor(s.fields["u"] / float(graph.scale), dtype=torch.float32)[:, None]
-        graph.index = torch.tensor([i])
-        if self.cache is not None:
-            self.cache[i] = graph
-        return graph
+        problem_name, renamed = ALIASES.get(self.family, ALIASES.get(self.problem, (self.problem, {})))
+        problems()
+        if problem_name not in PROBLEMS:
+            return {}
+        names = {o.name for o in PROBLEMS[problem_name].options}
+        values = {renamed.get(k, k): v for k, v in {**params, **inputs}.items()}
+        return {k: v for k, v in values.items() if k in names}
 
-    def subset(self, indices: Sequence[int]) -> "_Subset":
-        return _Subset(self, list(indices))
-
-    def __getstate__(self):  # picklable for DataLoader workers: reopen the file lazily
+    def __getstate__(self):  # picklable for worker processes: reopen the file lazily
         state = dict(self.__dict__)
         state["_h5"] = None
         return state
 
 
-class _Subset:
-    def __init__(self, base: SimulationDataset, indices: list[int]):
-        self.base, self.indices = base, indices
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, i: int):
-        return self.base[self.indices[i]]
-
-
-def _check_group(h5, name: str) -> str | None:
-    """None if the group has every dataset with consistent shapes, else what is wrong."""
+def check_group(h5, name: str, problem: str) -> str | None:
+    """None if group ``name`` is usable, else what is wrong with it: a group of
+    another problem, a missing mesh or output, arrays whose first axis fits
+    neither the nodes nor the cells (nor T for series), non-numeric or
+    non-finite values, unreadable ``params``."""
     try:
         g = h5[name]
-        for key in _REQUIRED:
-            if key not in g:
-                return f"missing {key}"
-        n, m = g["mesh/points"].shape[0], g["mesh/cells"].shape[0]
-        if g["inputs/kappa"].shape != (m,):
-            return f"inputs/kappa has shape {g['inputs/kappa'].shape}, expected ({m},)"
-        for key in ("inputs/source", "outputs/u"):
-            if g[key].shape != (n,):
-                return f"{key} has shape {g[key].shape}, expected ({n},)"
+        own = str(g.attrs.get("problem", problem))
+        if own != problem:
+            return f"a {own} sample in a {problem} data set"
         json.loads(g.attrs.get("params", "{}"))
+        if "outputs" not in g or not len(g["outputs"]):
+            return "missing outputs"
+        n = m = None
+        if "mesh" in g:
+            for key in ("mesh/points", "mesh/cells"):
+                if key not in g:
+                    return f"missing {key}"
+            n, m = g["mesh/points"].shape[0], g["mesh/cells"].shape[0]
+            if not np.isfinite(g["mesh/points"][()]).all():
+                return "mesh/points holds NaN or infinite values"
+        T = g["times"].shape[0] if "times" in g else None
+        for section in ("inputs", "outputs"):
+            for key, d in (g[section].items() if section in g else ()):
+                if d.dtype.kind not in "biuf":
+                    return f"{section}/{key} holds {d.dtype} values, not numbers"
+                values = d[()]
+                if not np.isfinite(values).all():
+                    return f"{section}/{key} holds NaN or infinite values"
+                if n is None or key.endswith("_grid") or key.endswith("_faces"):
+                    continue
+                lead = values.shape[:2] if section == "outputs" and T is not None else values.shape[:1]
+                if section == "outputs":
+                    expected = (T, n) if T is not None else (n,)
+                    if tuple(lead) != expected:
+                        return f"{key} has shape {values.shape}, expected {expected} first"
+                elif values.ndim and values.shape[0] not in (n, m) and values.size > 3:
+                    return f"inputs/{key} has {values.shape[0]} values for {n} nodes and {m} cells"
     except Exception as exc:  # h5py raises KeyError/OSError/RuntimeError on damaged objects
         return " ".join(str(exc).split()) or type(exc).__name__
     return None
 
 
-__all__ = ["PROBLEMS", "Sample", "SimulationDataset", "generate", "simulate"]
+__all__ = ["ALIASES", "Sample", "SimulationData", "check_group", "problem_of", "read_mesh", "write_mesh"]

@@ -1,1 +1,193 @@
-"""graphfem.families."""
+"""Model families: the contract that makes graphfem one engine.
+
+A family is **a model** (one module in :mod:`graphfem.operators`, registered
+by name) **plus an adapter** (one module here, a :class:`Family` subclass
+registered with :func:`register_family`). The adapter says
+
+* what the family consumes (:attr:`Family.consumes`: a mesh graph, an FE
+  space, particle windows, RVE snapshots, ...) and which data it trains on
+  (:meth:`Family.trains_on`);
+* how a data set becomes a sized model and training items (:meth:`Family.setup`);
+* how items become a batch (:meth:`Family.collate`) and the loss of a batch
+  (:meth:`Family.loss`): supervised in the FE norm, a residual, an energy, ...;
+* its validation metrics (:meth:`Family.validate`);
+* how a prediction becomes fields on the user's mesh (:meth:`Family.predict`)
+  and how it is evaluated on a data set (:meth:`Family.evaluate`).
+
+The one :class:`~graphfem.training.trainer.Trainer` trains every family, and
+``graphfem predict`` / ``graphfem evaluate`` / :func:`graphfem.load` serve
+every checkpoint through its family. Nothing else in the engine knows which
+family it holds: a new family is a model module plus an adapter module,
+listed in :data:`_BUILTIN`.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from graphfem.meshes import Mesh
+from graphfem.meshes.errors import GraphfemError, InputError
+
+
+@dataclass
+class Setup:
+    """What :meth:`Family.setup` gives the trainer.
+
+    Attributes:
+        model: the sized ``nn.Module`` (randomly initialised from the seed).
+        meta: JSON-ready checkpoint metadata besides the model name and config:
+            at least ``problem`` (name, dim, cell types, fields, ...) and the
+            family's normalisation; the trainer adds ``family`` and provenance.
+        train: the training items (anything the family's :meth:`Family.collate` takes).
+        val: validation items (passed to :meth:`Family.validate`).
+        test: test items.
+        state: anything else the family keeps between calls (encoded samples, caches).
+    """
+
+    model: Any
+    meta: dict
+    train: list
+    val: list
+    test: list
+    state: dict = field(default_factory=dict)
+
+
+@dataclass
+class Prediction:
+    """Fields predicted on a mesh: ``fields`` name -> (n, ...) values at the
+    nodes of ``mesh``, or, for a time series, ``times`` (T,) with fields (T, n, ...)."""
+
+    mesh: Mesh
+    fields: dict[str, np.ndarray]
+    units: dict[str, str] = field(default_factory=dict)
+    times: np.ndarray | None = None
+
+    def write(self, path) -> None:
+        """VTU/XDMF for one state; a time series as PVD (or an XDMF series)."""
+        from graphfem.meshes.io import write_series
+
+        suffix = str(path).lower().rsplit(".", 1)[-1]
+        if self.times is None:
+            if suffix == "pvd":
+                raise InputError(f"-o {path}: one steady state is written as .vtu or .xdmf, not .pvd")
+            self.mesh.write(path, point_data=self.fields, units=self.units)
+            return
+        if suffix not in ("pvd", "xdmf", "xmf"):
+            raise InputError(f"-o {path}: a time series is written as .pvd or .xdmf")
+        write_series(path, self.mesh, self.times, self.fields, units=self.units)
+
+
+class Family:
+    """The adapter of one model family (see the module docstring)."""
+
+    #: the family's name (``graphfem train`` reads it from the model name)
+    name: str = ""
+    #: the registered operator names this adapter trains and serves
+    models: tuple[str, ...] = ()
+    #: what the family consumes, in words (for errors and the README)
+    consumes: str = ""
+
+    # ---------------------------------------------------------------- data
+    def trains_on(self, data) -> bool:
+        """Whether the family can train on ``data`` (a :class:`~graphfem.datasets.simulations.SimulationData`)."""
+        raise NotImplementedError
+
+    def setup(self, data, split: Mapping[str, Sequence[int]], model_config: Mapping[str, Any],
+              source: str) -> Setup:
+        """A sized model, its metadata and the train/val/test items from the
+        sample indices of ``split`` ("train", "val", "test")."""
+        raise NotImplementedError
+
+    def collate(self, setup: Setup, items: Sequence, rng: np.random.Generator, device: str, dtype) -> Any:
+        """A batch of ``items`` on ``device``; every random choice (noise,
+        test-function centres) is drawn from ``rng``, which the trainer seeds
+        from (seed, phase, step) so a resumed run draws the same numbers."""
+        raise NotImplementedError
+
+    def loss(self, net, batch) -> Any:
+        """The scalar training loss of ``batch``. Call the model as ``net(...)``
+        (its ``forward``): under DDP that call synchronises the gradients."""
+        raise NotImplementedError
+
+    def validate(self, setup: Setup, model, items: Sequence, device: str) -> dict[str, float]:
+        """Validation metrics of ``items``; the first entry is the one the
+        best checkpoint is chosen by (lower is better)."""
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------- inference
+    def predict(self, model, meta: Mapping[str, Any], mesh: Mesh, options: Mapping[str, Any],
+                device: str) -> Prediction:
+        """The model's fields on ``mesh`` for the problem's ``options`` (raw
+        values, as :meth:`graphfem.physics.Problem.parse` takes them). An
+        option the model does not use is refused in one line."""
+        raise GraphfemError(f"{self.name} checkpoints predict through their own command, not graphfem predict")
+
+    def evaluate(self, model, meta: Mapping[str, Any], data, device: str, limit: int = 0,
+                 compare_fe: bool = False, progress: bool = True) -> dict[str, Any]:
+        """Errors on a data set: ``samples``, ``rel_l2_mean``, ``rel_l2_median``,
+        ``rel_l2_p90``, ``rel_l2_max``, ``errors``, ``predict_s_mean`` (and
+        ``fe_s_mean`` with ``compare_fe``)."""
+        raise NotImplementedError
+
+
+# ---------------------------------------------------------------------- registry
+#: name -> family adapter instance
+FAMILIES: dict[str, Family] = {}
+
+#: modules that register the built-in adapters (imported on first look-up)
+_BUILTIN = ("graphfem.families.meshgraphnet", "graphfem.families.spon", "graphfem.families.giorom",
+            "graphfem.families.equino")
+
+
+def register_family(cls: type[Family]) -> type[Family]:
+    """Class decorator: register one instance of ``cls`` under ``cls.name``."""
+    if not cls.name or not cls.models:
+        raise TypeError(f"{cls.__qualname__} needs a name and the models it serves")
+    FAMILIES[cls.name] = cls()
+    return cls
+
+
+def _load_builtin() -> None:
+    for module in _BUILTIN:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+
+
+def families() -> dict[str, Family]:
+    """Every registered family by name."""
+    _load_builtin()
+    return dict(FAMILIES)
+
+
+def family_of_model(model_name: str, source: str | None = None) -> Family:
+    """The family that serves the registered model ``model_name``."""
+    for family in families().values():
+        if model_name in family.models:
+            return family
+    known = sorted(m for f in FAMILIES.values() for m in f.models)
+    raise InputError(f"model.name: no family trains {model_name!r}; models: {', '.join(known)}", source)
+
+
+def families_for(data) -> list[str]:
+    """Names of the models whose family can train on ``data``."""
+    return sorted(m for f in families().values() if f.trains_on(data) for m in f.models)
+
+
+def check_options(given: Mapping[str, Any], accepted: Sequence[str], what: str, source=None) -> None:
+    """Refuse, in one line, an option the model does not use."""
+    extra = sorted(k for k, v in given.items() if v is not None and not (hasattr(v, "__len__") and not isinstance(
+        v, (str, np.ndarray)) and len(v) == 0) and k not in accepted)
+    if extra:
+        flag = "--" + extra[0].replace("_", "-")
+        takes = ", ".join("--" + a.replace("_", "-") for a in accepted) or "no options"
+        raise InputError(f"{flag}: {what} does not use this option; it takes {takes}", source)
+
+
+__all__ = ["FAMILIES", "Family", "Prediction", "Setup", "check_options", "families", "families_for",
+           "family_of_model", "register_family"]

@@ -26,9 +26,53 @@ class DataConfig:
     skip_bad: bool = False
 
 
+OPTIMIZERS = ("adamw", "adam", "lbfgs")
+DTYPES = ("float32", "float64")
+
+
+@dataclass
+class PhaseConfig:
+    """One optimiser phase.
+
+    ``adamw`` / ``adam``: ``epochs`` passes over the training items in
+    batches, linear warm-up for ``warmup_steps`` then cosine decay to
+    ``min_lr_ratio * lr``, gradient clipping at ``clip_norm`` (0: none).
+    ``lbfgs``: ``steps`` full-batch L-BFGS steps (``max_iter`` inner
+    iterations each, strong-Wolfe line search), typically in ``float64``.
+    """
+
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    epochs: int = 50
+    steps: int = 0
+    warmup_steps: int = 50
+    min_lr_ratio: float = 0.01
+    clip_norm: float = 1.0
+    dtype: str = "float32"
+    max_iter: int = 1
+    history_size: int = 100
+
+    def check(self, source: str, where: str) -> None:
+        from graphfem.meshes.errors import InputError
+
+        if self.optimizer not in OPTIMIZERS:
+            raise InputError(f"{where}optimizer: expected one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}",
+                             source)
+        if self.dtype not in DTYPES:
+            raise InputError(f"{where}dtype: expected float32 or float64, got {self.dtype!r}", source)
+        if self.optimizer == "lbfgs" and self.steps < 1:
+            raise InputError(f"{where}steps: an lbfgs phase needs steps >= 1", source)
+        if self.optimizer != "lbfgs" and self.epochs < 0:
+            raise InputError(f"{where}epochs: expected >= 0, got {self.epochs}", source)
+        if self.lr <= 0:
+            raise InputError(f"{where}lr: expected > 0, got {self.lr}", source)
+
+
 @dataclass
 class OptimConfig:
-    """AdamW with linear warm-up then cosine decay to ``min_lr_ratio * lr``."""
+    """The optimiser: one AdamW phase from the fields below, or the list
+    ``phases`` (each a :class:`PhaseConfig`, e.g. Adam then L-BFGS in float64)."""
 
     lr: float = 1e-3
     weight_decay: float = 1e-5
@@ -37,6 +81,20 @@ class OptimConfig:
     min_lr_ratio: float = 0.01
     clip_norm: float = 1.0
     amp: bool = True
+    optimizer: str = "adamw"
+    phases: list = field(default_factory=list)
+
+    def phase_list(self, source: str = "config") -> list[PhaseConfig]:
+        """The phases to run, validated."""
+        if self.phases:
+            phases = [from_dict(PhaseConfig, p, source, f"optim.phases[{k}].") for k, p in enumerate(self.phases)]
+        else:
+            phases = [PhaseConfig(optimizer=self.optimizer, lr=self.lr, weight_decay=self.weight_decay,
+                                  epochs=self.epochs, warmup_steps=self.warmup_steps, min_lr_ratio=self.min_lr_ratio,
+                                  clip_norm=self.clip_norm)]
+        for k, p in enumerate(phases):
+            p.check(source, f"optim.phases[{k}]." if self.phases else "optim.")
+        return phases
 
 
 @dataclass
@@ -65,7 +123,7 @@ class TrainConfig:
 def _check_value(value: Any, typ: Any, key: str, source: str) -> Any:
     if typ is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if typ in (int, float, str, bool, dict) and not (isinstance(value, typ) and not (
+    if typ in (int, float, str, bool, dict, list) and not (isinstance(value, typ) and not (
             typ is int and isinstance(value, bool))):
         raise InputError(f"{key}: expected {typ.__name__}, got {type(value).__name__} {value!r}", source)
     return value
@@ -120,12 +178,14 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise InputError(f"invalid YAML: {' '.join(str(exc).split())}", path) from None
-    return from_dict(TrainConfig, apply_overrides(raw, overrides), str(path))
+    config = from_dict(TrainConfig, apply_overrides(raw, overrides), str(path))
+    config.optim.phase_list(str(path))
+    return config
 
 
 def to_dict(config: TrainConfig) -> dict:
     return dataclasses.asdict(config)
 
 
-__all__ = ["DataConfig", "OptimConfig", "RunConfig", "TrainConfig", "apply_overrides", "from_dict", "load_config",
+__all__ = ["DataConfig", "OptimConfig", "PhaseConfig", "RunConfig", "TrainConfig", "apply_overrides", "from_dict", "load_config",
            "to_dict"]
