@@ -18,7 +18,7 @@ DEMO_MESH = "annulus.msh"
 
 
 def data_file(name: str) -> Path:
-    """Path of a file shipped in ``graphfem/data``."""
+    """Path of a file shipped in ``graphfem/assets``."""
     return Path(str(resources.files("graphfem") / "assets" / name))
 
 
@@ -48,11 +48,11 @@ def run_demo(out_dir: str | Path, device: str = "auto") -> dict:
     centroid_x = mesh.points[mesh.corner_cells].mean(axis=1)[:, 0]
     options = {"kappa": np.where(centroid_x < 0, 1.0, 3.0), "source": 2.0, "dirichlet": {"inter": 1.0, "exter": 0.0}}
     surrogate.predict(mesh, **options)  # warm-up (first call builds kernels)
-    prediction, predict_s = surrogate.timed_predict(mesh, **options)
+    prediction, predict_s = surrogate.timed_prediction(mesh, **options)
     start = time.perf_counter()
     solution = poisson(mesh, kappa=options["kappa"], f=options["source"], dirichlet=options["dirichlet"], order=1)
     fe_s = time.perf_counter() - start
-    u_hat, u = prediction["u"], solution.fields["u"]
+    u_hat, u = prediction.fields["u"], solution.fields["u"]
     rel = FESpace(mesh, order=1).relative_l2_error(u_hat, u)
     vtu = out / "demo_surrogate.vtu"
     fields = {"prediction": u_hat, "reference": u, "error": u_hat - u}

@@ -13,6 +13,7 @@ success, so a failure never leaves a half-written file.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import tempfile
@@ -98,7 +99,8 @@ def read(path: str | Path, merge_tolerance: float = 1e-12) -> Mesh:
     if path.is_dir():
         raise MeshError("is a folder, not a mesh file", path)
     try:
-        mio = meshio.read(path)
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            mio = meshio.read(path)  # meshio prints progress and warnings of its own
     except GraphfemError:
         raise
     except (Exception, SystemExit) as exc:  # meshio raises many types on corrupt input, even SystemExit

@@ -69,8 +69,8 @@ def run(model_path: str, sizes: Sequence[int] = DEFAULT_SIZES, device: str = "au
         mesh = Mesh.unit_square(n)
         if cuda:
             torch.cuda.reset_peak_memory_stats()
-        pred, t_pred, mem_pred = peak_memory(lambda: surrogate.timed_predict(mesh))
-        u_hat, t_pred = pred[0]["u"], pred[1]
+        pred, t_pred, mem_pred = peak_memory(lambda: surrogate.timed_prediction(mesh))
+        u_hat, t_pred = pred[0].fields["u"], pred[1]
         if cuda:
             mem_pred = torch.cuda.max_memory_allocated() / 2**20
         sol, t_fe, mem_fe = peak_memory(lambda: poisson(mesh, kappa=1.0, f=1.0))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -31,7 +32,7 @@ bench_app = typer.Typer(help="Benchmarks that print ratios measured in one run."
 app.add_typer(bench_app, name="bench")
 
 #: Modules that add their commands with ``register(app)``.
-_COMMAND_MODULES = ("solve", "transport", "flow", "koopman", "rom", "engine", "fe2", "giorom")
+_COMMAND_MODULES = ("solve", "koopman", "rom", "engine", "fe2", "giorom")
 
 _state = {"debug": False}
 
@@ -276,16 +277,29 @@ def main(argv: list[str] | None = None) -> int:
         where = f" ({exc.ctx.command_path})" if exc.ctx else ""
         typer.echo(f"graphfem: error{where}: {exc.format_message()}", err=True)
         return 2
-    except (click_errors.Exit, typer.Exit) as exc:
+    except tuple({typer.Exit, getattr(click_errors, "Exit", typer.Exit)}) as exc:
         return exc.exit_code
     except (click_errors.Abort, typer.Abort, KeyboardInterrupt):
         typer.echo("graphfem: aborted", err=True)
         return 130
+    except BrokenPipeError:  # the reader went away (graphfem info x | head -1): nothing more to say
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except OSError as exc:
         if debug:
             raise
         target = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
         typer.echo(f"graphfem: error: {target}{exc.strerror or exc}", err=True)
+        return 1
+    except MemoryError:
+        typer.echo("graphfem: error: out of memory; use a smaller size", err=True)
+        return 1
+    except Exception as exc:  # a bug or an unforeseen input: one line, the traceback with --debug
+        if debug:
+            raise
+        detail = " ".join(str(exc).split()) or "no message"
+        typer.echo(f"graphfem: error: unexpected {type(exc).__name__}: {detail} (run with --debug for the "
+                   "traceback)", err=True)
         return 1
     return code if isinstance(code, int) else 0
 

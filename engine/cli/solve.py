@@ -1,7 +1,16 @@
-"""``graphfem solve poisson|elasticity|heat``: FE reference solves from the command line."""
+"""``graphfem solve PROBLEM MESH -o OUT [options]``: one command per registered problem.
+
+Each command is built from its problem's :class:`~graphfem.physics.problem.Option`
+specs (the same specs ``graphfem predict`` and ``graphfem generate`` parse),
+so a surrogate takes exactly the options of the solver it replaces. The
+command reads the mesh, parses the options against it, solves with a
+spinner on stderr, writes the result atomically (VTU/XDMF for one state,
+PVD/XDMF for a time series) and prints the problem's report lines.
+"""
 from __future__ import annotations
 
 import contextlib
+import inspect
 import time
 from pathlib import Path
 from typing import Iterator, List, Optional
@@ -13,13 +22,12 @@ from graphfem.meshes.errors import InputError
 solve_app = typer.Typer(help="Solve a PDE with finite elements on a mesh file and write the solution.",
                         no_args_is_help=True)
 
-_OUTPUT = typer.Option(..., "-o", "--output", help="Result file: .vtu or .xdmf (.pvd for heat).")
-_ORDER = typer.Option(None, "--order", help="Polynomial order 1 or 2 (default: P1 on linear, P2 on quadratic cells).")
-_SOLVER = typer.Option("auto", "--solver", help="Linear solver: auto, direct, amg or cg.")
+_SERIES = (".pvd", ".xdmf", ".xmf")
+_STEADY = (".vtu", ".xdmf", ".xmf")
 
 
 @contextlib.contextmanager
-def _working(message: str) -> Iterator[None]:
+def working(message: str) -> Iterator[None]:
     """A spinner on stderr while a solve runs."""
     from rich.console import Console
 
@@ -27,120 +35,78 @@ def _working(message: str) -> Iterator[None]:
         yield
 
 
-def _read(path: Path):
-    from graphfem.meshes import read
-
-    return read(path)
-
-
-def _check_order(order: Optional[int]) -> None:
-    if order not in (None, 1, 2):
-        raise InputError(f"--order must be 1 or 2, got {order}")
-
-
-def _report(solution, output: Path, seconds: float) -> None:
-    from graphfem.physics.linear_solvers import describe
-
-    typer.echo(f"solver: {describe(solution.info)}" if "method" in solution.info else "solver: done")
-    typer.echo(f"wrote {output} ({', '.join(solution.fields)}) in {seconds:.2f} s")
-
-
-@solve_app.command("poisson")
-def solve_poisson(
-    mesh: Path = typer.Argument(..., help="Mesh file."),
-    output: Path = _OUTPUT,
-    kappa: Optional[str] = typer.Option(None, "--kappa", help="Conductivity: number, mesh field or expression in x, y, z (default 1)."),
-    source: Optional[str] = typer.Option(None, "--source", help="Source f: number, mesh field or expression (default 1)."),
-    dirichlet: List[str] = typer.Option([], "--dirichlet", help="TAG=VALUE: u = VALUE on the tag (repeatable)."),
-    neumann: List[str] = typer.Option([], "--neumann", help="TAG=VALUE: flux κ∂u/∂n = VALUE on the tag."),
-    robin: List[str] = typer.Option([], "--robin", help="TAG=ALPHA,G: κ∂u/∂n + ALPHA u = G on the tag."),
-    order: Optional[int] = _ORDER,
-    solver: str = _SOLVER,
-) -> None:
-    """−∇·(κ∇u) = f. With no boundary option, u = 0 on the whole boundary. Writes the point field u."""
-    from graphfem.physics import poisson
-    from graphfem.physics.options import poisson_options
-
-    _check_order(order)
-    m = _read(mesh)
-    options = poisson_options(m, kappa, source, dirichlet, neumann, robin)
-    start = time.perf_counter()
-    with _working(f"solving Poisson on {m.n_cells} {m.cell_type} cells"):
-        solution = poisson(m, order=order, solver=solver, **options)
-        solution.write(output)
-    _report(solution, output, time.perf_counter() - start)
-
-
-@solve_app.command("elasticity")
-def solve_elasticity(
-    mesh: Path = typer.Argument(..., help="Mesh file (2D or 3D)."),
-    output: Path = _OUTPUT,
-    E: float = typer.Option(..., "--E", help="Young's modulus."),
-    nu: float = typer.Option(..., "--nu", help="Poisson's ratio."),
-    plane_stress: bool = typer.Option(True, "--plane-stress/--plane-strain", help="2D model (default plane stress)."),
-    fix: List[str] = typer.Option([], "--fix", help="Tag with zero displacement (repeatable)."),
-    traction: List[str] = typer.Option([], "--traction", help="TAG=tx,ty[,tz]: surface traction on the tag."),
-    body_force: Optional[str] = typer.Option(None, "--body-force", help="fx,fy[,fz]: force per volume."),
-    order: Optional[int] = _ORDER,
-    solver: str = _SOLVER,
-) -> None:
-    """Small-strain linear elasticity. Writes the point fields displacement and von_mises."""
-    from graphfem.physics import elasticity
-    from graphfem.physics.options import tag_values, vector
-
-    _check_order(order)
-    m = _read(mesh)
-    for tag in fix:
-        m.tag(tag)
-    if not fix:
-        raise InputError("--fix: give at least one tag to hold the body in place")
-    tractions = tag_values(traction, "--traction", m, components=m.dim)
-    start = time.perf_counter()
-    with _working(f"solving elasticity on {m.n_cells} {m.cell_type} cells"):
-        solution = elasticity(m, E=E, nu=nu, plane="stress" if plane_stress else "strain", fixed=list(fix),
-                              traction=tractions or None, body_force=vector(body_force, m.dim, "--body-force"),
-                              order=order, solver=solver)
-        solution.write(output)
-    _report(solution, output, time.perf_counter() - start)
-
-
-@solve_app.command("heat")
-def solve_heat(
-    mesh: Path = typer.Argument(..., help="Mesh file."),
-    output: Path = typer.Option(..., "-o", "--output", help="Time series: .pvd or .xdmf."),
-    t_end: float = typer.Option(..., "--t-end", help="Final time."),
-    dt: float = typer.Option(..., "--dt", help="Time step."),
-    kappa: Optional[str] = typer.Option(None, "--kappa", help="Diffusivity: number, mesh field or expression (default 1)."),
-    source: Optional[str] = typer.Option(None, "--source", help="Source: number, mesh field or expression (default 0)."),
-    initial: Optional[str] = typer.Option(None, "--initial", help="Initial value: number, mesh field or expression (default 0)."),
-    dirichlet: List[str] = typer.Option([], "--dirichlet", help="TAG=VALUE (repeatable); default u = 0 on the boundary."),
-    neumann: List[str] = typer.Option([], "--neumann", help="TAG=VALUE: flux on the tag."),
-    theta: float = typer.Option(0.5, "--theta", help="θ-scheme: 1 backward Euler, 0.5 Crank–Nicolson."),
-    save_every: int = typer.Option(1, "--save-every", help="Write every k-th step."),
-    order: Optional[int] = _ORDER,
-    solver: str = _SOLVER,
-) -> None:
-    """∂u/∂t − ∇·(κ∇u) = f with the θ-scheme; writes u over time as PVD/XDMF."""
-    from graphfem.physics import heat_solution
-    from graphfem.physics.options import coefficient, tag_values
-
-    _check_order(order)
-    if not output.suffix.lower() in (".pvd", ".xdmf", ".xmf"):
+def check_output(output: Path, series: bool) -> None:
+    """Refuse an output suffix that cannot hold the result (before any work)."""
+    suffix = output.suffix.lower()
+    if series and suffix not in _SERIES:
         raise InputError(f"-o {output}: a time series is written as .pvd or .xdmf")
-    if not (0.0 <= theta <= 1.0):
-        raise InputError(f"--theta must lie in [0, 1], got {theta}")
-    m = _read(mesh)
-    params = dict(
-        kappa=coefficient(kappa, m, "--kappa", 1.0), f=coefficient(source, m, "--source", 0.0),
-        initial=coefficient(initial, m, "--initial", 0.0),
-        dirichlet=tag_values(dirichlet, "--dirichlet", m) or None,
-        neumann=tag_values(neumann, "--neumann", m) or None)
-    start = time.perf_counter()
-    with _working(f"time stepping to t = {t_end:g} on {m.n_cells} {m.cell_type} cells"):
-        solution = heat_solution(m, t_end=t_end, dt=dt, theta=theta, save_every=save_every, order=order,
-                                 solver=solver, **params)
-        solution.write(output)
-    _report(solution, output, time.perf_counter() - start)
+    if not series and suffix not in _STEADY:
+        raise InputError(f"-o {output}: a steady result is written as .vtu or .xdmf")
+
+
+def _parameter(opt) -> inspect.Parameter:
+    """The typer parameter of one problem option (values stay strings until ``Problem.parse``)."""
+    help_text = opt.help + (" (required)" if opt.required else "")
+    if opt.kind == "flag":
+        flags = opt.cli_flag if "/" in opt.cli_flag else f"{opt.cli_flag}/--no-{opt.cli_flag[2:]}"
+        default, annotation = typer.Option(None, flags, help=help_text), Optional[bool]
+    elif opt.repeatable:
+        metavar = {"tag-values": "TAG=VALUE", "tag-vectors": "TAG=V1,V2", "tags": "TAG"}[opt.kind]
+        default, annotation = typer.Option([], opt.cli_flag, help=help_text, metavar=metavar), List[str]
+    else:
+        metavar = {"field": "FIELD", "number": "NUMBER", "integer": "N", "choice": "|".join(opt.choices),
+                   "vector": "V1,V2[,V3]"}[opt.kind]
+        default, annotation = typer.Option(None, opt.cli_flag, help=help_text, metavar=metavar), Optional[str]
+    return inspect.Parameter(opt.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+
+
+def command_for(problem):
+    """The ``graphfem solve <problem>`` function, its signature built from the option specs."""
+
+    def command(mesh: Path, output: Path, **raw) -> None:
+        from graphfem.meshes import read
+
+        m = read(mesh)
+        given = {k: v for k, v in raw.items() if v is not None and v != []}
+        params = problem.parse(m, given)
+        check_output(output, problem.is_transient(params))
+        start = time.perf_counter()
+        with working(f"solving {problem.name} on {m.n_cells} {m.cell_type} cells"):
+            solution = problem.solve(m, **problem.kwargs(params))
+            solution.write(output)
+        for line in problem.report(solution):
+            typer.echo(line)
+        fields = solution.trajectory.fields if solution.trajectory is not None else solution.fields
+        typer.echo(f"wrote {output} ({', '.join(fields)}) in {time.perf_counter() - start:.2f} s")
+
+    series = "a time series: .pvd or .xdmf" if problem.options and any(o.role == "time" for o in problem.options) \
+        else "the result: .vtu or .xdmf"
+    parameters = [
+        inspect.Parameter("mesh", inspect.Parameter.KEYWORD_ONLY, annotation=Path,
+                          default=typer.Argument(..., help="Mesh file (any format meshio reads).",
+                                                 metavar="MESH")),
+        inspect.Parameter("output", inspect.Parameter.KEYWORD_ONLY, annotation=Path,
+                          default=typer.Option(..., "-o", "--output", help=f"File to write: {series}.")),
+        *(_parameter(opt) for opt in problem.options),
+    ]
+    command.__signature__ = inspect.Signature(parameters)
+    command.__annotations__ = {p.name: p.annotation for p in parameters}
+    command.__name__ = f"solve_{problem.name.replace('-', '_')}"
+    command.__doc__ = (problem.summary[:1].upper() + problem.summary[1:] + ".\n\n" if problem.summary else "") + \
+        "The same options drive graphfem predict (a surrogate of this problem) and graphfem generate."
+    return command
+
+
+def _register_problems() -> None:
+    from graphfem.physics.problem import PROBLEMS, problems
+
+    for name in problems():
+        problem = PROBLEMS[name]
+        if getattr(problem, "solve_command", True) and problem.options:
+            solve_app.command(name)(command_for(problem))
+
+
+_register_problems()
 
 
 def register(app: typer.Typer) -> None:

@@ -112,4 +112,4 @@ def test_checkpoint_with_other_node_features_is_refused(tmp_path):
     path = tmp_path / "old.safetensors"
     save_tensors(path, tensors, meta)
     with pytest.raises(GraphfemError, match="encodes node features"):
-        load(path)
+        load(path).predict(Mesh.unit_square(3))

@@ -13,7 +13,7 @@ import yaml
 
 from graphfem.checkpoint import read_tensors
 from graphfem.training.config import load_config
-from graphfem.datasets.simulations import generate
+from graphfem.datasets.generate import generate
 from graphfem.meshes.errors import InputError
 from graphfem.training.trainer import FAULT_ENV, lr_factor, train
 
