@@ -29,8 +29,8 @@ from graphfem.meshes import FESpace, Mesh
 from graphfem.meshes.errors import InputError
 
 from .coefficients import Scalar, at_quadrature
-from .poisson import poisson
-from .problem import Problem, Solution
+from .poisson import ORDER, SOLVER, poisson
+from .problem import Option, Problem, Solution, register_problem
 
 
 def darcy(mesh: Mesh | FESpace, a: Scalar = 1.0, f: Scalar = 10.0, *,
@@ -268,19 +268,60 @@ def two_phase_coefficient(rng: np.random.Generator, mesh: Mesh, grid_points: int
     return np.asarray(a_cells, dtype=float), a_grid
 
 
+@register_problem
 class Darcy(Problem):
-    """−∇·(a∇u) = f; parameters as in :func:`darcy`."""
+    r"""Darcy flow −∇·(a∇u) = f with the flux q = −a∇u; :func:`darcy`.
+
+    Options: the permeability a and the source f (numbers, mesh fields (a
+    cell field is a piecewise-constant medium) or expressions), Dirichlet
+    values and fluxes a ∂u/∂n by tag (none at all: u = 0 on the boundary).
+
+    Data sets (:meth:`sample`): geometry ``"square"`` (default: the unit
+    square, 12 to 20 cells a side) or a random domain of
+    :func:`graphfem.physics.geometries.random_domain`, with the two-phase
+    medium a ∈ {5, 10} of :func:`two_phase_coefficient` as a cell field,
+    f = 10 and u = 0 on the boundary (DGNO's Darcy benchmark).
+    """
 
     name = "darcy"
     fields = {"u": "1"}
+    summary = "Darcy flow -div(a grad u) = f"
+    options = (
+        Option("a", "field", 1.0, "Permeability a: number, point/cell field of the mesh or expression (default 1)."),
+        Option("source", "field", 10.0, "Source f: number, mesh field or expression (default 10)."),
+        Option("dirichlet", "tag-values", None, "TAG=VALUE: u = VALUE on the tag (repeatable); with no boundary "
+               "option u = 0 on the whole boundary."),
+        Option("neumann", "tag-values", None, "TAG=VALUE: flux a du/dn = VALUE on the tag."),
+        ORDER,
+        SOLVER,
+    )
+    geometries = ("square", "mixed", "deformed", "perforated", "polygon", "lshape")
+
+    def kwargs(self, params):
+        out = super().kwargs(params)
+        out["f"] = out.pop("source")
+        return out
 
     def solve(self, mesh: Mesh | FESpace, **params) -> Solution:
         return darcy(mesh, **params)
 
-    def sample_params(self, rng: np.random.Generator, mesh: Mesh) -> dict:
-        """A two-phase medium a ∈ {5, 10} on ``mesh`` with f = 10 (u = 0 on the boundary)."""
+    def report(self, solution: Solution) -> list[str]:
+        """The net outflow (when known) and the linear solver."""
+        lines = [f"net outflow of q = -a grad u: {solution.info['outflow']:.6g}"] if "outflow" in solution.info else []
+        return lines + super().report(solution)
+
+    def sample(self, rng: np.random.Generator, geometry: str | None = None):
+        geometry = geometry or "square"
+        if geometry not in self.geometries:
+            raise InputError(f"darcy: unknown geometry {geometry!r}; choose one of {', '.join(self.geometries)}")
+        if geometry == "square":
+            mesh = Mesh.rectangle(int(rng.integers(12, 21)))
+        else:
+            from .geometries import random_domain
+
+            mesh = random_domain(geometry, rng)
         a, _ = two_phase_coefficient(rng, mesh)
-        return {"a": a, "f": 10.0}
+        return mesh, {"a": a, "source": 10.0, "order": 1}
 
 
 __all__ = ["Darcy", "boundary_flux", "darcy", "darcy_velocity", "flux_residuals", "gaussian_random_field",

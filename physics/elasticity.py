@@ -11,8 +11,8 @@ from graphfem.meshes.errors import InputError
 
 from .coefficients import Scalar, Vector, at_points, at_quadrature, scalar_node_dofs, vector_at_quadrature
 from .linear_solvers import LinearSolver, solve_linear
-from .poisson import facet_basis, make_space
-from .problem import Problem, Solution
+from .poisson import ORDER, SOLVER, facet_basis, make_space
+from .problem import Option, Problem, Solution, register_problem
 
 _AXES = {"x": 0, "y": 1, "z": 2}
 
@@ -213,11 +213,79 @@ def elasticity(mesh: Mesh | FESpace, E: Scalar = 1.0, nu: Scalar = 0.3, *, plane
     return Solution(space, {"displacement": u, "von_mises": vm}, fields, unit, info)
 
 
+#: the options of the elastic solids, linear (:class:`Elasticity`) and neo-Hookean
+YOUNGS_MODULUS = Option("E", "number", help="Young's modulus E > 0.", required=True)
+POISSONS_RATIO = Option("nu", "number", help="Poisson's ratio nu in (-1, 1/2).", required=True)
+FIX = Option("fix", "tags", help="Tag with zero displacement (repeatable); give at least one tag to hold the body "
+             "in place", required=True)
+TRACTION = Option("traction", "tag-vectors", help="TAG=tx,ty[,tz]: surface traction (force per area) on the tag.")
+BODY_FORCE = Option("body_force", "vector", help="fx,fy[,fz]: body force per volume.")
+
+
+@register_problem
 class Elasticity(Problem):
-    """Linear elasticity; parameters as in :func:`elasticity`."""
+    r"""Small-strain linear elasticity −∇·σ(u) = b, σ = 2μ ε(u) + λ tr ε(u) I; :func:`elasticity`.
+
+    Options: E and ν (giving λ, μ; in 2D plane stress or plane strain), the
+    tags held in place (u = 0), surface tractions t by tag (σn = t) and a
+    constant body force b; the rest of the boundary is traction-free.
+
+    Data sets (:meth:`sample`): geometry ``"2d"``, a random domain of
+    :func:`graphfem.physics.geometries.random_domain` (deformed, perforated or
+    L-shaped) fixed on the left, loaded on the right; ``"3d"``, a box of
+    tetrahedra (4 to 6 cells a side, extents [1, 2] × [0.4, 1]²) fixed at
+    x = 0, loaded at x = x_max. The load is a random traction on the loaded
+    side, a random body force, or both (components uniform in [−0.1, 0.1]);
+    E is log-uniform in [1/3, 3], ν uniform in [0.2, 0.4].
+    """
 
     name = "elasticity"
     fields = {"displacement": "m", "von_mises": "Pa"}
+    vector_fields = ("displacement",)
+    dims = (2, 3)
+    summary = "small-strain linear elasticity -div sigma(u) = b"
+    options = (
+        YOUNGS_MODULUS,
+        POISSONS_RATIO,
+        Option("plane_stress", "flag", True, "2D model: plane stress (sigma_zz = 0, the default) or plane strain "
+               "(eps_zz = 0).", flag="--plane-stress/--plane-strain"),
+        FIX,
+        TRACTION,
+        BODY_FORCE,
+        ORDER,
+        SOLVER,
+    )
+    geometries = ("2d", "3d")
+
+    def kwargs(self, params):
+        out = super().kwargs(params)
+        out["plane"] = "stress" if out.pop("plane_stress") else "strain"
+        out["fixed"] = out.pop("fix")
+        return out
 
     def solve(self, mesh: Mesh | FESpace, **params) -> Solution:
         return elasticity(mesh, **params)
+
+    def sample(self, rng: np.random.Generator, geometry: str | None = None):
+        geometry = geometry or "2d"
+        if geometry not in self.geometries:
+            raise InputError(f"elasticity: unknown geometry {geometry!r}; choose one of {', '.join(self.geometries)}")
+        if geometry == "2d":
+            from .geometries import random_domain
+
+            mesh = random_domain(("deformed", "perforated", "lshape")[int(rng.integers(3))], rng)
+            fixed, loaded = "left", "right"
+        else:
+            n = int(rng.integers(4, 7))
+            mesh = Mesh.box(n, upper=(float(rng.uniform(1.0, 2.0)), *rng.uniform(0.4, 1.0, 2)), cell="tetra")
+            fixed, loaded = "xmin", "xmax"
+        raw = {"E": float(10 ** rng.uniform(-0.5, 0.5)), "nu": float(rng.uniform(0.2, 0.4)), "fix": [fixed],
+               "order": 1}
+        if mesh.dim == 2:
+            raw["plane_stress"] = bool(rng.random() < 0.5)
+        load = int(rng.integers(3))  # 0: traction, 1: body force, 2: both
+        if load != 1:
+            raw["traction"] = {loaded: rng.uniform(-0.1, 0.1, mesh.dim).tolist()}
+        if load != 0:
+            raw["body_force"] = rng.uniform(-0.1, 0.1, mesh.dim).tolist()
+        return mesh, raw

@@ -1,4 +1,4 @@
-"""Dataset generators for ``graphfem generate darcy-two-phase | burgers | cavity``.
+"""Data families for ``graphfem generate darcy-two-phase | cavity`` (registered problems sample themselves).
 
 Each generator is ``(rng, resolution) -> dict`` with
 
@@ -20,9 +20,8 @@ import numpy as np
 from graphfem.meshes import Mesh
 from graphfem.meshes.errors import InputError
 
-from .darcy import darcy, gaussian_random_field, two_phase_coefficient
+from .darcy import darcy, two_phase_coefficient
 from .grid import lid_driven_cavity
-from .transport import burgers as burgers_solve
 
 
 def darcy_two_phase(rng: np.random.Generator, resolution: int = 32, grid_points: int = 29) -> dict:
@@ -41,32 +40,6 @@ def darcy_two_phase(rng: np.random.Generator, resolution: int = 32, grid_points:
             "params": {"f": 10.0, "values": [5.0, 10.0], "alpha": 2.0, "tau": 3.0, "grid_points": grid_points,
                        "high_fraction": float((a_grid == 10.0).mean())},
             "outputs": {"u": solution.fields["u"]}}
-
-
-def burgers(rng: np.random.Generator, resolution: int = 128, t_end: float = 1.0, n_times: int = 21) -> dict:
-    """u_t + u u_x = ν u_xx on (−1, 1), u(±1) = 0, t ∈ (0, 1] (DGNO's setting),
-    ν log-uniform in [0.02/π, 0.1/π] (mesh Reynolds number ≲ 2.5 at 128 cells); u₀ = a smooth Gaussian random field
-    (α = 2.5, τ = 5) times (1 − x²), scaled to max |u₀| uniform in [0.5, 1].
-
-    P1 with ``resolution`` cells, Crank–Nicolson with Newton and Δt chosen
-    so that the mesh Reynolds number stays small (Δt = t_end / (20·(n_times − 1))
-    at most). Returns inputs ``u0`` (n_points,), outputs ``u`` (T, n_points), ``times``."""
-    if resolution < 8:
-        raise InputError(f"resolution must be at least 8, got {resolution}")
-    mesh = Mesh.interval(int(resolution), -1.0, 1.0)
-    nu = float(10 ** rng.uniform(np.log10(0.02 / np.pi), np.log10(0.1 / np.pi)))
-    x = mesh.points[:, 0]
-    g = gaussian_random_field(rng, (4 * int(resolution),), alpha=2.5, tau=5.0, length=4.0)
-    # the field lives on a periodic box of length 4 ⊃ [−1, 1]: take the middle half
-    xs = np.linspace(-2.0, 2.0, g.size, endpoint=False)
-    u0 = np.interp(x, xs, g) * (1 - x ** 2)
-    u0 *= rng.uniform(0.5, 1.0) / max(float(np.abs(u0).max()), 1e-12)
-    every = 20
-    solution = burgers_solve(mesh, nu, initial=u0, t_end=t_end, dt=t_end / (every * (n_times - 1)), theta=0.5,
-                             save_every=every)
-    traj = solution.trajectory
-    return {"mesh": mesh, "inputs": {"u0": u0}, "params": {"nu": nu, "t_end": t_end},
-            "outputs": {"u": traj.fields["u"]}, "times": traj.times}
 
 
 def cavity(rng: np.random.Generator, resolution: int = 32, re_range: tuple[float, float] = (10.0, 100.0)) -> dict:
@@ -90,8 +63,7 @@ def cavity(rng: np.random.Generator, resolution: int = 32, re_range: tuple[float
 #: name -> generator, for ``graphfem generate``.
 GENERATORS: dict[str, Callable[..., dict]] = {
     "darcy-two-phase": darcy_two_phase,
-    "burgers": burgers,
     "cavity": cavity,
 }
 
-__all__ = ["GENERATORS", "burgers", "cavity", "darcy_two_phase"]
+__all__ = ["GENERATORS", "cavity", "darcy_two_phase"]

@@ -36,10 +36,10 @@ from graphfem.meshes import FESpace, Mesh
 from graphfem.meshes.errors import GraphfemError, InputError
 
 from .coefficients import Vector, scalar_node_dofs
-from .elasticity import external_load, lame, supports
+from .elasticity import BODY_FORCE, FIX, POISSONS_RATIO, TRACTION, YOUNGS_MODULUS, external_load, lame, supports
 from .linear_solvers import condense
-from .poisson import make_space
-from .problem import Problem, Solution
+from .poisson import ORDER, make_space
+from .problem import Option, Problem, Solution, register_problem
 
 
 def _kinematics(space: FESpace, u: np.ndarray):
@@ -180,14 +180,61 @@ def tangent_at_rest(space: FESpace, E: float = 1.0, nu: float = 0.3) -> sp.csr_m
     return tangent.assemble(space.basis, FinvT=FinvT, lnJ=lnJ, lam=lam, mu=mu).tocsr()
 
 
+@register_problem
 class NeoHookean(Problem):
-    """Neo-Hookean plane strain; parameters as in :func:`neo_hookean`."""
+    r"""Compressible neo-Hookean plane strain by load-stepped Newton; :func:`neo_hookean`.
 
-    name = "neo-hookean"
+    Options: E and ν (the plane-strain λ, μ of the small-strain limit), the
+    tags held in place, dead surface tractions by tag and a constant dead
+    body force (reference configuration), and the number of load steps.
+
+    Data sets (:meth:`sample`): the plate 1 × 0.5 of SPON's
+    ``spon-hyperelastic`` (8 × 4 squares split in two, refined once: 153
+    nodes) clamped on the left, under a tension traction t_x ∈ [0, 0.12],
+    t_y ∈ [−0.03, 0.03] on the right (a compressed slender plate buckles)
+    and a constant body force of up to 0.05 per component; E log-uniform in
+    [0.63, 1.6], ν uniform in [0.2, 0.4].
+    """
+
+    name = "hyperelastic"
     fields = {"displacement": "m"}
+    vector_fields = ("displacement",)
+    dims = (2,)
+    summary = "neo-Hookean plane-strain hyperelasticity div P(F) + b = 0"
+    options = (
+        YOUNGS_MODULUS,
+        POISSONS_RATIO,
+        FIX,
+        TRACTION,
+        BODY_FORCE,
+        Option("steps", "integer", 4, "Load steps (a step whose Newton iteration fails is halved).", role="setting"),
+        ORDER,
+    )
+    geometries = ("plate",)
+
+    def kwargs(self, params):
+        out = super().kwargs(params)
+        out["fixed"] = out.pop("fix")
+        return out
 
     def solve(self, mesh: Mesh | FESpace, **params) -> Solution:
         return neo_hookean(mesh, **params)
+
+    def report(self, solution: Solution) -> list[str]:
+        """The load steps and Newton iterations."""
+        info = solution.info
+        return [f"Newton: {len(info['load_factors'])} load steps ({info['halvings']} halvings), "
+                f"{info['newton_iterations']} iterations in all"]
+
+    def sample(self, rng: np.random.Generator, geometry: str | None = None):
+        geometry = geometry or "plate"
+        if geometry not in self.geometries:
+            raise InputError(f"hyperelastic: unknown geometry {geometry!r}; choose one of {', '.join(self.geometries)}")
+        mesh = Mesh.rectangle(8, 4, 0.0, 1.0, 0.0, 0.5).refined(1)
+        E = float(10 ** rng.uniform(-0.2, 0.2))  # with the loads below: displacements up to ~0.5
+        traction = [float(rng.uniform(0.0, 0.12)), float(rng.uniform(-0.03, 0.03))]
+        return mesh, {"E": E, "nu": float(rng.uniform(0.2, 0.4)), "fix": ["left"], "traction": {"right": traction},
+                      "body_force": rng.uniform(-0.05, 0.05, 2).tolist(), "steps": 2, "order": 1}
 
 
 __all__ = ["NeoHookean", "neo_hookean", "piola", "tangent_at_rest"]

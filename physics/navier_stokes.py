@@ -69,7 +69,8 @@ from graphfem.meshes import FESpace, Mesh, Trajectory
 from graphfem.meshes.errors import GraphfemError, InputError
 
 from .coefficients import constant, vector_at_quadrature
-from .problem import Problem, Solution
+from .options import expression, number, replace_columns, split_top_level
+from .problem import Features, Option, Problem, Solution, register_problem
 
 logger = logging.getLogger("graphfem.physics")
 
@@ -242,7 +243,79 @@ def parabolic_inflow(mesh: Mesh, tag: str, u_max: float) -> Callable[[np.ndarray
 
     profile.u_max = u_max  # type: ignore[attr-defined]
     profile.width = width  # type: ignore[attr-defined]
+    profile.normal = normal  # type: ignore[attr-defined]
     return profile
+
+
+def inflow_velocity(mesh: Mesh, tag: str, data: VelocityData, x: np.ndarray) -> np.ndarray:
+    """(2, k) the prescribed velocity ``data`` of ``tag`` (see :data:`VelocityData`) at points x (2, k)."""
+    if callable(data):
+        u = np.asarray(data(x), dtype=float)
+    elif np.ndim(data) == 0:
+        u = parabolic_inflow(mesh, tag, float(data))(x)
+    else:
+        v = np.asarray(data, dtype=float).reshape(-1)
+        if v.shape != (2,):
+            raise InputError(f"inflow on {tag!r}: a velocity needs 2 components, got {v.size}")
+        u = np.broadcast_to(v[:, None], x.shape)
+    if u.shape != x.shape or not np.isfinite(u).all():
+        raise InputError(f"inflow on {tag!r} must give 2 finite components at each point, got shape {u.shape}")
+    return u
+
+
+def inflow_options(pairs, mesh: Mesh, option: "Option | str" = "--inflow") -> dict[str, VelocityData]:
+    """Inflow velocities by tag from ``TAG=VALUE`` strings (or a mapping tag -> value).
+
+    VALUE is a number (the peak of the parabolic profile of
+    :func:`parabolic_inflow`), one expression in x, y (the speed along the
+    inward normal of a straight tag) or two comma-separated expressions (the
+    velocity components); mapping values may also be a (2,) vector or a
+    callable x (2, k) -> (2, k). ``"inlet=0.3"`` -> {"inlet": 0.3}.
+    ``option`` is the :class:`~graphfem.physics.problem.Option` (or its flag)
+    that errors name, so this is an ``Option.parse``.
+    """
+    flag = option if isinstance(option, str) else option.cli_flag
+    if isinstance(pairs, str):
+        pairs = [pairs]
+    if isinstance(pairs, Mapping):
+        items = [(str(tag), value) for tag, value in pairs.items()]
+    else:
+        items = []
+        for pair in pairs:
+            tag, sep, value = (part.strip() for part in str(pair).partition("="))
+            if not sep or not tag or not value:
+                raise InputError(f"{flag}: expected TAG=VALUE, got {pair!r}")
+            items.append((tag, value))
+    out: dict[str, VelocityData] = {}
+    for tag, value in items:
+        mesh.tag(tag)
+        where = f"{flag} {tag}"
+        if callable(value):
+            out[tag] = value
+        elif isinstance(value, str):
+            out[tag] = _inflow_text(value, mesh, tag, where)
+        elif np.ndim(value) == 0:
+            out[tag] = number(value, where)
+        else:
+            out[tag] = np.array([number(v, where) for v in np.ravel(value)])
+    return out
+
+
+def _inflow_text(text: str, mesh: Mesh, tag: str, where: str) -> VelocityData:
+    """One ``--inflow`` value: a peak speed, a normal speed expression or two component expressions."""
+    parts = [part.strip() for part in split_top_level(text)]
+    if len(parts) == 2:
+        fx, fy = (expression(part, where) for part in parts)
+        return lambda x: np.stack([fx(x), fy(x)])
+    if len(parts) != 1:
+        raise InputError(f"{where}: give a peak speed, one expression or two, got {text!r}")
+    try:
+        float(text)
+    except ValueError:
+        speed = expression(text, where)
+        normal = parabolic_inflow(mesh, tag, 1.0).normal  # the inward unit normal of the straight tag
+        return lambda x: normal[:, None] * speed(x)[None]
+    return number(text, where)
 
 
 @dataclass
@@ -267,18 +340,7 @@ def _boundary(th: TaylorHood, inflow: Mapping[str, VelocityData] | None, no_slip
             raise InputError(f"outflow tag {tag!r} must be a facet tag", mesh.source)
     for tag, data in (inflow or {}).items():
         dofs = th.scalar.dofs_on(tag)
-        x = th.scalar.dof_coordinates[dofs].T
-        if callable(data):
-            u = np.asarray(data(x), dtype=float)
-        elif np.ndim(data) == 0:
-            u = parabolic_inflow(mesh, tag, float(data))(x)
-        else:
-            v = np.asarray(data, dtype=float).reshape(-1)
-            if v.shape != (2,):
-                raise InputError(f"inflow on {tag!r}: a velocity needs 2 components, got {v.size}")
-            u = np.broadcast_to(v[:, None], x.shape)
-        if u.shape != x.shape or not np.isfinite(u).all():
-            raise InputError(f"inflow on {tag!r} must give 2 finite components at each point, got shape {u.shape}")
+        u = inflow_velocity(mesh, tag, data, th.scalar.dof_coordinates[dofs].T)
         values[2 * dofs], values[2 * dofs + 1] = u[0], u[1]
         fixed[dofs] = True
     for tag in no_slip:
@@ -830,6 +892,13 @@ def kovasznay(Re: float = 40.0) -> tuple[Callable, Callable, float]:
 
 
 # ---------------------------------------------------------------------- dataset generator
+def random_cylinder(rng: np.random.Generator) -> tuple[tuple[float, float], float, float]:
+    """A random cylinder in the DFG channel and inflow peak: ((cx, cy), r, U) with
+    cx ∈ [0.15, 0.35], cy ∈ [0.15, 0.26], r ∈ [0.03, 0.06], U ∈ [0.1, 0.45]."""
+    cx, cy = float(rng.uniform(0.15, 0.35)), float(rng.uniform(0.15, 0.26))
+    return (cx, cy), float(rng.uniform(0.03, 0.06)), float(rng.uniform(0.1, 0.45))
+
+
 def generate_cylinder_flow(rng: np.random.Generator, resolution: int = 48) -> tuple[Mesh, dict, dict]:
     """One steady flow past a randomly placed and sized cylinder in the DFG channel.
 
@@ -845,8 +914,8 @@ def generate_cylinder_flow(rng: np.random.Generator, resolution: int = 48) -> tu
     """
     from .channel import channel_mesh
 
-    cx, cy = float(rng.uniform(0.15, 0.35)), float(rng.uniform(0.15, 0.26))
-    r, u_max, nu = float(rng.uniform(0.03, 0.06)), float(rng.uniform(0.1, 0.45)), 1e-3
+    (cx, cy), r, u_max = random_cylinder(rng)
+    nu = 1e-3
     resolution = int(8 * max(2, round(resolution / 8)))
     mesh = channel_mesh(resolution, order=1, centre=(cx, cy), radius=r)
     sol = navier_stokes(mesh, nu=nu, **dfg_setup(u_max))
@@ -859,28 +928,156 @@ def generate_cylinder_flow(rng: np.random.Generator, resolution: int = 48) -> tu
 
 
 # ---------------------------------------------------------------------- problems
-class Stokes(Problem):
-    """−νΔu + ∇p = f, ∇·u = 0; parameters as in :func:`stokes`."""
+def _obstacle(raw, mesh: Mesh, option: Option) -> str:
+    """The one tag of ``--obstacle``, checked against the mesh."""
+    names = [raw] if isinstance(raw, str) else [str(name) for name in raw]
+    if len(names) != 1:
+        raise InputError(f"{option.cli_flag}: give one tag, got {', '.join(names) or 'none'}")
+    mesh.tag(names[0])
+    return names[0]
+
+
+#: the options of the steady flows; :class:`NavierStokes` adds the time stepping
+FLOW_OPTIONS = (
+    Option("inflow", "tag-values", None, "TAG=UMAX (parabolic profile with peak UMAX along the inward normal of a "
+           "straight tag), TAG=EXPR (speed along that normal) or TAG=EXPR,EXPR (the velocity).",
+           parse=inflow_options),
+    Option("no_slip", "tags", None, "Tag with u = 0 (repeatable)."),
+    Option("outflow", "tags", None, "Tag with the do-nothing condition nu du/dn - p n = 0 (repeatable)."),
+    Option("nu", "number", None, "Kinematic viscosity nu > 0.", required=True),
+    Option("obstacle", "tags", None, "Tag whose drag and lift are printed.", role="setting", parse=_obstacle),
+    Option("u_mean", "number", None, "Reference velocity of c_D, c_L (default 2/3 of the parabolic peak).",
+           role="setting"),
+    Option("length", "number", None, "Reference length of c_D, c_L (default: the obstacle's extent across the "
+           "flow).", role="setting"),
+)
+FLOW_SOLVER = Option("solver", "choice", "auto", "Linear solver: auto, direct or iterative.", role="setting",
+                     choices=("auto", "direct", "iterative"))
+
+
+class _Flow(Problem):
+    """What Stokes and Navier–Stokes share: Taylor–Hood on 2D meshes, the
+    boundary options, the force report and the inflow encoding.
+
+    Data sets (:meth:`sample`): the DFG channel 2.2 × 0.41 of
+    :func:`graphfem.physics.channel.channel_mesh` with a random cylinder
+    (:func:`random_cylinder`), 16, 24 or 32 straight cells around it (130 to
+    450 nodes), a parabolic inflow of peak U ∈ [0.1, 0.45], ν log-uniform in
+    [10⁻³, 10⁻²] (Re = (2U/3)(2r)/ν ∈ [0.4, 36], steady), no slip on the
+    walls and the cylinder, do-nothing outflow.
+    """
+
+    fields = {"velocity": "m/s", "pressure": "m^2/s^2"}
+    vector_fields = ("velocity",)
+    dims = (2,)
+    geometries = ("channel",)
+
+    def _solved(self, solution: FlowSolution, obstacle: str | None, u_mean: float | None, length: float | None,
+                inflow) -> FlowSolution:
+        """``solution`` with ``info["obstacle"]``: the force F on ``obstacle``
+        (the last one recorded, for a time series) and the reference velocity
+        and length of c = 2F/(ū²L): by default 2/3 of the first parabolic peak
+        and the obstacle's extent in y."""
+        if obstacle is None:
+            return solution
+        info = solution.info
+        force = info["forces"][-1, 1:] if "forces" in info else solution.forces(obstacle)
+        if u_mean is None:
+            peaks = [v for v in (inflow or {}).values() if isinstance(v, float)]
+            u_mean = 2.0 * peaks[0] / 3.0 if peaks else None
+        if length is None:
+            nodes = solution.mesh.points[solution.mesh.tag_nodes(obstacle)]
+            length = float(np.ptp(nodes[:, 1])) if len(nodes) else None
+        info["obstacle"] = {"tag": obstacle, "force": tuple(float(f) for f in force), "u_mean": u_mean,
+                            "length": length}
+        return solution
+
+    def report(self, solution: Solution) -> list[str]:
+        """The discretisation, the Newton history and the forces on the obstacle."""
+        info = solution.info
+        lines = [f"Taylor-Hood P2-P1: {info['dofs']} dofs ({info['n']} free), {info['method']} linear solver"]
+        for h in info.get("newton", []):
+            lines.append(f"  Newton {h['iteration']}: residual {h['residual']:.3e}"
+                         + (f", step {h['step']:g}" if h["step"] else "")
+                         + (f", {h['linear_iterations']} linear iterations" if h["linear_iterations"] else ""))
+        if "obstacle" in info:
+            ob = info["obstacle"]
+            (fx, fy), u_mean, length = ob["force"], ob["u_mean"], ob["length"]
+            lines.append(f"force on {ob['tag']}: F_x = {fx:.6e}, F_y = {fy:.6e}")
+            if u_mean and length:
+                scale = 2.0 / (u_mean ** 2 * length)
+                lines.append(f"c_D = {scale * fx:.5f}, c_L = {scale * fy:.5f} (mean velocity {u_mean:g}, "
+                             f"length {length:g})")
+        return lines
+
+    def features(self, mesh: Mesh, params) -> Features:
+        """The generic encoding with the inflow as a mask of its nodes and the velocity (2 columns) there."""
+        tags = {name: params.get(name) or [] for name in ("no_slip", "outflow")}
+        generic = super().features(mesh, {**params, **tags, "inflow": None})
+        mask, velocity = np.zeros(mesh.n_points), np.zeros((mesh.n_points, 2))
+        for tag, data in (params.get("inflow") or {}).items():
+            nodes = mesh.tag_nodes(tag)
+            mask[nodes] = 1.0
+            velocity[nodes] = inflow_velocity(mesh, tag, data, mesh.points[nodes].T).T
+        return replace_columns(generic, "inflow", {"inflow:mask": mask, "inflow": velocity})
+
+    def sample(self, rng: np.random.Generator, geometry: str | None = None):
+        from .channel import channel_mesh
+
+        geometry = geometry or "channel"
+        if geometry not in self.geometries:
+            raise InputError(f"{self.name}: unknown geometry {geometry!r}; choose one of {', '.join(self.geometries)}")
+        centre, radius, u_max = random_cylinder(rng)
+        mesh = channel_mesh(8 * int(rng.integers(2, 5)), order=1, centre=centre, radius=radius)
+        return mesh, {"nu": float(10 ** rng.uniform(-3, -2)), **dfg_setup(u_max)}
+
+
+@register_problem
+class Stokes(_Flow):
+    r"""Stokes flow −νΔu + ∇p = 0, ∇·u = 0 (Taylor–Hood P2–P1); :func:`stokes`.
+
+    Options: inflow velocities, no-slip and do-nothing outflow tags, ν, and
+    the obstacle whose force (and c_D, c_L) the report gives.
+    """
 
     name = "stokes"
-    fields = {"velocity": "m/s", "pressure": "m^2/s^2"}
+    summary = "Stokes flow -nu lap u + grad p = 0, div u = 0"
+    options = FLOW_OPTIONS + (FLOW_SOLVER,)
 
-    def solve(self, mesh: Mesh, **params) -> FlowSolution:
-        return stokes(mesh, **params)
+    def solve(self, mesh: Mesh, obstacle: str | None = None, u_mean: float | None = None,
+              length: float | None = None, **params) -> FlowSolution:
+        return self._solved(stokes(mesh, **params), obstacle, u_mean, length, params.get("inflow"))
 
 
-class NavierStokes(Problem):
-    """Steady incompressible Navier–Stokes (Newton); parameters as in :func:`navier_stokes`;
-    with ``t_end`` and ``dt``, the transient problem of :func:`navier_stokes_transient`."""
+@register_problem
+class NavierStokes(_Flow):
+    r"""Incompressible Navier–Stokes −νΔu + (u·∇)u + ∇p = 0, ∇·u = 0 (Taylor–Hood):
+    steady by Newton (:func:`navier_stokes`), or with ``t_end`` and ``dt`` by
+    BDF2 from the Stokes flow (:func:`navier_stokes_transient`).
+
+    Options: those of :class:`Stokes`, and the final time, step and save interval.
+    """
 
     name = "navier-stokes"
-    fields = {"velocity": "m/s", "pressure": "m^2/s^2"}
+    summary = "incompressible Navier-Stokes (u.grad)u - nu lap u + grad p = 0, div u = 0"
+    options = FLOW_OPTIONS + (
+        Option("t_end", "number", None, "Final time: transient BDF2 (omit for the steady flow).", role="time"),
+        Option("dt", "number", None, "Time step of the transient run.", role="time"),
+        Option("save_every", "integer", None, "Keep every k-th step (transient; default 1).", role="time"),
+        FLOW_SOLVER,
+    )
 
-    def solve(self, mesh: Mesh, **params) -> FlowSolution:
+    def check(self, mesh: Mesh, params: dict) -> None:
+        if (params["t_end"] is None) != (params["dt"] is None):
+            raise InputError("a transient run needs both --t-end and --dt")
+
+    def is_transient(self, params) -> bool:
+        return params.get("t_end") is not None
+
+    def solve(self, mesh: Mesh, obstacle: str | None = None, u_mean: float | None = None,
+              length: float | None = None, **params) -> FlowSolution:
         if "t_end" in params:
-            return navier_stokes_transient(mesh, **params)
-        return navier_stokes(mesh, **params)
-
-    def sample_params(self, rng: np.random.Generator) -> dict:
-        """DFG-channel boundary data with a random inflow peak in [0.1, 0.45] and ν = 10⁻³."""
-        return {"nu": 1e-3, **dfg_setup(float(rng.uniform(0.1, 0.45)))}
+            solution = navier_stokes_transient(mesh, obstacle=obstacle, **params)
+        else:
+            solution = navier_stokes(mesh, **params)
+        return self._solved(solution, obstacle, u_mean, length, params.get("inflow"))

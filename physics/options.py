@@ -6,17 +6,22 @@ A coefficient given on the command line is one of
 * an expression in the coordinates x, y, z with numpy functions:
   ``--source "sin(pi*x)*sin(pi*y)"``.
 Boundary conditions are ``TAG=VALUE`` pairs, VALUE being a number or an
-expression; vectors are comma-separated: ``--traction right=0,-1``.
+expression; vectors are comma-separated: ``--traction right=0,-1``, and a
+vector field is one number or expression per component:
+``--velocity "-(y-0.5),x-0.5"``.
 """
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from graphfem.meshes import Mesh
 from graphfem.meshes.errors import InputError
+
+if TYPE_CHECKING:
+    from .problem import Features, Option
 
 _NAMESPACE = {name: getattr(np, name) for name in (
     "sin", "cos", "tan", "exp", "log", "sqrt", "abs", "tanh", "sinh", "cosh", "arctan", "arctan2", "where",
@@ -146,6 +151,75 @@ def vector(text: str | None, components: int, option: str) -> np.ndarray | None:
     if len(values) != components or not np.isfinite(values).all():
         raise InputError(f"{option}: expected {components} finite comma-separated numbers, got {text!r}")
     return values
+
+
+def split_top_level(text: str) -> list[str]:
+    """Split at commas outside parentheses: ``"maximum(x,0),y"`` -> ``["maximum(x,0)", "y"]``."""
+    parts, depth, current = [], 0, ""
+    for ch in text:
+        depth += ch == "("
+        depth -= ch == ")"
+        if ch == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += ch
+    return parts + [current]
+
+
+def vector_field(value: Any, mesh: Mesh, option: "Option | str"):
+    """A vector field b(x) with one component per space dimension.
+
+    ``"1,0.5"`` (numbers) gives an array (dim,); comma-separated expressions in
+    x, y, z (``"-(y-0.5),x-0.5"``, commas inside parentheses kept) give a
+    callable b(x), x (dim, ...) -> (dim, ...). Python values are a callable,
+    or a sequence of dim numbers or expression strings. Mesh fields are
+    refused. ``option`` is the :class:`~graphfem.physics.problem.Option` (or
+    its flag) that errors name, so this is an ``Option.parse``.
+    """
+    flag = option if isinstance(option, str) else option.cli_flag
+    if callable(value):
+        return value
+    parts = split_top_level(value) if isinstance(value, str) else list(np.ravel(np.asarray(value, dtype=object)))
+    if len(parts) != mesh.dim or any(isinstance(p, str) and not p.strip() for p in parts):
+        raise InputError(f"{flag}: expected {mesh.dim} comma-separated components, got {value!r}")
+    comps = [coefficient(p.strip(), mesh, f"{flag} component {i + 1}", 0.0) if isinstance(p, str)
+             else number(p, f"{flag} component {i + 1}") for i, p in enumerate(parts)]
+    if any(isinstance(c, np.ndarray) for c in comps):
+        raise InputError(f"{flag}: components must be numbers or expressions, not mesh fields")
+    if not any(callable(c) for c in comps):
+        return np.array(comps)
+
+    def field(x: np.ndarray) -> np.ndarray:
+        return np.stack([np.broadcast_to(c(x) if callable(c) else c, np.shape(x[0])) for c in comps])
+
+    return field
+
+
+def replace_columns(features: "Features", option: str, columns: Mapping[str, np.ndarray]) -> "Features":
+    """``features`` with the columns of ``option`` (named ``option``,
+    ``option[k]`` or ``option:...``) replaced, in place, by ``columns``: name ->
+    (n,) or (n, c) values (c > 1 named ``name[k]``). For options whose values
+    the generic encoding of :meth:`~graphfem.physics.problem.Problem.features`
+    cannot hold: encode the rest generically, then swap these columns in."""
+    from dataclasses import replace
+
+    mine = [i for i, name in enumerate(features.names)
+            if name == option or name.startswith((option + "[", option + ":"))]
+    if not mine:
+        raise ValueError(f"the features have no columns of option {option!r}")
+    n = features.x.shape[0]
+    names, values = [], []
+    for name, value in columns.items():
+        value = np.asarray(value, dtype=float).reshape(n, -1)
+        names += [name] if value.shape[1] == 1 else [f"{name}[{k}]" for k in range(value.shape[1])]
+        values.append(value)
+    keep = [i for i in range(len(features.names)) if i not in mine]
+    at = mine[0]
+    before, after = [i for i in keep if i < at], [i for i in keep if i > at]
+    x = np.concatenate([features.x[:, before], *values, features.x[:, after]], axis=1)
+    names = [features.names[i] for i in before] + names + [features.names[i] for i in after]
+    return replace(features, x=x, names=names)
 
 
 def poisson_options(mesh: Mesh, kappa: str | None = None, source: str | None = None,

@@ -194,7 +194,7 @@ def _robin_pairs(raw, mesh: Mesh, option) -> dict:
 
 
 ORDER = Option("order", "integer", None, "Polynomial order 1 or 2 (default: P1 on linear, P2 on quadratic cells).",
-               role="setting")
+               role="setting", choices=("1", "2"))
 SOLVER = Option("solver", "choice", "auto", "Linear solver: auto, direct, amg or cg.", role="setting",
                 choices=("auto", "direct", "amg", "cg"))
 

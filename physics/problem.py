@@ -144,7 +144,10 @@ class Option:
         if self.kind == "number":
             return parse.number(raw, flag)
         if self.kind == "integer":
-            return parse.integer(raw, flag)
+            value = parse.integer(raw, flag)
+            if self.choices and str(value) not in self.choices:
+                raise InputError(f"{flag} must be {' or '.join(self.choices)}, got {value}")
+            return value
         if self.kind == "choice":
             if raw not in self.choices:
                 raise InputError(f"{flag} must be one of {', '.join(self.choices)}, got {raw!r}")
@@ -348,7 +351,7 @@ class Problem:
                 width = 0 if opt.kind == "tags" else (1 if opt.kind == "tag-values" else opt.components or mesh.dim)
                 mask = np.zeros(n)
                 vals = np.zeros((n, max(width, 1)))
-                items = {t: None for t in value} if opt.kind == "tags" else dict(value or {})
+                items = {t: None for t in (value or ())} if opt.kind == "tags" else dict(value or {})
                 for tag, v in items.items():
                     nodes = mesh.tag_nodes(tag)
                     mask[nodes] = 1.0

@@ -43,8 +43,10 @@ from graphfem.meshes.errors import GraphfemError, InputError
 
 from .coefficients import Scalar, at_points, at_quadrature, constant, nodal_dofs, vector_at_quadrature
 from .linear_solvers import LinearSolver, condense
-from .poisson import boundary_terms, diffusion_matrix, load_vector, make_space, nodal_values
-from .problem import Problem, Solution
+from .heat import DIRICHLET, DT, INITIAL, KAPPA, NEUMANN, SAVE_EVERY, SOURCE, T_END, THETA, check_theta, gaussian_bumps
+from .options import field_value, replace_columns, tag_values, vector_field
+from .poisson import ORDER, boundary_terms, diffusion_matrix, load_vector, make_space, nodal_values
+from .problem import Features, Option, Problem, Solution, at_nodes, register_problem
 
 logger = logging.getLogger("graphfem.physics")
 
@@ -431,25 +433,187 @@ def burgers_cole_hopf(x: np.ndarray, t: float, nu: float, points: int = 4001) ->
     return -(w * s).sum(axis=-1) / (t * w.sum(axis=-1))
 
 
+@register_problem
 class AdvectionDiffusion(Problem):
-    """∂u/∂t + b·∇u − κΔu = f with SUPG; parameters as in :func:`advection_diffusion`."""
+    r"""b·∇u − κΔu = f, or ∂u/∂t + b·∇u − κΔu = f with ``t_end`` and ``dt``, SUPG
+    where the cell Péclet number exceeds 1; :func:`advection_diffusion`.
+
+    Options: the velocity b (a vector, or one expression per component), κ,
+    f and u₀, Dirichlet values and fluxes κ ∂u/∂n by tag (none at all: u = 0
+    on the boundary), the time stepping (steady without ``t_end``) and the
+    stabilisation. Model inputs add b at the nodes to the generic encoding.
+
+    Data sets (:meth:`sample`): a random 2D domain, a uniform velocity of
+    random direction and speed in [0.5, 2] or a rigid rotation about the
+    centre of the bounding box with angular speed up to 4, κ log-uniform in
+    [0.005, 0.05] (cell Péclet numbers from about 0.3 to 20), u₀ one or two
+    Gaussian bumps, u = 0 on the boundary; t_end = 0.2 and Δt = 0.02 for
+    every sample, so a surrogate learns one step.
+    """
 
     name = "advection-diffusion"
     fields = {"u": "1"}
+    summary = "advection-diffusion du/dt + b.grad u - kappa lap u = f"
+    options = (
+        Option("velocity", "vector", None, "Velocity b: dim comma-separated numbers or expressions in x, y, z, "
+               "e.g. 1,0.", required=True, parse=vector_field),
+        KAPPA,
+        SOURCE,
+        INITIAL,
+        Option("t_end", "number", None, "Final time; omit for the steady problem.", role="time"),
+        Option("dt", "number", None, "Time step (with --t-end).", role="time"),
+        THETA,
+        DIRICHLET,
+        NEUMANN,
+        Option("stabilization", "choice", "auto", "auto (SUPG where the cell Peclet number > 1), supg or none.",
+               role="setting", choices=STABILIZATIONS),
+        SAVE_EVERY,
+        ORDER,
+    )
+    geometries = ("mixed", "deformed", "perforated", "polygon", "lshape")
+
+    def check(self, mesh: Mesh, params: dict) -> None:
+        if params["t_end"] is not None and params["dt"] is None:
+            raise InputError("--t-end needs --dt")
+        check_theta(params["theta"])
+
+    def is_transient(self, params) -> bool:
+        return params.get("t_end") is not None
+
+    def kwargs(self, params):
+        out = super().kwargs(params)
+        out["f"] = out.pop("source")
+        return out
 
     def solve(self, mesh: Mesh | FESpace, **params) -> Solution:
         return advection_diffusion(mesh, **params)
 
+    def report(self, solution: Solution) -> list[str]:
+        """The largest cell Péclet number, the stabilisation used and the linear solver."""
+        info = solution.info
+        return [f"cell Péclet number up to {info['peclet_max']:.3g}; stabilization: {info['stabilization']}",
+                *super().report(solution)]
 
+    def features(self, mesh: Mesh, params) -> Features:
+        """The generic encoding with the velocity b (dim columns) at the nodes."""
+        generic = super().features(mesh, {**params, "velocity": np.zeros(mesh.dim)})
+        return replace_columns(generic, "velocity", {"velocity": at_nodes(params["velocity"], mesh, "velocity")})
+
+    def sample(self, rng: np.random.Generator, geometry: str | None = None):
+        from .geometries import random_domain
+
+        geometry = geometry or "mixed"
+        if geometry not in self.geometries:
+            raise InputError(f"advection-diffusion: unknown geometry {geometry!r}; choose one of "
+                             f"{', '.join(self.geometries)}")
+        mesh = random_domain(geometry, rng)
+        if rng.random() < 0.5:
+            angle, speed = rng.uniform(0, 2 * np.pi), rng.uniform(0.5, 2.0)
+            velocity = [float(speed * np.cos(angle)), float(speed * np.sin(angle))]
+        else:  # rigid rotation about the centre of the bounding box
+            (cx, cy), omega = mesh.points.min(axis=0) / 2 + mesh.points.max(axis=0) / 2, rng.uniform(-4, 4)
+            velocity = f"{-omega:.4g}*(y-{cy:.4g}),{omega:.4g}*(x-{cx:.4g})"
+        raw = {"velocity": velocity, "kappa": float(10 ** rng.uniform(np.log10(0.005), np.log10(0.05))),
+               "initial": gaussian_bumps(rng, int(rng.integers(1, 3)), width=(0.06, 0.15)),
+               "t_end": 0.2, "dt": 0.02, "order": 1}
+        return mesh, raw
+
+
+def random_burgers_initial(rng: np.random.Generator, mesh: Mesh) -> np.ndarray:
+    """A random u₀ on a 1D mesh of (−1, 1) with u₀(±1) = 0 (DGNO's Burgers data):
+    a Gaussian random field (α = 2.5, τ = 5) on the periodic box (−2, 2) ⊃ (−1, 1)
+    with 4 points per mesh cell, times (1 − x²), scaled to max |u₀| uniform in
+    [0.5, 1]. Returns (n_points,) nodal values."""
+    from .darcy import gaussian_random_field
+
+    x = mesh.points[:, 0]
+    g = gaussian_random_field(rng, (4 * mesh.n_cells,), alpha=2.5, tau=5.0, length=4.0)
+    u0 = np.interp(x, np.linspace(-2.0, 2.0, g.size, endpoint=False), g) * (1 - x ** 2)
+    return u0 * rng.uniform(0.5, 1.0) / max(float(np.abs(u0).max()), 1e-12)
+
+
+def _burgers_initial(raw, mesh: Mesh, option: Option):
+    """u₀: in 1D a number, mesh field or expression; in 2D/3D a vector field."""
+    return field_value(raw, mesh, option.cli_flag) if mesh.dim == 1 else vector_field(raw, mesh, option)
+
+
+def _burgers_dirichlet(raw, mesh: Mesh, option: Option) -> dict:
+    """TAG=VALUE pairs in 1D (a number or an expression), TAG=VX,VY[,VZ] in 2D/3D."""
+    return tag_values(raw, option.cli_flag, mesh, components=None if mesh.dim == 1 else mesh.dim)
+
+
+@register_problem
 class Burgers(Problem):
-    """∂u/∂t + (u·∇)u = νΔu; parameters as in :func:`burgers`."""
+    r"""Viscous Burgers ∂u/∂t + (u·∇)u = νΔu, u a scalar in 1D and a vector in
+    2D/3D, by the θ-scheme with Newton or Picard per step; :func:`burgers`.
+
+    Options: ν, u₀ (in 1D a number, mesh field or expression, in 2D/3D one
+    number or expression per component), the time stepping, Dirichlet values
+    by tag (none at all: u = 0 on the boundary) and the nonlinear method.
+
+    Data sets (:meth:`sample`): DGNO's setting of
+    :func:`graphfem.physics.generators.burgers` on (−1, 1) with 128 cells
+    (mesh Reynolds number ≲ 2.5): ν log-uniform in [0.02/π, 0.1/π], u₀ of
+    :func:`random_burgers_initial`, u(±1) = 0; t_end = 0.5 and Δt = 0.01
+    for every sample.
+    """
 
     name = "burgers"
     fields = {"u": "1"}
+    vector_fields = ("u",)
+    summary = "viscous Burgers du/dt + (u.grad)u = nu lap u"
+    options = (
+        Option("nu", "number", None, "Viscosity nu > 0.", required=True),
+        Option("initial", "field", None, "u0: 1D a number, mesh field or expression; 2D/3D dim comma-separated "
+               "numbers or expressions.", required=True, parse=_burgers_initial),
+        T_END,
+        DT,
+        THETA,
+        Option("dirichlet", "tag-vectors", None, "TAG=VALUE (1D) or TAG=VX,VY[,VZ] (repeatable); with none, "
+               "u = 0 on the whole boundary.", parse=_burgers_dirichlet),
+        Option("method", "choice", "newton", "Nonlinear iteration per step: newton or picard.", role="setting",
+               choices=("newton", "picard")),
+        SAVE_EVERY,
+        ORDER,
+    )
+    geometries = ("interval",)
+
+    def check(self, mesh: Mesh, params: dict) -> None:
+        check_theta(params["theta"])
+
+    def is_transient(self, params) -> bool:
+        return True
 
     def solve(self, mesh: Mesh | FESpace, **params) -> Solution:
         return burgers(mesh, **params)
 
+    def report(self, solution: Solution) -> list[str]:
+        """The steps and the nonlinear iterations per step."""
+        info = solution.info
+        its = info["iterations"]
+        return [f"{info['method']}: {info['steps']} steps, {min(its)}-{max(its)} iterations per step, "
+                f"final residual {info['residuals'][-1]:.2e}"]
+
+    def features(self, mesh: Mesh, params) -> Features:
+        """The generic encoding, with Dirichlet values (numbers, expressions or vectors) at their nodes."""
+        generic = super().features(mesh, {**params, "dirichlet": None})
+        mask, values = np.zeros(mesh.n_points), np.zeros((mesh.n_points, mesh.dim))
+        for tag, value in (params.get("dirichlet") or {}).items():
+            nodes = mesh.tag_nodes(tag)
+            mask[nodes] = 1.0
+            values[nodes] = at_nodes(value, mesh, f"dirichlet {tag}").reshape(mesh.n_points, -1)[nodes]
+        return replace_columns(generic, "dirichlet", {"dirichlet:mask": mask, "dirichlet": values})
+
+    def sample(self, rng: np.random.Generator, geometry: str | None = None, resolution: int = 128):
+        geometry = geometry or "interval"
+        if geometry not in self.geometries:
+            raise InputError(f"burgers: unknown geometry {geometry!r}; choose one of {', '.join(self.geometries)}")
+        if resolution < 8:
+            raise InputError(f"resolution must be at least 8, got {resolution}")
+        mesh = Mesh.interval(int(resolution), -1.0, 1.0)
+        nu = float(10 ** rng.uniform(np.log10(0.02 / np.pi), np.log10(0.1 / np.pi)))
+        return mesh, {"nu": nu, "initial": random_burgers_initial(rng, mesh), "t_end": 0.5, "dt": 0.01, "order": 1}
+
 
 __all__ = ["AdvectionDiffusion", "Burgers", "STABILIZATIONS", "advection_diffusion", "advection_matrices",
-           "burgers", "burgers_cole_hopf", "supg_parameters", "travelling_gaussian"]
+           "burgers", "burgers_cole_hopf", "random_burgers_initial", "supg_parameters", "travelling_gaussian"]

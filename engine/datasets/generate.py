@@ -3,7 +3,7 @@
 * every registered problem (:func:`graphfem.physics.problem.problems`):
   ``Problem.sample(rng)`` draws a mesh and options, ``Problem.run`` solves;
 * the data families of :data:`graphfem.physics.generators.GENERATORS`
-  (``darcy-two-phase``, ``burgers``, ``cavity``), ``cylinder-flow`` and
+  (``darcy-two-phase``, ``cavity``), ``cylinder-flow`` and
   SPON's ``spon-poisson``, ``spon-hyperelastic``, ``spon-flow`` (which also
   store each sample's coarse mesh and FE coefficients);
 * ``mpm``: MLS-MPM particle trajectories (GIOROM's data; ``--material``).
@@ -36,7 +36,9 @@ def _cylinder_flow(rng: np.random.Generator, resolution: int = 48) -> dict:
     from graphfem.physics.navier_stokes import generate_cylinder_flow
 
     mesh, params, fields = generate_cylinder_flow(rng, resolution)
-    return {"mesh": mesh, "inputs": {}, "params": params, "outputs": fields}
+    options = {"inflow": {"inlet": params["u_max"]}, "no_slip": ["walls", "cylinder"], "outflow": ["outlet"],
+               "nu": params["nu"]}  # the navier-stokes options that reproduce the sample
+    return {"mesh": mesh, "inputs": {}, "params": {**params, **options}, "outputs": fields}
 
 
 def families() -> dict[str, Callable[..., dict]]:
@@ -133,6 +135,9 @@ def simulate(kind: str, name: str, geometry: str | None, resolution: int | None,
                       times=np.asarray(solution.trajectory.times))
     else:
         sample["outputs"] = {k: np.asarray(v) for k, v in solution.fields.items()}
+    kept = getattr(problem, "stored_dofs", ())  # problems whose families need the FE coefficients (rve)
+    if kept:
+        sample["dofs"] = {k: np.asarray(solution.dofs[k]) for k in kept}
     return sample
 
 
@@ -211,14 +216,15 @@ def _merge_ranks(out: Path, n: int, rank: int, world: int) -> None:
 
 
 def write_sample(group, sample: dict) -> None:
-    """One sample dict (``mesh`` or ``grid``, ``inputs``, ``params``, ``outputs``, ``times``) into ``group``."""
+    """One sample dict (``mesh`` or ``grid``, ``inputs``, ``params``, ``outputs``, ``dofs``, ``times``)
+    into ``group``."""
     mesh: Mesh | None = sample.get("mesh")
     if mesh is not None:
         write_mesh(group, "mesh", mesh)
     grid: Grid | None = sample.get("grid")
     if grid is not None:
         group.attrs.update({"grid_shape": grid.shape, "grid_lower": grid.lower, "grid_upper": grid.upper})
-    for section in ("inputs", "outputs"):
+    for section in ("inputs", "outputs", "dofs"):
         for key, value in sample.get(section, {}).items():
             group.create_dataset(f"{section}/{key}", data=np.asarray(value))
     if sample.get("times") is not None:

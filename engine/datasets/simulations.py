@@ -11,6 +11,8 @@ every problem and data family; read by every model family::
                             (particle data: no mesh, positions in outputs/x (T, N, d))
         inputs/<name>       array-valued options and input fields (point or cell values)
         outputs/<name>      the reference fields at the nodes: (n,) / (n, c), or (T, n) / (T, n, c)
+        dofs/<name>         FE coefficient vectors of outputs, where the problem keeps them
+                            (``Problem.stored_dofs``: rve's fluctuation) or the family does (SPON)
         times               (T,) for time series
 
 Grid families store the attributes ``grid_shape``, ``grid_lower``,
@@ -39,7 +41,7 @@ from graphfem.meshes.errors import GraphfemError
 
 #: data families stored under another name than the problem they solve: name -> (problem, renamed inputs)
 ALIASES = {"darcy-two-phase": ("darcy", {}), "spon-poisson": ("poisson", {}),
-           "cylinder-flow": ("navier-stokes", {}), "burgers": ("burgers", {"u0": "initial"})}
+           "cylinder-flow": ("navier-stokes", {})}
 
 
 @dataclass
@@ -56,6 +58,7 @@ class Sample:
         params: the group's ``params`` JSON (options and provenance).
         inputs: every stored input array.
         provenance: the group's attributes.
+        dofs: the stored FE coefficient vectors (``dofs/``), name -> (n_dofs,).
     """
 
     name: str
@@ -66,6 +69,7 @@ class Sample:
     params: dict[str, Any]
     inputs: dict[str, np.ndarray] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
+    dofs: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def read_mesh(group, prefix: str, source: str) -> Mesh:
@@ -161,12 +165,13 @@ class SimulationData:
             inputs = {k: d[()] for k, d in g["inputs"].items()} if "inputs" in g else {}
             fields = {k: d[()] for k, d in g["outputs"].items()} if "outputs" in g else {}
             times = g["times"][()] if "times" in g else None
+            dofs = {k: d[()] for k, d in g["dofs"].items()} if "dofs" in g else {}
             prov = {k: (v.item() if hasattr(v, "item") else v) for k, v in g.attrs.items()}
         except GraphfemError:
             raise
         except Exception as exc:
             raise GraphfemError(f"group {name!r} cannot be read: {' '.join(str(exc).split())}", self.path) from None
-        return Sample(name, mesh, self._options(params, inputs), fields, times, params, inputs, prov)
+        return Sample(name, mesh, self._options(params, inputs), fields, times, params, inputs, prov, dofs)
 
     def _options(self, params: dict, inputs: dict) -> dict[str, Any]:
         """The stored values of the problem's options (params and inputs named like them)."""
@@ -208,14 +213,14 @@ def check_group(h5, name: str, problem: str) -> str | None:
             if not np.isfinite(g["mesh/points"][()]).all():
                 return "mesh/points holds NaN or infinite values"
         T = g["times"].shape[0] if "times" in g else None
-        for section in ("inputs", "outputs"):
+        for section in ("inputs", "outputs", "dofs"):
             for key, d in (g[section].items() if section in g else ()):
                 if d.dtype.kind not in "biuf":
                     return f"{section}/{key} holds {d.dtype} values, not numbers"
                 values = d[()]
                 if not np.isfinite(values).all():
                     return f"{section}/{key} holds NaN or infinite values"
-                if n is None or key.endswith("_grid") or key.endswith("_faces"):
+                if n is None or section == "dofs" or key.endswith("_grid") or key.endswith("_faces"):
                     continue
                 lead = values.shape[:2] if section == "outputs" and T is not None else values.shape[:1]
                 if section == "outputs":

@@ -38,7 +38,9 @@ class PhaseConfig:
     batches, linear warm-up for ``warmup_steps`` then cosine decay to
     ``min_lr_ratio * lr``, gradient clipping at ``clip_norm`` (0: none).
     ``lbfgs``: ``steps`` full-batch L-BFGS steps (``max_iter`` inner
-    iterations each, strong-Wolfe line search), typically in ``float64``.
+    iterations each, strong-Wolfe line search, history ``history_size``; a step
+    ends early once the gradient is below ``tolerance_grad`` or the loss or
+    the step changes by less than ``tolerance_change``), typically in ``float64``.
     """
 
     optimizer: str = "adamw"
@@ -52,6 +54,8 @@ class PhaseConfig:
     dtype: str = "float32"
     max_iter: int = 1
     history_size: int = 100
+    tolerance_grad: float = 1e-7
+    tolerance_change: float = 1e-9
 
     def check(self, source: str, where: str) -> None:
         from graphfem.meshes.errors import InputError

@@ -26,12 +26,14 @@ def make_optimizer(phase: PhaseConfig, parameters):
     if phase.optimizer == "adam":
         return torch.optim.Adam(params, lr=phase.lr, weight_decay=phase.weight_decay)
     return torch.optim.LBFGS(params, lr=phase.lr, max_iter=phase.max_iter, history_size=phase.history_size,
+                             tolerance_grad=phase.tolerance_grad, tolerance_change=phase.tolerance_change,
                              line_search_fn="strong_wolfe")
 
 
 def state_tensors(optimizer) -> tuple[dict[str, Any], dict[str, Any]]:
     """(tensors, JSON meta) of an optimiser's state: tensors stay tensors,
-    lists of tensors (L-BFGS history) become numbered tensors, numbers go to meta."""
+    lists of tensors (L-BFGS history; its scratch list ``al`` also holds
+    ``None``) become numbered tensors, numbers go to meta."""
     import torch
 
     state = optimizer.state_dict()
@@ -43,10 +45,11 @@ def state_tensors(optimizer) -> tuple[dict[str, Any], dict[str, Any]]:
             if isinstance(value, torch.Tensor):
                 tensors[name] = value
                 kept[key] = "tensor"
-            elif isinstance(value, list) and all(isinstance(v, torch.Tensor) for v in value):
+            elif isinstance(value, list) and all(isinstance(v, torch.Tensor) or v is None for v in value):
                 for j, v in enumerate(value):
-                    tensors[f"{name}.{j}"] = v
-                kept[key] = ["list", len(value)]
+                    if v is not None:
+                        tensors[f"{name}.{j}"] = v
+                kept[key] = ["list", len(value), [j for j, v in enumerate(value) if v is None]]
             else:
                 kept[key] = ["value", value]
         layout[str(idx)] = kept
@@ -64,7 +67,8 @@ def load_state_tensors(optimizer, tensors: dict, meta: dict, device: str) -> Non
                 value = tensors[name]
                 entry[key] = value if key == "step" else value.to(device)  # Adam keeps 'step' on the CPU
             elif how[0] == "list":
-                entry[key] = [tensors[f"{name}.{j}"].to(device) for j in range(how[1])]
+                empty = set(how[2]) if len(how) > 2 else set()
+                entry[key] = [None if j in empty else tensors[f"{name}.{j}"].to(device) for j in range(how[1])]
             else:
                 entry[key] = how[1]
         state[int(idx)] = entry

@@ -155,7 +155,8 @@ class Trainer:
         import torch
 
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
-            return self.family.loss(self.net, batch).float()
+            # float32 under AMP; a float64 phase keeps a float64 loss (L-BFGS line searches compare it)
+            return self.family.loss(self.net, batch).to(torch.float32 if self.amp else self.dtype)
 
     # ---------------------------------------------------------------- state
     def save_state(self) -> None:
@@ -349,7 +350,7 @@ class Trainer:
                 value.backward()
                 return value
 
-            loss = float(self.opt.step(closure))
+            loss = float(self.opt.step(closure).detach())
             if not math.isfinite(loss):
                 raise GraphfemError(f"the L-BFGS loss became {loss} at step {self.step}", c.data.path)
             self.step += 1

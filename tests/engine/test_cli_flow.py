@@ -6,12 +6,10 @@ import numpy as np
 import pytest
 
 from graphfem import cli
-from graphfem.cli import flow as cli_flow
 from graphfem.meshes import read, read_series
 from graphfem.physics.channel import dfg_mesh
 
 REPO = Path(__file__).resolve().parents[2]
-cli_flow.register(cli.app)  # idempotent; engine/cli.py registers it too once listed in _COMMAND_MODULES
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,43 @@
+"""The trainer is the only training loop in the package: no other module
+steps an optimiser or calls backward (optimisers over *inputs*, for inverse
+problems and control, would be listed here with their reason)."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+TRAINER = REPO / "engine" / "training" / "trainer.py"
+#: file -> why it may optimise (inputs, not model weights)
+EXCEPTIONS: dict[str, str] = {}
+
+
+def _optimiser_calls(path: Path) -> list[int]:
+    """Lines that call ``.backward()`` or build a ``torch.optim`` optimiser."""
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr == "backward":
+                lines.append(node.lineno)
+            elif isinstance(node.func.value, ast.Attribute) and node.func.value.attr == "optim":
+                lines.append(node.lineno)
+    return lines
+
+
+def test_only_the_trainer_trains():
+    found = {}
+    for folder in ("engine", "operators", "physics", "meshes"):
+        for path in sorted((REPO / folder).rglob("*.py")):
+            rel = str(path.relative_to(REPO))
+            if path in (TRAINER, REPO / "engine" / "training" / "optim.py") or rel in EXCEPTIONS:
+                continue
+            lines = _optimiser_calls(path)
+            if lines:
+                found[rel] = lines
+    assert found == {}, f"training code outside the trainer: {found}"
+
+
+def test_the_checker_sees_a_loop(tmp_path):
+    path = tmp_path / "loop.py"
+    path.write_text("import torch\nopt = torch.optim.Adam([])\nloss.backward()\n")
+    assert _optimiser_calls(path) == [2, 3]
