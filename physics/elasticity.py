@@ -12,7 +12,7 @@ from graphfem.meshes.errors import InputError
 from .coefficients import Scalar, Vector, at_points, at_quadrature, scalar_node_dofs, vector_at_quadrature
 from .linear_solvers import LinearSolver, solve_linear
 from .poisson import ORDER, SOLVER, facet_basis, make_space
-from .problem import Option, Problem, Solution, register_problem
+from .problem import Features, Option, Problem, Solution, register_problem
 
 _AXES = {"x": 0, "y": 1, "z": 2}
 
@@ -265,6 +265,28 @@ class Elasticity(Problem):
 
     def solve(self, mesh: Mesh | FESpace, **params) -> Solution:
         return elasticity(mesh, **params)
+
+    def features(self, mesh: Mesh, params) -> Features:
+        """The generic encoding made dimensionless by linearity and the elastic scaling law.
+
+        With L the largest bounding-box side and the load scale
+        q = max(max_t |t|, |b| L) (tractions t, body force b), the
+        displacement is u = (q L / E) ũ(x/L; t/q, b L/q, ν) and the stress
+        σ = q σ̃: the model sees the loads divided by q, no E (it only scales
+        u), and predicts ũ and σ̃, which :attr:`Features.scale` multiplies back.
+        """
+        lo, hi = mesh.bounding_box
+        L = float(np.max(hi - lo))
+        traction = {t: np.asarray(v, dtype=float) for t, v in (params.get("traction") or {}).items()}
+        body = np.zeros(mesh.dim) if params.get("body_force") is None else np.asarray(params["body_force"], float)
+        q = max([float(np.linalg.norm(v)) for v in traction.values()] + [float(np.linalg.norm(body)) * L, 1e-300])
+        scaled = {**params, "E": 1.0, "traction": {t: v / q for t, v in traction.items()} or None,
+                  "body_force": body * L / q}
+        out = super().features(mesh, scaled)
+        keep = [k for k, name in enumerate(out.names) if name != "E"]
+        u_scale = q * L / float(params["E"])
+        return Features(out.x[:, keep], [out.names[k] for k in keep],
+                        np.array([u_scale] * mesh.dim + [q]))
 
     def sample(self, rng: np.random.Generator, geometry: str | None = None):
         geometry = geometry or "2d"

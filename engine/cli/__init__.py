@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except tuple({typer.Exit, getattr(click_errors, "Exit", typer.Exit)}) as exc:
         return exc.exit_code
-    except (click_errors.Abort, typer.Abort, KeyboardInterrupt):
+    except (typer.Abort, getattr(click_errors, "Abort", typer.Abort), KeyboardInterrupt):
         typer.echo("graphfem: aborted", err=True)
         return 130
     except BrokenPipeError:  # the reader went away (graphfem info x | head -1): nothing more to say

@@ -174,9 +174,8 @@ class MeshGraphNetFamily(Family):
         try:
             params = problem.parse(s.mesh, s.options)
             features = problem.features(s.mesh, params)
-        except GraphfemError as exc:
-            raise GraphfemError(f"group {s.name!r}: {exc.message if hasattr(exc, 'message') else exc}",
-                                data.path) from None
+        except GraphfemError as exc:  # the mesh's source names the file and the group
+            raise exc.with_source(f"{data.path}:{s.name}") from None
         scale = features.scale.reshape(1, -1)
         out = {"mesh": s.mesh, "x": features.x, "names": features.names, "scale": scale,
                "c": problem.output_channels(s.mesh), "graph": graph(s.mesh, features.x), "frames": None,
