@@ -29,7 +29,9 @@ def render(path: str | Path, png: str | Path, field: str | None = None, title: s
         field: point or cell field to colour by (default: the first point
             field); vectors are shown by magnitude.
         title: scalar-bar title (default: the field name and its unit).
-        warp: for vector fields, warp the mesh by ``warp`` × the field.
+        warp: warp the mesh by ``warp`` × a vector point field: the drawn
+            field when it is a vector, else ``displacement`` (or the first
+            vector point field).
         edges: draw cell edges (default: below 5000 cells).
         zoom: camera zoom (> 1 magnifies; 1 fits the whole mesh).
         window_size: picture size in pixels (default: 1000 x 700, or fitted
@@ -58,8 +60,14 @@ def render(path: str | Path, png: str | Path, field: str | None = None, title: s
     if field not in names:
         raise GraphfemError(f"no field {field!r}; available: {', '.join(names) or 'none'}", path)
     values = np.asarray(grid.point_data[field] if field in grid.point_data else grid.cell_data[field])
-    if warp and values.ndim == 2 and field in grid.point_data:
-        grid = grid.warp_by_vector(field, factor=warp)
+    if warp:
+        vectors = [n for n in grid.point_data.keys() if np.asarray(grid.point_data[n]).ndim == 2
+                   and np.asarray(grid.point_data[n]).shape[1] == 3]
+        by = field if field in vectors else ("displacement" if "displacement" in vectors else
+                                             (vectors[0] if vectors else None))
+        if by is None:
+            raise GraphfemError("--warp needs a vector point field (e.g. displacement); the file has none", path)
+        grid = grid.warp_by_vector(by, factor=warp)
     units = read_units(path) if path.suffix.lower() == ".vtu" else {}
     label = title or (f"{field} [{units[field]}]" if field in units else field)
     is_2d = bool(np.allclose(grid.points[:, 2], 0.0))
@@ -67,16 +75,20 @@ def render(path: str | Path, png: str | Path, field: str | None = None, title: s
         width, height = np.ptp(grid.points[:, :2], axis=0)
         window_size = (1400, int(np.clip(1100 * height / max(width, 1e-300), 250, 1000)) + 150)
     plotter = pv.Plotter(off_screen=True, window_size=list(window_size or (1000, 700)))
+    vertical = is_2d and window_size[0] < 1.5 * window_size[1]
+    bar = {"title": label, "vertical": vertical, "title_font_size": 18, "label_font_size": 16, "fmt": "%.3g"}
+    if not vertical:  # horizontal, centred under the picture: the title is never clipped
+        bar.update(position_x=0.2, position_y=0.04, width=0.6, height=0.08)
     plotter.add_mesh(grid, scalars=field, cmap="viridis", show_edges=grid.n_cells < 5000 if edges is None else edges,
-                     edge_color="#555555", line_width=0.3,
-                     scalar_bar_args={"title": label, "vertical": not is_2d or window_size[0] < 1.5 * window_size[1]})
+                     edge_color="#555555", line_width=0.3, scalar_bar_args=bar)
     if is_2d:
         plotter.view_xy()
         plotter.camera.tight(padding=0.15, adjust_render_window=False)
     else:
         plotter.view_isometric()
+        plotter.camera.zoom(0.85)  # room for the horizontal scalar bar
     plotter.camera.zoom(zoom)
-    plotter.add_text(path.name, font_size=9)
+    plotter.add_text(f"{label}: {path.name}" + (f" (warped x{warp:g})" if warp else ""), font_size=10)
     with atomic_path(png) as tmp:
         plotter.screenshot(str(tmp))
     plotter.close()

@@ -285,8 +285,11 @@ class Elasticity(Problem):
         out = super().features(mesh, scaled)
         keep = [k for k, name in enumerate(out.names) if name != "E"]
         u_scale = q * L / float(params["E"])
-        return Features(out.x[:, keep], [out.names[k] for k in keep],
-                        np.array([u_scale] * mesh.dim + [q]))
+        fixed = np.zeros((mesh.n_points, mesh.dim + 1), dtype=bool)
+        for tag in params.get("fix") or ():
+            fixed[mesh.tag_nodes(tag), :mesh.dim] = True  # u = 0 there, exactly
+        return Features(out.x[:, keep], [out.names[k] for k in keep], np.array([u_scale] * mesh.dim + [q]),
+                        fixed, np.zeros(fixed.shape))
 
     def sample(self, rng: np.random.Generator, geometry: str | None = None):
         geometry = geometry or "2d"

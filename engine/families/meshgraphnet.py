@@ -9,9 +9,9 @@ standardised with the training set's mean and standard deviation.
 
 * **Steady problems:** the model predicts the stacked output fields
   y/s (s the problem's output scale, 1 where it has no scaling law); the
-  loss is the per-graph relative L2 error in the lumped mass norm,
-  sqrt(Σ_i w_i |ŷ_i − y_i|² / Σ_i w_i |y_i|²), averaged over graphs (the
-  validation metric itself).
+  loss is the per-graph, per-field relative L2 error in the lumped mass
+  norm, sqrt(Σ_i w_i |ŷ_i − y_i|² / Σ_i w_i |y_i|²) with |·| the norm over
+  a field's components, averaged over graphs and fields (the validation metric).
 * **Time-dependent problems** (data with ``times``): a one-step model. The
   node input is [features, state y_t/s]; the target is the increment
   (y_{t+1} − ỹ_t)/s with ỹ_t = y_t + ε the state with training noise
@@ -161,7 +161,7 @@ class MeshGraphNetFamily(Family):
                             "frame_dt": first["frame_dt"], "options": [o.name for o in problem.options
                                                                        if o.role != "setting"]}}
         state = {"encoded": encoded, "problem": problem, "transient": transient, "norm": norm,
-                 "noise": float(extras["noise"])}
+                 "noise": float(extras["noise"]), "groups": list(_field_slices(problem, first["mesh"]).values())}
         return Setup(model, meta, train, list(split["val"]), list(split["test"]), state)
 
     @staticmethod
@@ -213,6 +213,7 @@ class MeshGraphNetFamily(Family):
         batch.x = ((batch.x.to(dtype) - stats["x_mean"]) / stats["x_std"])
         batch.y_norm = (batch.y.to(dtype) - stats["y_mean"]) / stats["y_std"]
         batch.transient = setup.state["transient"]
+        batch.groups = setup.state["groups"]
         batch.y_mean, batch.y_std = stats["y_mean"], stats["y_std"]
         return batch
 
@@ -224,7 +225,8 @@ class MeshGraphNetFamily(Family):
             w = batch.mass[:, None].to(out.dtype)
             return (w * (out - batch.y_norm) ** 2).sum() / (w.sum() * out.shape[1])
         pred = out * batch.y_std + batch.y_mean
-        return relative_l2(pred, batch.y.to(out.dtype), batch.mass, batch.batch, batch.num_graphs).mean()
+        return relative_l2(pred, batch.y.to(out.dtype), batch.mass, batch.batch, batch.num_graphs,
+                           batch.groups).mean()
 
     def validate(self, setup: Setup, model, items: Sequence, device: str) -> dict[str, float]:
         problem, enc = setup.state["problem"], setup.state["encoded"]
@@ -285,6 +287,8 @@ class MeshGraphNetFamily(Family):
         units = {k: v for k, v in meta["problem"].get("units", problem.fields).items()}
         if not meta["problem"].get("transient"):
             y = runner.steady(mesh, features.x) * scale
+            if features.dirichlet is not None:  # values the options fix hold exactly
+                y[features.dirichlet] = features.dirichlet_values[features.dirichlet]
             return Prediction(mesh, split_fields(problem, mesh, y), units)
         steps, every, dt = self._steps(meta, params, mesh)
         frames = runner.rollout(mesh, features.x, initial_state(problem, mesh, params) / scale, steps) * scale
