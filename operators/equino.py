@@ -37,16 +37,18 @@ loss drives it towards σ_NN.
 **Branches.** Two MLPs 3 → depth × width → r (SiLU), input ε̂/strain_scale,
 outputs de-standardised with the mean/std of the snapshots' POD coefficients.
 
-**Loss** (unsupervised, constitutive gap): mean over batch, quadrature points
-and the 3 components of (σ_law − σ_NN)², divided by stress_scale². Adam,
-then L-BFGS (strong Wolfe), in float64.
+**Loss** (unsupervised, constitutive gap, :meth:`EquiNO.loss`): ``"mse"``, the
+reference's mean over batch, quadrature points and the 3 components of
+(σ_law − σ_NN)² / stress_scale², or ``"cre"`` (default), the
+quadrature-weighted constitutive relation error (see :class:`EquiNOConfig`).
+It is trained by the engine's one trainer (Adam, then L-BFGS with strong
+Wolfe line search, in float64) through :mod:`graphfem.families.equino`.
 
 Material law (torch): σ = K tr ε I + (α/(β + ‖dev ε‖) + 2G) dev ε with the
 full plane-strain deviator (see :mod:`graphfem.physics.rve`).
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -145,7 +147,8 @@ class EquiNO(nn.Module):
         self.branch_s = MLP(3, c.width, c.rank_s, n_layers=c.depth + 1, layer_norm=False).to(dt)
         for name, shape in (("phi", (c.n_dofs, c.rank_u)), ("eps_phi", (c.n_points, 3, c.rank_u)),
                             ("psi", (c.n_points, 3, c.rank_s)), ("psi_hat", (3, c.rank_s)),
-                            ("affine", (c.n_dofs, 3)), ("params", (c.n_points, 4)), ("w", (c.n_points,)), ("compliance", (c.n_points, 3, 3)),
+                            ("affine", (c.n_dofs, 3)), ("params", (c.n_points, 4)), ("w", (c.n_points,)),
+                            ("compliance", (c.n_points, 3, 3)),
                             ("coef_u_mean", (c.rank_u,)), ("coef_u_std", (c.rank_u,)),
                             ("coef_s_mean", (c.rank_s,)), ("coef_s_std", (c.rank_s,)), ("stress_scale", ())):
             self.register_buffer(name, torch.zeros(shape, dtype=dt))
@@ -157,6 +160,10 @@ class EquiNO(nn.Module):
         return (self.branch_u(x) * self.coef_u_std + self.coef_u_mean,
                 self.branch_s(x) * self.coef_s_std + self.coef_s_mean)
 
+    def forward(self, strain: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The POD coefficients (b_u, b_s) of :meth:`coefficients`."""
+        return self.coefficients(strain)
+
     def stress_hat(self, strain: torch.Tensor, source: str = "nn") -> torch.Tensor:
         """σ̂ (B, 3): Σ b_s,k ⟨ψ_k⟩ (``"nn"``, stress branch only) or ⟨σ_law⟩ (``"law"``)."""
         if source == "nn":
@@ -165,21 +172,22 @@ class EquiNO(nn.Module):
         f = self.fields(strain)
         return torch.einsum("n,bnc->bc", self.w, f["sigma_law"]) / self.config.volume
 
-    def forward(self, strain: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.coefficients(strain)
-
-    def fields(self, strain: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Micro fields: ``u`` (B, n_dofs), ``eps``, ``sigma_law``, ``sigma_nn`` (B, N, 3)."""
-        b_u, b_s = self.coefficients(strain)
+    def fields(self, strain: torch.Tensor, coefficients: tuple[torch.Tensor, torch.Tensor] | None = None
+               ) -> dict[str, torch.Tensor]:
+        """Micro fields: ``u`` (B, n_dofs), ``eps``, ``sigma_law``, ``sigma_nn`` (B, N, 3), from the
+        strains (B, 3) and their coefficients (default: :meth:`coefficients` of them)."""
+        b_u, b_s = self.coefficients(strain) if coefficients is None else coefficients
         u = strain @ self.affine.T + b_u @ self.phi.T
         eps = strain[:, None, :] + torch.einsum("nck,bk->bnc", self.eps_phi, b_u)
         return {"u": u, "eps": eps, "sigma_law": law_stress(eps, self.params),
                 "sigma_nn": torch.einsum("nck,bk->bnc", self.psi, b_s)}
 
-    def loss(self, strain: torch.Tensor) -> torch.Tensor:
+    def loss(self, strain: torch.Tensor, coefficients: tuple[torch.Tensor, torch.Tensor] | None = None
+             ) -> torch.Tensor:
         """Constitutive gap between σ_law and σ_NN (``config.loss``), divided by
-        stress_scale² (times the mean compliance for ``"cre"``) so that it is O(error²)."""
-        f = self.fields(strain)
+        stress_scale² (times the mean compliance for ``"cre"``) so that it is O(error²).
+        ``coefficients`` as in :meth:`fields` (the trainer passes the output of ``forward``)."""
+        f = self.fields(strain, coefficients)
         gap = f["sigma_law"] - f["sigma_nn"]
         if self.config.loss == "mse":
             return (gap ** 2).mean() / self.stress_scale ** 2
@@ -189,32 +197,53 @@ class EquiNO(nn.Module):
 
     def stress_and_tangent(self, strain: torch.Tensor, source: str = "nn") -> tuple[torch.Tensor, torch.Tensor]:
         """(σ̂ (B, 3), Ĉ (B, 3, 3)) in one batched ``vmap(jacrev)`` call."""
-        from torch.func import jacrev, vmap
-
-        def one(e):
-            s = self.stress_hat(e[None], source)[0]
-            return s, s
-
-        C, s = vmap(jacrev(one, has_aux=True))(strain)
-        return s, C
+        return stress_and_tangent(lambda e: self.stress_hat(e, source), strain)
 
     def material(self, source: str = "nn") -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
-        """A macro material callback ``ε̂ (N, 3) -> (σ̂, Ĉ)`` in numpy (float64), one batched call."""
-
-        def call(strains: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            s, C = self.stress_and_tangent(torch.as_tensor(np.asarray(strains), dtype=torch.float64), source)
-            return s.detach().numpy(), C.detach().numpy()
-
-        return call
+        """A macro material callback ``ε̂ (N, 3) -> (σ̂, Ĉ)`` (see :func:`material`)."""
+        return material(lambda e: self.stress_and_tangent(e, source), self.affine)
 
     def predict(self, strains: np.ndarray) -> dict[str, np.ndarray]:
-        """Numpy fields and homogenised quantities for strains (B, 3)."""
-        e = torch.as_tensor(np.asarray(strains, dtype=float).reshape(-1, 3), dtype=torch.float64)
+        """Numpy (float64) fields of :meth:`fields` and ``stress_hat`` (from σ_NN) and
+        ``stress_hat_law`` (from σ_law), (B, 3), for strains (B, 3)."""
+        e = as_strains(strains, self.affine)
         with torch.no_grad():
-            f = {k: v.numpy() for k, v in self.fields(e).items()}
-            f["stress_hat"] = self.stress_hat(e, "nn").numpy()
-            f["stress_hat_law"] = np.einsum("n,bnc->bc", self.w.numpy(), f["sigma_law"]) / self.config.volume
+            f = {k: v.double().cpu().numpy() for k, v in self.fields(e).items()}
+            f["stress_hat"] = self.stress_hat(e, "nn").double().cpu().numpy()
+        w = self.w.double().cpu().numpy()
+        f["stress_hat_law"] = np.einsum("n,bnc->bc", w, f["sigma_law"]) / self.config.volume
         return f
+
+
+def as_strains(strains: np.ndarray, like: torch.Tensor) -> torch.Tensor:
+    """Strains (B, 3) (or (3,)) as a tensor with the dtype and device of ``like``."""
+    return torch.as_tensor(np.asarray(strains, dtype=float).reshape(-1, 3), dtype=like.dtype, device=like.device)
+
+
+def stress_and_tangent(stress_hat: Callable[[torch.Tensor], torch.Tensor], strain: torch.Tensor
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(σ̂ (B, 3), Ĉ = ∂σ̂/∂ε̂ (B, 3, 3)) of a map ε̂ (B, 3) -> σ̂ (B, 3) with no coupling
+    across the batch, in one batched ``vmap(jacrev)`` call."""
+    from torch.func import jacrev, vmap
+
+    def one(e):
+        s = stress_hat(e[None])[0]
+        return s, s
+
+    C, s = vmap(jacrev(one, has_aux=True))(strain)
+    return s, C
+
+
+def material(response: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]], like: torch.Tensor
+             ) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """The macro material callback ``ε̂ (N, 3) -> (σ̂ (N, 3), Ĉ (N, 3, 3))`` in numpy float64 of a
+    surrogate's batched ``response`` ε̂ -> (σ̂, Ĉ) (tensors of the dtype and device of ``like``)."""
+
+    def call(strains: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        s, C = response(as_strains(strains, like))
+        return s.detach().double().cpu().numpy(), C.detach().double().cpu().numpy()
+
+    return call
 
 
 def snapshot_matrices(rve: RVE, solutions: Sequence[RVESolution]) -> tuple[np.ndarray, np.ndarray]:
@@ -225,10 +254,9 @@ def snapshot_matrices(rve: RVE, solutions: Sequence[RVESolution]) -> tuple[np.nd
 
 
 def build_equino(rve: RVE, solutions: Sequence[RVESolution], rank_u: int = 16, rank_s: int = 16,
-                 width: int = 64, depth: int = 4, strain_scale: float = 0.04, loss: str = "cre",
-                 seed: int = 0) -> EquiNO:
-    """An :class:`EquiNO` whose bases come from FE snapshots on ``rve`` (see the module docstring)."""
-    torch.manual_seed(seed)
+                 width: int = 64, depth: int = 4, strain_scale: float = 0.04, loss: str = "cre") -> EquiNO:
+    """An :class:`EquiNO` whose bases come from FE snapshots on ``rve`` (see the module docstring);
+    the branch weights are drawn from torch's global generator (seed it first)."""
     A, Sig = snapshot_matrices(rve, solutions)
     mult = np.asarray(rve.T.sum(axis=0)).ravel()  # TᵀT = diag(mult)
     Ured, coef_u = pod(np.sqrt(mult)[:, None] * A, rank_u)
@@ -242,7 +270,8 @@ def build_equino(rve: RVE, solutions: Sequence[RVESolution], rank_u: int = 16, r
     values = {"phi": phi, "eps_phi": eps_phi, "psi": psi,
               "psi_hat": np.einsum("n,nck->ck", rve.op.w, psi) / rve.volume,
               "affine": np.stack([rve.affine(e) for e in np.eye(3)], axis=1), "params": rve.params,
-              "w": rve.op.w, "compliance": np.linalg.inv(stress_tangent(np.zeros((rve.n_points, 3)), rve.params)[1]), "coef_u_mean": coef_u.mean(1), "coef_u_std": coef_u.std(1) + 1e-12,
+              "w": rve.op.w, "compliance": np.linalg.inv(stress_tangent(np.zeros((rve.n_points, 3)), rve.params)[1]),
+              "coef_u_mean": coef_u.mean(1), "coef_u_std": coef_u.std(1) + 1e-12,
               "coef_s_mean": coef_s.mean(1), "coef_s_std": coef_s.std(1) + 1e-12,
               "stress_scale": np.sqrt(np.mean(Sig ** 2))}
     with torch.no_grad():
@@ -251,49 +280,12 @@ def build_equino(rve: RVE, solutions: Sequence[RVESolution], rank_u: int = 16, r
     return model
 
 
-def fit(model: nn.Module, strains: np.ndarray, adam_steps: int = 1000, lbfgs_steps: int = 1000,
-        batch_size: int = 10, lr: float = 1e-3, seed: int = 0, loss: Callable | None = None) -> dict:
-    """Adam (mini-batches of collocation strains) then full-batch L-BFGS (strong Wolfe,
-    history 50), float64. ``loss(model, strains)`` defaults to ``model.loss(strains)``.
-
-    Returns a dict with ``adam`` and ``lbfgs`` loss histories and ``seconds``.
-    """
-    start = time.perf_counter()
-    loss = loss or (lambda m, e: m.loss(e))
-    gen = torch.Generator().manual_seed(seed)
-    E = torch.as_tensor(np.asarray(strains), dtype=torch.float64)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=lr)
-    hist_adam, hist_lbfgs = [], []
-    for _ in range(adam_steps):
-        idx = torch.randperm(len(E), generator=gen)[:batch_size]
-        opt.zero_grad()
-        value = loss(model, E[idx])
-        value.backward()
-        opt.step()
-        hist_adam.append(float(value.detach()))
-    if lbfgs_steps:
-        lb = torch.optim.LBFGS(params, lr=1.0, max_iter=lbfgs_steps, max_eval=int(1.25 * lbfgs_steps) + 1,
-                               history_size=50, tolerance_grad=1e-15, tolerance_change=1e-16,
-                               line_search_fn="strong_wolfe")
-
-        def closure():
-            lb.zero_grad()
-            value = loss(model, E)
-            value.backward()
-            hist_lbfgs.append(float(value.detach()))
-            return value
-
-        lb.step(closure)
-    return {"adam": hist_adam, "lbfgs": hist_lbfgs, "seconds": time.perf_counter() - start}
-
-
 def relative_errors(rve: RVE, pred: dict[str, np.ndarray], solutions: Sequence[RVESolution],
                     sigma_key: str = "sigma_nn") -> dict[str, np.ndarray]:
     """Per-sample relative L2(Ω) errors (quadrature with the snapshot weights):
-    ``u`` (total displacement at the quadrature points), ``sigma_xx``, ``sigma_yy``,
-    ``sigma_xy`` (of ``pred[sigma_key]``) and ``stress_hat`` (Euclidean over 3 components,
-    from ``pred["stress_hat"]``). Missing predictions are skipped."""
+    ``u`` (total displacement at the quadrature points), ``sigma`` (all 3 components),
+    ``sigma_xx``, ``sigma_yy``, ``sigma_xy`` (of ``pred[sigma_key]``) and ``stress_hat``
+    (Euclidean over 3 components, from ``pred["stress_hat"]``). Missing predictions are skipped."""
     w = rve.op.w
     out: dict[str, list] = {}
 
@@ -304,6 +296,7 @@ def relative_errors(rve: RVE, pred: dict[str, np.ndarray], solutions: Sequence[R
         if "u" in pred:
             out.setdefault("u", []).append(rel(rve.op.values(pred["u"][i]), rve.op.values(sol.u)))
         if sigma_key in pred:
+            out.setdefault("sigma", []).append(rel(pred[sigma_key][i], sol.sigma))
             for c, name in enumerate(("sigma_xx", "sigma_yy", "sigma_xy")):
                 out.setdefault(name, []).append(rel(pred[sigma_key][i][:, c], sol.sigma[:, c]))
         if "stress_hat" in pred:
@@ -312,5 +305,5 @@ def relative_errors(rve: RVE, pred: dict[str, np.ndarray], solutions: Sequence[R
     return {k: np.asarray(v) for k, v in out.items()}
 
 
-__all__ = ["EquiNO", "EquiNOConfig", "build_equino", "equilibrate", "fit", "law_energy", "law_stress",
-           "pod", "relative_errors", "snapshot_matrices"]
+__all__ = ["EquiNO", "EquiNOConfig", "as_strains", "build_equino", "equilibrate", "law_energy", "law_stress",
+           "material", "pod", "relative_errors", "snapshot_matrices", "stress_and_tangent"]

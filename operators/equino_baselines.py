@@ -5,7 +5,8 @@ Sobolev loss on σ̂ and the tangent,
 
     L = mean ‖σ̂_NN − σ̂_FE‖² / s_σ² + λ mean ‖∂σ̂_NN/∂ε̂ − Ĉ_FE‖² / s_C²,
 
-Ĉ by ``torch.func`` Jacobians. It gives σ̂ and Ĉ only, no micro fields.
+Ĉ by autograd in training (:func:`sobolev_loss`) and by ``torch.func`` Jacobians
+in inference. It gives σ̂ and Ĉ only, no micro fields.
 
 **VPIONet-style DeepONet** (``"rve_vpionet"``): fluctuation
 ũ_c(x) = Σ_k β_{c,k}(ε̂) τ_k(x) − (same at the pinned corner), with a trunk τ
@@ -18,6 +19,7 @@ equilibrium in the network's span only. σ = σ(ε(u)) by the material law.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -25,7 +27,7 @@ from torch import nn
 
 from graphfem.physics.rve import RVE, RVESolution
 
-from .equino import law_energy, law_stress
+from .equino import as_strains, law_energy, law_stress, material, stress_and_tangent
 from .layers import MLP
 from .registry import register
 
@@ -58,34 +60,33 @@ class BlackBox(nn.Module):
         return self.stress_hat(strain)
 
     def stress_and_tangent(self, strain: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        from torch.func import jacrev, vmap
+        """(σ̂ (B, 3), Ĉ (B, 3, 3)) in one batched ``vmap(jacrev)`` call."""
+        return stress_and_tangent(self.stress_hat, strain)
 
-        def one(e):
-            s = self.stress_hat(e[None])[0]
-            return s, s
-
-        C, s = vmap(jacrev(one, has_aux=True))(strain)
-        return s, C
+    def material(self) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+        """A macro material callback ``ε̂ (N, 3) -> (σ̂, Ĉ)`` (:func:`~graphfem.operators.equino.material`)."""
+        return material(self.stress_and_tangent, next(self.parameters()))
 
     def predict(self, strains: np.ndarray) -> dict[str, np.ndarray]:
+        """``stress_hat`` (B, 3) in numpy float64 for strains (B, 3)."""
+        e = as_strains(strains, next(self.parameters()))
         with torch.no_grad():
-            return {"stress_hat": self.stress_hat(torch.as_tensor(strains, dtype=torch.float64)).numpy()}
+            return {"stress_hat": self.stress_hat(e).double().cpu().numpy()}
 
 
-def blackbox_loss(solutions: list[RVESolution], tangent_weight: float = 1.0):
-    """Sobolev loss on (σ̂, Ĉ) of the FE solutions, for :func:`graphfem.operators.equino.fit`
-    (called with the indices of the solutions as "strains")."""
-    S = torch.as_tensor(np.stack([s.stress for s in solutions]))
-    Cs = torch.as_tensor(np.stack([s.tangent for s in solutions]))
-    E = torch.as_tensor(np.stack([s.strain for s in solutions]))
-    s_sig, s_C = S.pow(2).mean().sqrt(), Cs.pow(2).mean().sqrt()
+def sobolev_loss(net: Callable[[torch.Tensor], torch.Tensor], strain: torch.Tensor, stress: torch.Tensor,
+                 tangent: torch.Tensor, stress_scale: float, tangent_scale: float, tangent_weight: float = 1.0
+                 ) -> torch.Tensor:
+    """mean ‖σ̂ − σ̂_FE‖² / s_σ² + λ mean ‖∂σ̂/∂ε̂ − Ĉ_FE‖² / s_C² of a map ε̂ (B, 3) -> σ̂ (B, 3)
+    with no coupling across the batch (called as ``net(strain)``: the tangent rows are
+    ∂(Σ_b σ̂_b,i)/∂ε̂, by autograd with ``create_graph``).
 
-    def loss(model: BlackBox, idx: torch.Tensor) -> torch.Tensor:
-        i = idx[:, 0].long()
-        s, C = model.stress_and_tangent(E[i])
-        return ((s - S[i]) ** 2).mean() / s_sig ** 2 + tangent_weight * ((C - Cs[i]) ** 2).mean() / s_C ** 2
-
-    return loss
+    Shapes: strain, stress (B, 3); tangent (B, 3, 3)."""
+    e = strain.detach().requires_grad_(True)
+    s = net(e)
+    C = torch.stack([torch.autograd.grad(s[:, i].sum(), e, create_graph=True)[0] for i in range(3)], dim=1)
+    return ((s - stress) ** 2).mean() / stress_scale ** 2 + tangent_weight * ((C - tangent) ** 2).mean() / \
+        tangent_scale ** 2
 
 
 @dataclass
@@ -130,16 +131,17 @@ class VPIONet(nn.Module):
             self.register_buffer(name, torch.zeros(shape, dtype=dt))
 
     def _features(self, x: torch.Tensor) -> torch.Tensor:
-        L = torch.tensor([self.config.length_x, self.config.length_y], dtype=x.dtype)
+        L = torch.tensor([self.config.length_x, self.config.length_y], dtype=x.dtype, device=x.device)
         phase = 2 * np.pi * (x / L) @ self.waves.T
         return torch.cat([torch.cos(phase), torch.sin(phase)], dim=-1)
 
     def _B(self) -> torch.Tensor:
         """The FE strain matrix, dense (built once from the COO buffers; faster than torch's
         sparse products here, and small for RVE meshes)."""
-        key = (self.b_vals.data_ptr(), self.b_vals.numel())
+        key = (self.b_vals.data_ptr(), self.b_vals.numel(), self.b_vals.dtype)
         if getattr(self, "_B_key", None) != key:
-            B = torch.zeros(3 * self.config.n_points, self.config.n_dofs, dtype=torch.float64)
+            B = torch.zeros(3 * self.config.n_points, self.config.n_dofs, dtype=self.b_vals.dtype,
+                            device=self.b_vals.device)
             B.index_put_((self.b_rows.long(), self.b_cols.long()), self.b_vals, accumulate=True)
             self._B_cache = B
             self._B_key = key
@@ -155,38 +157,59 @@ class VPIONet(nn.Module):
         fluct = torch.einsum("np,bnp->bn", t, beta[:, comp, :])
         return strain @ self.affine.T + self.u_scale * fluct
 
+    def strain_of(self, u: torch.Tensor) -> torch.Tensor:
+        """ε = B u (B, N, 3) at the quadrature points of displacements u (B, n_dofs)."""
+        return (self._B() @ u.T).T.reshape(len(u), -1, 3)
+
     def strain(self, strain: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(u (B, n_dofs), ε (B, N, 3)) at the dofs and quadrature points."""
         u = self.displacement(strain)
-        return u, (self._B() @ u.T).T.reshape(len(strain), -1, 3)
+        return u, self.strain_of(u)
 
     def fields(self, strain: torch.Tensor) -> dict[str, torch.Tensor]:
         u, eps = self.strain(strain)
         return {"u": u, "eps": eps, "sigma_law": law_stress(eps, self.params)}
 
     def forward(self, strain: torch.Tensor) -> torch.Tensor:
+        """The total displacement (B, n_dofs) of :meth:`displacement`."""
         return self.displacement(strain)
 
-    def loss(self, strain: torch.Tensor) -> torch.Tensor:
-        """Potential energy (1/|Ω|) Σ_ip W w, averaged over the batch, relative to the affine energy."""
-        eps = self.strain(strain)[1]
+    def loss(self, strain: torch.Tensor, u: torch.Tensor | None = None) -> torch.Tensor:
+        """Potential energy (1/|Ω|) Σ_ip W(ε(u)) w of the displacements ``u`` (B, n_dofs) (default:
+        :meth:`displacement` of ``strain``; the trainer passes the output of ``forward``), averaged
+        over the batch, relative to the energy of the affine state."""
+        eps = self.strain_of(self.displacement(strain) if u is None else u)
         energy = torch.einsum("n,bn->b", self.w, law_energy(eps, self.params))
         ref = torch.einsum("n,bn->b", self.w, law_energy(strain[:, None, :].expand(-1, self.config.n_points, 3),
                                                           self.params))
         return (energy / ref.detach()).mean()
 
+    def stress_hat(self, strain: torch.Tensor) -> torch.Tensor:
+        """σ̂ = (1/|Ω|) Σ_ip σ(ε(u)) w (B, 3)."""
+        return torch.einsum("n,bnc->bc", self.w, self.fields(strain)["sigma_law"]) / self.config.volume
+
+    def stress_and_tangent(self, strain: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(σ̂ (B, 3), Ĉ (B, 3, 3)) in one batched ``vmap(jacrev)`` call."""
+        return stress_and_tangent(self.stress_hat, strain)
+
+    def material(self) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+        """A macro material callback ``ε̂ (N, 3) -> (σ̂, Ĉ)`` (:func:`~graphfem.operators.equino.material`)."""
+        return material(self.stress_and_tangent, self.affine)
+
     def predict(self, strains: np.ndarray) -> dict[str, np.ndarray]:
-        e = torch.as_tensor(np.asarray(strains, dtype=float).reshape(-1, 3))
+        """Numpy (float64) ``u``, ``eps``, ``sigma_law`` of :meth:`fields` and ``stress_hat``, for strains (B, 3)."""
+        e = as_strains(strains, self.affine)
         with torch.no_grad():
-            f = {k: v.numpy() for k, v in self.fields(e).items()}
-        f["stress_hat"] = np.einsum("n,bnc->bc", self.w.numpy(), f["sigma_law"]) / self.config.volume
+            f = {k: v.double().cpu().numpy() for k, v in self.fields(e).items()}
+        w = self.w.double().cpu().numpy()
+        f["stress_hat"] = np.einsum("n,bnc->bc", w, f["sigma_law"]) / self.config.volume
         return f
 
 
 def build_vpionet(rve: RVE, solutions: list[RVESolution] | None = None, n_basis: int = 32, width: int = 64,
-                  depth: int = 4, n_harmonics: int = 2, strain_scale: float = 0.04, seed: int = 0) -> VPIONet:
-    """A :class:`VPIONet` on the RVE's dofs and quadrature; ``solutions`` only set the fluctuation scale."""
-    torch.manual_seed(seed)
+                  depth: int = 4, n_harmonics: int = 2, strain_scale: float = 0.04) -> VPIONet:
+    """A :class:`VPIONet` on the RVE's dofs and quadrature; ``solutions`` only set the fluctuation
+    scale. The weights are drawn from torch's global generator (seed it first)."""
     B = rve.op.matrix().tocoo()
     cfg = VPIONetConfig(rve.n_dofs, rve.n_points, n_basis, width, depth, n_harmonics, strain_scale, rve.volume,
                         float(rve.length[0]), float(rve.length[1]), int(B.nnz))
@@ -203,4 +226,4 @@ def build_vpionet(rve: RVE, solutions: list[RVESolution] | None = None, n_basis:
     return model
 
 
-__all__ = ["BlackBox", "BlackBoxConfig", "VPIONet", "VPIONetConfig", "blackbox_loss", "build_vpionet"]
+__all__ = ["BlackBox", "BlackBoxConfig", "VPIONet", "VPIONetConfig", "build_vpionet", "sobolev_loss"]

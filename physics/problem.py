@@ -255,6 +255,10 @@ class Problem:
     summary: str = ""
     #: mesh dimensions the solver accepts
     dims: tuple[int, ...] = (1, 2, 3)
+    #: ``Solution.dofs`` entries that ``graphfem generate`` stores beside the nodal fields
+    stored_dofs: tuple[str, ...] = ()
+    #: whether ``graphfem solve`` offers the problem (its input is a mesh file)
+    solve_command: bool = True
 
     # ---------------------------------------------------------------- options
     def option(self, name: str) -> Option:

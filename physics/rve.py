@@ -44,7 +44,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -52,6 +54,8 @@ import scipy.sparse.linalg as spl
 
 from graphfem.meshes import Mesh, Tag
 from graphfem.meshes.errors import GraphfemError, InputError, MeshError
+
+from .problem import Option, Problem, Solution, register_problem
 
 # ---------------------------------------------------------------------------- materials
 
@@ -506,10 +510,37 @@ class RVE:
             Kred = self.op.stiffness(C, self.dofmap, self.n_red)
             a = a - spl.spsolve(Kred.tocsc(), R)
             it += 1
+        return self.solution_of(strain, a, tangent, residuals, it)
+
+    def solution_of(self, strain: Sequence[float], a: np.ndarray, tangent: bool = True,
+                    residuals: Sequence[float] = (), iterations: int = 0) -> RVESolution:
+        """The :class:`RVESolution` of the reduced fluctuation ``a`` (n_red,) at the macro strain ε̂ (3,):
+        ε = ε̂ + B T a, σ = σ(ε), σ̂ and (with ``tangent``) Ĉ, with no solve. A stored
+        converged state (a data set's fluctuation dofs, see :meth:`reduced`) gives back its
+        solve's stresses exactly."""
+        strain = np.asarray(strain, dtype=float).reshape(3)
         fluct = self.T @ a
+        eps = np.broadcast_to(strain, (self.n_points, 3)) + self.op.strain(fluct)
+        sig, C = stress_tangent(eps, self.params, tangent)
         Chat = self._tangent(C) if tangent else None
         return RVESolution(strain, a, fluct, self.affine(strain) + fluct, eps, sig, self.homogenise(sig), Chat,
-                           residuals, it)
+                           list(residuals), iterations)
+
+    def reduced(self, fluctuation: np.ndarray) -> np.ndarray:
+        """(n_red,) the reduced unknowns a of a periodic fluctuation (n_dofs,) with ũ = T a.
+
+        Raises:
+            InputError: ``fluctuation`` has the wrong size, is not periodic or not zero at the pinned corner.
+        """
+        f = np.asarray(fluctuation, dtype=float).reshape(-1)
+        if f.size != self.n_dofs:
+            raise InputError(f"a fluctuation of {f.size} dofs for an RVE with {self.n_dofs}", self.mesh.source)
+        a = np.zeros(self.n_red)
+        free = self.dofmap >= 0
+        a[self.dofmap[free]] = f[free]
+        if np.abs(self.T @ a - f).max(initial=0.0) > 1e-12 * max(np.abs(f).max(initial=0.0), 1e-300):
+            raise InputError("the fluctuation is not periodic with a pinned corner on this RVE", self.mesh.source)
+        return a
 
     def _tangent(self, C: np.ndarray) -> np.ndarray:
         """Ĉ = (Σ w C − L^T K^{-1} L)/|Ω| at the converged state (static condensation)."""
@@ -524,19 +555,55 @@ class RVE:
         return [self.solve(s, **kwargs) for s in np.asarray(strains, dtype=float).reshape(-1, 3)]
 
     # ------------------------------------------------------------ output
-    def nodal(self, u: np.ndarray) -> np.ndarray:
-        """(n_points, 2) dof values at the mesh vertices (corner nodes)."""
-        locs = self.dof_points
+    @cached_property
+    def node_dofs(self) -> np.ndarray:
+        """(n_points, 2) the dof of each component at each mesh node (every node carries one)."""
         from scipy.spatial import cKDTree
 
-        out = np.zeros((self.mesh.n_points, 2))
+        out = np.full((self.mesh.n_points, 2), -1)
         tree = cKDTree(self.mesh.points)
         for c in (0, 1):
             dofs = np.flatnonzero(self.component == c)
-            dist, idx = tree.query(locs[dofs])
+            dist, idx = tree.query(self.dof_points[dofs])
             hit = dist <= 1e-10 * float(self.length.max())
-            out[idx[hit], c] = u[dofs[hit]]
+            out[idx[hit], c] = dofs[hit]
+        if (out < 0).any():
+            raise MeshError(f"{int((out < 0).any(axis=1).sum())} mesh node(s) carry no dof of the RVE space",
+                            self.mesh.source)
         return out
+
+    def nodal(self, u: np.ndarray) -> np.ndarray:
+        """(n_points, 2) the values of a dof vector (n_dofs,) at the mesh nodes."""
+        return np.asarray(u)[self.node_dofs]
+
+    @cached_property
+    def _projection(self) -> tuple[sp.csr_matrix, Any, np.ndarray]:
+        """(Φ (N, n_s), LU of M = Φᵀ W Φ, (n_points,) column of each node) of the scalar space
+        (the x-component dofs of the vector basis)."""
+        xdofs = np.flatnonzero(self.component == 0)
+        column = np.full(self.n_dofs, -1)
+        column[xdofs] = np.arange(xdofs.size)
+        m, q, _, ne = self.op.Ne.shape
+        rows = np.broadcast_to(np.arange(m * q).reshape(m, q, 1), (m, q, ne))
+        cols = np.broadcast_to(column[self.op.edofs.T][:, None, :], (m, q, ne))
+        keep = cols >= 0
+        Phi = sp.csr_matrix((self.op.Ne[:, :, 0, :][keep], (rows[keep], cols[keep])), shape=(m * q, xdofs.size))
+        M = (Phi.T @ sp.diags(self.op.w) @ Phi).tocsc()
+        return Phi, spl.splu(M), column[self.node_dofs[:, 0]]
+
+    def nodal_stress(self, sigma: np.ndarray) -> np.ndarray:
+        """(n_points, 3) the L2(Ω) projection of a quadrature-point stress (N, 3) onto the scalar
+        FE space of the RVE, at the mesh nodes: s = M⁻¹ Σ_ip φ(x_ip) σ(x_ip) w_ip. Constants are
+        in the space, so the projection keeps σ̂ exactly."""
+        Phi, lu, at_nodes = self._projection
+        return lu.solve(Phi.T @ (self.op.w[:, None] * np.asarray(sigma, dtype=float)))[at_nodes]
+
+    def fields(self, u: np.ndarray, sigma: np.ndarray, strain: Sequence[float]) -> dict[str, np.ndarray]:
+        """The nodal output fields of :class:`RVEProblem` from a total displacement (n_dofs,), a
+        quadrature-point stress (N, 3) and the macro strain (3,)."""
+        s = self.nodal_stress(sigma)
+        return {"displacement": self.nodal(u), "fluctuation": self.nodal(u - self.affine(strain)),
+                "sigma_xx": s[:, 0], "sigma_yy": s[:, 1], "sigma_xy": s[:, 2]}
 
     def cell_average(self, values: np.ndarray) -> np.ndarray:
         """(m, c) quadrature-weighted cell means of point values (N, c)."""
@@ -551,6 +618,115 @@ class RVE:
         cell = {"sigma_xx": s[:, 0], "sigma_yy": s[:, 1], "sigma_xy": s[:, 2],
                 "phase": self.cell_phase.astype(float), **(extra_cell or {})}
         self.mesh.write(path, point_data={"displacement": self.nodal(u)}, cell_data=cell)
+
+
+# ---------------------------------------------------------------------------- the registered problem
+#: the half-width of the box [−a, a]³ the sampler draws macro strains from (the EquiNO paper's)
+STRAIN_RANGE = 0.04
+
+
+def _numbers(raw: Any, count: int, option: Option, form: str) -> np.ndarray:
+    """``count`` finite numbers from ``"a,b,..."`` or a sequence; one line naming the flag and ``form`` otherwise."""
+    parts = raw.split(",") if isinstance(raw, str) else list(np.ravel(np.asarray(raw, dtype=object)))
+    try:
+        values = np.array([float(v) for v in parts])
+    except (TypeError, ValueError):
+        values = np.array([])
+    if values.size != count or not np.isfinite(values).all():
+        raise InputError(f"{option.cli_flag}: expected {count} finite comma-separated numbers {form}, got {raw!r}")
+    return values
+
+
+def _strain(raw: Any, mesh: Mesh, option: Option) -> np.ndarray:
+    """``--strain EXX,EYY,GXY`` (or three numbers) -> (3,) Voigt strain, engineering shear."""
+    return _numbers(raw, 3, option, "EXX,EYY,GXY")
+
+
+def _material(raw: Any, mesh: Mesh, option: Option) -> np.ndarray:
+    """``--matrix K,ALPHA,BETA,G`` -> (4,) parameters of a :class:`Material` (K > 0, β > 0, α, G ≥ 0)."""
+    values = _numbers(raw, 4, option, "K,ALPHA,BETA,G")
+    K, alpha, beta, G = values
+    if K <= 0 or beta <= 0 or alpha < 0 or G < 0:
+        raise InputError(f"{option.cli_flag}: need K > 0, BETA > 0, ALPHA >= 0 and G >= 0, got {raw!r}")
+    return values
+
+
+def _preset_or_file(geometry: str, resolution: int | None) -> Mesh:
+    if geometry in PRESETS:
+        return rve_mesh(8 if resolution is None else resolution, geometry)
+    if not Path(geometry).is_file():
+        raise InputError(f"rve: unknown geometry {geometry!r}; choose a preset ({', '.join(PRESETS)}) or a mesh file")
+    if resolution is not None:
+        raise InputError("rve: --resolution sizes the presets; a mesh file has its own")
+    from graphfem.meshes import read
+
+    return read(geometry)
+
+
+@register_problem
+class RVEProblem(Problem):
+    """The periodic RVE homogenisation problem of this module as a registered problem.
+
+    Options: the macro strain ε̂ (required), the cell tag(s) of the inclusions,
+    and the two materials. Outputs at the mesh nodes: the total displacement
+    u = Ê (x − x_c) + ũ, the periodic fluctuation ũ, and the stress components
+    as the L2 projection of the quadrature-point stress onto the scalar FE
+    space (:meth:`RVE.nodal_stress`). Data sets also keep the fluctuation's
+    dofs (:attr:`stored_dofs`), from which :meth:`RVE.solution_of` gives back the
+    quadrature-point stresses, σ̂ and Ĉ of every snapshot exactly.
+
+    :meth:`sample`: one mesh per geometry (a preset of :data:`PRESETS` on an
+    n × n mesh, n = ``resolution``, default 8, or a mesh file), the same for
+    every sample, and a uniform random macro strain in [−0.04, 0.04]³.
+
+    Units: those of the default materials, MPa for stresses, and the mesh's
+    length unit (taken as mm) for displacements.
+    """
+
+    name = "rve"
+    summary = "periodic RVE homogenisation (plane strain, nonlinear elastic matrix, elastic inclusions)"
+    fields = {"displacement": "mm", "fluctuation": "mm", "sigma_xx": "MPa", "sigma_yy": "MPa", "sigma_xy": "MPa"}
+    vector_fields = ("displacement", "fluctuation")
+    dims = (2,)
+    #: the ``Solution.dofs`` entries data sets keep (under ``dofs/``): the FE fluctuation, all S2 dofs
+    stored_dofs = ("fluctuation",)
+    options = (
+        Option("strain", "vector", None, "Macro strain EXX,EYY,GXY (engineering shear gamma_xy = 2 eps_xy).",
+               required=True, parse=_strain),
+        Option("inclusion_tag", "tags", ("inclusion",), "Cell tag of the inclusions (repeatable; default "
+               "inclusion)."),
+        Option("matrix", "vector", tuple(MATRIX.as_array().tolist()), "Matrix law K,ALPHA,BETA,G (default "
+               "4780,50,0.06,0).", parse=_material),
+        Option("inclusion", "vector", tuple(INCLUSION.as_array().tolist()), "Inclusion law K,ALPHA,BETA,G (default "
+               "43450,0,1,29920).", parse=_material),
+        Option("rtol", "number", 1e-12, "Newton tolerance relative to the initial residual (default 1e-12).",
+               role="setting"),
+    )
+
+    def solve(self, mesh: Mesh, strain: Sequence[float], inclusion_tag: Sequence[str] = ("inclusion",),
+              matrix: Sequence[float] = MATRIX.as_array(), inclusion: Sequence[float] = INCLUSION.as_array(),
+              rtol: float = 1e-12) -> Solution:
+        """The RVE Newton solve; the :class:`Solution` has ``space`` the :class:`RVE` (its mesh and S2
+        basis), ``dofs`` ``fluctuation`` and ``displacement`` (n_dofs,), the nodal ``fields`` and
+        ``info`` with ``stress`` σ̂ (3,), ``tangent`` Ĉ (3, 3), Newton ``iterations`` and ``residuals``."""
+        start = time.perf_counter()
+        cell = RVE(mesh, tuple(inclusion_tag), Material(*matrix), Material(*inclusion))
+        sol = cell.solve(strain, rtol=rtol)
+        info = {"stress": sol.stress, "tangent": sol.tangent, "iterations": sol.iterations,
+                "residuals": sol.residuals, "total_s": time.perf_counter() - start}
+        return Solution(cell, {"fluctuation": sol.fluctuation, "displacement": sol.u},
+                        cell.fields(sol.u, sol.sigma, sol.strain), dict(self.fields), info)
+
+    def report(self, solution: Solution) -> list[str]:
+        i = solution.info
+        s = ", ".join(f"{v:.6g}" for v in i["stress"])
+        return [f"Newton: {i['iterations']} iterations, residual {i['residuals'][-1]:.2e}; "
+                f"homogenised stress (s_xx, s_yy, s_xy) = ({s}) MPa"]
+
+    def sample(self, rng: np.random.Generator, geometry: str | None = None,
+               resolution: int | None = None) -> tuple[Mesh, dict[str, Any]]:
+        mesh = _preset_or_file(geometry or "disc", resolution)
+        return mesh, {"strain": rng.uniform(-STRAIN_RANGE, STRAIN_RANGE, 3).tolist()}
 
 
 def lhs_strains(n: int, amplitude: float = 0.04, seed: int = 0) -> np.ndarray:
@@ -569,6 +745,7 @@ def timed_solves(rve: RVE, strains: np.ndarray, **kwargs) -> tuple[list[RVESolut
     return sols, time.perf_counter() - start
 
 
-__all__ = ["INCLUSION", "MATRIX", "PRESETS", "RVE", "Inclusion", "Material", "RVESolution", "StrainOperator",
+__all__ = ["INCLUSION", "MATRIX", "PRESETS", "RVE", "STRAIN_RANGE", "Inclusion", "Material", "RVEProblem",
+           "RVESolution", "StrainOperator",
            "deviator", "energy_density", "lhs_strains", "periodic_map", "rve_mesh", "stress", "stress_tangent",
            "vector_basis"]

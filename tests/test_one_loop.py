@@ -19,7 +19,8 @@ def _optimiser_calls(path: Path) -> list[int]:
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
             if node.func.attr == "backward":
                 lines.append(node.lineno)
-            elif isinstance(node.func.value, ast.Attribute) and node.func.value.attr == "optim":
+            elif (isinstance(node.func.value, ast.Attribute) and node.func.value.attr == "optim"
+                  and isinstance(node.func.value.value, ast.Name) and node.func.value.value.id == "torch"):
                 lines.append(node.lineno)
     return lines
 
@@ -39,5 +40,5 @@ def test_only_the_trainer_trains():
 
 def test_the_checker_sees_a_loop(tmp_path):
     path = tmp_path / "loop.py"
-    path.write_text("import torch\nopt = torch.optim.Adam([])\nloss.backward()\n")
+    path.write_text("import torch\nopt = torch.optim.Adam([])\nloss.backward()\nconfig.optim.phases()\n")
     assert _optimiser_calls(path) == [2, 3]

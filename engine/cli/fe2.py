@@ -1,14 +1,14 @@
-"""``graphfem fe2``, ``graphfem fe2-train``, ``graphfem rve-mesh``: FE² with EquiNO (FE-OL) or nested RVE solves.
+"""``graphfem fe2`` and ``graphfem rve-mesh``: FE² with an RVE surrogate (FE-OL) or nested RVE solves.
 
-Checkpoints of the RVE surrogates are one safetensors file (weights and POD
-bases as tensors, model name, config and provenance as JSON metadata, never
-pickled), written and read through :mod:`graphfem.checkpoint`.
+The surrogates (EquiNO and its two baselines) are trained like every model,
+``graphfem generate rve`` then ``graphfem train`` (see ``examples/equino.yaml``
+and :mod:`graphfem.families.equino`); ``fe2`` reads the same checkpoint
+(one safetensors file, never pickled) that ``graphfem predict`` serves.
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 import typer
@@ -21,10 +21,13 @@ _SIDES = ("left", "right", "bottom", "top")
 
 # ---------------------------------------------------------------------- checkpoints
 def load_model(path: str | Path):
-    """(model in float64, metadata) of an RVE checkpoint (EquiNO or a baseline)."""
+    """(model in float64, metadata) of an RVE surrogate checkpoint (EquiNO or a baseline)."""
     from graphfem.checkpoint import load_model as load_checkpoint
 
     model, meta = load_checkpoint(path)
+    if meta.get("family") != "equino":
+        raise InputError(f"a {meta.get('family') or meta['model']} checkpoint, not an RVE surrogate (equino, "
+                         "rve_blackbox, rve_vpionet)", path)
     return model.double(), meta
 
 
@@ -42,11 +45,12 @@ def with_sides(mesh: Mesh) -> Mesh:
     return mesh.with_boundary_tags(**{s: preds[s] for s in missing})
 
 
-def read_rve(path: Path, inclusion_tag: str = "inclusion"):
+def read_rve(path: Path, inclusion_tag: str = "inclusion", materials: dict | None = None):
     """An :class:`~graphfem.physics.rve.RVE` from a mesh file; the inclusions are the cell tag
     ``inclusion_tag``, or the cells where the cell field ``tag:<name>`` (as graphfem writes
-    cell tags) or ``phase`` is 1."""
-    from graphfem.physics.rve import RVE
+    cell tags) or ``phase`` is 1. ``materials``: ``matrix`` and ``inclusion`` (K, α, β, G)
+    (a checkpoint's ``problem.rve``; default the paper's)."""
+    from graphfem.physics.rve import INCLUSION, MATRIX, RVE, Material
 
     mesh = Mesh.read(path)
     if inclusion_tag not in mesh.tags:
@@ -55,8 +59,10 @@ def read_rve(path: Path, inclusion_tag: str = "inclusion"):
             raise InputError(f"no cell tag or cell field {inclusion_tag!r} marks the inclusions", path)
         mesh = mesh.with_tags(**{inclusion_tag: Tag(inclusion_tag, "cell",
                                                     np.flatnonzero(np.asarray(field).reshape(-1) > 0.5))})
+    laws = {"matrix": MATRIX, "inclusion": INCLUSION}
+    laws.update({k: Material(*v) for k, v in (materials or {}).items() if k in laws})
     try:
-        return RVE(mesh, inclusion_tags=(inclusion_tag,))
+        return RVE(mesh, inclusion_tags=(inclusion_tag,), matrix=laws["matrix"], inclusion=laws["inclusion"])
     except GraphfemError as exc:
         raise exc.with_source(path) from None
 
@@ -77,49 +83,25 @@ def _bc(specs: list[str], with_value: bool, option: str) -> dict:
 
 
 # ---------------------------------------------------------------------- workflows
-def train_equino(rve, n_snapshots: int = 20, n_collocation: int = 64, rank: int = 8, adam_steps: int = 500,
-                 lbfgs_steps: int = 300, amplitude: float = 0.04, seed: int = 0, loss: str = "cre"):
-    """FE snapshots (Latin hypercube strains), POD bases, unsupervised training.
-    Returns (model, provenance dict)."""
-    import torch
-
-    from graphfem.operators.equino import build_equino, fit
-    from graphfem.physics.rve import lhs_strains
-
-    start = time.perf_counter()
-    sols = rve.solve_many(lhs_strains(n_snapshots, amplitude, seed), rtol=1e-12)
-    fe_s = time.perf_counter() - start
-    model = build_equino(rve, sols, rank_u=rank, rank_s=rank, strain_scale=amplitude, loss=loss, seed=seed)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small float64 products: one thread is ~10x faster than two on a shared box
-    try:
-        hist = fit(model, lhs_strains(n_collocation, amplitude, seed + 1), adam_steps=adam_steps,
-                   lbfgs_steps=lbfgs_steps, seed=seed)
-    finally:
-        torch.set_num_threads(threads)
-    prov = {"snapshots": n_snapshots, "collocation": n_collocation, "rank": rank, "adam_steps": adam_steps,
-            "lbfgs_steps": lbfgs_steps, "amplitude": amplitude, "seed": seed, "loss": loss,
-            "final_loss": hist["lbfgs"][-1] if hist["lbfgs"] else hist["adam"][-1],
-            "fe_seconds": fe_s, "train_seconds": hist["seconds"], "rve_dofs": rve.n_dofs,
-            "rve_points": rve.n_points}
-    return model.eval(), prov
-
-
 def run_fe2(macro: Mesh, rve, model=None, fixed: dict | None = None, displacement: dict | None = None,
             steps: int = 1, micro_at: list[int] | None = None, source: str = "nn"):
     """FE-OL (``model`` given: one batched surrogate call per macro Newton iteration) or the
     FE² reference (``model is None``: nested RVE Newton at every macro point).
 
-    Returns (macro solution, {macro point: (u (n_dofs,), σ (N, 3), strain (3,))}).
+    Returns (macro solution, {macro point: (u (n_dofs,), σ (N, 3), strain (3,))}); the black box
+    has no micro fields (an empty dict, refused with ``micro_at``).
     """
+    from graphfem.families.equino import check_rve, macro_material, micro_fields
     from graphfem.physics.fe2 import RVEMaterial, solve_macro
 
     fixed = fixed if fixed is not None else {"left": "x", "bottom": "y"}
     displacement = displacement if displacement is not None else {"top": ("y", 0.01)}
-    if model is not None and (model.config.n_dofs != rve.n_dofs or model.config.n_points != rve.n_points):
-        raise InputError(f"the model was built on an RVE with {model.config.n_dofs} dofs and "
-                         f"{model.config.n_points} points, this RVE has {rve.n_dofs} and {rve.n_points}")
-    material = model.material(source) if model is not None else RVEMaterial(rve, keep=micro_at or ())
+    fields = model is None or model.registry_name != "rve_blackbox"
+    if model is not None:
+        check_rve(model, rve, rve.mesh.source)
+        if not fields and micro_at:
+            micro_fields(model, np.zeros((1, 3)))  # refuses in one line
+    material = macro_material(model, source) if model is not None else RVEMaterial(rve, keep=micro_at or ())
     sol = solve_macro(macro, material, fixed=fixed, displacement=displacement, steps=steps)
     n = sol.op.n_points
     points = [int(i) for i in (micro_at if micro_at is not None else [int(np.argmax(np.abs(sol.eps).sum(1)))])]
@@ -127,11 +109,10 @@ def run_fe2(macro: Mesh, rve, model=None, fixed: dict | None = None, displacemen
     if bad:
         raise InputError(f"macro point {bad[0]} out of range 0..{n - 1}")
     micro = {}
-    if model is not None:
-        pred = model.predict(sol.eps[points])
-        for k, i in enumerate(points):
-            micro[i] = (pred["u"][k], pred["sigma_nn"][k], sol.eps[i])
-    else:
+    if model is not None and fields:
+        u, sigma = micro_fields(model, sol.eps[points], source)
+        micro = {i: (u[k], sigma[k], sol.eps[i]) for k, i in enumerate(points)}
+    elif model is None:
         for i in points:
             s = material.kept.get(i) or rve.solve(sol.eps[i])
             micro[i] = (s.u, s.sigma, sol.eps[i])
@@ -150,7 +131,7 @@ def write_fe2(output: Path, sol, rve, micro: dict) -> list[Path]:
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``fe2``, ``fe2-train`` and ``rve-mesh`` to ``app``."""
+    """Add ``fe2`` and ``rve-mesh`` to ``app``."""
 
     @app.command("rve-mesh")
     def rve_mesh_cmd(output: Path = typer.Option(..., "-o", "--output", help="Mesh file to write (.vtu, .msh)."),
@@ -163,29 +144,11 @@ def register(app: typer.Typer) -> None:
         mesh.write(output)
         typer.echo(f"wrote {output}: {mesh.n_cells} cells, {mesh.tag('inclusion').size} in inclusions")
 
-    @app.command("fe2-train")
-    def fe2_train(rve_path: Path = typer.Argument(..., help="RVE mesh file."),
-                  output: Path = typer.Option(..., "-o", "--output", help="Checkpoint (.safetensors)."),
-                  inclusion_tag: str = typer.Option("inclusion", "--inclusion-tag"),
-                  snapshots: int = typer.Option(20, "--snapshots"), collocation: int = typer.Option(64, "--collocation"),
-                  rank: int = typer.Option(8, "--rank"), adam: int = typer.Option(500, "--adam"),
-                  lbfgs: int = typer.Option(300, "--lbfgs"), seed: int = typer.Option(0, "--seed")) -> None:
-        """FE snapshots, POD bases and unsupervised EquiNO training on one RVE."""
-        import torch
-
-        torch.set_default_dtype(torch.float64)
-        rve = read_rve(rve_path, inclusion_tag)
-        model, prov = train_equino(rve, snapshots, collocation, rank, adam, lbfgs, seed=seed)
-        from graphfem.checkpoint import save
-
-        save(output, model, {"provenance": {**prov, "rve": str(rve_path)}})
-        typer.echo(f"wrote {output}: loss {prov['final_loss']:.3e}, FE {prov['fe_seconds']:.1f} s, "
-                   f"training {prov['train_seconds']:.1f} s")
-
     @app.command("fe2")
     def fe2(macro_path: Path = typer.Argument(..., help="Macro mesh (2D, plane strain)."),
             rve_path: Path = typer.Option(..., "--rve", help="RVE mesh file."),
-            model_path: Optional[Path] = typer.Option(None, "--model", help="EquiNO checkpoint (FE-OL)."),
+            model_path: Optional[Path] = typer.Option(None, "--model", help="RVE surrogate checkpoint (FE-OL): "
+                                                      "equino, rve_blackbox or rve_vpionet."),
             reference: bool = typer.Option(False, "--reference", help="True FE²: nested RVE solves."),
             output: Path = typer.Option(..., "-o", "--output", help="Macro VTU to write."),
             inclusion_tag: str = typer.Option("inclusion", "--inclusion-tag", help="Cell tag of the inclusions."),
@@ -194,16 +157,19 @@ def register(app: typer.Typer) -> None:
             steps: int = typer.Option(1, "--steps", help="Load increments."),
             micro_at: list[int] = typer.Option([], "--micro-at", help="Macro quadrature points for micro VTUs "
                                                                       "(default: the most strained one)."),
-            stress_source: str = typer.Option("nn", "--stress", help="nn (equilibrated σ_NN) | law.")) -> None:
-        """Macro plane-strain solve with EquiNO (FE-OL) or the FE² reference; writes macro
-        displacement and stress, and micro fields as OUT_micro_<point>.vtu."""
+            stress_source: str = typer.Option("nn", "--stress", help="EquiNO's stress: nn (equilibrated "
+                                              "σ_NN) | law.")) -> None:
+        """Macro plane-strain solve with an RVE surrogate (FE-OL) or the FE² reference; writes macro
+        displacement and stress, and micro fields as OUT_micro_<point>.vtu (not for the black box)."""
         if (model_path is None) == (not reference):
             raise InputError("give exactly one of --model and --reference")
         if stress_source not in ("nn", "law"):
             raise InputError(f"--stress must be nn or law, got {stress_source!r}")
-        rve = read_rve(rve_path, inclusion_tag)
+        model, meta = load_model(model_path) if model_path is not None else (None, {})
+        if model is not None and stress_source != "nn" and model.registry_name != "equino":
+            raise InputError(f"--stress {stress_source}: only EquiNO has two stress fields")
+        rve = read_rve(rve_path, inclusion_tag, meta.get("problem", {}).get("rve"))
         macro = with_sides(Mesh.read(macro_path))
-        model = load_model(model_path)[0] if model_path is not None else None
         try:
             sol, micro = run_fe2(macro, rve, model, _bc(fix, False, "--fix"), _bc(pull, True, "--pull"), steps,
                                  micro_at or None, stress_source)
@@ -215,5 +181,4 @@ def register(app: typer.Typer) -> None:
                    f"iterations per step {its}, {sol.total_s:.3f} s; wrote " + ", ".join(str(p) for p in paths))
 
 
-__all__ = ["load_model", "read_rve", "register", "run_fe2", "train_equino", "with_sides",
-           "write_fe2"]
+__all__ = ["load_model", "read_rve", "register", "run_fe2", "with_sides", "write_fe2"]

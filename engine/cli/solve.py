@@ -54,8 +54,9 @@ def _parameter(opt) -> inspect.Parameter:
         metavar = {"tag-values": "TAG=VALUE", "tag-vectors": "TAG=V1,V2", "tags": "TAG"}[opt.kind]
         default, annotation = typer.Option([], opt.cli_flag, help=help_text, metavar=metavar), List[str]
     else:
+        vector = ",".join(f"V{k + 1}" for k in range(opt.components)) if opt.components else "V1,V2[,V3]"
         metavar = {"field": "FIELD", "number": "NUMBER", "integer": "N", "choice": "|".join(opt.choices),
-                   "vector": "V1,V2[,V3]"}[opt.kind]
+                   "vector": vector}[opt.kind]
         default, annotation = typer.Option(None, opt.cli_flag, help=help_text, metavar=metavar), Optional[str]
     return inspect.Parameter(opt.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
 
@@ -102,7 +103,7 @@ def _register_problems() -> None:
 
     for name in problems():
         problem = PROBLEMS[name]
-        if getattr(problem, "solve_command", True) and problem.options:
+        if problem.solve_command and problem.options:
             solve_app.command(name)(command_for(problem))
 
 

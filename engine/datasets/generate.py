@@ -6,7 +6,10 @@
   (``darcy-two-phase``, ``cavity``), ``cylinder-flow`` and
   SPON's ``spon-poisson``, ``spon-hyperelastic``, ``spon-flow`` (which also
   store each sample's coarse mesh and FE coefficients);
-* ``mpm``: MLS-MPM particle trajectories (GIOROM's data; ``--material``).
+* ``mpm`` is a registered problem like the others; ``--material`` is
+  required. Particle data has no mesh: positions in ``outputs/x`` (T, N, d),
+  the particles' ``material`` ids in ``inputs/``, the walls and frame step
+  (the run's ``scene``) in ``params``.
 
 All are written in the layout of :mod:`graphfem.datasets.simulations`.
 Sample i depends only on (seed, i), whatever the number of workers or
@@ -24,7 +27,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from graphfem.meshes import Grid, Mesh
+from graphfem.meshes import Grid, Mesh, PointCloud
 from graphfem.meshes.errors import InputError
 from graphfem.meshes.io import atomic_path
 
@@ -54,7 +57,7 @@ def problems() -> tuple[str, ...]:
     """Every name ``graphfem generate`` accepts."""
     from graphfem.physics.problem import problems as registered
 
-    return tuple(sorted({"mpm", *families(), *registered()}))
+    return tuple(sorted({*families(), *registered()}))
 
 
 def generate(problem: str, n: int, out: str | Path, *, seed: int = 0, workers: int = 1, geometry: str | None = None,
@@ -69,14 +72,11 @@ def generate(problem: str, n: int, out: str | Path, *, seed: int = 0, workers: i
 
     if n < 1:
         raise InputError(f"-n must be at least 1, got {n}")
-    if problem == "mpm":
-        from graphfem.families.giorom import generate_mpm
-
+    if problem == "mpm":  # the material of the bodies is not drawn
         if material is None:
             raise InputError("generate mpm needs --material (jelly, water, goo, sand or plasticine)")
-        generate_mpm(material, n, Path(out), seed=seed)
-        return Path(out)
-    if material is not None:
+        options = {**(options or {}), "material": material}
+    elif material is not None:
         raise InputError(f"--material is an option of generate mpm, not of {problem}")
     if options and (problem not in registered() or problem in families()):
         raise InputError(f"generate {problem} draws every input itself; it takes no problem options "
@@ -95,19 +95,20 @@ def generate(problem: str, n: int, out: str | Path, *, seed: int = 0, workers: i
         if resolution is not None and "resolution" not in sampler:
             raise InputError(f"--resolution is not an option of generate {problem}")
         if options:
-            PROBLEMS[problem].parse(_probe_mesh(problem, geometry, resolution), options)
+            mesh, raw = _probe_sample(problem, geometry, resolution)
+            PROBLEMS[problem].parse(mesh, {**raw, **options})
         job = ("problem", problem, geometry, resolution, dict(options or {}))
     else:
         raise InputError(f"unknown problem {problem!r}; choose one of {', '.join(problems())}")
     return _write(problem, job, n, Path(out), seed, workers, progress)
 
 
-def _probe_mesh(problem: str, geometry: str | None, resolution: int | None) -> Mesh:
-    """The mesh of sample 0, to check fixed options against before any work."""
+def _probe_sample(problem: str, geometry: str | None, resolution: int | None) -> tuple[Mesh, dict]:
+    """The mesh and raw options of sample 0, to check fixed options against before any work."""
     from graphfem.physics.problem import get_problem
 
     extra = {} if resolution is None else {"resolution": resolution}
-    return get_problem(problem).sample(np.random.default_rng([0, 0]), geometry=geometry, **extra)[0]
+    return get_problem(problem).sample(np.random.default_rng([0, 0]), geometry=geometry, **extra)
 
 
 def simulate(kind: str, name: str, geometry: str | None, resolution: int | None, fixed: dict | None, seed: int,
@@ -129,13 +130,17 @@ def simulate(kind: str, name: str, geometry: str | None, resolution: int | None,
     params = {k: v for k, v in raw.items() if k not in inputs}
     if geometry is not None:
         params["geometry"] = geometry
+    if isinstance(mesh, PointCloud):  # particles: no mesh; their fields are inputs, the run's scene is in params
+        inputs.update({k: np.asarray(v) for k, v in solution.mesh.point_data.items()})
+        params.update(solution.scene)
+        mesh = None
     sample = {"mesh": mesh, "inputs": inputs, "params": params}
     if solution.trajectory is not None:
         sample.update(outputs={k: np.asarray(v) for k, v in solution.trajectory.fields.items()},
                       times=np.asarray(solution.trajectory.times))
     else:
         sample["outputs"] = {k: np.asarray(v) for k, v in solution.fields.items()}
-    kept = getattr(problem, "stored_dofs", ())  # problems whose families need the FE coefficients (rve)
+    kept = problem.stored_dofs  # problems whose families need the FE coefficients (rve)
     if kept:
         sample["dofs"] = {k: np.asarray(solution.dofs[k]) for k in kept}
     return sample

@@ -114,6 +114,7 @@ class Trainer:
         self.out = Path(c.run.out)
         self.phase, self.epoch, self.batch_pos, self.step, self.phase_step = 0, 0, 0, 0, 0
         self.best = math.inf
+        self._plotted = -math.inf  # wall time of the last curves.png
         self._start_phase(0)
 
     # ---------------------------------------------------------------- set-up
@@ -335,7 +336,9 @@ class Trainer:
             self.epoch += 1
             self.batch_pos = 0
             self.save_state()
-            self.plot()
+            if time.perf_counter() - self._plotted >= 30.0:  # a figure costs ~0.3 s: not after every short epoch
+                self.plot()
+                self._plotted = time.perf_counter()
 
     def _lbfgs_phase(self, p, bar, start: float, kill_at: int) -> None:
         c = self.config

@@ -54,6 +54,13 @@ def _line(path: Path) -> Path:
     return path
 
 
+def _rve(path: Path) -> Path:
+    from graphfem.physics.rve import rve_mesh
+
+    rve_mesh(6, "rve3").write(path)
+    return path
+
+
 def _hyper_plate(path: Path) -> Path:
     Mesh.rectangle(12, 6, 0.0, 1.0, 0.0, 0.5).write(path)
     return path
@@ -74,6 +81,7 @@ CASES = {
                           "outlet", "--nu", "0.005"], ".vtu"),
     "navier-stokes": (_channel, ["--inflow", "inlet=0.2", "--no-slip", "walls", "--no-slip", "cylinder",
                                  "--outflow", "outlet", "--nu", "0.005"], ".vtu"),
+    "rve": (_rve, ["--strain", "0.01,0,0.005"], ".vtu"),
     "hyperelastic": (_hyper_plate, ["--E", "1", "--nu", "0.3", "--fix", "left", "--traction", "right=0.08,0"],
                      ".vtu"),
 }

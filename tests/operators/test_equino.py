@@ -1,28 +1,46 @@
 """EquiNO in the small configuration of the method note (8 × 8 S2 quads, one
-disc, 20 FE snapshots, r = 8, 64 collocation strains, 500 Adam + 300 L-BFGS
-steps, float64, one thread), and the two baselines."""
+disc, 20 FE snapshots from ``graphfem generate rve``, r = 8, 64 collocation
+strains, 500 Adam + 300 L-BFGS iterations, float64, one thread; trained by the
+engine's trainer), and the two baselines."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-from graphfem.operators.equino import build_equino, fit, law_energy, law_stress, relative_errors
-from graphfem.operators.equino_baselines import BlackBox, BlackBoxConfig, blackbox_loss, build_vpionet
+from graphfem.checkpoint import load_model
+from graphfem.datasets.generate import generate
+from graphfem.datasets.simulations import SimulationData
+from graphfem.families.equino import read_snapshots, train_config
+from graphfem.operators.equino import law_energy, law_stress, relative_errors
+from graphfem.operators.equino_baselines import sobolev_loss
 from graphfem.physics.fe2 import plate_with_hole, solve_macro
-from graphfem.physics.rve import INCLUSION, MATRIX, RVE, energy_density, lhs_strains, rve_mesh, stress
+from graphfem.physics.rve import INCLUSION, MATRIX, energy_density, lhs_strains, stress
+from graphfem.training.trainer import split_indices, train
+
+torch.set_num_threads(1)
+
+
+def _trained(folder, name: str, **recipe):
+    """(model, meta) of ``name`` trained on the data set in ``folder``."""
+    train(train_config(str(folder / "rve.h5"), str(folder / name), name, val_fraction=2 / 22, test_fraction=0.0,
+                       **recipe))
+    model, meta = load_model(folder / name / "model.safetensors")
+    return model.double(), meta
 
 
 @pytest.fixture(scope="module")
-def setup():
-    torch.set_num_threads(1)
-    cell = RVE(rve_mesh(8, "disc"))
-    train = cell.solve_many(lhs_strains(20, seed=1), rtol=1e-12)
+def setup(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("equino")
+    generate("rve", 22, folder / "rve.h5", seed=1, geometry="disc", resolution=8, progress=False)
+    data = SimulationData(folder / "rve.h5")
+    snaps = read_snapshots(data, tangent=True)
+    split = split_indices(len(data), 2 / 22, 0.0, 0)
+    cell, train_sols = snaps.rve, [snaps.solutions[i] for i in split["train"]]
     test_strains = 0.9 * lhs_strains(10, seed=2)
     test = cell.solve_many(test_strains)
-    model = build_equino(cell, train, rank_u=8, rank_s=8, seed=0)
-    fit(model, lhs_strains(64, seed=3), adam_steps=500, lbfgs_steps=300, batch_size=10, seed=0)
-    return cell, train, test_strains, test, model
+    model, _ = _trained(folder, "equino", rank=8, collocation=64, adam_steps=500, lbfgs_iterations=300)
+    return cell, train_sols, test_strains, test, model, folder
 
 
 def test_torch_law_matches_numpy():
@@ -35,7 +53,7 @@ def test_torch_law_matches_numpy():
 
 
 def test_sigma_nn_is_equilibrated_and_sigma_law_is_not(setup):
-    cell, train, strains, test, model = setup
+    cell, train, strains, test, model, _ = setup
     psi = model.psi.numpy()
     for k in range(psi.shape[2]):
         mode = psi[:, :, k]
@@ -48,7 +66,7 @@ def test_sigma_nn_is_equilibrated_and_sigma_law_is_not(setup):
 
 
 def test_displacement_is_periodic_to_1e12(setup):
-    cell, _, strains, _, model = setup
+    cell, _, strains, _, model, _ = setup
     u = model.predict(strains)["u"]
     x = cell.dof_points
     for e, ui in zip(strains, u):
@@ -61,7 +79,7 @@ def test_displacement_is_periodic_to_1e12(setup):
 
 
 def test_tangent_matches_finite_difference_of_surrogate(setup):
-    _, _, strains, test, model = setup
+    _, _, strains, test, model, _ = setup
     e = torch.as_tensor(strains[:3])
     for source in ("nn", "law"):
         _, C = model.stress_and_tangent(e, source)
@@ -75,7 +93,7 @@ def test_tangent_matches_finite_difference_of_surrogate(setup):
 
 
 def test_homogenised_stress_within_5_percent(setup):
-    cell, _, strains, test, model = setup
+    cell, _, strains, test, model, _ = setup
     pred = model.predict(strains)
     ref = np.stack([s.stress for s in test])
     for key in ("stress_hat", "stress_hat_law"):
@@ -86,7 +104,7 @@ def test_homogenised_stress_within_5_percent(setup):
 
 
 def test_pure_shear(setup):
-    cell, _, _, _, model = setup
+    cell, _, _, _, model, _ = setup
     e = np.array([[0.0, 0.0, 0.03]])
     fe = cell.solve(e[0]).stress
     pred = model.predict(e)
@@ -96,7 +114,7 @@ def test_pure_shear(setup):
 
 
 def test_fe_ol_macro_newton_converges(setup):
-    _, _, _, _, model = setup
+    _, _, _, _, model, _ = setup
     sol = solve_macro(plate_with_hole(2, 2), model.material("nn"), fixed={"left": "x", "bottom": "y"},
                       displacement={"top": ("y", 0.01)}, rtol=1e-12)
     r = sol.newton[0]
@@ -104,19 +122,29 @@ def test_fe_ol_macro_newton_converges(setup):
     assert sol.material_calls == len(r)
 
 
+def test_bases_come_from_the_training_snapshots(setup):
+    cell, train, _, _, model, _ = setup
+    # the training stresses lie in the span of the (equilibrated) stress modes, up to the POD truncation
+    psi = model.psi.numpy().reshape(-1, model.config.rank_s)
+    S = np.stack([s.sigma.reshape(-1) for s in train], 1)
+    residual = S - psi @ np.linalg.lstsq(psi, S, rcond=None)[0]
+    assert np.linalg.norm(residual) < 0.02 * np.linalg.norm(S)
+
+
 def test_baselines(setup):
-    cell, train, strains, test, _ = setup
-    bb = BlackBox(BlackBoxConfig(stress_scale=100.0))
-    fit(bb, np.arange(len(train))[:, None] * np.ones(3), adam_steps=200, lbfgs_steps=100,
-        loss=blackbox_loss(train))
+    cell, train_sols, strains, test, _, folder = setup
+    bb, meta = _trained(folder, "rve_blackbox", adam_steps=200, lbfgs_iterations=100)
+    assert meta["model"] == "rve_blackbox" and meta["family"] == "equino"
     e = torch.as_tensor(strains[:2])
     _, C = bb.stress_and_tangent(e)
     Cfd = torch.stack([(bb.stress_hat(e + 1e-6 * d) - bb.stress_hat(e - 1e-6 * d)) / 2e-6
                        for d in torch.eye(3, dtype=torch.float64)], -1)
     assert (C - Cfd).abs().max() < 1e-6 * C.abs().max()
     assert np.median(relative_errors(cell, bb.predict(strains), test)["stress_hat"]) < 0.05
-    vp = build_vpionet(cell, train)
-    fit(vp, lhs_strains(32, seed=4), adam_steps=50, lbfgs_steps=0)
+    # the training loss's autograd tangent is the one inference uses
+    S, Ct = bb.stress_and_tangent(e)
+    assert float(sobolev_loss(bb, e, S.detach(), Ct.detach(), 1.0, 1.0).detach()) < 1e-20
+    vp, _ = _trained(folder, "rve_vpionet", collocation=32, adam_steps=50, lbfgs_iterations=0)
     u = vp.predict(strains[:2])["u"]
     fluct = u - strains[:2] @ vp.affine.numpy().T
     assert np.abs(fluct - fluct[:, cell.master]).max() < 1e-12 * max(np.abs(fluct).max(), 1e-30)

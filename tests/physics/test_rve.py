@@ -1,12 +1,13 @@
 """Periodic RVE homogenisation: material law, Newton, homogenised tangent,
-Hill–Mandel, periodic pairing, and the FE² macro solver."""
+Hill–Mandel, periodic pairing, the FE² macro solver, and the registered
+``rve`` problem (options, nodal fields, sampler, stored snapshots)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from graphfem.meshes import Mesh, Tag
-from graphfem.meshes.errors import MeshError
+from graphfem.meshes.errors import GraphfemError, InputError, MeshError
 from graphfem.physics.fe2 import RVEMaterial, plate_with_hole, solve_macro
 from graphfem.physics.rve import (INCLUSION, MATRIX, PRESETS, RVE, Material, energy_density, lhs_strains, rve_mesh,
                                   stress, stress_tangent)
@@ -144,3 +145,63 @@ def test_lhs_strains_stratified():
     assert s.shape == (16, 3) and np.abs(s).max() <= 0.04
     for j in range(3):
         assert sorted(np.floor((s[:, j] / 0.04 + 1) / 2 * 16).astype(int).tolist()) == list(range(16))
+
+
+# ------------------------------------------------------------------ the registered rve problem
+def test_registered_problem_solves_and_keeps_sigma_hat(rve):
+    from graphfem.physics.problem import get_problem
+
+    problem = get_problem("rve")
+    solution = problem.run(rve.mesh, {"strain": "0.02,-0.01,0.03"})
+    direct = rve.solve(STRAIN, rtol=1e-12)
+    np.testing.assert_array_equal(solution.dofs["fluctuation"], direct.fluctuation)
+    np.testing.assert_allclose(solution.fields["displacement"], rve.nodal(direct.u), rtol=0, atol=1e-15)
+    assert set(solution.fields) == set(problem.fields) and solution.units["sigma_xx"] == "MPa"
+    # the nodal stress is the L2 projection onto the scalar space: its mean is exactly σ̂
+    Phi, lu, _ = rve._projection
+    projected = lu.solve(Phi.T @ (rve.op.w[:, None] * direct.sigma))
+    np.testing.assert_allclose(rve.homogenise(Phi @ projected), direct.stress, rtol=1e-12)
+    nodal = np.stack([solution.fields[k] for k in ("sigma_xx", "sigma_yy", "sigma_xy")], 1)
+    np.testing.assert_allclose(nodal, rve.nodal_stress(direct.sigma), rtol=1e-12)
+    assert "homogenised stress" in problem.report(solution)[0]
+
+
+def test_stored_fluctuation_gives_back_the_solve(rve):
+    sol = rve.solve(STRAIN, rtol=1e-12)
+    again = rve.solution_of(STRAIN, rve.reduced(sol.fluctuation))
+    np.testing.assert_array_equal(again.sigma, sol.sigma)
+    np.testing.assert_array_equal(again.tangent, sol.tangent)
+    broken = sol.fluctuation.copy()
+    broken[np.flatnonzero(rve.master != np.arange(rve.n_dofs))[0]] += 1e-3
+    with pytest.raises(InputError, match="not periodic"):
+        rve.reduced(broken)
+
+
+def test_sampler_one_mesh_per_geometry_and_strains_in_the_box(tmp_path):
+    from graphfem.physics.problem import get_problem
+
+    problem = get_problem("rve")
+    (m1, r1), (m2, r2) = (problem.sample(np.random.default_rng([0, i]), geometry="rve2", resolution=5)
+                          for i in range(2))
+    assert np.array_equal(m1.points, m2.points) and np.array_equal(m1.cells, m2.cells)
+    assert r1["strain"] != r2["strain"] and max(abs(v) for v in r1["strain"] + r2["strain"]) <= 0.04
+    rve_mesh(3, "rve3").write(tmp_path / "cell.vtu")
+    m3, _ = problem.sample(np.random.default_rng(0), geometry=str(tmp_path / "cell.vtu"))
+    assert m3.n_cells == 9 and "inclusion" in m3.tags
+    with pytest.raises(InputError, match="--resolution sizes the presets"):
+        problem.sample(np.random.default_rng(0), geometry=str(tmp_path / "cell.vtu"), resolution=4)
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"strain": "0.01,0"}, "--strain: expected 3 finite comma-separated numbers"),
+    ({"strain": "nan,0,0"}, "--strain: expected 3 finite comma-separated numbers"),
+    ({}, "--strain is required"),
+    ({"strain": "0,0,0", "matrix": "1,0,-1,0"}, "--matrix: need K > 0, BETA > 0"),
+    ({"strain": "0,0,0", "inclusion_tag": ["holes"]}, "unknown tag 'holes'"),
+])
+def test_bad_options_are_one_line(rve, raw, message):
+    from graphfem.physics.problem import get_problem
+
+    with pytest.raises(GraphfemError, match=message) as info:
+        get_problem("rve").parse(rve.mesh, raw)
+    assert "\n" not in str(info.value)
