@@ -386,13 +386,17 @@ def _block_diag(parts: Sequence[tuple[np.ndarray, np.ndarray, tuple[int, int]]],
     index = np.concatenate([p[0] + np.array([[r], [c]]) for p, r, c in zip(parts, rows, cols)], axis=1)
     values = np.concatenate([p[1] for p in parts])
     return torch.sparse_coo_tensor(torch.as_tensor(index), torch.as_tensor(values, dtype=dtype),
-                                   (int(rows[-1]), int(cols[-1])), device=device, is_coalesced=False).coalesce()
+                                   (int(rows[-1]), int(cols[-1])), device=device, is_coalesced=False,
+                                   check_invariants=False).coalesce()  # built in range; checking costs time
 
 
-def collate(samples: Sequence[SPONSample], levels: int | None = None, device: str = "cpu") -> Batch:
+def collate(samples: Sequence[SPONSample], levels: int | None = None, device: str = "cpu",
+            dtype: torch.dtype = torch.float32) -> Batch:
     """Batch samples (any meshes, same number of levels): block-diagonal
     graphs, transfers and norm matrices. ``levels`` coarse levels are used
-    (default: all of the hierarchy)."""
+    (default: all of the hierarchy). The network inputs (features, edge
+    attributes, transfers) are in ``dtype``, the model's; the decoder and
+    norm tensors are always float64."""
     L = len(samples[0].hierarchy.spaces) - 1 if levels is None else levels
     if any(len(s.hierarchy.spaces) - 1 < L for s in samples):
         raise InputError(f"a sample's hierarchy has fewer than the {L} coarse level(s) the model needs")
@@ -407,13 +411,12 @@ def collate(samples: Sequence[SPONSample], levels: int | None = None, device: st
         arrays = [_level_arrays(s.hierarchy, level) for s in samples]
         gs = [a["graph"] for a in arrays]
         cs = np.concatenate([[0], np.cumsum([g.n_nodes for g in gs])[:-1]])
-        coarse.append({"P": _block_diag([a["P"] for a in arrays], torch.float32, device),
-                       "R": _block_diag([a["R"] for a in arrays], torch.float32, device),
-                       "x": torch.as_tensor(np.concatenate([g.geometry for g in gs]), dtype=torch.float32,
-                                            device=device),
+        coarse.append({"P": _block_diag([a["P"] for a in arrays], dtype, device),
+                       "R": _block_diag([a["R"] for a in arrays], dtype, device),
+                       "x": torch.as_tensor(np.concatenate([g.geometry for g in gs]), dtype=dtype, device=device),
                        "edge_index": torch.as_tensor(np.concatenate([g.edge_index + o for g, o in zip(gs, cs)], 1),
                                                      device=device),
-                       "edge_attr": torch.as_tensor(np.concatenate([g.edge_attr for g in gs]), dtype=torch.float32,
+                       "edge_attr": torch.as_tensor(np.concatenate([g.edge_attr for g in gs]), dtype=dtype,
                                                     device=device)})
     c = samples[0].dirichlet_mask.shape[1]
     norms = []
@@ -426,8 +429,8 @@ def collate(samples: Sequence[SPONSample], levels: int | None = None, device: st
     t = (torch.as_tensor(np.concatenate([s.target for s in samples]), dtype=torch.float64, device=device)
          if all(s.target is not None for s in samples) else None)
     return Batch(
-        x=torch.as_tensor(x, dtype=torch.float32, device=device),
-        edge_index=torch.as_tensor(ei, device=device), edge_attr=torch.as_tensor(ea, dtype=torch.float32, device=device),
+        x=torch.as_tensor(x, dtype=dtype, device=device),
+        edge_index=torch.as_tensor(ei, device=device), edge_attr=torch.as_tensor(ea, dtype=dtype, device=device),
         coarse=coarse,
         mask=torch.as_tensor(np.concatenate([s.dirichlet_mask for s in samples]), device=device),
         values=torch.as_tensor(np.concatenate([s.dirichlet_values for s in samples]), dtype=torch.float64,
@@ -437,6 +440,17 @@ def collate(samples: Sequence[SPONSample], levels: int | None = None, device: st
         target=t, norm=_block_diag(norms, torch.float64, device),
         dof_batch=torch.as_tensor(np.repeat(node_batch, c), device=device),
         node_batch=torch.as_tensor(node_batch, device=device), n_graphs=len(samples), sizes=sizes)
+
+
+def fe_loss(y: torch.Tensor, batch: Batch) -> torch.Tensor:
+    r"""(G,) SPON's loss of a batch from the raw processor output y (n, out): the
+    relative error of the decoded :math:`u_h = D(y)` (:func:`decode`, Dirichlet
+    DOFs exact) in the batch's FE norm,
+    :math:`\sqrt{(c - c^*)^\top N (c - c^*) / c^{*\top} N c^*}` per sample
+    (:func:`fe_relative_error`; N = M or M + K)."""
+    u = decode(y, batch.scale, batch.mask, batch.values)
+    return fe_relative_error(u.reshape(-1), batch.target.reshape(-1), batch.norm, batch.dof_batch,
+                             batch.n_graphs)
 
 
 # ---------------------------------------------------------------------------- model
@@ -473,17 +487,17 @@ class SPONConfig:
 class SPON(nn.Module):
     """S = D ∘ P_θ ∘ E on FE spaces; ``levels > 0`` makes it SPON-MG (module docstring).
 
-    ``forward(x, edge_index, edge_attr, coarse)`` returns the raw network output (n, out);
-    :meth:`predict` runs a :class:`Batch` through the V-cycle and the exact decoder.
+    ``forward(x, edge_index, edge_attr, coarse)`` returns the raw network output y (n, out)
+    (``net(batch.x, batch.edge_index, batch.edge_attr, batch.coarse)``, what a
+    training step calls, so that DDP synchronises the gradients);
+    ``fe_loss(y, batch)`` is the loss of that output, :meth:`predict` the
+    exactly decoded coefficients and :meth:`loss` the two together.
 
     Buffers ``x_mean``, ``x_std`` (in_node,) normalise the features inside the
     model, so a checkpoint carries them as tensors.
     """
 
     Config = SPONConfig
-    #: the engine (``graphfem train`` / ``predict`` / ``evaluate``) feeds this model
-    #: :class:`Batch` objects on FE spaces through :mod:`graphfem.families.spon`, not nodal graphs
-    consumes_fe_batches = True
 
     def __init__(self, config: SPONConfig):
         super().__init__()
@@ -509,6 +523,14 @@ class SPON(nn.Module):
         self.x_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
         self.x_std.copy_(torch.as_tensor(np.where(np.asarray(std) > 1e-6, std, 1.0), dtype=torch.float32))
 
+    @staticmethod
+    def _transfer(A: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """A h for a sparse transfer A, in A's dtype and back in h's, outside
+        autocast: under autocast (bf16 on CUDA) the backward of ``torch.sparse.mm``
+        fails on the mixed dtypes."""
+        with torch.autocast(h.device.type, enabled=False):
+            return torch.sparse.mm(A, h.to(A.dtype)).to(h.dtype)
+
     def _cycle(self, level: int, h: torch.Tensor, edge_index: torch.Tensor, e: torch.Tensor,
                coarse: Sequence[dict]) -> torch.Tensor:
         if level == self.config.levels:
@@ -518,9 +540,9 @@ class SPON(nn.Module):
         for block in self.pre_blocks[level]:
             h, e = block(h, edge_index, e)
         lv = coarse[level]
-        hc = torch.sparse.mm(lv["R"], h) + self.coarse_inject[level](lv["x"])
+        hc = self._transfer(lv["R"], h) + self.coarse_inject[level](lv["x"])
         hc = self._cycle(level + 1, hc, lv["edge_index"], self.edge_encoder(lv["edge_attr"]), coarse)
-        h = h + torch.sparse.mm(lv["P"], hc)
+        h = h + self._transfer(lv["P"], hc)
         for block in self.post_blocks[level]:
             h, e = block(h, edge_index, e)
         return h
@@ -541,10 +563,8 @@ class SPON(nn.Module):
         return decode(y, batch.scale, batch.mask, batch.values)
 
     def loss(self, batch: Batch) -> torch.Tensor:
-        """(G,) relative errors in the batch's FE norm."""
-        u = self.predict(batch)
-        return fe_relative_error(u.reshape(-1), batch.target.reshape(-1), batch.norm, batch.dof_batch,
-                                 batch.n_graphs)
+        """(G,) relative errors in the batch's FE norm (:func:`fe_loss`)."""
+        return fe_loss(self(batch.x, batch.edge_index, batch.edge_attr, batch.coarse), batch)
 
 
 @register("spon_mg")
@@ -557,5 +577,6 @@ class SPONMG(SPON):
 
 
 __all__ = ["Batch", "DOFGraph", "GEOMETRY_FEATURES", "Hierarchy", "SPON", "SPONConfig", "SPONMG", "SPONSample",
-           "collate", "decode", "dof_graph", "fe_relative_error", "hierarchy", "interpolation", "l2_projection",
-           "norm_matrix", "prolongation", "quadrature_points", "restriction", "scalar_dof_coordinates"]
+           "collate", "decode", "dof_graph", "fe_loss", "fe_relative_error", "hierarchy", "interpolation",
+           "l2_projection", "norm_matrix", "prolongation", "quadrature_points", "restriction",
+           "scalar_dof_coordinates"]

@@ -3,8 +3,10 @@
 For each family (Poisson/Darcy on the L-shape; neo-Hookean plate):
 
 1. test relative L² error (FE mass-matrix norm of V_h) of plain SPON, SPON-MG
-   (equal depth) and the MeshGraphNet baseline (same DOF graph, features,
-   loss and epochs, but its output is used as it is: no exact decoder);
+   (equal depth) and the MeshGraphNet baseline, all three trained by the one
+   trainer on the same file, split, optimiser and epochs (MeshGraphNet through
+   its own adapter: mesh graph, features of the problem's options,
+   lumped-mass loss, and its output used as it is: no exact decoder);
 2. the same models evaluated one refinement level finer than training
    (inputs re-encoded on the finer mesh, reference re-solved by FE; SPON-MG
    keeps its trained coarse level, prolonged straight to the finer mesh), and
@@ -36,75 +38,78 @@ SIZES = {
 }
 
 
-def _mgn(samples, latent: int, layers: int):
-    import torch
-    from torch import nn
+def _train(name: str, path: Path, cfg: dict, folder: Path, seed: int, device: str, **model):
+    """A :class:`~graphfem.surrogate.Surrogate` trained by the one trainer on ``path``
+    (AdamW, warm-up then cosine decay, seeded; 20 % test, no validation: the
+    final weights), and its training time."""
+    import graphfem
+    from graphfem.training.config import DataConfig, OptimConfig, RunConfig, TrainConfig
+    from graphfem.training.trainer import train
 
-    from graphfem.operators.meshgraphnet import MeshGraphNet, MeshGraphNetConfig
-    from graphfem.operators.spon import decode, fe_relative_error
-
-    feats = np.concatenate([s.features() for s in samples])
-    out = samples[0].dirichlet_mask.shape[1]
-
-    class MGN(nn.Module):
-        """MeshGraphNet with the SPON normalisation, decoded as s·y without the Dirichlet overwrite."""
-
-        def __init__(self):
-            super().__init__()
-            self.net = MeshGraphNet(MeshGraphNetConfig(in_node=feats.shape[1], in_edge=3, out=out, latent=latent,
-                                                       layers=layers))
-            self.register_buffer("mean", torch.as_tensor(feats.mean(0), dtype=torch.float32))
-            std = feats.std(0)
-            self.register_buffer("std", torch.as_tensor(np.where(std > 1e-6, std, 1.0), dtype=torch.float32))
-            self.config = type("C", (), {"levels": 0})()
-
-        def predict(self, batch):
-            y = self.net((batch.x - self.mean) / self.std, batch.edge_index, batch.edge_attr)
-            return decode(y, batch.scale, torch.zeros_like(batch.mask), batch.values)
-
-        def loss(self, batch):
-            u = self.predict(batch)
-            return fe_relative_error(u.reshape(-1), batch.target.reshape(-1), batch.norm, batch.dof_batch,
-                                     batch.n_graphs)
-
-    return MGN()
+    out = folder / f"{path.stem}_{name}_{model.get('levels', 0)}"
+    config = TrainConfig(model={"name": name, "latent": cfg["latent"], "layers": cfg["layers"], **model},
+                         data=DataConfig(path=str(path), val_fraction=0.0, test_fraction=0.2,
+                                         batch_size=cfg["batch"]),
+                         optim=OptimConfig(lr=3e-3, epochs=cfg["epochs"], warmup_steps=20, min_lr_ratio=0.02,
+                                           weight_decay=1e-5),
+                         run=RunConfig(out=str(out), seed=seed, device=device, progress=False))
+    start = time.perf_counter()
+    train(config)
+    return graphfem.load(out / "model.safetensors", device=device), time.perf_counter() - start
 
 
-def _family(family: str, cfg: dict, folder: Path, seed: int, lines: list) -> dict:
-    import torch
+def _mgn_coefficients(mgn, records, samples) -> list[np.ndarray]:
+    """MeshGraphNet's prediction for each record with the problem's options, on
+    the fine mesh of its SPON sample, as (n, c) coefficients of that sample's P1 space."""
+    from graphfem.families.spon import case_options
 
+    field = mgn.problem["fields"][0]
+    out = []
+    for r, s in zip(records, samples):
+        space = s.hierarchy.fine
+        values = mgn.predict(space.mesh, **case_options(r))[field]
+        out.append(space.from_nodes(values).reshape(s.target.shape))
+    return out
+
+
+def _mean_error(samples, coefficients) -> float:
+    """Mean relative L² error (consistent mass norm of each sample's V_h) of (n, c) coefficients."""
+    return float(np.mean([s.hierarchy.fine.relative_l2_error(u.reshape(-1), s.target.reshape(-1))
+                          for s, u in zip(samples, coefficients)]))
+
+
+def _family(family: str, cfg: dict, folder: Path, seed: int, device: str, lines: list) -> dict:
     from graphfem.datasets import spon as spon_data
-    from graphfem.families import spon as spon_train
+    from graphfem.families import spon as spon_family
 
     path = folder / f"{family}.h5"
     t0 = time.perf_counter()
     spon_data.generate(family, cfg["n"], path, resolution=cfg["resolution"], seed=seed)
     t_gen = time.perf_counter() - t0
     records = spon_data.read(path)
-    train_idx, test_idx = spon_train.split(len(records), 0.2, seed)
     mg = cfg["mg"]
-    samples = [spon_train.encode(r, mg_levels=mg) for r in records]
-    train, test = [samples[i] for i in train_idx], [samples[i] for i in test_idx]
-    fine_test = [spon_train.encode(records[i], extra_refinements=1, mg_levels=mg) for i in test_idx]
-    L = cfg["layers"]
-    models = {
-        "SPON": spon_train.build("spon", train, layers=L, latent=cfg["latent"], levels=0),
-        "SPON-MG": spon_train.build("spon_mg", train, layers=L, latent=cfg["latent"], levels=mg, pre=1, post=1),
-        "MeshGraphNet": _mgn(train, cfg["latent"], L),
-    }
-    out = {"n_dofs": int(samples[0].hierarchy.fine.n_dofs), "fine_n_dofs": int(fine_test[0].hierarchy.fine.n_dofs),
-           "train": len(train), "test": len(test), "generate_s": t_gen, "models": {}}
-    for name, model in models.items():
-        r = spon_train.fit(model, train, epochs=cfg["epochs"], lr=3e-3, batch_size=cfg["batch"], seed=seed)
-        e = spon_train.errors(model, test)
-        e_fine = spon_train.errors(model, fine_test)
-        bc = max(float(np.abs(u[s.dirichlet_mask] - s.dirichlet_values[s.dirichlet_mask]).max())
-                 for s, u in zip(test, spon_train.predict(model, test)))
-        out["models"][name] = {"test": float(e.mean()), "fine": float(e_fine.mean()), "train_s": r["seconds"],
-                               "bc": bc, "params": sum(p.numel() for p in model.parameters())}
-        lines.append(f"  {family} {name}: trained in {r['seconds']:.0f} s")
+    models = {"SPON": _train("spon", path, cfg, folder, seed, device, levels=0),
+              "SPON-MG": _train("spon_mg", path, cfg, folder, seed, device, levels=mg, pre=1, post=1),
+              "MeshGraphNet": _train("meshgraphnet", path, cfg, folder, seed, device)}
+    test_idx = models["SPON"][0].meta["provenance"]["split"]["test"]  # one seed, one split for all three
+    test = [spon_family.encode(records[i], mg_levels=mg) for i in test_idx]
+    finer = [spon_family.encode(records[i], extra_refinements=1, mg_levels=mg) for i in test_idx]
+    out = {"n_dofs": int(test[0].hierarchy.fine.n_dofs), "fine_n_dofs": int(finer[0].hierarchy.fine.n_dofs),
+           "train": len(records) - len(test_idx), "test": len(test_idx), "generate_s": t_gen, "models": {}}
+    for name, (surrogate, seconds) in models.items():
+        if name == "MeshGraphNet":
+            u = _mgn_coefficients(surrogate, [records[i] for i in test_idx], test)
+            u_fine = _mgn_coefficients(surrogate, [records[i] for i in test_idx], finer)
+        else:
+            u = spon_family.coefficients(surrogate.model, test, device=device)
+            u_fine = spon_family.coefficients(surrogate.model, finer, device=device)
+        bc = max(float(np.abs(a[s.dirichlet_mask] - s.dirichlet_values[s.dirichlet_mask]).max())
+                 for s, a in zip(test, u))
+        out["models"][name] = {"test": _mean_error(test, u), "fine": _mean_error(finer, u_fine), "train_s": seconds,
+                               "bc": bc, "params": sum(p.numel() for p in surrogate.model.parameters())}
+        lines.append(f"  {family} {name}: trained in {seconds:.0f} s")
     out["record"] = records[test_idx[0]]
-    out["model"] = models["SPON-MG"]
+    out["model"] = models["SPON-MG"][0].model
     return out
 
 
@@ -113,10 +118,10 @@ def _timing(result: dict, levels, family: str, device: str) -> list[tuple]:
     import torch
 
     from graphfem.datasets import spon as spon_data
-    from graphfem.families import spon as spon_train
+    from graphfem.families import spon as spon_family
     from graphfem.operators.spon import collate
 
-    rec, model = result["record"], result["model"].to(device)
+    rec, model = result["record"], result["model"]
     mg = model.config.levels
     rows = []
     for level in levels:
@@ -125,9 +130,9 @@ def _timing(result: dict, levels, family: str, device: str) -> list[tuple]:
         t = time.perf_counter()
         spon_data.solve_case(family, mesh, rec.params, 1)
         t_fe = time.perf_counter() - t
-        spon_train.encode(rec, extra_refinements=extra, mg_levels=mg, with_target=False)  # builds the hierarchy
+        spon_family.encode(rec, extra_refinements=extra, mg_levels=mg, with_target=False)  # builds the hierarchy
         t = time.perf_counter()
-        s = spon_train.encode(rec, extra_refinements=extra, mg_levels=mg, with_target=False)
+        s = spon_family.encode(rec, extra_refinements=extra, mg_levels=mg, with_target=False)
         batch = collate([s], mg, device)
         t_enc = time.perf_counter() - t
         with torch.no_grad():
@@ -162,8 +167,8 @@ def run(size: str = "small", seed: int = 0, device: str = "auto") -> str:
     log: list[str] = []
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        results = {"spon-poisson": _family("spon-poisson", cfg["poisson"], Path(tmp), seed, log),
-                   "spon-hyperelastic": _family("spon-hyperelastic", cfg["hyper"], Path(tmp), seed, log)}
+        results = {"spon-poisson": _family("spon-poisson", cfg["poisson"], Path(tmp), seed, device, log),
+                   "spon-hyperelastic": _family("spon-hyperelastic", cfg["hyper"], Path(tmp), seed, device, log)}
         timing = {"spon-poisson": _timing(results["spon-poisson"], cfg["timing_levels"], "spon-poisson", device),
                   "spon-hyperelastic": _timing(results["spon-hyperelastic"], cfg["hyper_timing_levels"],
                                                "spon-hyperelastic", device)}

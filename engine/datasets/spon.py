@@ -2,39 +2,46 @@
 
 Families (each a generator ``(rng, resolution, **options) -> dict`` in the
 convention of :mod:`graphfem.physics.generators`, added to its
-``GENERATORS`` registry under the names below):
+``GENERATORS`` registry under the names below). Each sample is an instance
+of a registered problem (:data:`graphfem.datasets.simulations.ALIASES`), and
+its ``params`` hold that problem's options, so ``graphfem solve`` /
+``graphfem predict`` take exactly what the data varies:
 
-* ``spon-poisson``: −∇·(κ∇u) = f on a 2D domain (the L-shape, a perforated
-  plate, a random domain of :mod:`graphfem.physics.geometries`, or any mesh file),
-  u = g₀ (a random constant, zero half of the time) on the whole boundary.
-  f is a random sum of 12 Fourier modes; κ is smooth (exp of 6 Fourier
-  modes) or two-phase (a disc inclusion, contrast up to 25): Darcy-type.
-* ``spon-hyperelastic``: a neo-Hookean plate 1 × 0.5 (plane strain,
-  E = 1, ν = 0.3), clamped on the left, under a random dead traction on
-  the right edge (tension t_x ∈ [0, 0.12], shear t_y ∈ [−0.03, 0.03]) and a random smooth body force, solved by
-  :func:`graphfem.physics.hyperelasticity.neo_hookean` (strains up to ~20 %).
-* ``spon-flow``: steady incompressible Navier–Stokes past a cylinder in a
-  channel 1 × 0.41 (ν = 10⁻³), with a random cylinder centre
-  (c_x ∈ [0.15, 0.3], c_y ∈ [0.15, 0.26]), radius r ∈ [0.03, 0.06] and
-  parabolic inflow peak U ∈ [0.1, 0.45] (Re = (2U/3)(2r)/ν ∈ [2, 36],
-  steady), no slip on the walls and the cylinder, do-nothing outflow;
-  velocity in vector P2 (Taylor–Hood, :func:`graphfem.physics.navier_stokes.navier_stokes`).
+* ``spon-poisson`` (problem ``poisson``): −∇·(κ∇u) = f on a 2D domain (the
+  L-shape, a perforated plate, a random domain of
+  :mod:`graphfem.physics.geometries`, or any mesh file), u = g₀ (a random
+  constant, zero half of the time) on the whole boundary. f is a random sum
+  of 12 Fourier modes; κ is smooth (exp of 6 Fourier modes) or two-phase (a
+  disc inclusion, contrast up to 25): Darcy-type. The functions are stored
+  as their Fourier parameters (``params["f"]``, ``params["kappa"]``) and, for
+  the ``poisson`` options, as values (``inputs/kappa`` per cell,
+  ``inputs/source`` at the nodes).
+* ``spon-hyperelastic`` (problem ``hyperelastic``): a neo-Hookean plate
+  1 × 0.5 (plane strain, E = 1, ν = 0.3, :data:`HYPER`), clamped on the left
+  (``fix``), under a random dead traction on the right edge (tension
+  t_x ∈ [0, 0.12], shear t_y ∈ [−0.03, 0.03]) and a random constant dead
+  body force (each component in [−0.05, 0.05]), solved by the problem's
+  load-stepped Newton (2 steps; strains up to ~20 %).
+* ``spon-flow`` (problem ``navier-stokes``): steady incompressible
+  Navier–Stokes past a cylinder in a channel 1 × 0.41 (ν = 10⁻³), with a
+  random cylinder centre (c_x ∈ [0.15, 0.3], c_y ∈ [0.15, 0.26]), radius
+  r ∈ [0.03, 0.06] and parabolic inflow peak U ∈ [0.1, 0.45] on ``inlet``
+  (Re = (2U/3)(2r)/ν ∈ [2, 36], steady), no slip on ``walls`` and
+  ``cylinder``, do-nothing ``outlet``; velocity in vector P2 (Taylor–Hood).
   The coarse mesh (16 cells around the cylinder, straight edges) differs
   from sample to sample; refinement keeps the fine nodes of the cylinder on
   the coarse chords, so the hierarchy stays exactly nested.
 
-Every input function is stored as its parameters, so that it can be
-evaluated (and L²-projected) on any mesh: evaluation one refinement level
-finer than training re-encodes the same inputs there. The fine mesh is
-``coarse.refined(levels)`` (``resolution`` = levels), which makes the
-SPON-MG hierarchy exact.
+Every input can be evaluated on any mesh, so that evaluation one
+refinement level finer than training re-encodes the same inputs there. The
+fine mesh is ``coarse.refined(levels)`` (``resolution`` = levels), which
+makes the SPON-MG hierarchy exact.
 
-HDF5 layout (``spon-poisson`` groups also hold what
-:class:`graphfem.datasets.simulations.SimulationDataset` reads: ``mesh/``,
-``inputs/kappa`` per cell, ``inputs/source`` and ``outputs/u`` at the nodes,
-and ``params["dirichlet"]``)::
+HDF5 layout: the common one of :mod:`graphfem.datasets.simulations`
+(file attributes ``problem`` the registered problem and ``family`` the data
+family), plus each sample's coarse mesh and FE coefficients::
 
-    /sim_000000/  attrs: problem, params (JSON: input functions, order, levels, dirichlet)
+    /sim_000000/  attrs: problem, family, params (JSON: the problem's options, order, levels, provenance)
         mesh/points, mesh/cells, mesh/tags/<name>   the fine (training) mesh
         coarse/points, coarse/cells, coarse/tags/<name>
         dofs/<field>     coefficients in V_h (vector fields interleaved)
@@ -56,6 +63,13 @@ from graphfem.meshes.io import atomic_path
 FAMILIES = ("spon-poisson", "spon-hyperelastic", "spon-flow")
 #: the output field of each family (stored under ``dofs/<field>``)
 FIELDS = {"spon-poisson": "u", "spon-hyperelastic": "displacement", "spon-flow": "velocity"}
+#: the options of each family's problem that the samples vary (the model's inputs)
+INPUTS = {"spon-poisson": ("kappa", "source", "dirichlet", "neumann"),
+          "spon-hyperelastic": ("traction", "body_force"), "spon-flow": ("inflow",)}
+#: the options every sample of a family shares (a model trained on them predicts for these values only)
+FIXED = {"spon-poisson": (), "spon-hyperelastic": ("E", "nu", "fix"), "spon-flow": ("nu", "no_slip", "outflow")}
+#: the plate of ``spon-hyperelastic``: material, clamped and loaded tags, load steps
+HYPER = {"E": 1.0, "nu": 0.3, "fix": ["left"], "loaded": "right", "steps": 2}
 #: the channel of ``spon-flow``
 FLOW = {"length": 1.0, "height": 0.41, "nu": 1e-3, "n_around": 16}
 
@@ -144,29 +158,39 @@ def solve_poisson_case(mesh: Mesh, params: dict, order: int = 1):
 
 
 def draw_hyperelastic(rng: np.random.Generator) -> dict:
-    """Random dead loads on the plate: traction (right edge) and body force."""
+    """Random dead loads on the plate, as ``hyperelastic`` options: a traction on
+    the right edge and a constant body force; E, ν, the clamp and the load
+    steps of :data:`HYPER`."""
     # tension only: a compressed slender plate buckles and Newton then has no unique branch to follow
     t = [float(rng.uniform(0.0, 0.12)), float(rng.uniform(-0.03, 0.03))]
-    b = [_draw_fourier(rng, 4, 1.5, 0.08) for _ in range(2)]
-    return {"traction": t, "body": b, "E": 1.0, "nu": 0.3}
+    return {"E": HYPER["E"], "nu": HYPER["nu"], "fix": list(HYPER["fix"]), "traction": {HYPER["loaded"]: t},
+            "body_force": rng.uniform(-0.05, 0.05, 2).tolist(), "steps": HYPER["steps"]}
 
 
-def body_force(params: dict) -> Callable[[np.ndarray], np.ndarray]:
-    fx, fy = fourier(params["body"][0]), fourier(params["body"][1])
-    return lambda x: np.stack([fx(x), fy(x)])
+def problem_options(family: str, params: dict) -> dict:
+    """The entries of ``params`` that are options of the family's problem."""
+    from graphfem.physics.problem import get_problem
+
+    from .simulations import problem_of
+
+    names = {o.name for o in get_problem(problem_of(family)).options}
+    return {k: v for k, v in params.items() if k in names}
 
 
 def solve_hyperelastic_case(mesh: Mesh, params: dict, order: int = 1):
-    from graphfem.physics.hyperelasticity import neo_hookean
+    """The ``hyperelastic`` problem's solution for the stored options on ``mesh``."""
+    from graphfem.physics.problem import get_problem
 
-    return neo_hookean(mesh, E=params["E"], nu=params["nu"], fixed=["left"], traction={"right": params["traction"]},
-                       body_force=body_force(params), order=order, steps=2)
+    return get_problem("hyperelastic").run(mesh, {**problem_options("spon-hyperelastic", params), "order": order})
 
 
 def draw_flow(rng: np.random.Generator) -> dict:
-    """Random cylinder (centre, radius) and inflow peak of ``spon-flow``."""
+    """Random cylinder (centre, radius) and inflow peak of ``spon-flow``, with the
+    ``navier-stokes`` options of the sample."""
+    u_max = float(rng.uniform(0.1, 0.45))
     return {"centre": [float(rng.uniform(0.15, 0.3)), float(rng.uniform(0.15, 0.26))],
-            "radius": float(rng.uniform(0.03, 0.06)), "u_max": float(rng.uniform(0.1, 0.45)), "nu": FLOW["nu"]}
+            "radius": float(rng.uniform(0.03, 0.06)), "u_max": u_max, "nu": FLOW["nu"], "inflow": {"inlet": u_max},
+            "no_slip": ["walls", "cylinder"], "outflow": ["outlet"]}
 
 
 def flow_coarse_mesh(params: dict) -> Mesh:
@@ -178,12 +202,12 @@ def flow_coarse_mesh(params: dict) -> Mesh:
 
 
 def solve_flow_case(mesh: Mesh, params: dict, order: int = 2):
-    """Steady Navier–Stokes (Taylor–Hood; ``order`` must be 2) on a ``spon-flow`` mesh."""
-    from graphfem.physics.navier_stokes import dfg_setup, navier_stokes
+    """The steady ``navier-stokes`` solution (Taylor–Hood; ``order`` must be 2) for the stored options."""
+    from graphfem.physics.problem import get_problem
 
     if order != 2:
         raise InputError(f"spon-flow: the velocity is Taylor-Hood P2, order must be 2, got {order}")
-    return navier_stokes(mesh, nu=params["nu"], **dfg_setup(params["u_max"]))
+    return get_problem("navier-stokes").run(mesh, problem_options("spon-flow", params))
 
 
 def solve_case(family: str, mesh: Mesh, params: dict, order: int):
@@ -202,7 +226,8 @@ def spon_poisson(rng: np.random.Generator, resolution: int = 1, order: int = 1, 
     sol = solve_poisson_case(mesh, params, order)
     centroids = mesh.points[mesh.corner_cells].mean(axis=1).T
     return {"mesh": mesh, "coarse": coarse,
-            "inputs": {"kappa": kappa_function(params["kappa"])(centroids), "source": fourier(params["f"])(mesh.points.T)},
+            "inputs": {"kappa": kappa_function(params["kappa"])(centroids),
+                       "source": fourier(params["f"])(mesh.points.T)},
             "params": {**params, "order": order, "levels": resolution, "geometry": geometry},
             "outputs": {"u": sol.fields["u"]}, "dofs": {"u": sol.dofs["u"]}}
 
@@ -213,7 +238,7 @@ def spon_hyperelastic(rng: np.random.Generator, resolution: int = 1, order: int 
     mesh = coarse.refined(resolution)
     params = draw_hyperelastic(rng)
     sol = solve_hyperelastic_case(mesh, params, order)
-    return {"mesh": mesh, "coarse": coarse, "inputs": {"body_force": body_force(params)(mesh.points.T).T},
+    return {"mesh": mesh, "coarse": coarse, "inputs": {},
             "params": {**params, "order": order, "levels": resolution, "geometry": geometry,
                        "newton_iterations": sol.info["newton_iterations"]},
             "outputs": {"displacement": sol.fields["displacement"]}, "dofs": {"displacement": sol.dofs["displacement"]}}
@@ -248,20 +273,6 @@ _register()
 
 
 # ------------------------------------------------------------------ files
-def _write_mesh(g, prefix: str, mesh: Mesh) -> None:
-    g.create_dataset(f"{prefix}/points", data=mesh.points)
-    g.create_dataset(f"{prefix}/cells", data=mesh.cells).attrs["cell_type"] = mesh.cell_type
-    for tag in mesh.tags.values():
-        g.create_dataset(f"{prefix}/tags/{tag.name}", data=tag.indices).attrs["kind"] = tag.kind
-
-
-def _read_mesh(g, prefix: str, source: str) -> Mesh:
-    tags = {k: Tag(k, str(d.attrs["kind"]), d[()]) for k, d in g[f"{prefix}/tags"].items()} \
-        if f"{prefix}/tags" in g else {}
-    return Mesh(g[f"{prefix}/points"][()], str(g[f"{prefix}/cells"].attrs["cell_type"]), g[f"{prefix}/cells"][()],
-                tags=tags, source=source)
-
-
 def generate(family: str, n: int, out: str | Path, resolution: int = 1, order: int | None = None,
              geometry: str | None = None, seed: int = 0) -> Path:
     """Write ``n`` samples of ``family`` to ``out`` atomically; sample i
@@ -271,6 +282,9 @@ def generate(family: str, n: int, out: str | Path, resolution: int = 1, order: i
 
     import graphfem
 
+    from .generate import write_sample
+    from .simulations import problem_of, write_mesh
+
     if family not in GENERATORS:
         raise InputError(f"unknown SPON family {family!r}; choose one of {', '.join(GENERATORS)}")
     options = {"resolution": resolution}
@@ -279,31 +293,47 @@ def generate(family: str, n: int, out: str | Path, resolution: int = 1, order: i
     if geometry is not None:
         options["geometry"] = geometry
     out = Path(out)
+    problem = problem_of(family)
     with atomic_path(out) as tmp, h5py.File(tmp, "w") as h5:
-        h5.attrs.update({"problem": "poisson" if family == "spon-poisson" else family, "family": family,
-                         "seed": seed, "count": n, "graphfem_version": graphfem.__version__})
+        h5.attrs.update({"problem": problem, "family": family, "seed": seed, "count": n,
+                         "graphfem_version": graphfem.__version__})
         for i in range(n):
             s = GENERATORS[family](np.random.default_rng([seed, i]), **options)
             g = h5.create_group(f"sim_{i:06d}")
-            g.attrs.update({"problem": h5.attrs["problem"], "family": family, "seed": seed, "index": i,
-                            "params": json.dumps(s["params"]), "graphfem_version": graphfem.__version__})
-            _write_mesh(g, "mesh", s["mesh"])
-            _write_mesh(g, "coarse", s["coarse"])
-            for group in ("inputs", "outputs", "dofs"):
-                for key, value in s[group].items():
-                    g.create_dataset(f"{group}/{key}", data=value)
+            write_sample(g, s)
+            write_mesh(g, "coarse", s["coarse"])
+            g.attrs.update({"problem": problem, "family": family, "seed": seed, "index": i,
+                            "graphfem_version": graphfem.__version__})
     return out
 
 
 @dataclass
 class Record:
-    """One stored sample: meshes, parameters and reference coefficients."""
+    """One stored sample: meshes, parameters and reference coefficients.
+
+    Attributes:
+        family: the data family (``spon-poisson``, ...).
+        coarse: the level-0 mesh; ``mesh`` is ``coarse.refined(params["levels"])``.
+        params: the stored parameters (the problem's options, order, levels, provenance).
+        dofs: (n_dofs,) the reference coefficients of :data:`FIELDS` [family] in V_h.
+    """
 
     family: str
     coarse: Mesh
     mesh: Mesh
     params: dict
     dofs: np.ndarray
+
+
+def record(group, family: str, source: str) -> Record:
+    """The :class:`Record` of one HDF5 group of a SPON data file."""
+    from .simulations import read_mesh
+
+    if "coarse" not in group or f"dofs/{FIELDS[family]}" not in group:
+        raise GraphfemError("the group has no coarse mesh or V_h coefficients: not written by a SPON generator",
+                            source)
+    return Record(family, read_mesh(group, "coarse", source), read_mesh(group, "mesh", source),
+                  json.loads(group.attrs["params"]), group[f"dofs/{FIELDS[family]}"][()])
 
 
 def read(path: str | Path) -> list[Record]:
@@ -313,20 +343,14 @@ def read(path: str | Path) -> list[Record]:
     path = Path(path)
     if not path.is_file():
         raise GraphfemError("no such dataset file", path)
-    records = []
     with h5py.File(path, "r") as h5:
         family = str(h5.attrs.get("family", ""))
         if family not in GENERATORS:
             raise GraphfemError(f"not a SPON data file (family {family!r})", path)
-        for name in sorted(k for k in h5 if k.startswith("sim_")):
-            g = h5[name]
-            field = FIELDS[family]
-            records.append(Record(family, _read_mesh(g, "coarse", f"{path}:{name}"), _read_mesh(g, "mesh", f"{path}:{name}"),
-                                  json.loads(g.attrs["params"]), g[f"dofs/{field}"][()]))
-    return records
+        return [record(h5[name], family, f"{path}:{name}") for name in sorted(k for k in h5 if k.startswith("sim_"))]
 
 
-__all__ = ["FAMILIES", "FIELDS", "FLOW", "GENERATORS", "Record", "coarse_mesh", "draw_flow", "draw_hyperelastic",
-           "draw_poisson", "flow_coarse_mesh", "fourier", "generate", "kappa_function", "read", "solve_case",
-           "solve_flow_case", "solve_hyperelastic_case", "solve_poisson_case", "spon_flow", "spon_hyperelastic",
-           "spon_poisson"]
+__all__ = ["FAMILIES", "FIELDS", "FIXED", "FLOW", "GENERATORS", "HYPER", "INPUTS", "Record", "coarse_mesh",
+           "draw_flow", "draw_hyperelastic", "draw_poisson", "flow_coarse_mesh", "fourier", "generate",
+           "kappa_function", "problem_options", "read", "record", "solve_case", "solve_flow_case",
+           "solve_hyperelastic_case", "solve_poisson_case", "spon_flow", "spon_hyperelastic", "spon_poisson"]

@@ -133,6 +133,20 @@ class Family:
         raise NotImplementedError
 
 
+def evaluation_summary(errors: Sequence[float], predict_s: Sequence[float], device: str,
+                       fe_s: Sequence[float] | None = None, fe_check: Sequence[float] | None = None) -> dict[str, Any]:
+    """What :meth:`Family.evaluate` returns, from per-sample relative errors
+    (N,), predict times and, with an FE comparison, FE solve times and the
+    FE re-solve's deviation from the stored solution."""
+    e = np.asarray(errors, dtype=float)
+    out = {"samples": int(e.size), "rel_l2_mean": float(e.mean()), "rel_l2_median": float(np.median(e)),
+           "rel_l2_p90": float(np.quantile(e, 0.9)), "rel_l2_max": float(e.max()),
+           "predict_s_mean": float(np.mean(predict_s)), "errors": e.tolist(), "device": device}
+    if fe_s is not None:
+        out.update(fe_s_mean=float(np.mean(fe_s)), fe_vs_stored_max=float(np.max(fe_check)))
+    return out
+
+
 # ---------------------------------------------------------------------- registry
 #: name -> family adapter instance
 FAMILIES: dict[str, Family] = {}
@@ -179,6 +193,33 @@ def families_for(data) -> list[str]:
     return sorted(m for f in families().values() if f.trains_on(data) for m in f.models)
 
 
+def model_config(config: Mapping[str, Any], family_keys: Mapping[str, Any], source=None) -> tuple[type, dict, dict]:
+    """Split a ``model:`` section into (model class, its config fields, family options).
+
+    ``name`` picks the registered model; the keys of ``family_keys`` are the
+    family's own options (filled with these defaults); every other key must
+    be a field of the model's ``Config`` with a value of the default's type.
+    An unknown key or a wrong type is one line naming it."""
+    import dataclasses
+
+    from graphfem.operators import get_model
+
+    rest = dict(config)
+    name = rest.pop("name")
+    extras = {k: rest.pop(k, v) for k, v in family_keys.items()}
+    cls = get_model(name)
+    known = {f.name for f in dataclasses.fields(cls.Config)}
+    for key, value in rest.items():
+        if key not in known:
+            raise InputError(f"unknown key 'model.{key}'; {name} takes: {', '.join(sorted(known | set(family_keys)))}",
+                             source)
+        default = getattr(cls.Config, key, None)
+        if type(default) in (int, float, bool) and not isinstance(value, type(default)) and not (
+                type(default) is float and type(value) is int):
+            raise InputError(f"model.{key}: expected {type(default).__name__}, got {value!r}", source)
+    return cls, rest, extras
+
+
 def check_options(given: Mapping[str, Any], accepted: Sequence[str], what: str, source=None) -> None:
     """Refuse, in one line, an option the model does not use."""
     extra = sorted(k for k, v in given.items() if v is not None and not (hasattr(v, "__len__") and not isinstance(
@@ -189,5 +230,5 @@ def check_options(given: Mapping[str, Any], accepted: Sequence[str], what: str, 
         raise InputError(f"{flag}: {what} does not use this option; it takes {takes}", source)
 
 
-__all__ = ["FAMILIES", "Family", "Prediction", "Setup", "check_options", "families", "families_for",
-           "family_of_model", "register_family"]
+__all__ = ["FAMILIES", "Family", "Prediction", "Setup", "check_options", "evaluation_summary", "families",
+           "families_for", "family_of_model", "model_config", "register_family"]

@@ -1,39 +1,66 @@
-"""Encoding, training and evaluation of SPON / SPON-MG on SPON data files.
+r"""SPON / SPON-MG adapter: structure-preserving operator networks on FE spaces
+(Bouziani & Boullé, arXiv 2410.01065; the models are :mod:`graphfem.operators.spon`).
 
-The training loop is the engine's (AdamW, linear warm-up then cosine
-decay, gradient clipping, seeded batch order), but the batches are FE
-objects (:class:`graphfem.operators.spon.Batch`) and the loss is the
-relative error in the norm of V_h through the FE mass (+ stiffness) matrix.
-Configurations are the engine's YAML (:class:`graphfem.training.config.TrainConfig`)
-with ``model.name: spon`` or ``spon_mg``; ``data.path`` a file from
-:func:`graphfem.datasets.spon.generate`.
+Consumes **FE spaces**: the nested Lagrange hierarchy of a coarse mesh
+refined once per level, the DOF graph of each level, the exact transfers
+between them and the FE mass (+ stiffness) matrix of V_h. Trains on the SPON
+data files of :mod:`graphfem.datasets.spon` (``graphfem generate
+spon-poisson | spon-hyperelastic | spon-flow``), whose samples carry their
+coarse mesh and reference coefficients in V_h, through the one
+:class:`~graphfem.training.trainer.Trainer` (``graphfem train`` with
+``model.name: spon`` or ``spon_mg``).
 
-Encoding (:func:`encode`):
+Encoding (:func:`encode_case`), from the options of the data's problem:
 
-* ``spon-poisson``: input channels E(f')/1 and E(log κ/κ_h) by L² projection
-  onto U_h = the scalar space of V_h, with κ_h = |Ω| / ∫ κ⁻¹ and
-  f' = f D² / (κ_h s), D the bounding-box diameter; the output is u/s with
-  s = max(|g₀|, rms(f) D² / (16 κ_h)), using linearity in (f, g).
-* ``spon-hyperelastic``: E(b)/b_ref (2 channels, L² projection) and the
-  traction / t_ref on the DOFs of the loaded edge (2 channels); output u/s
-  with the fixed s = 0.1 (the problem is nonlinear, so no rescaling).
+* ``spon-poisson`` (``poisson``: kappa, source, dirichlet, zero neumann):
+  input channels E(f') and E(log κ/κ_h) by L² projection onto U_h = the
+  scalar space of V_h, with κ_h = |Ω| / ∫ κ⁻¹ and f' = f D² / (κ_h s), D the
+  bounding-box diameter; the output is u/s with
+  s = max(|g|_∞, rms(f) D² / (16 κ_h)), using linearity in (f, g). Without
+  any condition u = 0 on the whole boundary, as in ``graphfem solve poisson``.
+* ``spon-hyperelastic`` (``hyperelastic``: traction on the loaded tag,
+  body_force): b / b_ref and t / t_ref on every DOF (2 + 2 channels: a plain
+  L-layer network would see the loaded edge only L hops away); output u/s
+  with the fixed s = 0.1 (the problem is nonlinear, so no rescaling); the
+  ``fix`` tags are the Dirichlet DOFs (u = 0).
+* ``spon-flow`` (``navier-stokes``: inflow inlet=UMAX): U / U_ref and the
+  distance to the cylinder / channel height; output u/U; the parabolic
+  inflow on ``inlet`` and u = 0 on the no-slip tags are the Dirichlet DOFs.
+
+Training: batches are :class:`graphfem.operators.spon.Batch` objects
+(:func:`graphfem.operators.spon.collate`), the loss is SPON's own
+(:func:`graphfem.operators.spon.fe_loss`, averaged over the batch): the
+relative error sqrt((c − c*)ᵀ N (c − c*) / c*ᵀ N c*) of the exactly decoded
+coefficients in the norm of V_h, N = M (``norm: l2``) or M + K (``h1``).
+Validation: the same errors in float64 from the matrices of
+:class:`~graphfem.meshes.FESpace` (:func:`errors`), ``rel_l2`` (or ``rel_h1``)
+first.
+
+Prediction takes the problem's options, exactly those of ``graphfem solve
+<problem>``, and refuses in one line every option the model does not use
+and every value it never saw (a traction on another tag, another ``fix``,
+E, ν or viscosity). For SPON-MG the given mesh is the coarsest level: the
+prediction lives on it refined once per coarse level (``Prediction.mesh``),
+with the Dirichlet values exact.
 """
 from __future__ import annotations
 
-import math
+import json
 import time
-from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from graphfem.meshes import FESpace, Mesh
-from graphfem.meshes.errors import InputError
-
 from graphfem.datasets import spon as spon_data
+from graphfem.meshes import FESpace, Mesh
+from graphfem.meshes.errors import GraphfemError, InputError
+
+from . import Family, Prediction, Setup, check_options, evaluation_summary, register_family
+from . import model_config as split_model_config
 
 HYPER_SCALE = 0.1  # displacement unit of the hyperelastic output
 HYPER_LOADS = (0.1, 0.1)  # body-force and traction units
+FLOW_SPEED = 0.45  # inflow peak unit of the spon-flow input channel
 
 _HIERARCHIES: dict = {}
 
@@ -62,14 +89,7 @@ def hierarchy_for(coarse: Mesh, levels: int, order: int, vector: bool, mg_levels
     return _HIERARCHIES[key]
 
 
-FLOW_SPEED = 0.45  # inflow peak unit of the spon-flow input channel
-
-#: the options :meth:`graphfem.surrogate.Surrogate.predict` takes for each family
-OPTIONS = {"spon-poisson": ["kappa", "source", "dirichlet", "neumann"],
-           "spon-hyperelastic": ["traction", "body_force"],
-           "spon-flow": ["u_max"]}
-
-
+# ---------------------------------------------------------------------- encoding
 def _as_function(value, mesh: Mesh, name: str):
     """A callable x (dim, ...) -> (...) from a number, a callable, or a point /
     cell array of ``mesh`` (evaluated at any point inside ``mesh``, so it
@@ -89,31 +109,34 @@ def _as_function(value, mesh: Mesh, name: str):
                      "cells of the mesh", mesh.source)
 
 
-def case_options(record: "spon_data.Record") -> dict:
-    """The inputs of a stored sample as :func:`encode_case` options."""
+def case_options(record: spon_data.Record) -> dict:
+    """The problem options of a stored sample, as :func:`encode_case` takes them
+    (Poisson's κ and f as the functions they were drawn as, so that they
+    can be encoded on any mesh)."""
     p = record.params
     if record.family == "spon-poisson":
         return {"kappa": spon_data.kappa_function(p["kappa"]), "source": spon_data.fourier(p["f"]),
                 "dirichlet": p["dirichlet"]}
-    if record.family == "spon-hyperelastic":
-        return {"traction": p["traction"], "body_force": spon_data.body_force(p)}
-    return {"u_max": p["u_max"]}
+    return {k: p[k] for k in spon_data.INPUTS[record.family] + spon_data.FIXED[record.family] if k in p}
 
 
-def encode_case(family: str, H, options: dict, norm: str = "l2", target: np.ndarray | None = None,
+def encode_case(family: str, H, options: Mapping[str, Any], norm: str = "l2", target: np.ndarray | None = None,
                 source_mesh: Mesh | None = None):
     """A :class:`~graphfem.operators.spon.SPONSample` on the finest space of ``H``
-    from the problem options of ``family`` (see :data:`OPTIONS`; arrays are
-    point/cell values of ``source_mesh``, default the fine mesh).
+    from the options of the family's problem (parsed values, as
+    :meth:`graphfem.physics.Problem.parse` gives them; arrays are point/cell
+    values of ``source_mesh``, default the fine mesh). See the module
+    docstring for the channels; values the model cannot encode are refused:
 
-    * ``spon-poisson``: ``kappa``, ``source`` (numbers, callables, point or
-      cell arrays; default 1), ``dirichlet`` ({tag: value or callable}; none:
-      u = 0 on the whole boundary), ``neumann`` (zero values only: the decoder
-      does not enforce natural conditions and the model never saw a flux).
-    * ``spon-hyperelastic``: ``traction`` (2,) on the tag ``right``,
-      ``body_force`` (a (2,) vector or a callable x -> (2, ...)); ``left`` clamped.
-    * ``spon-flow``: ``u_max``, the parabolic inflow peak on ``inlet``; no
-      slip on ``walls`` and ``cylinder``.
+    * ``spon-poisson``: ``kappa``, ``source`` (default 1), ``dirichlet``
+      ({tag: value}; none: u = 0 on the whole boundary), ``neumann`` (zero
+      values only: the decoder does not enforce natural conditions and the
+      model never saw a flux).
+    * ``spon-hyperelastic``: ``fix`` (the clamped tags), ``traction``
+      ({tag: (2,)} on the loaded tag of :data:`~graphfem.datasets.spon.HYPER`
+      only), ``body_force`` (2,).
+    * ``spon-flow``: ``inflow`` ({"inlet": U}, the parabolic peak),
+      ``no_slip`` (tags with u = 0; the distance input is to ``cylinder``).
     """
     from graphfem.operators.spon import SPONSample, l2_projection
 
@@ -127,10 +150,10 @@ def encode_case(family: str, H, options: dict, norm: str = "l2", target: np.ndar
 
         neumann = options.get("neumann") or {}
         if any(not isinstance(v, (int, float)) or v != 0 for v in neumann.values()):
-            raise InputError("spon-poisson: only zero Neumann data (the model was trained with Dirichlet data)",
-                             mesh.source)
-        kappa = _as_function(options.get("kappa", 1.0), source_mesh, "kappa")
-        f = _as_function(options.get("source", 1.0), source_mesh, "source")
+            raise InputError("--neumann: the SPON model takes zero fluxes only (it was trained with Dirichlet "
+                             "data on the whole boundary)", mesh.source)
+        kappa = _as_function(1.0 if options.get("kappa") is None else options["kappa"], source_mesh, "--kappa")
+        f = _as_function(1.0 if options.get("source") is None else options["source"], source_mesh, "--source")
         lo, hi = mesh.bounding_box
         D = float(np.linalg.norm(hi - lo))
         basis = space.scalar_basis
@@ -138,7 +161,7 @@ def encode_case(family: str, H, options: dict, norm: str = "l2", target: np.ndar
         xq = np.asarray(basis.global_coordinates().value)
         k_q = kappa(xq)
         if np.any(k_q <= 0):
-            raise InputError("kappa must be positive", mesh.source)
+            raise InputError("--kappa must be positive", mesh.source)
         k_h = float(dx.sum() / (dx / k_q).sum())
         rms_f = float(np.sqrt((dx * f(xq) ** 2).sum() / dx.sum()))
         dofs, values = boundary_conditions(space, options.get("dirichlet"), neumann, None)
@@ -151,44 +174,50 @@ def encode_case(family: str, H, options: dict, norm: str = "l2", target: np.ndar
         mask[dofs, 0] = True
         vals[dofs, 0] = values
     elif family == "spon-hyperelastic":
-        b = options.get("body_force", (0.0, 0.0))
-        if not callable(b):
-            b_vec = np.asarray(b, dtype=float)
-            b = lambda y: b_vec.reshape((2,) + (1,) * (y.ndim - 1)) * np.ones(y.shape[1:])  # noqa: E731
+        loaded = spon_data.HYPER["loaded"]
+        traction = dict(options.get("traction") or {})
+        other = sorted(set(traction) - {loaded})
+        if other:
+            raise InputError(f"--traction {other[0]}=...: the SPON model was trained with a traction on "
+                             f"{loaded!r} only", mesh.source)
+        b = options.get("body_force")
         inputs = np.zeros((n, 4))
-        inputs[:, :2] = l2_projection(scalar, lambda y: b(y) / HYPER_LOADS[0])
-        # the dead traction is one vector: every DOF gets it (a plain L-layer network would see it only L hops
-        # from the loaded edge, which leaves the clamped half of the plate blind to the main load)
-        inputs[:, 2:] = np.asarray(options.get("traction", (0.0, 0.0)), dtype=float) / HYPER_LOADS[1]
+        inputs[:, :2] = (np.zeros(2) if b is None else np.asarray(b, dtype=float)) / HYPER_LOADS[0]
+        inputs[:, 2:] = np.asarray(traction.get(loaded, (0.0, 0.0)), dtype=float) / HYPER_LOADS[1]
         s = HYPER_SCALE
         mask = np.zeros((n, 2), dtype=bool)
-        mask[scalar.dofs_on("left")] = True
+        for tag in options["fix"]:
+            mask[scalar.dofs_on(tag)] = True
         vals = np.zeros((n, 2))
     elif family == "spon-flow":
         from scipy.spatial import cKDTree
 
         from graphfem.physics.navier_stokes import parabolic_inflow
 
-        u_max = float(options.get("u_max", 0.3))
+        inflow = dict(options.get("inflow") or {})
+        if set(inflow) != {"inlet"} or not isinstance(inflow["inlet"], (int, float)):
+            raise InputError("--inflow: the SPON model was trained with a parabolic inflow on 'inlet' only; give "
+                             "--inflow inlet=UMAX (the peak speed)", mesh.source)
+        u_max = float(inflow["inlet"])
         x = np.asarray(scalar.scalar_basis.doflocs)  # (2, n)
         wall = cKDTree(mesh.points[mesh.tag_nodes("cylinder")]).query(x.T)[0]
         inputs = np.stack([np.full(n, u_max / FLOW_SPEED), wall / spon_data.FLOW["height"]], axis=1)
-        s = max(u_max, 1e-12)
+        s = max(abs(u_max), 1e-12)
         mask = np.zeros((n, 2), dtype=bool)
         vals = np.zeros((n, 2))
-        for tag in ("walls", "cylinder"):
+        for tag in options["no_slip"]:
             mask[scalar.dofs_on(tag)] = True
         inlet = scalar.dofs_on("inlet")
         mask[inlet] = True
         vals[inlet] = parabolic_inflow(mesh, "inlet", u_max)(x[:, inlet]).T
     else:
-        raise InputError(f"unknown SPON family {family!r}")
+        raise InputError(f"unknown SPON data family {family!r}; choose one of {', '.join(spon_data.FAMILIES)}")
     c = mask.shape[1]
     return SPONSample(inputs, mask, vals, s, H, None if target is None else np.asarray(target).reshape(n, c), norm)
 
 
-def encode(record: "spon_data.Record", levels: int | None = None, extra_refinements: int = 0, norm: str = "l2",
-           mg_levels: int = 1, with_target: bool = True):
+def encode(record: spon_data.Record, extra_refinements: int = 0, norm: str = "l2", mg_levels: int = 1,
+           with_target: bool = True):
     """A :class:`~graphfem.operators.spon.SPONSample` for a stored sample.
 
     ``extra_refinements`` > 0 moves the sample to a finer mesh: the inputs are
@@ -206,239 +235,221 @@ def encode(record: "spon_data.Record", levels: int | None = None, extra_refineme
     return encode_case(record.family, H, case_options(record), norm, target)
 
 
-def load_samples(path: str | Path, norm: str = "l2", mg_levels: int = 1, extra_refinements: int = 0,
-                 indices: Sequence[int] | None = None):
+def load_samples(path, norm: str = "l2", mg_levels: int = 1, extra_refinements: int = 0,
+                 indices: Sequence[int] | None = None) -> list:
+    """:func:`encode` of the samples of a SPON data file (all, or ``indices``)."""
     records = spon_data.read(path)
     if indices is not None:
         records = [records[i] for i in indices]
     return [encode(r, norm=norm, mg_levels=mg_levels, extra_refinements=extra_refinements) for r in records]
 
 
-def split(n: int, test_fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    """Seeded (train, test) index lists."""
-    perm = np.random.default_rng(seed).permutation(n).tolist()
-    n_test = max(1, int(round(test_fraction * n)))
-    return sorted(perm[n_test:]), sorted(perm[:n_test])
-
-
-def build(name: str, samples, **config):
-    """A registered SPON model sized for ``samples`` (in_node, out from the data),
-    with the feature normalisation of ``samples`` in its buffers."""
+def build(name: str, samples: Sequence, **config):
+    """A registered SPON model sized for ``samples`` (``in_node``, ``out`` from the
+    data), with the feature mean and standard deviation of ``samples`` in its
+    buffers (``x_mean``, ``x_std``: the checkpoint carries them)."""
     import torch
 
-    from graphfem.operators import spon as _  # noqa: F401  (registers spon, spon_mg)
     from graphfem.operators import get_model
 
     cls = get_model(name)
     feats = np.concatenate([s.features() for s in samples])
-    config = {**config, "in_node": feats.shape[1], "out": samples[0].dirichlet_mask.shape[1]}
-    model = cls(cls.Config(**config))
+    model = cls(cls.Config(**{**config, "in_node": feats.shape[1], "out": samples[0].dirichlet_mask.shape[1]}))
     model.set_normalisation(feats.mean(axis=0), feats.std(axis=0))
     return model.to(torch.float32)
 
 
-def fit(model, train, epochs: int = 40, lr: float = 2e-3, batch_size: int = 16, seed: int = 0,
-        weight_decay: float = 1e-5, warmup_steps: int = 20, min_lr_ratio: float = 0.02, clip_norm: float = 1.0,
-        device: str = "cpu", log=None) -> dict:
-    """Train on ``train`` samples; returns {"loss": last epoch mean, "seconds"}."""
+# ---------------------------------------------------------------------- inference on samples
+def coefficients(model, samples: Sequence, batch_size: int = 16, device: str = "cpu") -> list[np.ndarray]:
+    """(n_i, c) float64 decoded coefficients of u_h in V_h for each sample
+    (Dirichlet DOFs exact), in the model's dtype and coarse levels."""
     import torch
 
     from graphfem.operators.spon import collate
 
-    from graphfem.training.trainer import lr_factor
-
-    torch.manual_seed(seed)
-    model.to(device).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    steps = math.ceil(len(train) / batch_size)
-    total, step, start = steps * epochs, 0, time.perf_counter()
-    levels = model.config.levels
-    loss_mean = float("nan")
-    for epoch in range(epochs):
-        g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-        order = torch.randperm(len(train), generator=g).tolist()
-        losses = []
-        for k in range(0, len(order), batch_size):
-            batch = collate([train[i] for i in order[k:k + batch_size]], levels, device)
-            for group in opt.param_groups:
-                group["lr"] = lr * lr_factor(step, total, warmup_steps, min_lr_ratio)
-            loss = model.loss(batch).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
-            opt.step()
-            losses.append(float(loss.detach()))
-            step += 1
-        loss_mean = float(np.mean(losses))
-        if log is not None:
-            log({"epoch": epoch, "loss": loss_mean, "time_s": time.perf_counter() - start})
-    model.eval()
-    return {"loss": loss_mean, "seconds": time.perf_counter() - start}
-
-
-def predict(model, samples, batch_size: int = 16, device: str = "cpu") -> list[np.ndarray]:
-    """Decoded coefficients (n_i, c) float64 of each sample."""
-    import torch
-
-    from graphfem.operators.spon import collate
-
+    dtype = next(model.parameters()).dtype
     out = []
-    model.eval()
     with torch.no_grad():
         for k in range(0, len(samples), batch_size):
-            batch = collate(samples[k:k + batch_size], model.config.levels, device)
+            batch = collate(samples[k:k + batch_size], model.config.levels, device, dtype)
             out += batch.split(model.predict(batch))
     return out
 
 
-def errors(model, samples, norm: str = "l2", device: str = "cpu") -> np.ndarray:
-    """(N,) relative errors in the L² (or H¹) norm of V_h, in float64 with the
-    FE matrices of :class:`~graphfem.meshes.FESpace` (independent of the
-    training loss code)."""
+def errors(model, samples: Sequence, norm: str = "l2", device: str = "cpu") -> np.ndarray:
+    """(N,) relative errors sqrt(eᵀ N e / tᵀ N t) in the L² (N = M) or H¹
+    (N = M + K) norm of V_h, in float64 with the FE matrices of
+    :class:`~graphfem.meshes.FESpace` (independent of the training loss code)."""
     from graphfem.operators.spon import norm_matrix
 
     errs = []
-    for s, u in zip(samples, predict(model, samples, device=device)):
+    for s, u in zip(samples, coefficients(model, samples, device=device)):
         N = norm_matrix(s.hierarchy.fine, norm)
         e, t = u.reshape(-1) - s.target.reshape(-1), s.target.reshape(-1)
-        errs.append(math.sqrt(float(e @ (N @ e)) / float(t @ (N @ t))))
+        errs.append(float(np.sqrt(float(e @ (N @ e)) / float(t @ (N @ t)))))
     return np.asarray(errs)
 
 
-def _checkpoint_meta(family: str, order: int, model) -> dict:
-    zeros = [0.0] * model.config.in_node
-    return {"normalisation": {"x_mean": zeros, "x_std": [1.0] * len(zeros), "y_mean": [0.0] * model.config.out,
-                              "y_std": [1.0] * model.config.out,
-                              "note": "SPON normalises inside the model (buffers)"},
-            "problem": {"name": family, "dim": 2, "cell_types": ["triangle"], "fields": [spon_data.FIELDS[family]],
-                        "order": order, "features": "graphfem.families.spon.encode_case", "options": OPTIONS[family]}}
+def _records(data, indices: Sequence[int]) -> list:
+    """The :class:`~graphfem.datasets.spon.Record` of samples ``indices`` of a SimulationData."""
+    return [spon_data.record(data.group(i), data.family, f"{data.path}:{data.names[i]}") for i in indices]
 
 
-def train(config, resume: bool = False, source: str = "config") -> dict:
-    """Train SPON / SPON-MG from an engine :class:`~graphfem.training.config.TrainConfig`
-    (what ``graphfem train`` calls for these models); writes
-    ``<run.out>/model.safetensors``, ``metrics.jsonl`` and ``config.yaml`` and
-    returns the test errors at the training resolution."""
-    import json
-
-    import torch
-    import yaml
-
-    from graphfem.checkpoint import save
-    from graphfem.training.config import to_dict
-    from graphfem.surrogate import resolve_device
-
-    c = config
-    params = dict(c.model)
-    name = params.pop("name", None)
-    if resume:
-        raise InputError("--resume: SPON training keeps no optimiser state; train again from the start", source)
-    if c.run.threads > 0:
-        torch.set_num_threads(c.run.threads)
-    device = resolve_device(c.run.device)
-    records = spon_data.read(c.data.path)
-    train_idx, test_idx = split(len(records), c.data.test_fraction + c.data.val_fraction, c.run.seed)
-    norm = params.get("norm", "l2")
-    from graphfem.operators import get_model
-
-    mg = params.get("levels", get_model(name).Config.levels)
-    samples = [encode(r, norm=norm, mg_levels=max(mg, 0)) for r in records]
-    torch.manual_seed(c.run.seed)
-    try:
-        model = build(name, [samples[i] for i in train_idx], **params)
-    except TypeError as exc:
-        raise InputError(f"model: {exc}", source) from None
-    out = Path(c.run.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(to_dict(c), sort_keys=False))
-    lines = []
-    fit(model, [samples[i] for i in train_idx], epochs=c.optim.epochs, lr=c.optim.lr, batch_size=c.data.batch_size,
-        seed=c.run.seed, weight_decay=c.optim.weight_decay, warmup_steps=c.optim.warmup_steps,
-        min_lr_ratio=c.optim.min_lr_ratio, clip_norm=c.optim.clip_norm, device=device, log=lines.append)
-    e = errors(model, [samples[i] for i in test_idx], norm, device=device)
-    final = {"final": True, f"test_rel_{norm}": float(e.mean()), f"test_rel_{norm}_max": float(e.max()),
-             "train_samples": len(train_idx), "test_samples": len(test_idx)}
-    (out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines + [final]))
-    family = records[0].family
-    save(out / "model.safetensors", model.cpu(),
-         {**_checkpoint_meta(family, int(records[0].params["order"]), model),
-          "provenance": {"data": str(c.data.path), "split": {"train": train_idx, "test": test_idx},
-                         "seed": c.run.seed, "config": to_dict(c), **final}})
-    return final
+# ---------------------------------------------------------------------- options
+def _same(value, trained) -> bool:
+    if isinstance(trained, (list, tuple)):
+        return sorted(map(str, value)) == sorted(map(str, trained))
+    return bool(np.isclose(float(value), float(trained), rtol=1e-12, atol=0.0))
 
 
-def train_config(path: str | Path, overrides: Sequence[str] = ()) -> dict:
-    """:func:`train` from a YAML file (``graphfem train`` does the same)."""
-    from graphfem.training.config import load_config
-
-    return train(load_config(path, overrides), source=str(path))
+def _shown(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else f"{float(value):g}"
 
 
-# ---------------------------------------------------------------- the engine's predict / evaluate
-def _hierarchy_on(surrogate, mesh: Mesh):
-    """The hierarchy a checkpoint predicts on: ``mesh`` is the coarsest level,
-    refined ``levels`` times for SPON-MG (the output lives on the finest)."""
-    p = surrogate.problem
-    surrogate.check_mesh(mesh)
-    L = int(surrogate.model.config.levels)
-    return hierarchy_for(mesh, L, int(p["order"]), p["name"] != "spon-poisson", L)
+def parse_options(problem, meta_problem: Mapping[str, Any], mesh: Mesh, options: Mapping[str, Any]) -> dict:
+    """The parsed options of a prediction on ``mesh``: ``options`` as ``graphfem
+    solve <problem>`` takes them (strings or Python values), the values the
+    model was trained with filled in for the options every sample shared
+    (E, ν, fix; ν, no_slip, outflow). Refused in one line: an option the
+    model does not use (settings of the FE solver included) and a shared
+    option given with another value than in training."""
+    given = {k: v for k, v in options.items()
+             if v is not None and not (isinstance(v, (list, tuple, dict)) and not v)}
+    family = meta_problem["data_family"]
+    check_options(given, meta_problem["options"], f"the SPON model (trained on {family} data)", mesh.source)
+    fixed = meta_problem["fixed"]
+    params = problem.parse(mesh, {**fixed, **given})
+    for key, trained in fixed.items():
+        if key in given and not _same(params[key], trained):
+            flag = problem.option(key).cli_flag
+            raise InputError(f"{flag} {_shown(params[key])}: the SPON model was trained with {flag} "
+                             f"{_shown(trained)} and predicts for that value only", mesh.source)
+    return params
 
 
-def output_mesh(surrogate, mesh: Mesh) -> Mesh:
-    """The mesh whose nodes carry :func:`predict_fields` (``mesh`` refined ``levels`` times)."""
-    return _hierarchy_on(surrogate, mesh).fine.mesh
+# ---------------------------------------------------------------------- the adapter
+@register_family
+class SPONFamily(Family):
+    """SPON and SPON-MG on the SPON data families (module docstring)."""
+
+    name = "spon"
+    models = ("spon", "spon_mg")
+    consumes = "FE spaces (nested Lagrange hierarchies, DOF graphs, FE mass/stiffness matrices) of SPON data files"
+
+    # ---------------------------------------------------------------- data
+    def trains_on(self, data) -> bool:
+        return data.family in spon_data.FAMILIES
+
+    def setup(self, data, split, model_config, source) -> Setup:
+        from graphfem.datasets.simulations import problem_of
+        from graphfem.physics.problem import get_problem
+
+        cls, config, _ = split_model_config(model_config, {}, source)
+        name = model_config["name"]
+        levels, norm = config.get("levels", cls.Config.levels), config.get("norm", cls.Config.norm)
+        if norm not in ("l2", "h1"):
+            raise InputError(f"model.norm: expected l2 or h1, got {norm!r}", source)
+        family = data.family
+        records = _records(data, range(len(data)))
+        refined = min(int(r.params["levels"]) for r in records)
+        if levels > refined:
+            raise InputError(f"model.levels: {name} with {levels} coarse level(s) needs samples refined at least "
+                             f"{levels} times; the data is refined {refined} time(s) (generate it with "
+                             f"--resolution {levels})", source)
+        shared = {}
+        for key in ("order",) + spon_data.FIXED[family]:
+            values = {json.dumps(r.params.get(key), sort_keys=True) for r in records}
+            if len(values) > 1:
+                raise GraphfemError(f"the samples differ in {key!r}; SPON trains on one value of it", data.path)
+            shared[key] = records[0].params.get(key)
+        samples = [encode(r, norm=norm, mg_levels=levels) for r in records]
+        train = list(split["train"])
+        first = samples[train[0]]
+        for key, value in {"in_node": first.features().shape[1], "out": first.dirichlet_mask.shape[1]}.items():
+            if key in config and config[key] != value:
+                raise InputError(f"model.{key}: the data gives {value}, the config says {config[key]}", source)
+        try:
+            model = build(name, [samples[i] for i in train], **config)
+        except InputError as exc:
+            raise exc.with_source(source) from None
+        problem = get_problem(problem_of(family))
+        field = spon_data.FIELDS[family]
+        meta = {"normalisation": {"in_model": ["x_mean", "x_std"]},
+                "problem": {"name": problem.name, "data_family": family, "dim": 2,
+                            "cell_types": sorted({r.mesh.cell_type for r in records}), "fields": [field],
+                            "units": {field: problem.fields[field]}, "order": int(shared["order"]),
+                            "vector": family != "spon-poisson", "levels": refined,
+                            "fixed": {k: shared[k] for k in spon_data.FIXED[family]},
+                            "options": list(spon_data.INPUTS[family] + spon_data.FIXED[family])}}
+        return Setup(model, meta, train, list(split["val"]), list(split["test"]),
+                     {"samples": samples, "levels": levels, "norm": norm})
+
+    # ---------------------------------------------------------------- training
+    def collate(self, setup: Setup, items: Sequence, rng: np.random.Generator, device: str, dtype) -> Any:
+        from graphfem.operators.spon import collate
+
+        return collate([setup.state["samples"][i] for i in items], setup.state["levels"], device, dtype)
+
+    def loss(self, net, batch):
+        from graphfem.operators.spon import fe_loss
+
+        return fe_loss(net(batch.x, batch.edge_index, batch.edge_attr, batch.coarse), batch).mean()
+
+    def validate(self, setup: Setup, model, items: Sequence, device: str) -> dict[str, float]:
+        from graphfem.training.losses import summary
+
+        norm = setup.state["norm"]
+        return summary(errors(model, [setup.state["samples"][i] for i in items], norm, device), f"rel_{norm}")
+
+    # ---------------------------------------------------------------- inference
+    def predict(self, model, meta, mesh, options, device) -> Prediction:
+        from graphfem.physics.problem import get_problem
+
+        p = meta["problem"]
+        if mesh.dim != p["dim"] or mesh.cell_type not in p["cell_types"]:
+            raise InputError(f"the SPON model was trained on {p['dim']}D {', '.join(p['cell_types'])} meshes, this "
+                             f"mesh is {mesh.dim}D {mesh.cell_type}", mesh.source)
+        params = parse_options(get_problem(p["name"]), p, mesh, options)
+        L = int(model.config.levels)
+        H = hierarchy_for(mesh, L, int(p["order"]), bool(p["vector"]), L)
+        sample = encode_case(p["data_family"], H, params, source_mesh=mesh)
+        u = coefficients(model, [sample], device=device)[0]
+        field = p["fields"][0]
+        return Prediction(H.fine.mesh, {field: H.fine.to_nodes(u.reshape(-1))}, {field: p["units"][field]})
+
+    def evaluate(self, model, meta, data, device, limit=0, compare_fe=False, progress=True) -> dict:
+        """Relative L² errors in the consistent mass norm of V_h against the
+        stored ``dofs/``, the per-sample predict time (encoding + forward pass)
+        and with ``compare_fe`` the FE (Newton) solve time and how closely the
+        re-solve matches the stored coefficients."""
+        from rich.progress import Progress
+
+        family = meta["problem"]["data_family"]
+        if data.family != family:
+            raise GraphfemError(f"the SPON model was trained on {family} data, the file holds {data.family} "
+                                f"samples; it evaluates on {family} files (coarse meshes and V_h coefficients)",
+                                data.path)
+        L = int(model.config.levels)
+        n = len(data) if limit <= 0 else min(limit, len(data))
+        errs, t_pred, t_fe, fe_check = [], [], [], []
+        with Progress(disable=not progress, transient=True) as bar:
+            task = bar.add_task("evaluating", total=n)
+            for r in _records(data, range(n)):
+                if int(r.params["levels"]) < L:
+                    raise GraphfemError(f"the samples are refined {r.params['levels']} time(s), SPON-MG needs {L} "
+                                        "coarse level(s)", data.path)
+                start = time.perf_counter()
+                s = encode(r, mg_levels=L)
+                errs.append(float(errors(model, [s], "l2", device)[0]))
+                t_pred.append(time.perf_counter() - start)
+                if compare_fe:
+                    start = time.perf_counter()
+                    u = spon_data.solve_case(r.family, r.mesh, r.params, int(r.params["order"]))
+                    t_fe.append(time.perf_counter() - start)
+                    fe_check.append(s.hierarchy.fine.relative_l2_error(u.dofs[spon_data.FIELDS[r.family]], r.dofs))
+                bar.advance(task)
+        return evaluation_summary(errs, t_pred, device, t_fe if compare_fe else None, fe_check)
 
 
-def predict_fields(surrogate, mesh: Mesh, **options) -> dict[str, np.ndarray]:
-    """Fields at the nodes of :func:`output_mesh` from the exact FE decoder
-    (Dirichlet values exact); options as in :func:`encode_case`."""
-    p = surrogate.problem
-    unknown = sorted(set(options) - set(p["options"]))
-    if unknown:
-        raise InputError(f"option {unknown[0]!r} is not an input of this model; it takes "
-                         f"{', '.join(p['options'])}", mesh.source)
-    H = _hierarchy_on(surrogate, mesh)
-    sample = encode_case(p["name"], H, {k: v for k, v in options.items() if v is not None}, source_mesh=mesh)
-    u = predict(surrogate.model, [sample], device=surrogate.device)[0]
-    return {p["fields"][0]: H.fine.to_nodes(u.reshape(-1))}
-
-
-def evaluate_file(surrogate, data_path: str | Path, compare_fe: bool = False, limit: int = 0) -> dict:
-    """``graphfem evaluate`` on a SPON data file: relative L² errors in the
-    consistent mass norm of V_h, per-sample predict time (encoding + forward
-    pass) and optionally the FE (Newton) solve time; the keys of
-    :func:`graphfem.evaluate.evaluate`."""
-    import time
-
-    p = surrogate.problem
-    records = spon_data.read(data_path)
-    if records and records[0].family != p["name"]:
-        raise InputError(f"the model was trained on {p['name']}, the file holds {records[0].family}", data_path)
-    records = records if limit <= 0 else records[:limit]
-    L = int(surrogate.model.config.levels)
-    errs, t_pred, t_fe, fe_check = [], [], [], []
-    for r in records:
-        if int(r.params["levels"]) < L:
-            raise InputError(f"the samples are refined {r.params['levels']} times, SPON-MG needs {L} coarse levels",
-                             data_path)
-        start = time.perf_counter()
-        s = encode(r, mg_levels=L)
-        errs.append(float(errors(surrogate.model, [s], device=surrogate.device)[0]))
-        t_pred.append(time.perf_counter() - start)
-        if compare_fe:
-            start = time.perf_counter()
-            u = spon_data.solve_case(r.family, r.mesh, r.params, int(r.params["order"])).dofs[spon_data.FIELDS[r.family]]
-            t_fe.append(time.perf_counter() - start)
-            fe_check.append(s.hierarchy.fine.relative_l2_error(u, r.dofs))
-    e = np.asarray(errs)
-    out = {"samples": len(e), "rel_l2_mean": float(e.mean()), "rel_l2_median": float(np.median(e)),
-           "rel_l2_p90": float(np.quantile(e, 0.9)), "rel_l2_max": float(e.max()),
-           "predict_s_mean": float(np.mean(t_pred)), "errors": e.tolist(), "device": surrogate.device}
-    if compare_fe:
-        out.update(fe_s_mean=float(np.mean(t_fe)), fe_vs_stored_max=float(np.max(fe_check)))
-    return out
-
-
-__all__ = ["OPTIONS", "build", "case_options", "encode", "encode_case", "errors", "evaluate_file", "fit",
-           "hierarchy_for", "load_samples", "output_mesh", "predict", "predict_fields", "split", "train",
-           "train_config"]
+__all__ = ["SPONFamily", "build", "case_options", "coefficients", "encode", "encode_case", "errors",
+           "hierarchy_for", "load_samples", "parse_options"]

@@ -3,15 +3,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import skfem
 import torch
 
 from graphfem.datasets import spon as spon_data
-from graphfem.families import spon as spon_train
+from graphfem.families import spon as spon_family
 from graphfem.meshes import FESpace, Mesh
 from graphfem.operators import get_model
 from graphfem.operators import spon as S
 from graphfem.operators.checks import assert_permutation_equivariant
+
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
@@ -20,10 +21,15 @@ def lshape() -> Mesh:
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
+def data_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("spon") / "poisson.h5"
     spon_data.generate("spon-poisson", 120, path, resolution=1, seed=0)
-    return spon_train.load_samples(path, mg_levels=1)
+    return path
+
+
+@pytest.fixture(scope="module")
+def data(data_file):
+    return spon_family.load_samples(data_file, mg_levels=1)
 
 
 def test_registered():
@@ -89,10 +95,10 @@ def test_mass_loss_equals_skfem_functional(lshape):
 @pytest.mark.parametrize("levels", [0, 1])
 def test_dirichlet_dofs_exact(data, levels):
     torch.manual_seed(0)
-    model = spon_train.build("spon_mg" if levels else "spon", data[:8], layers=4, latent=8, levels=levels)
+    model = spon_family.build("spon_mg" if levels else "spon", data[:8], layers=4, latent=8, levels=levels)
     samples = [s for s in data if s.dirichlet_values.any()][:2] + [s for s in data if not s.dirichlet_values.any()][:2]
     assert len(samples) == 4  # nonzero g and g = 0 both covered
-    for s, u in zip(samples, spon_train.predict(model, samples)):
+    for s, u in zip(samples, spon_family.coefficients(model, samples)):
         assert np.abs(u[s.dirichlet_mask] - s.dirichlet_values[s.dirichlet_mask]).max() == 0.0
         assert np.abs(u[~s.dirichlet_mask]).max() > 0
 
@@ -100,11 +106,11 @@ def test_dirichlet_dofs_exact(data, levels):
 def test_vector_space_dirichlet_exact(tmp_path):
     path = tmp_path / "hyper.h5"
     spon_data.generate("spon-hyperelastic", 2, path, resolution=1, order=2, seed=0)
-    samples = spon_train.load_samples(path, mg_levels=1)
+    samples = spon_family.load_samples(path, mg_levels=1)
     assert samples[0].hierarchy.fine.vector and samples[0].target.shape[1] == 2
     torch.manual_seed(0)
-    model = spon_train.build("spon_mg", samples, layers=3, latent=8)
-    for s, u in zip(samples, spon_train.predict(model, samples)):
+    model = spon_family.build("spon_mg", samples, layers=3, latent=8)
+    for s, u in zip(samples, spon_family.coefficients(model, samples)):
         assert u.shape == s.target.shape
         assert np.abs(u[s.dirichlet_mask]).max() == 0.0 and s.dirichlet_mask.sum() > 0
 
@@ -112,7 +118,7 @@ def test_vector_space_dirichlet_exact(tmp_path):
 @pytest.mark.parametrize("levels", [0, 1])
 def test_permutation_equivariant(data, levels):
     torch.manual_seed(0)
-    model = spon_train.build("spon_mg" if levels else "spon", data[:8], layers=4, latent=8, levels=levels).double()
+    model = spon_family.build("spon_mg" if levels else "spon", data[:8], layers=4, latent=8, levels=levels).double()
     batch = S.collate(data[:1], levels)
     n = batch.x.shape[0]
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(1))  # new k = old perm[k]
@@ -142,15 +148,23 @@ def test_permutation_equivariant(data, levels):
     assert diff < 1e-9
 
 
-def test_mg_beats_plain_at_equal_depth(data):
-    torch.set_num_threads(1)
-    train, test = data[:100], data[100:]
+def test_mg_beats_plain_at_equal_depth(data_file, tmp_path):
+    """Trained by the one trainer on the same split: SPON-MG below plain SPON at equal depth."""
+    import graphfem
+    from graphfem.training.config import DataConfig, OptimConfig, RunConfig, TrainConfig
+    from graphfem.training.trainer import train
+
+    records = spon_data.read(data_file)
     result = {}
     for name, cfg in (("spon", {"levels": 0}), ("spon_mg", {"levels": 1, "pre": 1, "post": 1})):
-        torch.manual_seed(0)
-        model = spon_train.build(name, train, layers=6, latent=24, **cfg)
-        spon_train.fit(model, train, epochs=40, lr=3e-3, batch_size=16, seed=0)
-        result[name] = float(spon_train.errors(model, test).mean())
+        train(TrainConfig(model={"name": name, "layers": 6, "latent": 24, **cfg},
+                          data=DataConfig(path=str(data_file), val_fraction=0.0, test_fraction=1 / 6, batch_size=16),
+                          optim=OptimConfig(lr=3e-3, epochs=40, warmup_steps=20, min_lr_ratio=0.02),
+                          run=RunConfig(out=str(tmp_path / name), device="cpu", threads=1, progress=False)))
+        s = graphfem.load(tmp_path / name / "model.safetensors")
+        test = [spon_family.encode(records[i], mg_levels=1) for i in s.meta["provenance"]["split"]["test"]]
+        assert len(test) == 20
+        result[name] = float(spon_family.errors(s.model, test).mean())
     print(result)
     assert result["spon_mg"] < 0.9 * result["spon"], result
 
@@ -179,7 +193,7 @@ def test_flow_family_p2_velocity(tmp_path):
     path = tmp_path / "flow.h5"
     spon_data.generate("spon-flow", 2, path, resolution=1, seed=0)
     records = spon_data.read(path)
-    samples = [spon_train.encode(r, mg_levels=1) for r in records]
+    samples = [spon_family.encode(r, mg_levels=1) for r in records]
     for r, s in zip(records, samples):
         fine = s.hierarchy.fine
         assert fine.order == 2 and fine.vector and s.target.shape == (fine.n_dofs // 2, 2)
@@ -190,6 +204,6 @@ def test_flow_family_p2_velocity(tmp_path):
         m = s.dirichlet_mask
         assert m[:, 0].sum() > 0 and np.abs(s.target[m] - s.dirichlet_values[m]).max() < 1e-12
     torch.manual_seed(0)
-    model = spon_train.build("spon_mg", samples, layers=3, latent=8)
-    for s, u in zip(samples, spon_train.predict(model, samples)):
+    model = spon_family.build("spon_mg", samples, layers=3, latent=8)
+    for s, u in zip(samples, spon_family.coefficients(model, samples)):
         assert np.abs(u[s.dirichlet_mask] - s.dirichlet_values[s.dirichlet_mask]).max() == 0.0
