@@ -253,6 +253,7 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: runs the app and turns user errors into one line."""
     warnings.showwarning = _one_line_warning
+    warnings.filterwarnings("ignore", category=DeprecationWarning)  # libraries' notes to developers, not users
     try:
         from typer._click import exceptions as click_errors  # typer >= 0.29 vendors click
     except ImportError:  # older typer runs on click itself
