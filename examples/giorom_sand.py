@@ -1,34 +1,24 @@
 """GIOROM on collapsing sand columns: MPM data, a sparse stepper, a dense rollout, a picture.
 
-1. MLS-MPM (Drucker–Prager sand, φ = 30°) collapses three columns of
-   different widths and heights against the left wall: the training data.
-2. A small GIOROM stepper learns the dynamics on 20 % of the particles
-   (farthest-point sample); the neural field learns to rebuild all particles.
+1. MLS-MPM (Drucker–Prager sand, φ = 30°, wall friction 0.5) collapses three
+   random columns standing in the corner of the box (``graphfem generate mpm
+   --geometry column``): the training data, in the common HDF5 layout.
+2. The one trainer (:func:`graphfem.training.trainer.train`) fits a small
+   GIOROM stepper on 20 % of the particles (farthest-point sample) and,
+   apart from it, the neural field that rebuilds all particles.
 3. A held-out column is rolled out from its first 6 frames and rebuilt
    densely; the PNG compares it with MPM at three times.
 
-Run: ``python examples/giorom_sand.py [OUT]`` (about 1 minute on one core: 11 s MPM, 40 s training).
+Run: ``python examples/giorom_sand.py [OUT]`` (about a minute on one core).
 """
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-
-
-def columns(widths_heights, frames: int, n_grid: int = 32):
-    """MPM trajectories of sand columns (w, h) standing at the left wall."""
-    from graphfem.physics.mpm import MPM, MPMConfig, material, sample_box
-
-    cfg = MPMConfig(n_grid=n_grid, friction=0.5)
-    lo, hi = cfg.walls()
-    out = []
-    for w, h in widths_heights:
-        pts = sample_box(lo, lo + [w, h], cfg.dx / 2)
-        out.append(MPM(pts, material("sand"), cfg, device="cpu").run(frames, 0.01))
-    return out, float(lo[0]), float(hi[0])
 
 
 def render(path: Path, truth: np.ndarray, pred: np.ndarray, reference: np.ndarray, frames: list[int]) -> None:
@@ -55,33 +45,51 @@ def render(path: Path, truth: np.ndarray, pred: np.ndarray, reference: np.ndarra
     plotter.close()
 
 
-def main(out: str | Path = "giorom-sand", frames: int = 30, steps: int = 1000) -> dict:
+def main(out: str | Path = "giorom-sand", frames: int = 30, epochs: int = 25) -> dict:
     """Run the example into ``out``; returns errors and timings."""
     import torch
 
-    from graphfem.families.giorom import chamfer, dense_rollout, train_field, train_stepper
-    from graphfem.operators.giorom import sample_particles
+    from graphfem.datasets.generate import generate
+    from graphfem.datasets.simulations import SimulationData
+    from graphfem.families.giorom import chamfer, dense_rollout, load_giorom, sparse_subset
+    from graphfem.training.config import DataConfig, OptimConfig, RunConfig, TrainConfig
+    from graphfem.training.trainer import train
 
     torch.set_num_threads(1)  # small graphs: one thread avoids OpenMP spin on shared cores
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    scene = {"t_end": frames * 0.01, "friction": 0.5}
     t0 = time.perf_counter()
-    train, lo, hi = columns([(0.12, 0.2), (0.2, 0.16), (0.1, 0.28)], frames)
-    (test,), _, _ = columns([(0.15, 0.22)], frames)
+    generate("mpm", 3, out / "columns.h5", material="sand", geometry="column", options=scene, progress=False)
+    generate("mpm", 1, out / "held_out.h5", material="sand", geometry="column", options=scene, seed=1,
+             progress=False)
     t_mpm = time.perf_counter() - t0
-    config = dict(radius=0.12, hidden=48, grid=8, gno_radius=0.75 * 2 ** 0.5 * (hi - lo) / 8, wall_lower=lo,
-                  wall_upper=hi, noise_std=3e-4)
-    stepper, losses = train_stepper(train, config, sparse=0.2, steps=steps, lr=2e-3, seed=0)
-    field, _ = train_field([t.fields["x"][0] for t in train], [t.fields["x"] - t.fields["x"][:1] for t in train],
-                           stepper.subsets, dict(radius=0.06), steps=60)
+
+    def fit(model: dict, name: str, n_epochs: int, lr: float, batch: int) -> Path:
+        config = TrainConfig(model=model, data=DataConfig(path=str(out / "columns.h5"), batch_size=batch,
+                                                          val_fraction=0.0, test_fraction=0.0),
+                             optim=OptimConfig(optimizer="adam", lr=lr, weight_decay=0.0, epochs=n_epochs,
+                                               warmup_steps=20, min_lr_ratio=0.05),
+                             run=RunConfig(out=str(out / name), device="cpu", threads=1, progress=False))
+        train(config)
+        return out / name
+
+    stepper_run = fit({"name": "giorom", "sparse": 0.2, "radius": 0.12, "hidden": 48, "grid": 8, "gno_radius": 0.15,
+                       "noise_std": 3e-4}, "stepper", epochs, 2e-3, 2)
+    field_run = fit({"name": "giorom-field", "sparse": 0.2, "radius": 0.06}, "field", 3, 3e-3, 8)
     t_train = time.perf_counter() - t0 - t_mpm
-    x = test.fields["x"]
+    stepper, meta = load_giorom(stepper_run / "model.safetensors", "giorom")
+    field, _ = load_giorom(field_run / "model.safetensors", "giorom-field")
+
+    test = SimulationData(out / "held_out.h5").sample(0)
+    x, material = test.fields["x"], test.inputs["material"]
     W = stepper.config.window
-    idx = sample_particles(x[0], round(0.2 * x.shape[1]))
-    mat = np.asarray(test.domain.point_data["material"])
-    _, dense, timing = dense_rollout(stepper, field, x[:W + 1], mat, x.shape[0] - W - 1, idx)
+    idx = sparse_subset(x[0], meta["family_options"], W + 2)
+    _, dense, timing = dense_rollout(stepper, field, x[:W + 1], material, x.shape[0] - W - 1, idx)
     mse = float(np.mean((dense[W + 1:] - x[W + 1:]) ** 2))
     final_chamfer = chamfer(dense[-1], x[-1])
+    losses = [r["loss"] for r in map(json.loads, (stepper_run / "metrics.jsonl").read_text().splitlines())
+              if "loss" in r]
     png = out / "giorom_sand.png"
     render(png, x, dense, x[0], [W, (W + x.shape[0]) // 2, x.shape[0] - 1])
     result = {"particles": int(x.shape[1]), "sparse": int(len(idx)), "rollout_mse": mse,

@@ -211,6 +211,7 @@ class StepperGraph:
         edges: (2, E) radius-graph edges j -> i (with self loops).
         grid_pairs: (2, P) (particle, grid node + b G^d) pairs within the GNO radius.
         n_samples: B.
+        shift: (d,) translation of the walls and the latent grid (0 for the configured box).
     """
 
     x: torch.Tensor
@@ -218,6 +219,7 @@ class StepperGraph:
     edges: torch.Tensor
     grid_pairs: torch.Tensor | None
     n_samples: int
+    shift: torch.Tensor
 
 
 @register("giorom")
@@ -288,11 +290,11 @@ class GIOROM(nn.Module):
             offset += xs.shape[1]
         dev, dt = self.vel_mean.device, self.vel_mean.dtype
         x = torch.as_tensor(np.concatenate([np.transpose(h, (1, 0, 2)) for h in histories]), dtype=dt, device=dev)
-        self._shift = torch.as_tensor(np.zeros(c.dim) if shift is None else shift, dtype=dt, device=dev)
         return StepperGraph(x, torch.as_tensor(np.concatenate(materials), dtype=torch.long, device=dev),
                             torch.as_tensor(np.concatenate(edges, axis=1), device=dev),
                             torch.as_tensor(np.concatenate(pairs, axis=1), device=dev) if c.grid else None,
-                            len(histories))
+                            len(histories),
+                            torch.as_tensor(np.zeros(c.dim) if shift is None else shift, dtype=dt, device=dev))
 
     # ---------------------------------------------------------------- the network
     def forward(self, g: StepperGraph) -> torch.Tensor:
@@ -300,8 +302,8 @@ class GIOROM(nn.Module):
         x = g.x
         pos = x[:, -1]
         vel = (x[:, 1:] - x[:, :-1] - self.vel_mean) / self.vel_std  # (n, W, d)
-        lo = c.wall_lower + self._shift
-        hi = c.wall_upper + self._shift
+        lo = c.wall_lower + g.shift
+        hi = c.wall_upper + g.shift
         walls = torch.cat([((pos - lo) / c.radius).clamp(-1, 1), ((hi - pos) / c.radius).clamp(-1, 1)], dim=1)
         h = self.node_encoder(torch.cat([vel.flatten(1), walls, self.material_embedding(g.material)], dim=1))
         src, dst = g.edges
@@ -317,13 +319,13 @@ class GIOROM(nn.Module):
 
     def _grid_stage(self, h: torch.Tensor, pos: torch.Tensor, g: StepperGraph) -> torch.Tensor:
         c = self.config
-        grid = torch.as_tensor(self.grid_points(), dtype=pos.dtype, device=pos.device) + self._shift
+        grid = torch.as_tensor(self.grid_points(), dtype=pos.dtype, device=pos.device) + g.shift
         n_grid = grid.shape[0]
         p, q = g.grid_pairs
         rel = (pos[p] - grid[q % n_grid]) / c.gno_radius
         rel = torch.cat([rel, rel.norm(dim=1, keepdim=True)], dim=1)
         z = _scatter_mean(self.kernel_in(torch.cat([rel, h[p]], dim=1)), q, g.n_samples * n_grid)
-        unit = (grid - c.wall_lower - self._shift) / (c.wall_upper - c.wall_lower)
+        unit = (grid - c.wall_lower - g.shift) / (c.wall_upper - c.wall_lower)
         z = z.view(g.n_samples, n_grid, -1) + self.grid_position(unit)
         for layer in self.transformer:
             z = layer(z)
@@ -466,7 +468,9 @@ class NeuralField(nn.Module):
 
     Shapes:
         :meth:`operator`: reference sources (n, d), queries (M, d) -> a
-        :class:`FieldOperator`; applying it maps (T, n, d) -> (T, M, d).
+        :class:`FieldOperator` (the geometry, computed once);
+        :meth:`forward`: (operator, (T, n, d) displacements at its sources)
+        -> (T, M, d) displacements at its queries.
     """
 
     Config = NeuralFieldConfig
@@ -489,15 +493,76 @@ class NeuralField(nn.Module):
         """The field for fixed reference sources and queries, assembled in chunks."""
         return FieldOperator(self, np.asarray(sources, float), np.asarray(queries, float))
 
+    def forward(self, op: "FieldOperator", displacements: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """û at the queries of ``op`` from (T, n, d) (or (n, d)) displacements U at its sources:
+        base B U plus the kernel correction (gno) or the splat correction."""
+        p = next(self.parameters())
+        U = torch.as_tensor(displacements).to(device=p.device, dtype=p.dtype)
+        if U.ndim == 2:
+            U = U[None]
+        base = op.base_matrix(p.device, p.dtype)
+        with torch.autocast(p.device.type, enabled=False):  # sparse products stay in the parameters' dtype
+            ub = torch.stack([base @ u for u in U])  # (T, M, d)
+        if self.config.decoder == "splat":
+            return ub + self._splat(op, U, ub)
+        K = self.kernel_values(op)
+        q, j = (torch.as_tensor(a, device=p.device) for a in op.pairs)
+        msg = torch.einsum("pab,tpb->tpa", K, U[:, j] - ub[:, q])  # K (U_j − (BU)(X))
+        count = torch.as_tensor(op.counts, dtype=p.dtype, device=p.device)[None, :, None]
+        return ub + torch.zeros_like(ub).index_add_(1, q, msg.to(ub.dtype)) / count
+
+    def kernel_values(self, op: "FieldOperator") -> torch.Tensor:
+        """(P, d, d) K((X_j − X)/r, |X_j − X|/r) over the pairs of ``op``, in chunks (differentiable)."""
+        c = self.config
+        p = next(self.parameters())
+        rel = torch.as_tensor((op.sources[op.pairs[1]] - op.queries[op.pairs[0]]) / c.radius, dtype=p.dtype,
+                              device=p.device)
+        feats = torch.cat([rel, rel.norm(dim=1, keepdim=True)], dim=1)
+        return torch.cat([self.kernel(f) for f in feats.split(c.chunk * 8)]).view(-1, c.dim, c.dim)
+
+    def _splat(self, op: "FieldOperator", U: torch.Tensor, ub: torch.Tensor) -> torch.Tensor:
+        """v3 grid splat: c_s = [GELU(lift(U_s)), 1, U_s] to a G^d grid, read at X, / density, MLP correction."""
+        c, d = self.config, self.config.dim
+        G = c.splat_grid
+        h = (c.splat_upper - c.splat_lower) / (G - 1)
+        dev, dtype = U.device, U.dtype
+
+        def corners(points):
+            s = (points - c.splat_lower) / h
+            base = np.clip(np.floor(s), 0, G - 2).astype(np.int64)
+            f = np.clip(s - base, 0, 1)
+            idx, w = [], []
+            for corner in np.ndindex(*(2,) * d):
+                off = np.array(corner)
+                idx.append(((base + off) * (G ** np.arange(d)[::-1])).sum(axis=1))
+                w.append(np.prod(np.where(off == 1, f, 1 - f), axis=1))
+            return (torch.as_tensor(np.stack(idx, 1), device=dev),
+                    torch.as_tensor(np.stack(w, 1), dtype=dtype, device=dev))
+
+        si, sw = corners(op.sources)
+        qi, qw = corners(op.queries)
+        feat = torch.cat([nn.functional.gelu(self.lift(U)), torch.ones_like(U[..., :1]), U], dim=-1)
+        T, n, F = feat.shape
+        grid = torch.zeros(T, G ** d, F, dtype=dtype, device=dev).index_add_(
+            1, si.reshape(-1), (feat[:, :, None] * sw[None, ..., None]).reshape(T, -1, F))
+        read = (grid[:, qi] * qw[None, ..., None]).sum(dim=2)  # (T, M, F)
+        dens = read[..., 8:9]
+        fbar = torch.where(dens > 1e-5, read / dens.clamp_min(1e-5), torch.zeros_like(read))
+        X = torch.as_tensor(op.queries, dtype=dtype, device=dev)
+        freq = torch.pi * 2.0 ** torch.arange(3, device=dev, dtype=dtype)
+        pe = torch.cat([torch.sin(X[..., None] * freq), torch.cos(X[..., None] * freq)], -1).flatten(1)
+        return self.head(torch.cat([fbar[..., 9:], ub, fbar[..., :8], pe.expand(T, -1, -1)], dim=-1))
+
 
 class FieldOperator:
-    """The neural field frozen on one (sources, queries) pair.
+    """The geometry of the neural field on one (sources, queries) pair.
 
-    For ``decoder="gno"`` the learned kernel values K((X_j − X)/r) are
-    computed once per chunk of queries and kept as sparse pair lists; each
-    frame then costs one sparse product. Every query inside the hull of the
-    sources has at least the base's neighbours; the kernel neighbourhood of a
-    query is never empty because its nearest source is always included.
+    Holds the base interpolation matrix B (M, n) and, for ``decoder="gno"``,
+    the (query, source) pairs within r with their counts, found once per
+    chunk of queries. Every query inside the hull of the sources has at
+    least the base's neighbours; the kernel neighbourhood of a query is never
+    empty because its nearest source is always included. Calling the
+    operator evaluates its field (:meth:`NeuralField.forward`).
     """
 
     def __init__(self, field: NeuralField, sources: np.ndarray, queries: np.ndarray):
@@ -506,6 +571,8 @@ class FieldOperator:
         self.field, self.c = field, field.config
         self.sources, self.queries = sources, queries
         self.base = interpolation_matrix(sources, queries, self.c.base, self.c.mls_neighbours)
+        self._base_tensor = None
+        self.matrix = None
         if self.c.decoder != "gno":
             return
         pairs = []
@@ -519,35 +586,20 @@ class FieldOperator:
             pairs.append(p + np.array([[start], [0]]))
         self.pairs = np.concatenate(pairs, axis=1)
         self.counts = np.bincount(self.pairs[0], minlength=len(queries))
-        self.matrix = None
 
-    def kernel_values(self) -> torch.Tensor:
-        """(P, d, d) K((X_j − X)/r, |X_j − X|/r) over all pairs, in chunks (differentiable)."""
-        d, r = self.c.dim, self.c.radius
-        dev = next(self.field.parameters()).device
-        rel = torch.as_tensor((self.sources[self.pairs[1]] - self.queries[self.pairs[0]]) / r, dtype=torch.float32,
-                              device=dev)
-        feats = torch.cat([rel, rel.norm(dim=1, keepdim=True)], dim=1)
-        return torch.cat([self.field.kernel(f) for f in feats.split(self.c.chunk * 8)]).view(-1, d, d)
-
-    def __call__(self, displacements: np.ndarray | torch.Tensor, kernel: torch.Tensor | None = None) -> torch.Tensor:
+    def __call__(self, displacements: np.ndarray | torch.Tensor) -> torch.Tensor:
         """(T, n, d) sparse displacements -> (T, M, d) displacements at the queries."""
-        U = torch.as_tensor(displacements, dtype=torch.float32)
-        if U.ndim == 2:
-            U = U[None]
-        dev = next(self.field.parameters()).device
-        U = U.to(dev)
-        base = self._sparse(self.base, dev)
-        ub = torch.stack([base @ u for u in U])  # (T, M, d)
-        if self.c.decoder == "splat":
-            return ub + self._splat(U, ub)
-        K = self.kernel_values() if kernel is None else kernel
-        q, j = (torch.as_tensor(a, device=dev) for a in self.pairs)
-        diff = U[:, j] - ub[:, q]  # (T, P, d)
-        msg = torch.einsum("pab,tpb->tpa", K, diff)
-        corr = torch.zeros_like(ub).index_add_(1, q, msg) / torch.as_tensor(self.counts, dtype=ub.dtype,
-                                                                           device=dev)[None, :, None]
-        return ub + corr
+        return self.field(self, displacements)
+
+    def base_matrix(self, device, dtype) -> torch.Tensor:
+        """B as a sparse torch tensor on ``device`` (cached)."""
+        t = self._base_tensor
+        if t is None or t.device != torch.device(device) or t.dtype != dtype:
+            coo = self.base.tocoo()
+            t = torch.sparse_coo_tensor(np.stack([coo.row, coo.col]), coo.data, self.base.shape, dtype=dtype,
+                                        device=device, check_invariants=False).coalesce()
+            self._base_tensor = t
+        return t
 
     def freeze(self) -> "FieldOperator":
         """Assemble the whole (gno) field as one scipy matrix A (M·d × n·d),
@@ -562,7 +614,7 @@ class FieldOperator:
             raise InputError("only the gno decoder can be frozen into a matrix")
         d, (M, n) = self.c.dim, self.base.shape
         with torch.no_grad():
-            K = self.kernel_values().double().cpu().numpy() / self.counts[self.pairs[0]][:, None, None]
+            K = self.field.kernel_values(self).double().cpu().numpy() / self.counts[self.pairs[0]][:, None, None]
         q, j = self.pairs
         a, b = np.meshgrid(np.arange(d), np.arange(d), indexing="ij")
         rows = [(q[:, None, None] * d + a).reshape(-1)]
@@ -588,45 +640,13 @@ class FieldOperator:
         T, n, d = U.shape
         return (self.matrix @ U.reshape(T, n * d).T).T.reshape(T, -1, d)
 
-    @staticmethod
-    def _sparse(B, dev):
-        coo = B.tocoo()
-        return torch.sparse_coo_tensor(np.stack([coo.row, coo.col]), coo.data.astype(np.float32), B.shape,
-                                       device=dev).coalesce()
-
-    def _splat(self, U: torch.Tensor, ub: torch.Tensor) -> torch.Tensor:
-        """v3 grid splat: c_s = [GELU(lift(U_s)), 1, U_s] to a G^d grid, read at X, / density, MLP correction."""
-        c, d = self.c, self.c.dim
-        G = c.splat_grid
-        h = (c.splat_upper - c.splat_lower) / (G - 1)
-        dev = U.device
-
-        def corners(points):
-            s = (points - c.splat_lower) / h
-            base = np.clip(np.floor(s), 0, G - 2).astype(np.int64)
-            f = np.clip(s - base, 0, 1)
-            idx, w = [], []
-            for corner in np.ndindex(*(2,) * d):
-                off = np.array(corner)
-                idx.append(((base + off) * (G ** np.arange(d)[::-1])).sum(axis=1))
-                w.append(np.prod(np.where(off == 1, f, 1 - f), axis=1))
-            return (torch.as_tensor(np.stack(idx, 1), device=dev),
-                    torch.as_tensor(np.stack(w, 1), dtype=torch.float32, device=dev))
-
-        si, sw = corners(self.sources)
-        qi, qw = corners(self.queries)
-        feat = torch.cat([nn.functional.gelu(self.field.lift(U)), torch.ones_like(U[..., :1]), U], dim=-1)
-        T, n, F = feat.shape
-        grid = torch.zeros(T, G ** d, F, device=dev).index_add_(1, si.reshape(-1),
-                                                                 (feat[:, :, None] * sw[None, ..., None]).reshape(
-                                                                     T, -1, F))
-        read = (grid[:, qi] * qw[None, ..., None]).sum(dim=2)  # (T, M, F)
-        dens = read[..., 8:9]
-        fbar = torch.where(dens > 1e-5, read / dens.clamp_min(1e-5), torch.zeros_like(read))
-        X = torch.as_tensor(self.queries, dtype=torch.float32, device=dev)
-        freq = torch.pi * 2.0 ** torch.arange(3, device=dev, dtype=torch.float32)
-        pe = torch.cat([torch.sin(X[..., None] * freq), torch.cos(X[..., None] * freq)], -1).flatten(1)
-        return self.field.head(torch.cat([fbar[..., 9:], ub, fbar[..., :8], pe.expand(T, -1, -1)], dim=-1))
+    def reconstruct(self, displacements: np.ndarray) -> np.ndarray:
+        """(T, n, d) -> (T, M, d) in float64 without autograd: the frozen matrix
+        for ``gno``, a forward pass for ``splat``."""
+        if self.c.decoder == "gno":
+            return self.apply(displacements)
+        with torch.no_grad():
+            return self(displacements).double().cpu().numpy()
 
 
 __all__ = ["FieldOperator", "GIOROM", "GIOROMConfig", "LinearAttention", "NeuralField", "NeuralFieldConfig",

@@ -29,6 +29,12 @@ component into the wall; ``boundary="slip"`` keeps the tangential part
 reduced by Coulomb friction (|v_t| ← max(0, |v_t| − μ_f |v_n|)), ``"sticky"``
 zeroes it. Gravity acts along −e_{d−1} (y in 2D, z in 3D).
 
+The registered problem ``mpm`` (:class:`MPMProblem`) runs one body of one
+material: ``graphfem solve mpm BODY -o out.pvd --material sand --t-end 0.4``,
+and ``graphfem generate mpm --material sand`` writes random bodies in the
+common data layout (positions in ``outputs/x`` (T, N, d), material ids in
+``inputs/material``, walls and frame step in ``params``).
+
 Stability: the step must satisfy Δt ≤ Δx/(c + |v|_max), with c the
 material's wave speed (and Δt ≤ ρΔx²/(2dη) for viscous fluids); a violation
 raises :class:`GraphfemError` before the run or at the first frame where the
@@ -44,6 +50,8 @@ import numpy as np
 
 from graphfem.meshes import Mesh, PointCloud, Trajectory
 from graphfem.meshes.errors import GraphfemError, InputError
+
+from .problem import Features, Option, Problem, register_problem
 
 #: material name -> integer id (stored as the ``material`` point field)
 MATERIALS = {"jelly": 0, "water": 1, "goo": 2, "sand": 3, "plasticine": 4}
@@ -308,7 +316,7 @@ class MPM:
                  device: str = "auto", dtype=None):
         import torch
 
-        positions = np.asarray(positions, dtype=float)
+        positions = np.array(positions, dtype=float)  # a copy: torch shares writable memory only
         if positions.ndim != 2 or positions.shape[1] != config.dim or len(positions) == 0:
             raise InputError(f"positions must be (N, {config.dim}), got {positions.shape}")
         lo, hi = config.walls()
@@ -321,10 +329,7 @@ class MPM:
         self.mat, self.config = mat, config
         dim, n = config.dim, len(positions)
         if volume is None:
-            from scipy.spatial import cKDTree
-
-            d, _ = cKDTree(positions).query(positions, k=2) if n > 1 else (np.array([[0, config.dx / 2]]), None)
-            volume = float(np.median(d[:, 1])) ** dim
+            volume = (particle_spacing(positions) if n > 1 else config.dx / 2) ** dim
         self.volume = float(volume)
         self.mass = self.volume * mat.rho
         t = dict(dtype=self.dtype, device=self.device)
@@ -469,16 +474,38 @@ def simulate(positions: np.ndarray, mat: Material | str, frames: int, frame_dt: 
     return MPM(positions, mat, config, velocities=velocities, device=device).run(frames, frame_dt)
 
 
-def random_scene(mat: str, rng: np.random.Generator, dim: int = 2, n_grid: int = 32,
-                 spacing: float | None = None) -> tuple[np.ndarray, np.ndarray, MPMConfig]:
-    """A random initial state for datasets: one box or ball of material at a
-    random place and size, with a random initial velocity.
+def particle_spacing(points: np.ndarray) -> float:
+    """The median distance from a particle to its nearest neighbour (the lattice spacing of a sampled body)."""
+    from scipy.spatial import cKDTree
 
-    Returns (positions, velocity (d,), config).
+    return float(np.median(cKDTree(points).query(points, k=2)[0][:, 1]))
+
+
+def body_particles(body: Mesh | PointCloud, spacing: float | None = None) -> np.ndarray:
+    """(N, d) the particles of a body: its points, or with ``spacing`` the
+    lattice particles inside its cells (:func:`sample_mesh`; a mesh only)."""
+    if spacing is None:
+        return np.asarray(body.points, dtype=float)
+    if not isinstance(body, Mesh):
+        raise InputError("--spacing fills the cells of a mesh; a point cloud's points are the particles",
+                         body.source)
+    return sample_mesh(body, spacing)
+
+
+def random_body(rng: np.random.Generator, kind: str, config: MPMConfig, spacing: float) -> tuple[np.ndarray, np.ndarray]:
+    """A random initial state for data sets: (positions (N, d), velocity (d,)).
+
+    ``kind="mixed"``: a box or a ball of random size and place, velocity
+    uniform in [−1, 1]^d with a downward last component. ``kind="column"``:
+    a box of random width and height standing in the lower corner of the
+    walls, at rest (granular collapse).
     """
-    config = MPMConfig(dim=dim, n_grid=n_grid, friction=0.3 if mat == "sand" else 0.0)
-    spacing = spacing or config.dx / 2
     lo, hi = config.walls()
+    dim = config.dim
+    if kind == "column":
+        size = rng.uniform(0.08, 0.2, dim)
+        size[-1] = rng.uniform(0.12, 0.3)
+        return sample_box(lo, lo + size, spacing), np.zeros(dim)
     size = rng.uniform(0.2, 0.35, dim)
     corner = lo + rng.uniform(0.02, 1, dim) * (hi - lo - size - 0.02)
     corner[-1] = lo[-1] + rng.uniform(0.0, 0.25)
@@ -489,8 +516,224 @@ def random_scene(mat: str, rng: np.random.Generator, dim: int = 2, n_grid: int =
         pts = sample_ball(corner + r, r, spacing)
     vel = rng.uniform(-1.0, 1.0, dim)
     vel[-1] = rng.uniform(-1.0, 0.0)
-    return pts, vel, config
+    return pts, vel
 
 
-__all__ = ["MATERIALS", "MPM", "MPMConfig", "Material", "PRESETS", "lattice", "material", "random_scene",
-           "sample_ball", "sample_box", "sample_mesh", "simulate"]
+def write_particle_series(path, times: np.ndarray, positions: np.ndarray,
+                          point_data: dict[str, np.ndarray] | None = None,
+                          fixed_data: dict[str, np.ndarray] | None = None) -> None:
+    """A PVD series of point clouds for ParaView (one VTU per frame in
+    ``<stem>_steps/``), written atomically; the points move with the body.
+
+    Args:
+        times: (T,) frame times.
+        positions: (T, M, d) point positions per frame.
+        point_data: name -> (T, M, ...) values per frame.
+        fixed_data: name -> (M, ...) values shared by every frame (material ids).
+    """
+    import xml.etree.ElementTree as ET
+    from pathlib import Path
+
+    from graphfem.meshes.io import atomic_dir, atomic_path
+
+    path = Path(path)
+    if path.suffix.lower() != ".pvd":
+        raise InputError(f"-o {path}: a particle time series is written as .pvd")
+    for name, values in {"positions": positions, **(point_data or {})}.items():
+        if not np.isfinite(values).all():
+            raise GraphfemError(f"the {name} hold NaN or infinite values; refusing to write them", path)
+    folder = path.with_name(f"{path.stem}_steps")
+    with atomic_dir(folder) as tmp:
+        root = ET.Element("VTKFile", type="Collection", version="0.1")
+        collection = ET.SubElement(root, "Collection")
+        for k, t in enumerate(times):
+            step = Path(tmp) / f"step_{k:05d}.vtu"
+            data = {**(fixed_data or {}), **{n: v[k] for n, v in (point_data or {}).items()}}
+            data = {n: np.pad(v, ((0, 0), (0, 1))) if v.ndim == 2 and v.shape[1] == 2 else v  # ParaView vectors
+                    for n, v in data.items()}
+            PointCloud(positions[k], data).write(step)
+            ET.SubElement(collection, "DataSet", timestep=repr(float(t)), part="0", file=f"{folder.name}/{step.name}")
+        with atomic_path(path) as out:
+            ET.ElementTree(root).write(out, xml_declaration=True)
+
+
+# ------------------------------------------------------------------ the registered problem
+FRAME_DT = 0.01  # default time between stored frames
+
+
+@dataclass(eq=False)
+class ParticleSolution:
+    """One MPM run: what :class:`~graphfem.physics.problem.Solution` is to an FE solve.
+
+    Attributes:
+        trajectory: particle positions ``x`` (T, N, d) on a :class:`PointCloud`
+            of the initial particles, which carries their ``material`` ids.
+        scene: what a data set stores with the run: ``walls`` (lower, upper
+            of the box left to the material, the same on every axis),
+            ``frame_dt``, ``n_grid``, ``gravity``, ``friction`` and
+            ``particle_spacing``.
+        info: solver facts: ``substeps`` per frame, the step ``dt``, ``mpm_s``.
+    """
+
+    trajectory: Trajectory
+    scene: dict
+    info: dict = field(default_factory=dict)
+    units: dict = field(default_factory=lambda: {"x": "1"})
+
+    @property
+    def mesh(self) -> PointCloud:
+        return self.trajectory.domain
+
+    @property
+    def fields(self) -> dict[str, np.ndarray]:
+        """The final state: ``x`` (N, d)."""
+        return {"x": self.trajectory.fields["x"][-1]}
+
+    def write(self, path) -> None:
+        """The run as a PVD series of moving particles with their ``displacement`` x − x⁰ and ``material``."""
+        x = self.trajectory.fields["x"]
+        write_particle_series(path, self.trajectory.times, x, {"displacement": x - x[:1]},
+                              dict(self.mesh.point_data))
+
+
+def _material_option(raw, body, option) -> str:
+    """A material name, or the point field of material ids of a body of one material -> the name."""
+    if isinstance(raw, str):
+        if raw not in MATERIALS:
+            raise InputError(f"{option.cli_flag} must be one of {', '.join(MATERIALS)}, got {raw!r}")
+        return raw
+    ids = np.unique(np.asarray(raw, dtype=float).reshape(-1))
+    names = {v: k for k, v in MATERIALS.items()}
+    if ids.size != 1 or ids[0] not in names:
+        raise InputError(f"{option.cli_flag}: the material ids {ids[:5].tolist()} are not one material of "
+                         f"{', '.join(f'{k}={v}' for k, v in MATERIALS.items())}; MPM runs one material per body",
+                         body.source)
+    return names[int(ids[0])]
+
+
+@register_problem
+class MPMProblem(Problem):
+    """MLS-MPM dynamics of one body of one material in the box (:class:`MPM`).
+
+    The "mesh" is the initial body: a :class:`PointCloud` whose points are
+    the particles, or a :class:`Mesh` whose nodes are, or whose cells are
+    filled with lattice particles of ``--spacing``. The output is the
+    particle trajectory ``x`` (T, N, d) at t = 0, dt, ..., t_end.
+
+    Data sets (:meth:`sample`): ``geometry`` ``mixed`` (a box or ball thrown
+    with a random velocity) or ``column`` (a column at rest in the corner,
+    collapsing), in 2D, or in 3D with the suffix ``-3d``; particles on the
+    lattice of spacing Δx/2.
+    """
+
+    name = "mpm"
+    fields = {"x": "1"}
+    vector_fields = ("x",)
+    summary = "MLS-MPM particle dynamics of a body of jelly, water, goo, sand or plasticine in a box"
+    dims = (2, 3)
+    geometries = ("mixed", "column", "mixed-3d", "column-3d")
+    options = (
+        Option("material", "choice", None, "jelly, water, goo, sand or plasticine.", required=True,
+               choices=tuple(MATERIALS), parse=_material_option),
+        Option("velocity", "vector", None, "Initial velocity of the body VX,VY[,VZ] (default 0)."),
+        Option("spacing", "number", None, "Fill the mesh cells with lattice particles of this spacing (default: "
+               "the body's points are the particles)."),
+        Option("gravity", "number", 9.8, "Gravity along -y (2D) or -z (3D), default 9.8."),
+        Option("friction", "number", None, "Coulomb friction of the walls (default 0.3 for sand, 0 otherwise)."),
+        Option("t_end", "number", None, "Duration: frames at t = 0, dt, ..., t_end.", role="time", required=True),
+        Option("dt", "number", None, f"Time between frames (default {FRAME_DT}); MPM sub-steps within the CFL "
+               "limit.", role="time"),
+        Option("n_grid", "integer", 32, "MPM grid cells per axis of the unit box (walls 3 cells thick).",
+               role="setting"),
+    )
+
+    def config(self, dim: int, params) -> MPMConfig:
+        """The :class:`MPMConfig` of parsed options."""
+        friction = params.get("friction")
+        if friction is None:
+            friction = 0.3 if params.get("material") == "sand" else 0.0
+        return MPMConfig(dim=dim, n_grid=int(params.get("n_grid") or 32), gravity=float(params.get("gravity", 9.8)),
+                         friction=float(friction))
+
+    def check(self, body, params) -> None:
+        t_end, dt = params["t_end"], params["dt"] or FRAME_DT
+        if t_end <= 0 or dt <= 0:
+            raise InputError(f"mpm: --t-end and --dt must be positive, got {t_end:g} and {dt:g}")
+        if abs(t_end / dt - round(t_end / dt)) > 1e-6 * t_end / dt:
+            raise InputError(f"mpm: --t-end {t_end:g} is not a whole number of frames of dt = {dt:g}")
+        if params["spacing"] is not None and params["spacing"] <= 0:
+            raise InputError(f"mpm: --spacing must be positive, got {params['spacing']:g}")
+        if params["friction"] is not None and params["friction"] < 0:
+            raise InputError(f"mpm: --friction must be >= 0, got {params['friction']:g}")
+        lo, hi = self.config(body.dim, params).walls()
+        pts = np.asarray(body.points)
+        if (pts < lo).any() or (pts > hi).any():
+            raise InputError(f"the body spans [{pts.min():.4g}, {pts.max():.4g}]; it must lie inside the walls "
+                             f"[{lo[0]:.4g}, {hi[0]:.4g}]^{body.dim} of the unit box (n_grid "
+                             f"{int(params['n_grid'])})", body.source)
+
+    def is_transient(self, params) -> bool:
+        return True
+
+    def features(self, body, params) -> Features:
+        """Per-particle model inputs: the material one-hot, the initial velocity,
+        gravity and wall friction (the same on every particle) and the
+        distances (x − b_lo, b_hi − x) to the walls, in units of the box."""
+        config = self.config(body.dim, params)
+        lo, hi = config.walls()
+        x = np.asarray(body.points, dtype=float)
+        n, d = x.shape
+        velocity = np.zeros(d) if params["velocity"] is None else np.asarray(params["velocity"], dtype=float)
+        columns = [np.tile([float(params["material"] == m) for m in MATERIALS], (n, 1)), np.tile(velocity, (n, 1)),
+                   np.full((n, 1), config.gravity), np.full((n, 1), config.friction), x - lo, hi - x]
+        names = ([f"material[{k}]" for k in range(len(MATERIALS))] + [f"velocity[{k}]" for k in range(d)]
+                 + ["gravity", "friction"] + [f"wall_lower[{k}]" for k in range(d)]
+                 + [f"wall_upper[{k}]" for k in range(d)])
+        return Features(np.concatenate(columns, axis=1), names, np.ones(d))
+
+    def solve(self, body, *, material: str, t_end: float, velocity=None, spacing=None, gravity: float = 9.8,
+              friction: float | None = None, dt: float | None = None, n_grid: int = 32,
+              device: str = "auto") -> ParticleSolution:
+        """Run MLS-MPM from the particles of ``body`` for ``t_end`` (frames every ``dt``)."""
+        import time
+
+        params = {"material": material, "gravity": gravity, "friction": friction, "n_grid": n_grid}
+        config = self.config(body.dim, params)
+        dt = dt or FRAME_DT
+        points = body_particles(body, spacing)
+        start = time.perf_counter()
+        sim = MPM(points, PRESETS[material], config, velocities=velocity, device=device)
+        traj = sim.run(int(round(t_end / dt)), dt)
+        lo, hi = config.walls()
+        trajectory = Trajectory(traj.times, {"x": traj.fields["x"]}, traj.domain, {"x": "1"})
+        scene = {"walls": [float(lo[0]), float(hi[0])], "frame_dt": float(dt), "n_grid": config.n_grid,
+                 "gravity": config.gravity, "friction": config.friction,
+                 "particle_spacing": particle_spacing(points) if len(points) > 1 else config.dx / 2}
+        info = {"substeps": int(round(dt / sim.dt)), "dt": sim.dt, "mpm_s": time.perf_counter() - start}
+        return ParticleSolution(trajectory, scene, info)
+
+    def report(self, solution: ParticleSolution) -> list[str]:
+        n, T = solution.mesh.n_points, solution.trajectory.n_steps
+        return [f"MLS-MPM: {n} particles, {T - 1} frames of {solution.scene['frame_dt']:g}, "
+                f"{solution.info['substeps']} sub-steps of {solution.info['dt']:.3g} each "
+                f"({solution.info['mpm_s']:.2f} s)"]
+
+    def sample(self, rng: np.random.Generator, geometry: str | None = None, resolution: int | None = None):
+        """A random body (a :class:`PointCloud`) and raw options: a random
+        ``material`` (``generate mpm --material`` fixes it for a data set),
+        ``velocity``, ``t_end`` 0.4, ``dt`` 0.01, ``n_grid`` = ``resolution`` (default 32)."""
+        geometry = geometry or "mixed"
+        if geometry not in self.geometries:
+            raise InputError(f"mpm: unknown geometry {geometry!r}; choose one of {', '.join(self.geometries)}")
+        kind, dim = geometry.removesuffix("-3d"), 3 if geometry.endswith("-3d") else 2
+        n_grid = resolution or 32
+        config = MPMConfig(dim=dim, n_grid=n_grid)
+        points, velocity = random_body(rng, kind, config, config.dx / 2)
+        raw = {"material": str(rng.choice(list(MATERIALS))), "t_end": 0.4, "dt": FRAME_DT, "n_grid": n_grid,
+               "velocity": velocity.tolist()}
+        return PointCloud(points, source=f"mpm:{geometry}"), raw
+
+
+__all__ = ["FRAME_DT", "MATERIALS", "MPM", "MPMConfig", "MPMProblem", "Material", "PRESETS", "ParticleSolution",
+           "body_particles", "lattice", "material", "particle_spacing", "random_body", "sample_ball", "sample_box",
+           "sample_mesh", "simulate", "write_particle_series"]

@@ -1,8 +1,9 @@
 """GIOROM benchmark, every number measured in one run (``graphfem bench giorom``).
 
-1. Per material: MPM data (random boxes/balls), a sparse GIOROM stepper
-   (FPS sample) + neural field, and a dense GNS baseline (the same network
-   without the grid stage, trained on all N particles). Rollout error on a
+1. Per material: MPM data (``graphfem generate mpm``, random boxes/balls),
+   a sparse GIOROM stepper (FPS sample) + neural field, and a dense GNS
+   baseline (the same network without the grid stage, trained on all N
+   particles), all three trained by the one trainer. Rollout error on a
    held-out trajectory over all N particles: MSE of positions and Chamfer
    distance, averaged over the predicted frames.
 2. Time per step of the sparse model on n particles against the same network
@@ -15,6 +16,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -43,12 +45,30 @@ def _timed(fn, repeat: int = 3) -> float:
     return best
 
 
+def _fit(model: dict, data: Path, out: Path, epochs: int, device: str, batch: int = 2):
+    """Train ``model`` on ``data`` with the one trainer; the trained (model, metadata)."""
+    from graphfem.families.giorom import load_giorom
+    from graphfem.training.config import DataConfig, OptimConfig, RunConfig, TrainConfig
+    from graphfem.training.trainer import train
+
+    train(TrainConfig(model=model, data=DataConfig(path=str(data), batch_size=batch, val_fraction=0.0,
+                                                   test_fraction=0.0),
+                      optim=OptimConfig(optimizer="adam", lr=1e-3, weight_decay=0.0, epochs=epochs, warmup_steps=10,
+                                        min_lr_ratio=0.05),
+                      run=RunConfig(out=str(out), device=device, progress=False)))
+    return load_giorom(out / "model.safetensors", model["name"], device)
+
+
 def run(size: str = "small", materials: tuple[str, ...] = ("jelly", "water", "goo", "sand", "plasticine"),
         seed: int = 0) -> str:
     """Run the benchmark and return the table text."""
+    import tempfile
+
     import torch
 
-    from graphfem.families.giorom import chamfer, mpm_dataset, train_field, train_stepper
+    from graphfem.datasets.generate import generate
+    from graphfem.datasets.simulations import SimulationData
+    from graphfem.families.giorom import chamfer, dense_rollout, sparse_subset
     from graphfem.meshes.errors import InputError
     from graphfem.operators.giorom import GIOROM, GIOROMConfig, NeuralField, NeuralFieldConfig, sample_particles
 
@@ -61,44 +81,52 @@ def run(size: str = "small", materials: tuple[str, ...] = ("jelly", "water", "go
     lines.append("| material | N | n | sparse MSE | sparse Chamfer | GNS-dense MSE | GNS-dense Chamfer "
                  "| const.-velocity MSE | surrogate frame / MPM frame |")
     lines.append("|---|---|---|---|---|---|---|---|---|")
-    for mat in materials:
-        t0 = time.perf_counter()
-        trajs, attrs = mpm_dataset(mat, s["train"] + 1, frames=s["frames"], seed=seed, dim=dim, n_grid=s["n_grid"],
-                                   device=device)
-        mpm_frame = (time.perf_counter() - t0) / ((s["train"] + 1) * s["frames"])
-        train, test = trajs[:-1], trajs[-1]
-        lo, hi = attrs["wall_lower"], attrs["wall_upper"]
-        spacing = 1.0 / (2 * s["n_grid"])
-        base = dict(dim=dim, hidden=s["hidden"], wall_lower=lo, wall_upper=hi, layers_in=2, layers_out=2,
-                    noise_std=1e-4 if mat in ("jelly", "plasticine") else 3e-4)
-        sparse_cfg = dict(base, radius=0.12, grid=8, gno_radius=0.75 * dim ** 0.5 * (hi - lo) / 8)
-        dense_cfg = dict(base, radius=4 * spacing, grid=0)
-        stepper, _ = train_stepper(train, sparse_cfg, sparse=0.2, steps=s["steps"], seed=seed, device=device)
-        gns, _ = train_stepper(train, dense_cfg, sparse=1.0, steps=s["steps"], seed=seed, device=device)
-        refs = [t.fields["x"][0] for t in train]
-        field, _ = train_field(refs, [t.fields["x"] - t.fields["x"][:1] for t in train], stepper.subsets,
-                               dict(dim=dim, radius=0.1), steps=s["field_steps"], seed=seed)
-        x = test.fields["x"]
-        N = x.shape[1]
-        idx = sample_particles(x[0], max(W + 2, round(0.2 * N)), "fps", seed)
-        material = np.asarray(test.domain.point_data["material"])
-        horizon = x.shape[0] - W - 1
-        t1 = time.perf_counter()
-        sp = stepper.rollout(x[:W + 1, idx], material[idx], horizon)
-        surrogate_frame = (time.perf_counter() - t1) / horizon
-        dense = x[0][None] + field.operator(x[0, idx], x[0]).freeze().apply(sp - x[0, idx][None])
-        gd = gns.rollout(x[:W + 1], material, horizon)
-        truth = x[W + 1:]
-        cv = x[W][None] + np.arange(1, horizon + 1)[:, None, None] * (x[W] - x[W - 1])[None]
+    geometry = "mixed" if dim == 2 else "mixed-3d"
+    windows = s["train"] * (s["frames"] - W)  # stepper items per epoch
+    epochs = max(1, round(s["steps"] / -(-windows // 2)))
+    field_epochs = max(1, round(s["field_steps"] / -(-s["train"] * s["frames"] // 8)))
+    with tempfile.TemporaryDirectory(prefix="giorom-bench-") as tmp:
+        for mat in materials:
+            folder = Path(tmp) / mat
+            scene = {"t_end": s["frames"] * 0.01}
+            t0 = time.perf_counter()
+            generate("mpm", s["train"], folder / "train.h5", material=mat, geometry=geometry,
+                     resolution=s["n_grid"], options=scene, seed=seed, progress=False)
+            generate("mpm", 1, folder / "test.h5", material=mat, geometry=geometry, resolution=s["n_grid"],
+                     options=scene, seed=seed + 1, progress=False)
+            mpm_frame = (time.perf_counter() - t0) / ((s["train"] + 1) * s["frames"])
+            spacing = 1.0 / (2 * s["n_grid"])
+            base = {"name": "giorom", "hidden": s["hidden"], "layers_in": 2, "layers_out": 2,
+                    "noise_std": 1e-4 if mat in ("jelly", "plasticine") else 3e-4}
+            data = folder / "train.h5"
+            stepper, meta = _fit({**base, "sparse": 0.2, "radius": 0.12, "grid": 8, "gno_radius": 0.15}, data,
+                                 folder / "sparse", epochs, device)
+            gns, _ = _fit({**base, "sparse": 1.0, "radius": 4 * spacing, "grid": 0}, data, folder / "dense", epochs,
+                          device)
+            field, _ = _fit({"name": "giorom-field", "sparse": 0.2, "radius": 0.1}, data, folder / "field",
+                            field_epochs, device, batch=8)
+            test = SimulationData(folder / "test.h5").sample(0)
+            x, material = test.fields["x"], test.inputs["material"]
+            N = x.shape[1]
+            idx = sparse_subset(x[0], meta["family_options"], W + 2)
+            horizon = x.shape[0] - W - 1
+            t1 = time.perf_counter()
+            sp = stepper.rollout(x[:W + 1, idx], material[idx], horizon)
+            surrogate_frame = (time.perf_counter() - t1) / horizon
+            _, dense, _ = dense_rollout(stepper, field, x[:W + 1], material, horizon, idx)
+            dense = dense[W + 1:]
+            gd = gns.rollout(x[:W + 1], material, horizon)
+            truth = x[W + 1:]
+            cv = x[W][None] + np.arange(1, horizon + 1)[:, None, None] * (x[W] - x[W - 1])[None]
 
-        def mse(p):
-            return float(np.mean((p - truth) ** 2))
+            def mse(p):
+                return float(np.mean((p - truth) ** 2))
 
-        def cham(p):
-            return float(np.mean([chamfer(p[k], truth[k]) for k in range(0, horizon, max(1, horizon // 6))]))
+            def cham(p):
+                return float(np.mean([chamfer(p[k], truth[k]) for k in range(0, horizon, max(1, horizon // 6))]))
 
-        lines.append(f"| {mat} | {N} | {len(idx)} | {mse(dense):.2e} | {cham(dense):.2e} | {mse(gd):.2e} | "
-                     f"{cham(gd):.2e} | {mse(cv):.2e} | {surrogate_frame / mpm_frame:.2f} |")
+            lines.append(f"| {mat} | {N} | {len(idx)} | {mse(dense):.2e} | {cham(dense):.2e} | {mse(gd):.2e} | "
+                         f"{cham(gd):.2e} | {mse(cv):.2e} | {surrogate_frame / mpm_frame:.2f} |")
 
     # ---- time per step: sparse n against the same network on N = 30 n
     n = s["timing_n"]

@@ -1,321 +1,507 @@
-"""GIOROM in the engine: MPM trajectory datasets (HDF5), training of the
-sparse time stepper and of the neural field, checkpoints, dense rollouts.
+r"""GIOROM adapters: the sparse time stepper and the neural field as two families.
 
-The engine's :class:`graphfem.training.trainer.Trainer` reads Poisson graphs; the
-stepper trains on (trajectory, frame) windows instead, so this module keeps
-its own small loop (Adam, seeded, one-step normalised-acceleration MSE) and
-stores models with :func:`graphfem.checkpoint.save_tensors` (one
-``.safetensors`` file: weights, normalisation buffers, JSON config).
+Both train on **Lagrangian data** of the common layout: per simulation the
+positions x (T, N, d) in ``outputs/x``. The stepper needs MPM data
+(``graphfem generate mpm``: also the particles' material ids in
+``inputs/material``, the run's walls and frame step in ``params``); the field
+takes any such trajectories (MPM particles, FE nodes). Every body is sampled
+once (``sparse``: a fraction ≤ 1 of its N particles, or a count;
+``sampling``: ``fps`` farthest-point or ``random``, seed 0); these family
+options sit in ``model:`` next to the model's config fields, and the model's
+``dim`` (and the stepper's walls) come from the data.
 
-HDF5 layout written by :func:`write_trajectories`::
+* **Stepper** (family and model ``giorom``, :class:`~graphfem.operators.giorom.GIOROM`).
+  Items are windows (body i, frame t), W ≤ t ≤ T − 2, of the sparse
+  particles. A batch adds GNS random-walk noise to x^{t−W..t} (std
+  ``noise_std``, drawn from the trainer's generator) and targets the
+  acceleration a = x^{t+1} − 2x̃^t + x̃^{t−1} that undoes it; the loss is the
+  one-step MSE of the normalised acceleration, mean |â − (a − μ_a)/σ_a|²
+  (σ_a² = var(a) + σ_noise², so it equals the next-position MSE up to σ_a²).
+  Validation: the MSE of the sparse positions over a whole rollout from the
+  first W + 1 frames of each validation body.
+* **Neural field** (family and model ``giorom-field``,
+  :class:`~graphfem.operators.giorom.NeuralField`). Items are frames (body i,
+  t ≥ 1); the field maps the sparse displacements U_s = x_s^t − x_s^0 to all
+  N reference points, loss mean |û − U|² / mean_train |U|². Validation: the
+  displacement relative L2 error on all particles, ||û − U|| / ||U||, next
+  to the same error of the field's base (linear interpolation, the
+  ``griddata`` baseline).
 
-    /                   attrs: kind = "lagrangian", material, dim, wall_lower, wall_upper, frame_dt, seed
-    /traj_000000/x      (T, N, d) positions
-    /traj_000000/material (N,) material ids
+Inference: ``graphfem predict STEPPER BODY -o out.pvd --material M --t-end T
+[--velocity V] [--spacing S] [--dt DT]`` rolls the FPS-sampled sparse
+particles of the body out from W + 1 frames of constant velocity V and
+rebuilds every particle by linear interpolation of the sparse displacements
+(the neural field's base). ``graphfem rollout STEPPER BODY --field FIELD
+[--query Q]`` rebuilds with a trained neural field, at the body's particles or
+at any query points of the reference configuration. Particle predictions are
+written as PVD series of moving point clouds (:class:`ParticlePrediction`).
+Errors on particles are plain sums over particles: MPM particles carry equal
+masses, so this is the mass-weighted norm.
 """
 from __future__ import annotations
 
-import json
-import math
 import time
-from dataclasses import asdict
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from graphfem.meshes import PointCloud, Trajectory
+from graphfem.meshes import Mesh, PointCloud
 from graphfem.meshes.errors import GraphfemError, InputError
-from graphfem.meshes.io import atomic_path
+
+from . import Family, Prediction, Setup, check_options, evaluation_summary, model_config, register_family
+
+#: family options in ``model:`` besides the model's config fields
+FAMILY_KEYS = {"sparse": 0.2, "sampling": "fps"}
+#: the mpm options a stepper's prediction takes (the rest are fixed by its training data)
+PREDICT_OPTIONS = ("material", "velocity", "spacing", "t_end", "dt")
+#: accepted ratio between a body's particle spacing and the training particles' spacing
+SPACING_RATIO = 1.5
 
 
-# ------------------------------------------------------------------ data
-def mpm_dataset(material: str, n: int, frames: int = 40, frame_dt: float = 0.01, seed: int = 0, dim: int = 2,
-                n_grid: int = 32, device: str = "auto") -> tuple[list[Trajectory], dict]:
-    """``n`` MPM trajectories of random boxes/balls of one material.
+# ------------------------------------------------------------------ particle data
+@dataclass
+class Body:
+    """One simulation of a particle data set.
 
-    Returns (trajectories, attrs) where attrs holds the walls and frame step.
+    Attributes:
+        name: the group name.
+        x: (T, N, d) positions.
+        material: (N,) material ids.
+        scene: the run's ``walls``, ``frame_dt``, ``n_grid``, ``gravity``,
+            ``friction``, ``particle_spacing``.
+        options: the stored mpm options (for re-running MPM).
     """
-    from graphfem.physics import mpm
 
-    trajs = []
-    for i in range(n):
-        rng = np.random.default_rng([seed, i])
-        pts, vel, cfg = mpm.random_scene(material, rng, dim=dim, n_grid=n_grid)
-        trajs.append(mpm.MPM(pts, mpm.material(material), cfg, velocities=vel, device=device).run(frames, frame_dt))
-    lo, hi = cfg.walls()
-    return trajs, {"material": material, "dim": dim, "wall_lower": float(lo[0]), "wall_upper": float(hi[0]),
-                   "frame_dt": frame_dt, "seed": seed}
+    name: str
+    x: np.ndarray
+    material: np.ndarray
+    scene: dict
+    options: dict
 
 
-def write_trajectories(path: str | Path, trajs: Sequence[Trajectory], attrs: dict) -> Path:
-    """Write particle trajectories to HDF5 atomically (layout in the module docstring)."""
-    import h5py
-
-    import graphfem
-
-    path = Path(path)
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
-        h5.attrs.update({"kind": "lagrangian", "graphfem_version": graphfem.__version__, "count": len(trajs),
-                         **attrs})
-        for i, t in enumerate(trajs):
-            g = h5.create_group(f"traj_{i:06d}")
-            g.create_dataset("x", data=t.fields["x"])
-            g.create_dataset("times", data=t.times)
-            g.create_dataset("material", data=np.asarray(t.domain.point_data.get(
-                "material", np.zeros(t.domain.n_points, dtype=np.int64))))
-    return path
+SCENE = ("walls", "frame_dt", "n_grid", "gravity", "friction", "particle_spacing")
 
 
-def read_trajectories(path: str | Path) -> tuple[list[Trajectory], dict]:
-    """(trajectories, attrs) of a file written by :func:`write_trajectories`."""
-    import h5py
+def _positions(sample, source) -> np.ndarray:
+    x = sample.fields.get("x")
+    if x is None or x.ndim != 3:
+        raise GraphfemError(f"group {sample.name!r} has no particle positions outputs/x (T, N, d)", source)
+    return x
 
-    path = Path(path)
-    if not path.is_file():
-        raise GraphfemError("no such trajectory file", path)
+
+def _dim(xs: Sequence[np.ndarray], source) -> int:
+    """The one dimension d of trajectories (T, N, d); one line when they mix dimensions."""
+    dims = sorted({int(x.shape[2]) for x in xs})
+    if len(dims) > 1:
+        raise GraphfemError(f"the data set mixes {' and '.join(f'{d}D' for d in dims)} bodies", source)
+    return dims[0]
+
+
+def read_positions(data) -> list[np.ndarray]:
+    """The positions x (T, N, d) of every simulation of ``data`` (a
+    :class:`~graphfem.datasets.simulations.SimulationData`): MPM particles, or
+    the nodes of any Lagrangian trajectory stored the same way."""
+    return [_positions(data.sample(i), data.path) for i in range(len(data))]
+
+
+def read_bodies(data) -> list[Body]:
+    """Every simulation of MPM ``data`` as a :class:`Body`; one line naming
+    the group for a missing array or scene entry."""
+    bodies = []
+    for i in range(len(data)):
+        s = data.sample(i)
+        x = _positions(s, data.path)
+        material = s.inputs.get("material")
+        if material is None or material.shape != (x.shape[1],):
+            raise GraphfemError(f"group {s.name!r} needs inputs/material with one id per particle", data.path)
+        missing = [k for k in SCENE if k not in s.params]
+        if missing:
+            raise GraphfemError(f"group {s.name!r} lacks {', '.join(missing)} in its params", data.path)
+        bodies.append(Body(s.name, x, material.astype(np.int64), {k: s.params[k] for k in SCENE}, s.options))
+    return bodies
+
+
+def common_scene(bodies: Sequence[Body], source) -> dict:
+    """The scene every body shares (walls, frame step, grid, gravity,
+    friction, particle spacing) and ``dim``; one line otherwise."""
+    first = bodies[0]
+    for b in bodies[1:]:
+        for key in SCENE:
+            if not np.allclose(b.scene[key], first.scene[key], rtol=1e-9):
+                raise GraphfemError(f"groups {first.name!r} and {b.name!r} differ in {key} ({first.scene[key]} "
+                                    f"vs {b.scene[key]}); one model learns one scene", source)
+    return {**first.scene, "dim": _dim([b.x for b in bodies], source)}
+
+
+def sparse_count(sparse: float, n: int, minimum: int) -> int:
+    """Particles simulated out of ``n``: round(sparse · n) for a fraction ≤ 1,
+    ``sparse`` itself for a count, at least ``minimum`` and at most n."""
+    count = int(sparse) if sparse > 1 else int(round(sparse * n))
+    return min(n, max(minimum, count))
+
+
+def sparse_subset(points: np.ndarray, options: Mapping[str, Any], minimum: int) -> np.ndarray:
+    """(n,) sorted indices of the sparse particles of a body (seed 0, so training and prediction agree)."""
+    from graphfem.operators.giorom import sample_particles
+
+    return sample_particles(points, sparse_count(options["sparse"], len(points), minimum), options["sampling"], 0)
+
+
+def _check_family_options(extras: dict, source) -> None:
+    if not isinstance(extras["sparse"], (int, float)) or extras["sparse"] <= 0:
+        raise InputError(f"model.sparse: a fraction in (0, 1] or a particle count, got {extras['sparse']!r}", source)
+    if extras["sampling"] not in ("fps", "random"):
+        raise InputError(f"model.sampling: fps or random, got {extras['sampling']!r}", source)
+
+
+def _fix_derived(config: dict, derived: Mapping[str, Any], source) -> dict:
+    """``config`` with the values the data gives; a different value in the config is one line."""
+    for key, value in derived.items():
+        if key in config and not np.isclose(config[key], value):
+            raise InputError(f"model.{key}: the data gives {value:g}, the config says {config[key]}", source)
+    return {**config, **derived}
+
+
+def _problem_meta(bodies: Sequence[Body], scene: dict) -> dict:
+    """The checkpoint's ``problem`` entry: what the model was trained on (its domain of validity)."""
+    from graphfem.physics.mpm import MATERIALS
+
+    names = {v: k for k, v in MATERIALS.items()}
+    return {"name": "mpm", "dim": scene["dim"], "fields": ["x", "displacement"],
+            "units": {"x": "1", "displacement": "1"}, "transient": True, "frame_dt": scene["frame_dt"],
+            "materials": sorted({names[int(m)] for b in bodies for m in np.unique(b.material)}),
+            "scene": {k: scene[k] for k in SCENE}, "options": list(PREDICT_OPTIONS)}
+
+
+def _has_positions(data) -> bool:
+    """Whether ``data`` stores trajectories of positions ``outputs/x`` (T, N, d)."""
     try:
-        with h5py.File(path, "r") as h5:
-            attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in h5.attrs.items()}
-            if attrs.get("kind") != "lagrangian":
-                raise GraphfemError("not a Lagrangian trajectory file (kind attribute missing)", path)
-            trajs = []
-            for name in sorted(k for k in h5 if k.startswith("traj_")):
-                x = h5[name]["x"][()]
-                cloud = PointCloud(x[0], {"material": h5[name]["material"][()]}, source=f"{path}:{name}")
-                trajs.append(Trajectory(h5[name]["times"][()], {"x": x}, cloud))
-    except OSError as exc:
-        raise GraphfemError(f"cannot read HDF5: {' '.join(str(exc).split())}", path) from None
-    if not trajs:
-        raise GraphfemError("the file holds no trajectory", path)
-    return trajs, attrs
+        group = data.group(0)
+        return "outputs/x" in group and group["outputs/x"].ndim == 3
+    except Exception:  # an unreadable first group is reported by the trainer's own read
+        return True
 
 
-# ------------------------------------------------------------------ training
-def _windows(xs, window: int) -> list[tuple[int, int]]:
-    """(trajectory, t) pairs with W past velocities and a next frame."""
-    return [(i, t) for i, x in enumerate(xs) for t in range(window, len(x) - 1)]
+def relative_error(prediction: np.ndarray, reference: np.ndarray, origin: np.ndarray | float) -> float:
+    """Displacement relative L2 error ||p − r|| / ||r − X|| over every frame and
+    particle (equal particle masses), X the reference configuration (N, d)
+    (0 when the values are displacements)."""
+    den = float(np.sum((reference - origin) ** 2))
+    num = float(np.sum((prediction - reference) ** 2))
+    return float(np.sqrt(num / den)) if den > 0 else float(np.sqrt(num))
 
 
-def train_stepper(trajs: Sequence[Trajectory], config: dict, sparse: int | float = 0.1, steps: int = 300,
-                  lr: float = 1e-3, batch: int = 2, seed: int = 0, sampling: str = "fps", log_every: int = 0,
-                  device: str = "cpu"):
-    """Train a :class:`GIOROM` stepper on sampled particles of ``trajs``.
+# ------------------------------------------------------------------ prediction
+@dataclass
+class ParticlePrediction(Prediction):
+    """A :class:`~graphfem.families.Prediction` on particles: ``mesh`` is the
+    :class:`PointCloud` of the reference positions, ``fields["x"]`` (T, M, d)
+    the positions per frame; written as a PVD series of moving point clouds
+    with the other fields (``displacement``) and the cloud's ``material``.
+    ``info`` holds the sparse count and timings."""
 
-    Args:
-        config: fields of :class:`GIOROMConfig` (dim, radius, walls, ...).
-        sparse: particles per trajectory (int) or a fraction of N (float ≤ 1).
-        steps: optimiser steps of one-step normalised-acceleration MSE
-            (equal to the position MSE up to σ_a², so no second term).
+    info: dict = field(default_factory=dict)
 
-    Returns:
-        (model, history) with history the per-step losses.
-    """
-    import torch
+    def write(self, path) -> None:
+        from graphfem.physics.mpm import write_particle_series
 
-    from graphfem.operators.giorom import GIOROM, GIOROMConfig, noisy_sample, sample_particles
-
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    model = GIOROM(GIOROMConfig(**config)).to(device)
-    c = model.config
-    subsets = []
-    for tr in trajs:
-        N = tr.domain.n_points
-        n = int(sparse) if sparse > 1 else max(c.window + 2, int(round(sparse * N)))
-        subsets.append(sample_particles(tr.fields["x"][0], min(n, N), sampling, seed))
-    xs = [tr.fields["x"][:, s] for tr, s in zip(trajs, subsets)]
-    mats = [np.asarray(tr.domain.point_data["material"])[s] for tr, s in zip(trajs, subsets)]
-    vel = np.concatenate([np.diff(x, axis=0).reshape(-1, c.dim) for x in xs])
-    acc = np.concatenate([np.diff(x, 2, axis=0).reshape(-1, c.dim) for x in xs])
-    model.set_normalisation(vel.mean(0), vel.std(0) + 1e-12, acc.mean(0),
-                            np.sqrt(acc.var(0) + c.noise_std ** 2) + 1e-12)
-    windows = _windows(xs, c.window)
-    if not windows:
-        raise InputError(f"trajectories need more than {c.window + 1} frames")
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=lr * 0.05)
-    losses = []
-    for step in range(steps):
-        picks = [windows[k] for k in rng.integers(len(windows), size=batch)]
-        hist, targets, mm = [], [], []
-        for i, t in picks:
-            h, a = noisy_sample(xs[i][t - c.window:t + 1], xs[i][t + 1], c.noise_std, rng)
-            hist.append(h)
-            targets.append(a)
-            mm.append(mats[i])
-        g = model.graph(hist, mm)
-        target = (torch.as_tensor(np.concatenate(targets), dtype=torch.float32, device=device)
-                  - model.acc_mean) / model.acc_std
-        loss = torch.nn.functional.mse_loss(model(g), target)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        losses.append(float(loss.detach()))
-        if log_every and (step + 1) % log_every == 0:
-            print(f"step {step + 1}: loss {np.mean(losses[-log_every:]):.4f}", flush=True)
-    model.eval()
-    model.subsets = subsets
-    return model, losses
+        write_particle_series(path, self.times, self.fields["x"],
+                              {k: v for k, v in self.fields.items() if k != "x"}, dict(self.mesh.point_data))
 
 
-def train_field(references: Sequence[np.ndarray], displacements: Sequence[np.ndarray], sparse: Sequence[np.ndarray],
-                config: dict, steps: int = 200, lr: float = 3e-3, seed: int = 0):
-    """Train a :class:`NeuralField` to map sparse displacements to all points.
-
-    Args:
-        references: per body, (N, d) reference positions (the queries).
-        displacements: per body, (T, N, d) displacements.
-        sparse: per body, (n,) indices of the known particles.
-
-    Returns:
-        (field, losses); the loss is the mean squared displacement error at all points.
-    """
-    import torch
-
-    from graphfem.operators.giorom import NeuralField, NeuralFieldConfig
-
-    torch.manual_seed(seed)
-    field = NeuralField(NeuralFieldConfig(**config))
-    ops = [field.operator(X[s], X) for X, s in zip(references, sparse)]
-    data = [(torch.as_tensor(U[:, s], dtype=torch.float32), torch.as_tensor(U, dtype=torch.float32))
-            for U, s in zip(displacements, sparse)]
-    scale = float(np.mean([np.mean(U ** 2) for U in displacements])) or 1.0
-    opt = torch.optim.Adam(field.parameters(), lr=lr)
-    rng = np.random.default_rng(seed)
-    losses = []
-    for _ in range(steps):
-        k = int(rng.integers(len(ops)))
-        pred = ops[k](data[k][0])
-        loss = ((pred - data[k][1]) ** 2).mean() / scale
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
-    field.eval()
-    return field, losses
-
-
-# ------------------------------------------------------------------ checkpoints
-def load_model(path: str | Path, device: str = "cpu"):
-    """(model, metadata) of a GIOROM stepper or neural-field checkpoint (never unpickles)."""
-    from graphfem.checkpoint import load_model as load_checkpoint
-
-    model, meta = load_checkpoint(path)
-    if meta.get("model") not in ("giorom", "giorom-field"):
-        raise GraphfemError(f"not a GIOROM checkpoint (model {meta.get('model')!r})", path)
-    return model.to(device), meta
-
-
-# ------------------------------------------------------------------ metrics and rollouts
-def chamfer(a: np.ndarray, b: np.ndarray) -> float:
-    """Symmetric Chamfer distance: mean NN squared distance a→b plus b→a."""
-    from scipy.spatial import cKDTree
-
-    return float(np.mean(cKDTree(b).query(a)[0] ** 2) + np.mean(cKDTree(a).query(b)[0] ** 2))
-
-
-def dense_rollout(stepper, field, history: np.ndarray, material: np.ndarray, steps: int, sparse: np.ndarray,
+def dense_rollout(stepper, field_model, history: np.ndarray, material: np.ndarray, steps: int, sparse: np.ndarray,
                   queries: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Roll out the sparse particles and reconstruct the dense body.
+    """Roll out the sparse particles and rebuild the dense body.
+
+    The sparse frames x_s are rolled out by ``stepper``; the displacements
+    U = x_s − X_s are carried to the queries by the neural field
+    ``field_model`` or, when it is ``None``, by its base, the linear
+    interpolation B (Delaunay barycentric, nearest outside the hull):
+    x̂(X) = X + B U.
 
     Args:
         history: (W + 1, N, d) initial frames of all particles (the first is
-            the reference configuration).
+            the reference configuration X).
+        material: (N,) material ids.
         sparse: (n,) indices of the simulated particles.
-        queries: (M, d) reference points to reconstruct (default: all N).
+        queries: (M, d) reference points to rebuild (default: all N).
 
     Returns:
         (sparse positions (steps, n, d), dense positions (steps + W + 1, M, d), timings).
     """
-    import torch
+    from graphfem.operators.giorom import interpolation_matrix
 
     X = history[0]
     queries = X if queries is None else np.asarray(queries, float)
     t0 = time.perf_counter()
     sparse_x = stepper.rollout(history[:, sparse], material[sparse], steps)
     t1 = time.perf_counter()
-    op = field.operator(X[sparse], queries)
-    frames = np.concatenate([history[:, sparse], sparse_x]) - X[sparse][None]
-    if field.config.decoder == "gno":
-        u = op.freeze().apply(frames)
+    U = np.concatenate([history[:, sparse], sparse_x]) - X[sparse][None]
+    if field_model is None:
+        B = interpolation_matrix(X[sparse], queries, "linear")
+        u = np.stack([B @ frame for frame in U])
     else:
-        with torch.no_grad():
-            u = op(frames).double().cpu().numpy()
+        u = field_model.operator(X[sparse], queries).reconstruct(U)
     t2 = time.perf_counter()
     return sparse_x, queries[None] + u, {"rollout_s": t1 - t0, "reconstruct_s": t2 - t1}
 
 
-# ------------------------------------------------------------------ pipeline checkpoint and output
-def save_pipeline(path: str | Path, stepper, field, meta: dict) -> None:
-    """Stepper and neural field in one safetensors file (prefixes ``stepper.``/``field.``);
-    ``meta`` holds ``sparse`` (fraction or count), ``sampling``, ``frame_dt``, provenance."""
-    from graphfem.checkpoint import save_tensors
+def rollout_body(stepper, meta: Mapping[str, Any], body: Mesh | PointCloud, options: Mapping[str, Any],
+                 field_model=None, queries: np.ndarray | None = None) -> ParticlePrediction:
+    """The dense rollout of ``body`` for the mpm ``options`` (raw values) with a
+    trained stepper (and optionally a neural field), as a :class:`ParticlePrediction`.
 
-    import graphfem
-
-    tensors = {**{f"stepper.{k}": v for k, v in stepper.state_dict().items()},
-               **{f"field.{k}": v for k, v in field.state_dict().items()}}
-    save_tensors(path, tensors, {"model": "giorom-pipeline", "config": asdict(stepper.config),
-                                 "field_config": asdict(field.config), "graphfem_version": graphfem.__version__,
-                                 **meta})
-
-
-def load_pipeline(path: str | Path, device: str = "cpu"):
-    """(stepper, field, meta) from :func:`save_pipeline` (never unpickles)."""
-    from graphfem.checkpoint import build_model, read_tensors
-    from graphfem.operators.giorom import GIOROM, NeuralField  # noqa: F401  registers both
-
-    tensors, meta = read_tensors(path)
-    if meta.get("model") != "giorom-pipeline" or "field_config" not in meta:
-        raise GraphfemError(f"not a GIOROM pipeline checkpoint (model {meta.get('model')!r})", path)
-    parts = []
-    for prefix, name, cfg in (("stepper.", "giorom", meta["config"]), ("field.", "giorom-field", meta["field_config"])):
-        model = build_model(name, cfg, path)
-        sub = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-        missing, unexpected = model.load_state_dict(sub, strict=False)
-        if missing or unexpected:
-            raise GraphfemError(f"{name} weights do not match: missing {len(missing)}, unexpected {len(unexpected)}",
-                                path)
-        parts.append(model.to(device).eval())
-    return parts[0], parts[1], meta
-
-
-def write_cloud_series(path: str | Path, times: np.ndarray, positions: np.ndarray,
-                       point_data: dict | None = None) -> Path:
-    """A PVD series of point clouds (one VTU per frame in ``<stem>_steps/``), atomically.
-
-    Args:
-        positions: (T, M, d) point positions per frame.
-        point_data: name -> (T, M, ...) values per frame.
+    The body's particles (:func:`graphfem.physics.mpm.body_particles`) must
+    lie in the training walls at about the training particle spacing; the
+    material must be one the model was trained on, the frame step the
+    training one. The W + 1 starting frames move at the constant ``velocity``.
     """
-    import xml.etree.ElementTree as ET
+    from graphfem.physics.mpm import MATERIALS, body_particles, particle_spacing
+    from graphfem.physics.problem import get_problem
 
-    from graphfem.meshes.io import atomic_dir
+    problem = get_problem("mpm")
+    p = meta["problem"]
+    scene = p["scene"]
+    given = {k: v for k, v in options.items() if v is not None}
+    check_options(given, PREDICT_OPTIONS, "a GIOROM stepper (trained at one grid, gravity and friction)",
+                  body.source)
+    if body.dim != p["dim"]:
+        raise InputError(f"the model was trained on {p['dim']}D bodies, this body is {body.dim}D", body.source)
+    if queries is not None and np.shape(queries)[1] != p["dim"]:
+        raise InputError(f"--query: {np.shape(queries)[1]}D points for a {p['dim']}D model")
+    frame_dt, W = float(p["frame_dt"]), stepper.config.window
+    params = problem.parse(body, {"dt": frame_dt, **given, "n_grid": scene["n_grid"], "gravity": scene["gravity"],
+                                  "friction": scene["friction"]})
+    if params["material"] not in p["materials"]:
+        raise InputError(f"--material {params['material']}: the model was trained on {', '.join(p['materials'])} "
+                         "only", body.source)
+    if abs(params["dt"] - frame_dt) > 1e-9 * frame_dt:
+        raise InputError(f"--dt {params['dt']:g}: the model steps by dt = {frame_dt:g} (its training frames)",
+                         body.source)
+    frames = int(round(params["t_end"] / frame_dt))
+    if frames <= W:
+        raise InputError(f"--t-end {params['t_end']:g} leaves no step past the {W} starting steps of dt = "
+                         f"{frame_dt:g}; give at least {(W + 1) * frame_dt:g}", body.source)
+    X = body_particles(body, params["spacing"])
+    if len(X) < p["dim"] + 2:
+        raise InputError(f"the body has {len(X)} particles; GIOROM needs at least {p['dim'] + 2}", body.source)
+    h, h0 = particle_spacing(X), float(scene["particle_spacing"])
+    if not 1 / SPACING_RATIO <= h / h0 <= SPACING_RATIO:
+        hint = f"pass --spacing {h0:.6g} to fill the mesh at it" if isinstance(body, Mesh) else \
+            "resample the point cloud at it"
+        raise InputError(f"the body's particles are {h:.3g} apart, the model was trained on particles {h0:.3g} apart; "
+                         f"{hint}", body.source)
+    velocity = np.zeros(p["dim"]) if params["velocity"] is None else np.asarray(params["velocity"], dtype=float)
+    history = X[None] + np.arange(W + 1)[:, None, None] * (velocity * frame_dt)
+    material = np.full(len(X), MATERIALS[params["material"]], dtype=np.int64)
+    idx = sparse_subset(X, meta["family_options"], W + 2)
+    _, dense, timings = dense_rollout(stepper, field_model, history, material, frames - W, idx, queries)
+    reference = X if queries is None else np.asarray(queries, dtype=float)
+    cloud = PointCloud(reference, {"material": np.full(len(reference), MATERIALS[params["material"]])},
+                       source=body.source)
+    return ParticlePrediction(cloud, {"x": dense, "displacement": dense - reference[None]},
+                              {"x": "1", "displacement": "1"}, frame_dt * np.arange(frames + 1),
+                              info={"sparse": int(len(idx)), "particles": int(len(X)), **timings})
 
-    path = Path(path)
-    if path.suffix.lower() != ".pvd":
-        raise GraphfemError("the dense rollout is written as a .pvd series", path)
-    if not np.isfinite(positions).all():
-        raise GraphfemError("the rollout holds non-finite positions; refusing to write it", path)
-    folder = path.with_name(f"{path.stem}_steps")
-    with atomic_dir(folder) as tmp:
-        root = ET.Element("VTKFile", type="Collection", version="0.1")
-        coll = ET.SubElement(root, "Collection")
-        for k, t in enumerate(times):
-            step = Path(tmp) / f"step_{k:05d}.vtu"
-            PointCloud(positions[k], {n: v[k] for n, v in (point_data or {}).items()}).write(step)
-            ET.SubElement(coll, "DataSet", timestep=repr(float(t)), part="0", file=f"{folder.name}/{step.name}")
-        with atomic_path(path) as out:
-            ET.ElementTree(root).write(out, xml_declaration=True)
-    return path
+
+# ------------------------------------------------------------------ the stepper
+@register_family
+class GIOROMStepperFamily(Family):
+    """The sparse GIOROM time stepper on MPM particle data (module docstring)."""
+
+    name = "giorom"
+    models = ("giorom",)
+    consumes = "windows (trajectory, frame) of the FPS-sampled sparse particles of particle trajectories"
+
+    def trains_on(self, data) -> bool:
+        from graphfem.datasets.simulations import problem_of
+
+        return problem_of(data.family) == "mpm" and _has_positions(data)
+
+    def setup(self, data, split, model_config_, source) -> Setup:
+        cls, config, extras = model_config(model_config_, FAMILY_KEYS, source)
+        _check_family_options(extras, source)
+        bodies = read_bodies(data)
+        scene = common_scene(bodies, data.path)
+        lo, hi = scene["walls"]
+        config = _fix_derived(config, {"dim": scene["dim"], "wall_lower": lo, "wall_upper": hi}, source)
+        model = cls(cls.Config(**config))
+        W = model.config.window
+        short = [b.name for b in bodies if len(b.x) < W + 2]
+        if short:
+            raise GraphfemError(f"group {short[0]!r} has fewer than W + 2 = {W + 2} frames", data.path)
+        subsets = [sparse_subset(b.x[0], extras, W + 2) for b in bodies]
+        xs = [b.x[:, s] for b, s in zip(bodies, subsets)]
+        materials = [b.material[s] for b, s in zip(bodies, subsets)]
+        train = [(i, t) for i in split["train"] for t in range(W, len(xs[i]) - 1)]
+        if not train:
+            raise InputError("data: no training trajectory; lower data.val_fraction / data.test_fraction", source)
+        d = scene["dim"]
+        vel = np.concatenate([np.diff(xs[i], axis=0).reshape(-1, d) for i in split["train"]])
+        acc = np.concatenate([np.diff(xs[i], 2, axis=0).reshape(-1, d) for i in split["train"]])
+        noise = model.config.noise_std
+        norm = {"vel_mean": vel.mean(0), "vel_std": vel.std(0) + 1e-12, "acc_mean": acc.mean(0),
+                "acc_std": np.sqrt(acc.var(0) + noise ** 2) + 1e-12}
+        model.set_normalisation(*norm.values())
+        meta = {"problem": _problem_meta(bodies, scene), "family_options": extras,
+                "normalisation": {k: v.tolist() for k, v in norm.items()}}
+        state = {"x": xs, "material": materials, "window": W, "noise": noise}
+        return Setup(model, meta, train, list(split["val"]), list(split["test"]), state)
+
+    def collate(self, setup: Setup, items: Sequence, rng: np.random.Generator, device: str, dtype) -> Any:
+        import torch
+
+        from graphfem.operators.giorom import noisy_sample
+
+        xs, W, model = setup.state["x"], setup.state["window"], setup.model
+        histories, targets = [], []
+        for i, t in items:
+            history, target = noisy_sample(xs[i][t - W:t + 1], xs[i][t + 1], setup.state["noise"], rng)
+            histories.append(history)
+            targets.append(target)
+        g = model.graph(histories, [setup.state["material"][i] for i, _ in items])
+        a = torch.as_tensor(np.concatenate(targets), dtype=dtype, device=device)
+        return g, (a - model.acc_mean) / model.acc_std
+
+    def loss(self, net, batch):
+        import torch
+
+        g, target = batch
+        return torch.nn.functional.mse_loss(net(g).to(target.dtype), target)
+
+    def validate(self, setup: Setup, model, items: Sequence, device: str) -> dict[str, float]:
+        xs, W = setup.state["x"], setup.state["window"]
+        errors = []
+        for i in items:
+            pred = model.rollout(xs[i][:W + 1], setup.state["material"][i], len(xs[i]) - W - 1)
+            errors.append(float(np.mean((pred - xs[i][W + 1:]) ** 2)))
+        return {"rollout_mse": float(np.mean(errors)), "rollout_mse_max": float(np.max(errors))}
+
+    def predict(self, model, meta, mesh, options, device) -> Prediction:
+        return rollout_body(model, meta, mesh, options)
+
+    def evaluate(self, model, meta, data, device, limit=0, compare_fe=False, progress=True) -> dict:
+        """Displacement rel-L2 of dense rollouts (linear reconstruction) from the
+        first W + 1 frames of each body, over its later frames; with
+        ``compare_fe`` also the MPM time of the same run."""
+        from graphfem.physics.problem import get_problem
+
+        bodies = read_bodies(data)[: limit or None]
+        W = model.config.window
+        errors, t_pred, t_mpm, check = [], [], [], []
+        for b in bodies:
+            start = time.perf_counter()
+            _, dense, _ = dense_rollout(model, None, b.x[:W + 1], b.material, len(b.x) - W - 1,
+                                        sparse_subset(b.x[0], meta["family_options"], W + 2))
+            t_pred.append(time.perf_counter() - start)
+            errors.append(relative_error(dense[W + 1:], b.x[W + 1:], b.x[0]))
+            if compare_fe:
+                solution = get_problem("mpm").run(PointCloud(b.x[0]), b.options)
+                t_mpm.append(solution.info["mpm_s"])
+                check.append(float(np.abs(solution.trajectory.fields["x"] - b.x).max()))
+        return evaluation_summary(errors, t_pred, device, t_mpm if compare_fe else None, check)
 
 
-def read_points(path: str | Path, dim: int) -> tuple[np.ndarray, dict]:
-    """(points (N, dim), point_data) of any meshio-readable point cloud or mesh file."""
+# ------------------------------------------------------------------ the neural field
+@register_family
+class GIOROMFieldFamily(Family):
+    """The GIOROM neural field: sparse displacements -> every particle (module docstring)."""
+
+    name = "giorom-field"
+    models = ("giorom-field",)
+    consumes = "frames of Lagrangian trajectories (outputs/x): displacements of the sampled points and of all points"
+
+    def trains_on(self, data) -> bool:
+        return _has_positions(data)
+
+    def setup(self, data, split, model_config_, source) -> Setup:
+        from graphfem.datasets.simulations import problem_of
+
+        cls, config, extras = model_config(model_config_, FAMILY_KEYS, source)
+        _check_family_options(extras, source)
+        xs = read_positions(data)
+        dim = _dim(xs, data.path)
+        model = cls(cls.Config(**_fix_derived(config, {"dim": dim}, source)))
+        subsets = [sparse_subset(x[0], extras, dim + 2) for x in xs]
+        ops = [model.operator(x[0][s], x[0]) for x, s in zip(xs, subsets)]
+        U = [x - x[:1] for x in xs]
+        train = [(i, t) for i in split["train"] for t in range(1, len(U[i]))]
+        if not train:
+            raise InputError("data: no training trajectory; lower data.val_fraction / data.test_fraction", source)
+        scale = float(np.mean([np.mean(U[i][1:] ** 2) for i in split["train"]])) or 1.0
+        meta = {"problem": {"name": problem_of(data.family), "dim": dim, "fields": ["displacement"],
+                            "units": {"displacement": "1"}, "transient": True},
+                "family_options": extras, "normalisation": {"displacement_ms": scale}}
+        state = {"ops": ops, "U": U, "subsets": subsets, "scale": scale}
+        return Setup(model, meta, train, list(split["val"]), list(split["test"]), state)
+
+    def collate(self, setup: Setup, items: Sequence, rng: np.random.Generator, device: str, dtype) -> Any:
+        """Per body in the batch: (operator, sparse U (k, n, d), all U (k, N, d)) for its k frames."""
+        import torch
+
+        frames: dict[int, list[int]] = {}
+        for i, t in items:
+            frames.setdefault(i, []).append(t)
+        U, subsets = setup.state["U"], setup.state["subsets"]
+        groups = [(setup.state["ops"][i], torch.as_tensor(U[i][ts][:, subsets[i]], dtype=dtype, device=device),
+                   torch.as_tensor(U[i][ts], dtype=dtype, device=device)) for i, ts in frames.items()]
+        return groups, setup.state["scale"]
+
+    def loss(self, net, batch):
+        groups, scale = batch
+        total = sum(((net(op, sparse) - full) ** 2).sum() for op, sparse, full in groups)
+        return total / (sum(full.numel() for _, _, full in groups) * scale)
+
+    def validate(self, setup: Setup, model, items: Sequence, device: str) -> dict[str, float]:
+        U, subsets, ops = setup.state["U"], setup.state["subsets"], setup.state["ops"]
+        field_err, base_err = [], []
+        for i in items:
+            pred = ops[i](U[i][:, subsets[i]]).double().cpu().numpy()
+            base = np.stack([ops[i].base @ u for u in U[i][:, subsets[i]]])
+            field_err.append(relative_error(pred, U[i], 0.0))
+            base_err.append(relative_error(base, U[i], 0.0))
+        return {"rel_l2_displacement": float(np.mean(field_err)), "rel_l2_displacement_max": float(np.max(field_err)),
+                "rel_l2_linear_interpolation": float(np.mean(base_err))}
+
+    def predict(self, model, meta, mesh, options, device) -> Prediction:
+        raise GraphfemError("a giorom-field checkpoint rebuilds a stepper's rollout; predict with the stepper "
+                            "(graphfem predict STEPPER BODY ...) or rebuild with it: graphfem rollout STEPPER BODY "
+                            "--field FIELD ...")
+
+    def evaluate(self, model, meta, data, device, limit=0, compare_fe=False, progress=True) -> dict:
+        """Displacement rel-L2 of the field rebuilt from the true sparse displacements, all frames."""
+        if compare_fe:
+            raise InputError("--compare-fe: a neural field replaces no solver; evaluate the stepper for MPM times")
+        errors, seconds = [], []
+        for x in read_positions(data)[: limit or None]:
+            X = x[0]
+            s = sparse_subset(X, meta["family_options"], X.shape[1] + 2)
+            start = time.perf_counter()
+            u = model.operator(X[s], X).reconstruct(x[:, s] - X[s][None])
+            seconds.append(time.perf_counter() - start)
+            errors.append(relative_error(X[None] + u, x, X))
+        return evaluation_summary(errors, seconds, device)
+
+
+# ------------------------------------------------------------------ files and metrics
+def load_giorom(path: str | Path, kind: str, device: str = "cpu"):
+    """(model, metadata) of a checkpoint of model ``kind`` (``giorom`` or ``giorom-field``); never unpickles."""
+    from graphfem.checkpoint import load_model
+
+    model, meta = load_model(path)
+    if meta.get("model") != kind:
+        raise GraphfemError(f"not a {kind} checkpoint (model {meta.get('model')!r})", path)
+    return model.to(device), meta
+
+
+def read_body(path: str | Path) -> Mesh | PointCloud:
+    """The initial body in a file: a :class:`Mesh` when it has cells, else the
+    :class:`PointCloud` of its points (2D when every z is 0) with its point fields."""
     import meshio
+
+    from graphfem.meshes import read
 
     path = Path(path)
     if not path.is_file():
@@ -324,12 +510,22 @@ def read_points(path: str | Path, dim: int) -> tuple[np.ndarray, dict]:
         m = meshio.read(path)
     except Exception as exc:  # meshio raises many types on foreign files
         raise GraphfemError(f"cannot read points: {' '.join(str(exc).split()) or type(exc).__name__}", path) from None
-    pts = np.asarray(m.points, dtype=float)
-    if pts.shape[1] < dim or (pts.shape[1] > dim and np.abs(pts[:, dim:]).max() > 0):
-        raise GraphfemError(f"expected {dim}D points, got {pts.shape[1]} coordinates", path)
-    return pts[:, :dim], dict(m.point_data)
+    if any(block.type != "vertex" for block in m.cells):
+        return read(path)
+    points = np.asarray(m.points, dtype=float)
+    if points.shape[1] == 3 and np.all(points[:, 2] == 0):
+        points = points[:, :2]
+    return PointCloud(points, {k: np.asarray(v) for k, v in m.point_data.items() if len(v) == len(points)},
+                      source=str(path))
 
 
-__all__ = ["chamfer", "dense_rollout", "load_model", "load_pipeline", "mpm_dataset", "read_points", "read_trajectories",
-           "save_pipeline", "write_cloud_series",
-           "train_field", "train_stepper", "write_trajectories"]
+def chamfer(a: np.ndarray, b: np.ndarray) -> float:
+    """Symmetric Chamfer distance: mean NN squared distance a→b plus b→a."""
+    from scipy.spatial import cKDTree
+
+    return float(np.mean(cKDTree(b).query(a)[0] ** 2) + np.mean(cKDTree(a).query(b)[0] ** 2))
+
+
+__all__ = ["Body", "FAMILY_KEYS", "GIOROMFieldFamily", "GIOROMStepperFamily", "PREDICT_OPTIONS", "ParticlePrediction",
+           "chamfer", "common_scene", "dense_rollout", "load_giorom", "read_bodies", "read_body", "read_positions",
+           "relative_error", "rollout_body", "sparse_count", "sparse_subset"]

@@ -109,3 +109,66 @@ def test_sample_mesh_fills_the_cells():
     assert np.linalg.norm(pts, axis=1).max() <= 1.0 + 1e-9
     quads = sample_mesh(Mesh.rectangle(4, 2, 0.0, 1.0, 0.0, 0.5, cell="quad"), 0.05)
     assert len(quads) == 20 * 10
+
+
+# ---------------------------------------------------------------- the registered problem
+def _problem():
+    from graphfem.physics.problem import get_problem
+
+    return get_problem("mpm")
+
+
+def test_problem_centroid_follows_free_flight_and_writes_a_series(tmp_path):
+    """graphfem solve mpm: a body thrown in free flight (options as command-line
+    strings). Equal particle masses and exact momentum transfer put the centroid
+    at c0 + v0 t − g (t² + t Δt)/2 (the discrete sum of the sub-steps Δt)."""
+    import xml.etree.ElementTree as ET
+
+    from graphfem.meshes import PointCloud
+
+    body = PointCloud(sample_ball([0.5, 0.6], 0.08, 1 / 64))
+    sol = _problem().run(body, {"material": "goo", "velocity": "0.5,0.25", "t_end": "0.03", "dt": "0.01"})
+    x, t = sol.trajectory.fields["x"], sol.trajectory.times
+    assert x.shape == (4, body.n_points, 2) and np.array_equal(x[0], body.points)
+    dt = sol.info["dt"]
+    expected = body.points.mean(0) + np.outer(t, [0.5, 0.25]) - np.outer((t ** 2 + t * dt) / 2, [0.0, 9.8])
+    assert np.allclose(x.mean(axis=1), expected, atol=1e-12)
+    assert sol.scene["walls"] == [3 / 32, 29 / 32] and sol.scene["frame_dt"] == 0.01
+    sol.write(tmp_path / "goo.pvd")
+    steps = list(ET.parse(tmp_path / "goo.pvd").getroot().iter("DataSet"))
+    assert [float(s.get("timestep")) for s in steps] == pytest.approx(t)
+
+
+def test_problem_fills_a_mesh_and_samples_scenes():
+    from skfem import MeshTri
+
+    p = _problem()
+    disk = Mesh.from_skfem(MeshTri.init_circle(3))
+    disk = Mesh(disk.points * 0.1 + 0.5, disk.cell_type, disk.cells)
+    params = p.parse(disk, {"material": "jelly", "t_end": 0.01, "spacing": 0.02})
+    assert p.kwargs(params)["spacing"] == 0.02
+    body, raw = p.sample(np.random.default_rng(1), geometry="column")
+    lo, _ = MPMConfig(n_grid=32).walls()
+    assert raw["velocity"] == [0.0, 0.0] and np.isclose(body.points.min(axis=0), lo + 1 / 128).all()
+    body3, raw3 = p.sample(np.random.default_rng(2), geometry="mixed-3d", resolution=24)
+    assert body3.dim == 3 and raw3["n_grid"] == 24 and (body3.points > MPMConfig(dim=3, n_grid=24).walls()[0]).all()
+
+
+@pytest.mark.parametrize("body, options, message", [
+    ("box", {"material": "honey"}, "--material must be one of jelly, water, goo, sand, plasticine"),
+    ("outside", {"material": "sand"}, "must lie inside the walls"),
+    ("box", {"material": "sand", "t_end": 0.025}, "not a whole number of frames"),
+    ("box", {"material": np.array([0, 3])}, "one material per body"),
+    ("box", {"material": "sand", "velocity": "1,2,3"}, "expected 2 finite comma-separated"),
+    ("line", {"material": "sand"}, "2D or 3D"),
+    ("box", {"material": "sand", "spacing": 0.01}, "fills the cells of a mesh"),
+])
+def test_problem_bad_input_is_one_line(body, options, message):
+    from graphfem.meshes import PointCloud
+
+    bodies = {"box": PointCloud(np.array([[0.4, 0.4], [0.5, 0.5]])),
+              "outside": PointCloud(np.array([[0.4, 0.4], [0.95, 0.5]])),
+              "line": PointCloud(np.array([[0.4], [0.5]]))}
+    with pytest.raises(InputError, match=message) as err:
+        _problem().run(bodies[body], {"t_end": 0.02, **options})
+    assert "\n" not in str(err.value)
