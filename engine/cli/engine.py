@@ -51,7 +51,7 @@ def register(app: typer.Typer) -> None:
                 raise InputError(f"generate {problem}: unexpected arguments {' '.join(ctx.args)}")
             from .options import parse_args
 
-            options = parse_args(PROBLEMS[problem], ctx.args, f"generate {problem}", roles=("input",))
+            options = parse_args(PROBLEMS[problem], ctx.args, f"generate {problem}", roles=("input", "time"))
         run(problem, n, output, seed=seed, workers=workers, geometry=geometry, resolution=resolution,
             material=material, options=options)
         typer.echo(f"wrote {output} ({n} simulations of {problem})")

@@ -266,6 +266,8 @@ class Trainer:
             import yaml
 
             self.out.mkdir(parents=True, exist_ok=True)
+            if self.step == 0:  # a fresh run: the metrics of an earlier run in this folder are not this run's
+                (self.out / "metrics.jsonl").unlink(missing_ok=True)
             (self.out / "config.yaml").write_text(yaml.safe_dump(to_dict(c), sort_keys=False))
         show = c.run.progress and self.rank == 0
         columns = (TextColumn("phase {task.fields[phase]} epoch {task.fields[epoch]}"), BarColumn(),

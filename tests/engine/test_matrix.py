@@ -87,10 +87,15 @@ CASES = {
 }
 
 
+#: problems whose inputs are not meshes: MeshGraphNet refuses their data (test_pairings.py) and their own
+#: family's tests run generate -> train -> predict (mpm: tests/engine/test_family_giorom.py)
+NO_MESH = {"mpm"}
+
+
 def test_every_solve_problem_has_a_case():
     from graphfem.cli.solve import solve_app
 
-    offered = {c.name for c in solve_app.registered_commands}
+    offered = {c.name for c in solve_app.registered_commands} - NO_MESH
     assert offered <= set(CASES), f"add a case for {offered - set(CASES)}"
 
 

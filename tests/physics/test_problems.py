@@ -59,8 +59,9 @@ def test_sample_depends_on_the_generator_only(name):
     problem = get_problem(name)
     (m1, r1), (m2, r2) = (problem.sample(np.random.default_rng([3, 1])) for _ in range(2))
     np.testing.assert_array_equal(m1.points, m2.points)
-    np.testing.assert_array_equal(m1.cells, m2.cells)
-    assert m1.tags.keys() == m2.tags.keys()
+    if hasattr(m1, "cells"):  # a mesh; particle problems (mpm) sample a point cloud
+        np.testing.assert_array_equal(m1.cells, m2.cells)
+        assert m1.tags.keys() == m2.tags.keys()
     assert _same(r1, r2)
     assert all(_json_ready(v, m1) for v in r1.values()), r1
     mesh, raw = problem.sample(np.random.default_rng([3, 2]))
