@@ -23,7 +23,6 @@ standardised with the training set's mean and standard deviation.
 """
 from __future__ import annotations
 
-import dataclasses
 import time
 from typing import Any, Mapping, Sequence
 
@@ -32,7 +31,8 @@ import numpy as np
 from graphfem.meshes import FESpace, Mesh
 from graphfem.meshes.errors import GraphfemError, InputError
 
-from . import Family, Prediction, Setup, register_family
+from . import Family, Prediction, Setup, evaluation_summary, register_family
+from . import model_config as family_model_config
 
 #: family options in ``model:`` besides MeshGraphNetConfig's fields
 FAMILY_KEYS = {"noise": 0.01}
@@ -109,22 +109,10 @@ class MeshGraphNetFamily(Family):
 
     def setup(self, data, split, model_config, source) -> Setup:
         from graphfem.datasets.simulations import problem_of
-        from graphfem.operators import get_model
         from graphfem.physics.problem import get_problem
 
         problem = get_problem(problem_of(data.family))
-        config = dict(model_config)
-        name = config.pop("name")
-        extras = {k: config.pop(k, v) for k, v in FAMILY_KEYS.items()}
-        cls = get_model(name)
-        known = {f.name for f in dataclasses.fields(cls.Config)}
-        for key, value in config.items():
-            if key not in known:
-                raise InputError(f"unknown key 'model.{key}'; {name} takes: "
-                                 f"{', '.join(sorted(known | set(FAMILY_KEYS)))}", source)
-            default = getattr(cls.Config, key, None)
-            if type(default) in (int, float, bool) and not isinstance(value, type(default)):
-                raise InputError(f"model.{key}: expected {type(default).__name__}, got {value!r}", source)
+        cls, config, extras = family_model_config(model_config, FAMILY_KEYS, source)
         encoded = [self._encode(problem, data, i) for i in range(len(data))]
         transient = encoded[0]["frames"] is not None
         if any((e["frames"] is not None) != transient for e in encoded):
@@ -352,13 +340,8 @@ class MeshGraphNetFamily(Family):
                     fe_check.append(max(float(np.abs(np.asarray(ref[k]) - s.fields[k]).max()
                                               / max(np.abs(s.fields[k]).max(), 1e-300)) for k in problem.fields))
                 bar.advance(task)
-        e = np.asarray(errors)
-        out = {"samples": n, "rel_l2_mean": float(e.mean()), "rel_l2_median": float(np.median(e)),
-               "rel_l2_p90": float(np.quantile(e, 0.9)), "rel_l2_max": float(e.max()),
-               "predict_s_mean": float(np.mean(t_pred)), "errors": e.tolist(), "device": device}
-        if compare_fe:
-            out.update(fe_s_mean=float(np.mean(t_fe)), fe_vs_stored_max=float(np.max(fe_check)))
-        return out
+        return evaluation_summary(errors, t_pred, device, t_fe if compare_fe else None,
+                                  fe_check if compare_fe else None)
 
 
 class _Runner:

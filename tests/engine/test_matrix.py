@@ -7,9 +7,9 @@ on that mesh (a PVD series for time-dependent problems). And every data set
 names the models that can train on it."""
 from __future__ import annotations
 
-import os
+import contextlib
+import io
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +20,17 @@ import yaml
 from graphfem.meshes import Mesh, read, read_series
 
 torch.set_num_threads(1)
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 def _cli(*args, check: bool = True) -> subprocess.CompletedProcess:
-    run = subprocess.run([sys.executable, "-m", "graphfem", *map(str, args)], env=ENV, capture_output=True,
-                         text=True, timeout=600)
+    """``graphfem ARGS`` through the console entry point, in this process (a new
+    interpreter per call would cost seconds each); returns code and output."""
+    from graphfem import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main([str(a) for a in args])
+    run = subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
     if check:
         assert run.returncode == 0, run.stdout + run.stderr
     return run
