@@ -12,7 +12,7 @@ import numpy as np
 
 from graphfem.meshes import Mesh
 
-from .training.trainer import resolve_device
+from .devices import resolve_device
 
 
 class Surrogate:

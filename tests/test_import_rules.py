@@ -81,3 +81,50 @@ def test_importing_meshes_loads_no_models():
             "print(bad)\nassert not bad, bad\n")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+def _cycle(edges: dict[str, set[str]]) -> list[str] | None:
+    """One import circle among the modules of ``edges`` (module -> modules it imports), or None."""
+    state: dict[str, int] = {}
+
+    def visit(module: str, path: list[str]) -> list[str] | None:
+        state[module] = 1
+        path.append(module)
+        for other in sorted(edges.get(module, ())):
+            if other not in edges:
+                continue
+            if state.get(other) == 1:
+                return path[path.index(other):] + [other]
+            if other not in state:
+                found = visit(other, path)
+                if found:
+                    return found
+        state[module] = 2
+        path.pop()
+        return None
+
+    for module in sorted(edges):
+        if module not in state:
+            found = visit(module, [])
+            if found:
+                return found
+    return None
+
+
+def test_engine_modules_import_no_circle():
+    """No engine module imports, even lazily inside a function, a module that leads back to it."""
+    edges: dict[str, set[str]] = {}
+    for path, _, module in _imports("engine", "graphfem"):
+        parts = ["graphfem"] + list(path.relative_to(REPO / "engine").parent.parts)
+        own = ".".join(parts if path.name == "__init__.py" else parts + [path.stem])
+        edges.setdefault(own, set())
+        # the bare package (its __version__) is every module's parent, not a circle of modules
+        if module.startswith("graphfem.") and module.split(".")[:2] != ["graphfem", "meshes"] \
+                and not module.startswith(("graphfem.physics", "graphfem.operators")):
+            edges[own].add(module)
+    assert _cycle(edges) is None, " -> ".join(_cycle(edges))
+
+
+def test_the_circle_finder_sees_a_circle():
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set()}) is None

@@ -31,44 +31,12 @@ import skfem
 from skfem.helpers import dot, grad
 from skfem.models.elasticity import lame_parameters, linear_elasticity
 
+from graphfem.analysis.fe_meshes import element_for, skfem_mesh
 from graphfem.analysis.rom import InputClassifier
 from graphfem.meshes.errors import InputError
 
 __all__ = ["skfem_mesh", "region_labels", "AffineProblem", "poisson_problem", "elasticity_problem",
            "build_problem", "GalerkinROM", "LocalGalerkinROM", "relative_error", "time_call"]
-
-_MESHES = {"triangle": (skfem.MeshTri, skfem.ElementTriP1, 2), "quad": (skfem.MeshQuad, skfem.ElementQuad1, 2),
-           "tetra": (skfem.MeshTet, skfem.ElementTetP1, 3), "line": (skfem.MeshLine, skfem.ElementLineP1, 1)}
-
-
-def skfem_mesh(mesh) -> skfem.Mesh:
-    """A scikit-fem mesh from a skfem mesh, an object with ``to_skfem()``, a meshio.Mesh,
-    or a tuple ``(points (n, d), cells (m, k), cell_type)`` with cell_type in
-    {triangle, quad, tetra, line}."""
-    if isinstance(mesh, skfem.Mesh):
-        return mesh
-    if hasattr(mesh, "to_skfem"):
-        return mesh.to_skfem()
-    if hasattr(mesh, "cells_dict"):
-        for ct in ("tetra", "triangle", "quad", "line"):
-            if ct in mesh.cells_dict:
-                return skfem_mesh((mesh.points, mesh.cells_dict[ct], ct))
-        raise InputError(f"mesh has no supported cells ({', '.join(mesh.cells_dict)}); need triangle, quad, tetra or line")
-    points, cells, cell_type = mesh
-    if cell_type not in _MESHES:
-        raise InputError(f"unsupported cell type {cell_type!r}; need triangle, quad, tetra or line")
-    cls, _, dim = _MESHES[cell_type]
-    p = np.asarray(points, dtype=float)
-    p = p.reshape(len(p), -1)[:, :dim]
-    return cls(np.ascontiguousarray(p.T), np.ascontiguousarray(np.asarray(cells, dtype=np.int64).T))
-
-
-def _element(m: skfem.Mesh):
-    for cls, elem, _ in _MESHES.values():
-        if type(m) is cls or isinstance(m, cls):
-            return elem()
-    raise InputError(f"unsupported skfem mesh type {type(m).__name__}")
-
 
 def region_labels(m: skfem.Mesh, regions) -> np.ndarray:
     """Region index (n_cells,) of each cell: a ``regions[0] x regions[1] (x regions[2])`` box grid
@@ -164,7 +132,7 @@ def _mass(basis) -> sp.csr_matrix:
 def poisson_problem(mesh, regions=(2, 2)) -> AffineProblem:
     """Poisson with piecewise-constant kappa on a box grid of regions; mu = (kappa_1..kappa_Q, f)."""
     m = skfem_mesh(mesh)
-    elem = _element(m)
+    elem = element_for(m)
     basis = skfem.Basis(m, elem)
     lab = region_labels(m, regions)
     Q = int(np.prod(regions[: m.p.shape[0]]))
@@ -188,7 +156,7 @@ def elasticity_problem(mesh, regions=(2, 1), nu: float = 0.3) -> AffineProblem:
         raise InputError("elasticity needs a 2-D or 3-D mesh")
     if not 0 <= nu < 0.5:
         raise InputError(f"Poisson ratio nu={nu} must lie in [0, 0.5)")
-    e = skfem.ElementVector(_element(m))
+    e = skfem.ElementVector(element_for(m))
     basis = skfem.Basis(m, e)
     lab = region_labels(m, regions)
     Q = int(np.prod(regions[: m.p.shape[0]]))

@@ -649,11 +649,12 @@ def _split(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndar
 
 
 def _mesh_mass(mesh: tuple, n_dof: int, n_comp: int):
-    from graphfem.analysis.galerkin_rom import _element, skfem_mesh  # noqa: PLC0415 (avoids an import cycle)
     import skfem
 
+    from graphfem.analysis.fe_meshes import element_for, skfem_mesh
+
     m = skfem_mesh(mesh)
-    basis = skfem.Basis(m, _element(m))
+    basis = skfem.Basis(m, element_for(m))
     if basis.N * n_comp != n_dof:
         return None
     M = skfem.BilinearForm(lambda u, v, w: u * v).assemble(basis)

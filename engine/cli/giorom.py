@@ -40,7 +40,7 @@ def register(app: typer.Typer) -> None:
         --spacing, --dt."""
         from graphfem.families.giorom import load_giorom, read_body, rollout_body
         from graphfem.physics.problem import get_problem
-        from graphfem.training.trainer import resolve_device
+        from graphfem.devices import resolve_device
 
         from .options import parse_args
 

@@ -20,18 +20,17 @@ every sample is written.
 from __future__ import annotations
 
 import inspect
-import json
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
-from graphfem.meshes import Grid, Mesh, PointCloud
+from graphfem.meshes import Mesh, PointCloud
 from graphfem.meshes.errors import InputError
 from graphfem.meshes.io import atomic_path
 
-from .simulations import write_mesh
+from .simulations import write_sample
 
 
 def _cylinder_flow(rng: np.random.Generator, resolution: int = 48) -> dict:
@@ -151,14 +150,6 @@ def _simulate_star(args) -> tuple[int, dict]:
     return args[-1], sample
 
 
-def _json_default(value: Any):
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (np.integer, np.floating, np.bool_)):
-        return value.item()
-    raise TypeError(f"cannot store {type(value).__name__} in params")
-
-
 def _write(name: str, job: tuple, n: int, out: Path, seed: int, workers: int, progress: bool) -> Path:
     import h5py
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -220,21 +211,4 @@ def _merge_ranks(out: Path, n: int, rank: int, world: int) -> None:
     dist.barrier()
 
 
-def write_sample(group, sample: dict) -> None:
-    """One sample dict (``mesh`` or ``grid``, ``inputs``, ``params``, ``outputs``, ``dofs``, ``times``)
-    into ``group``."""
-    mesh: Mesh | None = sample.get("mesh")
-    if mesh is not None:
-        write_mesh(group, "mesh", mesh)
-    grid: Grid | None = sample.get("grid")
-    if grid is not None:
-        group.attrs.update({"grid_shape": grid.shape, "grid_lower": grid.lower, "grid_upper": grid.upper})
-    for section in ("inputs", "outputs", "dofs"):
-        for key, value in sample.get(section, {}).items():
-            group.create_dataset(f"{section}/{key}", data=np.asarray(value))
-    if sample.get("times") is not None:
-        group.create_dataset("times", data=np.asarray(sample["times"], dtype=float))
-    group.attrs["params"] = json.dumps(sample.get("params", {}), default=_json_default)
-
-
-__all__ = ["families", "generate", "problems", "simulate", "write_sample"]
+__all__ = ["families", "generate", "problems", "simulate"]

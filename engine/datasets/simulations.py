@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from graphfem.meshes import Mesh, Tag
+from graphfem.meshes import Grid, Mesh, Tag
 from graphfem.meshes.errors import GraphfemError
 
 #: data families stored under another name than the problem they solve: name -> (problem, renamed inputs)
@@ -235,4 +235,29 @@ def check_group(h5, name: str, problem: str) -> str | None:
     return None
 
 
-__all__ = ["ALIASES", "Sample", "SimulationData", "check_group", "problem_of", "read_mesh", "write_mesh"]
+def _json_default(value: Any):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return value.item()
+    raise TypeError(f"cannot store {type(value).__name__} in params")
+
+
+def write_sample(group, sample: dict) -> None:
+    """One sample dict (``mesh`` or ``grid``, ``inputs``, ``params``, ``outputs``, ``dofs``, ``times``)
+    into ``group``."""
+    mesh: Mesh | None = sample.get("mesh")
+    if mesh is not None:
+        write_mesh(group, "mesh", mesh)
+    grid: Grid | None = sample.get("grid")
+    if grid is not None:
+        group.attrs.update({"grid_shape": grid.shape, "grid_lower": grid.lower, "grid_upper": grid.upper})
+    for section in ("inputs", "outputs", "dofs"):
+        for key, value in sample.get(section, {}).items():
+            group.create_dataset(f"{section}/{key}", data=np.asarray(value))
+    if sample.get("times") is not None:
+        group.create_dataset("times", data=np.asarray(sample["times"], dtype=float))
+    group.attrs["params"] = json.dumps(sample.get("params", {}), default=_json_default)
+
+
+__all__ = ["ALIASES", "Sample", "SimulationData", "check_group", "problem_of", "read_mesh", "write_mesh", "write_sample"]

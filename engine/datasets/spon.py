@@ -282,8 +282,7 @@ def generate(family: str, n: int, out: str | Path, resolution: int = 1, order: i
 
     import graphfem
 
-    from .generate import write_sample
-    from .simulations import problem_of, write_mesh
+    from .simulations import problem_of, write_mesh, write_sample
 
     if family not in GENERATORS:
         raise InputError(f"unknown SPON family {family!r}; choose one of {', '.join(GENERATORS)}")

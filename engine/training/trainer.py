@@ -42,6 +42,8 @@ import numpy as np
 from graphfem.meshes.errors import GraphfemError, InputError
 
 from .config import TrainConfig, load_config, to_dict
+from graphfem.devices import resolve_device
+
 from .optim import load_state_tensors, lr_factor, make_optimizer, state_tensors
 
 FAULT_ENV = "GRAPHFEM_FAULT_KILL_AT_STEP"  # tests: SIGKILL this process after that global step
@@ -54,19 +56,6 @@ def split_indices(n: int, val_fraction: float, test_fraction: float, seed: int) 
     n_val = max(1 if n >= 3 and val_fraction > 0 else 0, int(round(val_fraction * n)))
     return {"test": sorted(perm[:n_test]), "val": sorted(perm[n_test:n_test + n_val]),
             "train": perm[n_test + n_val:]}
-
-
-def resolve_device(device: str = "auto") -> str:
-    """``auto`` -> ``cuda`` when available, else ``cpu``; refuses ``cuda`` without a GPU."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise InputError(f"--device must be auto, cpu or cuda, got {device!r}")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError("--device cuda: no CUDA device is available")
-    return device
 
 
 class Trainer:
@@ -445,7 +434,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["FAULT_ENV", "Trainer", "lr_factor", "main", "resolve_device", "split_indices", "train"]
+__all__ = ["FAULT_ENV", "Trainer", "lr_factor", "main", "split_indices", "train"]
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -194,7 +194,7 @@ def test_neural_field_beats_griddata_on_held_out_deformations(tmp_path):
     import h5py
     from skfem import MeshTri
 
-    from graphfem.datasets.generate import write_sample
+    from graphfem.datasets.simulations import write_sample
     from graphfem.physics.elastodynamics import elastodynamics
 
     mesh = Mesh.from_skfem(MeshTri.init_circle(4)).with_boundary_tags(bottom=lambda x: x[:, 1] < -0.9)
