@@ -311,9 +311,7 @@ class Darcy(Problem):
         return lines + super().report(solution)
 
     def sample(self, rng: np.random.Generator, geometry: str | None = None):
-        geometry = geometry or "square"
-        if geometry not in self.geometries:
-            raise InputError(f"darcy: unknown geometry {geometry!r}; choose one of {', '.join(self.geometries)}")
+        geometry = self.geometry(geometry)
         if geometry == "square":
             mesh = Mesh.rectangle(int(rng.integers(12, 21)))
         else:

@@ -292,9 +292,7 @@ class Elasticity(Problem):
                         fixed, np.zeros(fixed.shape))
 
     def sample(self, rng: np.random.Generator, geometry: str | None = None):
-        geometry = geometry or "2d"
-        if geometry not in self.geometries:
-            raise InputError(f"elasticity: unknown geometry {geometry!r}; choose one of {', '.join(self.geometries)}")
+        geometry = self.geometry(geometry)
         if geometry == "2d":
             from .geometries import random_domain
 

@@ -23,6 +23,37 @@ from graphfem.meshes import Mesh, Tag
 from graphfem.meshes.errors import InputError
 
 FAMILIES = ("deformed", "perforated", "polygon", "lshape")
+#: the one ``--geometry`` vocabulary of every generator: a random family is
+#: drawn anew for every sample; a fixed shape is the same in every sample
+GEOMETRIES = {
+    "mixed": "a random domain of a random family, per sample",
+    "deformed": "a rectangle with smooth random sides",
+    "perforated": "a rectangle with one to three random circular holes",
+    "polygon": "a random star-shaped polygon",
+    "lshape": "an L-shaped domain with a random notch",
+    "lshape-fixed": "the fixed L-shape [-1, 1]^2 minus a quadrant",
+    "perforated-fixed": "the fixed unit square with a central hole of radius 0.2",
+    "plate": "the fixed 1 x 0.5 plate",
+    "channel": "the DFG channel with a random cylinder",
+    "interval": "the interval [-1, 1]",
+    "square": "the unit square",
+    "2d": "a random 2D domain of a random family (elasticity)",
+    "3d": "a random 3D box (elasticity)",
+    "disc": "a periodic cell with one central disc (rve)",
+    "rve1": "the EquiNO paper's RVE 1, two circular fibres (rve)",
+    "rve2": "the EquiNO paper's RVE 2, one elliptic inclusion (rve)",
+    "rve3": "the EquiNO paper's RVE 3, three discs (rve)",
+    "column": "a granular column (particles)",
+    "mixed-3d": "a random 3D particle body",
+    "column-3d": "a 3D granular column (particles)",
+}
+
+
+def check_geometry(name: str, accepted: tuple[str, ...], what: str) -> None:
+    """Refuse in one line a ``--geometry`` that ``what`` does not take (naming those it does)."""
+    if name not in accepted:
+        listed = ", ".join(f"{g} ({GEOMETRIES[g]})" if g in GEOMETRIES else g for g in accepted)
+        raise InputError(f"--geometry {name}: {what} takes {listed}")
 
 
 def random_domain(family: str, rng: np.random.Generator, h: float | None = None) -> Mesh:
@@ -36,10 +67,9 @@ def random_domain(family: str, rng: np.random.Generator, h: float | None = None)
             that a MeshGraphNet of 15 message-passing steps sees most of the
             domain from every node (the former [0.04, 0.075] gave 11 to 34).
     """
+    check_geometry(family, FAMILIES + ("mixed",), "a random domain")
     if family == "mixed":
         family = FAMILIES[int(rng.integers(len(FAMILIES)))]
-    if family not in FAMILIES:
-        raise InputError(f"unknown geometry family {family!r}; choose one of {', '.join(FAMILIES + ('mixed',))}")
     h = float(rng.uniform(0.055, 0.1)) if h is None else float(h)
     holes = np.zeros((0, 3))
     if family == "deformed":

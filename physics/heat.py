@@ -209,9 +209,7 @@ class Heat(Problem):
     def sample(self, rng: np.random.Generator, geometry: str | None = None):
         from .geometries import random_domain
 
-        geometry = geometry or "mixed"
-        if geometry not in self.geometries:
-            raise InputError(f"heat: unknown geometry {geometry!r}; choose one of {', '.join(self.geometries)}")
+        geometry = self.geometry(geometry)
         mesh = random_domain(geometry, rng)
         raw = {"t_end": 0.05, "dt": 0.005, "theta": 1.0, "kappa": float(10 ** rng.uniform(-0.5, 0.5)),
                "initial": gaussian_bumps(rng, int(rng.integers(1, 4))), "order": 1}

@@ -227,9 +227,7 @@ class NeoHookean(Problem):
                 f"{info['newton_iterations']} iterations in all"]
 
     def sample(self, rng: np.random.Generator, geometry: str | None = None):
-        geometry = geometry or "plate"
-        if geometry not in self.geometries:
-            raise InputError(f"hyperelastic: unknown geometry {geometry!r}; choose one of {', '.join(self.geometries)}")
+        geometry = self.geometry(geometry)
         mesh = Mesh.rectangle(8, 4, 0.0, 1.0, 0.0, 0.5).refined(1)
         E = float(10 ** rng.uniform(-0.2, 0.2))  # with the loads below: displacements up to ~0.5
         traction = [float(rng.uniform(0.0, 0.12)), float(rng.uniform(-0.03, 0.03))]

@@ -722,9 +722,7 @@ class MPMProblem(Problem):
         """A random body (a :class:`PointCloud`) and raw options: a random
         ``material`` (``generate mpm --material`` fixes it for a data set),
         ``velocity``, ``t_end`` 0.4, ``dt`` 0.01, ``n_grid`` = ``resolution`` (default 32)."""
-        geometry = geometry or "mixed"
-        if geometry not in self.geometries:
-            raise InputError(f"mpm: unknown geometry {geometry!r}; choose one of {', '.join(self.geometries)}")
+        geometry = self.geometry(geometry)
         kind, dim = geometry.removesuffix("-3d"), 3 if geometry.endswith("-3d") else 2
         n_grid = resolution or 32
         config = MPMConfig(dim=dim, n_grid=n_grid)

@@ -1024,9 +1024,7 @@ class _Flow(Problem):
     def sample(self, rng: np.random.Generator, geometry: str | None = None):
         from .channel import channel_mesh
 
-        geometry = geometry or "channel"
-        if geometry not in self.geometries:
-            raise InputError(f"{self.name}: unknown geometry {geometry!r}; choose one of {', '.join(self.geometries)}")
+        geometry = self.geometry(geometry)
         centre, radius, u_max = random_cylinder(rng)
         mesh = channel_mesh(8 * int(rng.integers(2, 5)), order=1, centre=centre, radius=radius)
         return mesh, {"nu": float(10 ** rng.uniform(-3, -2)), **dfg_setup(u_max)}

@@ -238,9 +238,7 @@ class Poisson(Problem):
         from .geometries import random_domain
         from .poisson_encoding import sample_poisson
 
-        geometry = geometry or "mixed"
-        if geometry not in self.geometries:
-            raise InputError(f"poisson: unknown geometry {geometry!r}; choose one of {', '.join(self.geometries)}")
+        geometry = self.geometry(geometry)
         mesh = random_domain(geometry, rng)
         case = sample_poisson(mesh, rng)
         return mesh, {"kappa": case.kappa, "source": case.source, "dirichlet": dict(case.dirichlet), "order": 1}

@@ -259,6 +259,9 @@ class Problem:
     stored_dofs: tuple[str, ...] = ()
     #: whether ``graphfem solve`` offers the problem (its input is a mesh file)
     solve_command: bool = True
+    #: the ``--geometry`` names :meth:`sample` takes (default first), from
+    #: :data:`graphfem.physics.geometries.GEOMETRIES`
+    geometries: tuple[str, ...] = ()
 
     # ---------------------------------------------------------------- options
     def option(self, name: str) -> Option:
@@ -291,6 +294,17 @@ class Problem:
             out[opt.name] = opt.value(value, mesh)
         self.check(mesh, out)
         return out
+
+    def geometry(self, name: str | None) -> str:
+        """The ``--geometry`` a sample is drawn on: ``name``, or the default; a
+        name the problem does not take is one line listing those it does."""
+        from .geometries import check_geometry
+
+        if not self.geometries:
+            raise InputError(f"--geometry: {self.name} has no geometry to choose")
+        name = name or self.geometries[0]
+        check_geometry(name, self.geometries, self.name)
+        return name
 
     def check(self, mesh: Mesh, params: dict[str, Any]) -> None:
         """Problem-specific checks of parsed options (one-line :class:`InputError`)."""

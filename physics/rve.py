@@ -655,7 +655,9 @@ def _preset_or_file(geometry: str, resolution: int | None) -> Mesh:
     if geometry in PRESETS:
         return rve_mesh(8 if resolution is None else resolution, geometry)
     if not Path(geometry).is_file():
-        raise InputError(f"rve: unknown geometry {geometry!r}; choose a preset ({', '.join(PRESETS)}) or a mesh file")
+        from .geometries import check_geometry
+
+        check_geometry(geometry, tuple(PRESETS) + ("a mesh file",), "rve")
     if resolution is not None:
         raise InputError("rve: --resolution sizes the presets; a mesh file has its own")
     from graphfem.meshes import read

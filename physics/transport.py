@@ -33,7 +33,7 @@ import inspect
 import logging
 import math
 import time
-from typing import Callable, Mapping
+from typing import Mapping
 
 import numpy as np
 import scipy.sparse.linalg as spl
@@ -502,10 +502,7 @@ class AdvectionDiffusion(Problem):
     def sample(self, rng: np.random.Generator, geometry: str | None = None):
         from .geometries import random_domain
 
-        geometry = geometry or "mixed"
-        if geometry not in self.geometries:
-            raise InputError(f"advection-diffusion: unknown geometry {geometry!r}; choose one of "
-                             f"{', '.join(self.geometries)}")
+        geometry = self.geometry(geometry)
         mesh = random_domain(geometry, rng)
         if rng.random() < 0.5:
             angle, speed = rng.uniform(0, 2 * np.pi), rng.uniform(0.5, 2.0)
@@ -605,9 +602,7 @@ class Burgers(Problem):
         return replace_columns(generic, "dirichlet", {"dirichlet:mask": mask, "dirichlet": values})
 
     def sample(self, rng: np.random.Generator, geometry: str | None = None, resolution: int = 128):
-        geometry = geometry or "interval"
-        if geometry not in self.geometries:
-            raise InputError(f"burgers: unknown geometry {geometry!r}; choose one of {', '.join(self.geometries)}")
+        self.geometry(geometry)
         if resolution < 8:
             raise InputError(f"resolution must be at least 8, got {resolution}")
         mesh = Mesh.interval(int(resolution), -1.0, 1.0)

@@ -91,3 +91,11 @@ def test_elasticity_surrogate_smoke(tmp_path):
     np.testing.assert_array_equal(read(rebuilt).points, read(module.BEAM).points)
     errors = module.main(tmp_path / "run", samples=6, epochs=1, render=False)
     assert set(errors) == {"displacement", "von_mises"} and all(np.isfinite(list(errors.values())))
+
+
+@pytest.mark.slow
+def test_spon_poisson_one_level_finer(tmp_path):
+    result = load("spon_poisson").main(tmp_path)
+    assert (tmp_path / "spon_mg.vtu").exists() and (tmp_path / "spon_mg.png").exists()
+    assert result["boundary_max_deviation"] == 0.0  # the Dirichlet values, exact on the finer mesh too
+    assert result["spon_mg"]["finer"] < 2.0 * result["spon_mg"]["test"]

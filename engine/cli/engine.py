@@ -29,9 +29,13 @@ def register(app: typer.Typer) -> None:
                  n: int = typer.Option(..., "-n", help="Number of simulations."),
                  output: Path = typer.Option(..., "-o", "--output", help="HDF5 file to write (atomically)."),
                  geometry: Optional[str] = typer.Option(None, "--geometry",
-                                                        help="Geometry family of the problem's sampler "
-                                                             "(poisson: mixed, deformed, perforated, polygon, "
-                                                             "lshape)."),
+                                                        help="Where the samples live, one vocabulary for every "
+                                                             "generator: random families (a new domain per "
+                                                             "sample) mixed, deformed, perforated, polygon, lshape; "
+                                                             "fixed shapes lshape-fixed, perforated-fixed, plate, square, "
+                                                             "channel, interval; SPON families also take a mesh "
+                                                             "file. A name the problem does not take is refused, "
+                                                             "listing those it does."),
                  resolution: Optional[int] = typer.Option(None, "--resolution",
                                                           help="Mesh/grid resolution of the family (its default)."),
                  material: Optional[str] = typer.Option(None, "--material",

@@ -75,34 +75,44 @@ FLOW = {"length": 1.0, "height": 0.41, "nu": 1e-3, "n_around": 16}
 
 
 # ------------------------------------------------------------------ geometries
-def coarse_mesh(geometry: str, rng: np.random.Generator | None = None) -> Mesh:
-    """The level-0 mesh of a geometry: ``lshape`` (21 nodes), ``plate``
-    (1 × 0.5, 8 × 4 squares split), ``perforated`` (the unit square with a
-    hole, fixed), ``random:<family>`` (a random domain of
-    :mod:`graphfem.physics.geometries`, h = 0.2, drawn from ``rng``), or a mesh file."""
+#: the ``--geometry`` names each SPON family takes (the vocabulary of
+#: :data:`graphfem.physics.geometries.GEOMETRIES`, or a mesh file), default first
+GEOMETRIES = {"spon-poisson": ("lshape-fixed", "mixed", "deformed", "perforated", "polygon", "lshape",
+                               "perforated-fixed", "plate"),
+              "spon-hyperelastic": ("plate", "perforated-fixed", "mixed", "deformed", "perforated", "polygon",
+                                    "lshape"),
+              "spon-flow": ("channel",)}
+
+
+def coarse_mesh(geometry: str, rng: np.random.Generator | None = None, family: str = "spon-poisson") -> Mesh:
+    """The level-0 mesh of a ``--geometry`` of ``family`` (:data:`GEOMETRIES`):
+    ``lshape-fixed`` (21 nodes), ``plate`` (1 × 0.5, 8 × 4 squares split),
+    ``perforated-fixed`` (the unit square with a hole), a random family of
+    :mod:`graphfem.physics.geometries` (h = 0.2, drawn from ``rng``), or a mesh file."""
     import skfem
 
-    if geometry == "lshape":
+    from graphfem.physics.geometries import check_geometry, random_domain
+
+    if geometry not in GEOMETRIES[family]:
+        path = Path(geometry)
+        if not path.is_file():
+            if path.suffix:
+                raise InputError(f"--geometry {geometry}: no such mesh file")
+            check_geometry(geometry, GEOMETRIES[family] + ("a mesh file",), family)
+        from graphfem.meshes import read
+
+        mesh = read(path)
+    elif geometry == "lshape-fixed":
         mesh = Mesh.from_skfem(skfem.MeshTri.init_lshaped().refined(1))
     elif geometry == "plate":
         mesh = Mesh.rectangle(8, 4, 0.0, 1.0, 0.0, 0.5)
-    elif geometry == "perforated":
+    elif geometry == "perforated-fixed":
         from graphfem.physics.geometries import _resample, mesh_domain
 
         outer = _resample(np.array([[0, 0], [1, 0], [1, 1], [0, 1.0]]), 0.17)
         mesh = mesh_domain(outer, np.array([[0.5, 0.5, 0.2]]), 0.17, np.random.default_rng(7))
-    elif geometry.startswith("random:"):
-        from graphfem.physics.geometries import random_domain
-
-        mesh = random_domain(geometry.split(":", 1)[1], rng if rng is not None else np.random.default_rng(0), h=0.2)
     else:
-        path = Path(geometry)
-        if not path.is_file():
-            raise InputError(f"unknown geometry {geometry!r}: use lshape, plate, perforated, random:<family> or a "
-                             "mesh file")
-        from graphfem.meshes import read
-
-        mesh = read(path)
+        mesh = random_domain(geometry, rng if rng is not None else np.random.default_rng(0), h=0.2)
     if "boundary" not in mesh.tags:
         mesh = mesh.with_tags(boundary=Tag("boundary", "facet", mesh.boundary_facets()))
     return mesh
@@ -218,7 +228,8 @@ def solve_case(family: str, mesh: Mesh, params: dict, order: int):
 
 
 # ------------------------------------------------------------------ generators
-def spon_poisson(rng: np.random.Generator, resolution: int = 1, order: int = 1, geometry: str = "lshape") -> dict:
+def spon_poisson(rng: np.random.Generator, resolution: int = 1, order: int = 1,
+                 geometry: str = "lshape-fixed") -> dict:
     """One ``spon-poisson`` sample on ``coarse_mesh(geometry).refined(resolution)``."""
     coarse = coarse_mesh(geometry, rng)
     mesh = coarse.refined(resolution)
@@ -233,8 +244,8 @@ def spon_poisson(rng: np.random.Generator, resolution: int = 1, order: int = 1, 
 
 
 def spon_hyperelastic(rng: np.random.Generator, resolution: int = 1, order: int = 1, geometry: str = "plate") -> dict:
-    """One ``spon-hyperelastic`` sample on the plate refined ``resolution`` times."""
-    coarse = coarse_mesh(geometry, rng)
+    """One ``spon-hyperelastic`` sample on ``coarse_mesh(geometry)`` (the plate) refined ``resolution`` times."""
+    coarse = coarse_mesh(geometry, rng, "spon-hyperelastic")
     mesh = coarse.refined(resolution)
     params = draw_hyperelastic(rng)
     sol = solve_hyperelastic_case(mesh, params, order)
@@ -246,8 +257,9 @@ def spon_hyperelastic(rng: np.random.Generator, resolution: int = 1, order: int 
 
 def spon_flow(rng: np.random.Generator, resolution: int = 1, order: int = 2, geometry: str = "channel") -> dict:
     """One ``spon-flow`` sample on its channel refined ``resolution`` times (velocity in vector P2)."""
-    if geometry != "channel":
-        raise InputError(f"spon-flow has one geometry, channel (a random cylinder), got {geometry!r}")
+    from graphfem.physics.geometries import check_geometry
+
+    check_geometry(geometry, GEOMETRIES["spon-flow"], "spon-flow")
     params = draw_flow(rng)
     coarse = flow_coarse_mesh(params)
     mesh = coarse.refined(resolution)

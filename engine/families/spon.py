@@ -39,9 +39,16 @@ first.
 Prediction takes the problem's options, exactly those of ``graphfem solve
 <problem>``, and refuses in one line every option the model does not use
 and every value it never saw (a traction on another tag, another ``fix``,
-E, ν or viscosity). For SPON-MG the given mesh is the coarsest level: the
-prediction lives on it refined once per coarse level (``Prediction.mesh``),
-with the Dirichlet values exact.
+E, ν or viscosity). The prediction lives on the given mesh, at its
+resolution, with the Dirichlet values exact. SPON-MG chooses its own levels
+(:func:`model_hierarchy`) so that they are the trained ones: the checkpoint
+stores the training meshes' relative size h/D (``fine_size``); a mesh 2^e
+times finer that is a uniform refinement (recognised from its geometry,
+:func:`graphfem.meshes.refinement.unrefined`) is unrefined e + L times, the
+model runs on the trained levels and its prediction is prolonged exactly to
+the given mesh; any other mesh is the coarsest level of a hierarchy refined
+L times (with a warning when the mesh is finer than the training meshes).
+``graphfem evaluate`` serves each sample's fine mesh the same way.
 """
 from __future__ import annotations
 
@@ -86,6 +93,57 @@ def hierarchy_for(coarse: Mesh, levels: int, order: int, vector: bool, mg_levels
             meshes.append(meshes[-1].refined())
         meshes[-1] = meshes[-1].refined(extra_refinements)
         _HIERARCHIES[key] = hierarchy(meshes, order=order, vector=vector)
+    return _HIERARCHIES[key]
+
+
+def relative_size(mesh: Mesh) -> float:
+    """h/D = sqrt(|Ω| / cells) over the bounding-box diameter: scale-free, exactly
+    halved by a uniform refinement, and the mean size of graded meshes too."""
+    lo, hi = mesh.bounding_box
+    return float(np.sqrt(mesh.cell_measures().sum() / mesh.n_cells) / np.linalg.norm(hi - lo))
+
+
+def model_hierarchy(mesh: Mesh, fine_size: float, levels: int, order: int, vector: bool):
+    """The hierarchy that serves ``mesh`` (one space for plain SPON), at the trained sizes where
+    the geometry allows it, and whether its finest space is that of ``mesh``.
+
+    With e = round(log2(fine_size / h)), h the relative size of ``mesh``
+    (:func:`relative_size`): a mesh coarser than the training meshes (e < 0) is
+    refined −e times into a work mesh (else the work mesh is ``mesh``), which
+    is unrefined max(e, 0) + L times
+    (:func:`graphfem.meshes.refinement.hierarchy_below`). Its unrefinements
+    e, ..., e + L are then the trained levels: fine at the trained size, each
+    coarse hop the trained physical length. The prediction there is prolonged
+    exactly to the nested ``mesh`` (:func:`serve`). Where the chain stops
+    early (``mesh`` is no uniform refinement), its coarsest mesh is the
+    coarsest level, refined L times, with a warning: the hops are then shorter
+    than in training.
+
+    Args:
+        mesh: the user's mesh.
+        fine_size: h/D of the training meshes.
+        levels: the model's coarse levels L.
+        order, vector: the FE space of the model.
+    """
+    import warnings
+
+    from graphfem.meshes.refinement import hierarchy_below
+    from graphfem.operators.spon import hierarchy
+
+    e = int(round(np.log2(fine_size / relative_size(mesh))))
+    tags = tuple((n, t.kind, t.indices.tobytes()) for n, t in sorted(mesh.tags.items()))
+    key = (mesh.points.tobytes(), mesh.cells.tobytes(), tags, "served", e, levels, order, vector)
+    if key not in _HIERARCHIES:
+        work, finer = (mesh.refined(-e), 0) if e < 0 else (mesh, e)
+        chain = hierarchy_below(work, finer + levels)
+        if len(chain) > finer + levels:
+            H = hierarchy(chain[finer:finer + levels + 1][::-1], order=order, vector=vector)
+        else:
+            short = finer + levels + 1 - len(chain)
+            warnings.warn(f"{mesh.source or 'the mesh'}: not a uniform refinement of a mesh {2 ** short}x coarser, so "
+                          f"SPON-MG's levels are {2 ** short}x finer than trained (expect a larger error)")
+            H = hierarchy_for(chain[-1], levels, order, vector, levels)
+        _HIERARCHIES[key] = (H, H.fine.mesh is mesh)
     return _HIERARCHIES[key]
 
 
@@ -295,6 +353,26 @@ def _records(data, indices: Sequence[int]) -> list:
     return [spon_data.record(data.group(i), data.family, f"{data.path}:{data.names[i]}") for i in indices]
 
 
+def serve(model, meta_problem: Mapping[str, Any], mesh: Mesh, options: Mapping[str, Any], device: str = "cpu"):
+    """(V_h of ``mesh``, (n, c) predicted coefficients in it) for the problem
+    ``options`` (parsed, or a stored sample's :func:`case_options`), through
+    the hierarchy of :func:`model_hierarchy`. A prediction on another mesh of
+    the nested family is prolonged exactly to ``mesh``, and the Dirichlet
+    DOFs of ``mesh`` are then set to their values, as the decoder does."""
+    from graphfem.operators.spon import prolongation
+
+    p = meta_problem
+    family, order, vector = p["data_family"], int(p["order"]), bool(p["vector"])
+    H, on_mesh = model_hierarchy(mesh, float(p.get("fine_size", relative_size(mesh))), int(model.config.levels),
+                                 order, vector)
+    u = coefficients(model, [encode_case(family, H, options, source_mesh=mesh)], device=device)[0]
+    if on_mesh:
+        return H.fine, u
+    here = encode_case(family, hierarchy_for(mesh, 0, order, vector), options)
+    u = np.where(here.dirichlet_mask, here.dirichlet_values, prolongation(H.fine, here.hierarchy.fine) @ u)
+    return here.hierarchy.fine, u
+
+
 # ---------------------------------------------------------------------- options
 def _same(value, trained) -> bool:
     if isinstance(trained, (list, tuple)):
@@ -379,6 +457,7 @@ class SPONFamily(Family):
                             "cell_types": sorted({r.mesh.cell_type for r in records}), "fields": [field],
                             "units": {field: problem.fields[field]}, "order": int(shared["order"]),
                             "vector": family != "spon-poisson", "levels": refined,
+                            "fine_size": float(np.median([relative_size(records[i].mesh) for i in train])),
                             "fixed": {k: shared[k] for k in spon_data.FIXED[family]},
                             "options": list(spon_data.INPUTS[family] + spon_data.FIXED[family])}}
         return Setup(model, meta, train, list(split["val"]), list(split["test"]),
@@ -410,12 +489,9 @@ class SPONFamily(Family):
             raise InputError(f"the SPON model was trained on {p['dim']}D {', '.join(p['cell_types'])} meshes, this "
                              f"mesh is {mesh.dim}D {mesh.cell_type}", mesh.source)
         params = parse_options(get_problem(p["name"]), p, mesh, options)
-        L = int(model.config.levels)
-        H = hierarchy_for(mesh, L, int(p["order"]), bool(p["vector"]), L)
-        sample = encode_case(p["data_family"], H, params, source_mesh=mesh)
-        u = coefficients(model, [sample], device=device)[0]
+        space, u = serve(model, p, mesh, params, device)
         field = p["fields"][0]
-        return Prediction(H.fine.mesh, {field: H.fine.to_nodes(u.reshape(-1))}, {field: p["units"][field]})
+        return Prediction(mesh, {field: space.to_nodes(u.reshape(-1))}, {field: p["units"][field]})
 
     def evaluate(self, model, meta, data, device, limit=0, compare_fe=False, progress=True) -> dict:
         """Relative L² errors in the consistent mass norm of V_h against the
@@ -429,27 +505,23 @@ class SPONFamily(Family):
             raise GraphfemError(f"the SPON model was trained on {family} data, the file holds {data.family} "
                                 f"samples; it evaluates on {family} files (coarse meshes and V_h coefficients)",
                                 data.path)
-        L = int(model.config.levels)
         n = len(data) if limit <= 0 else min(limit, len(data))
         errs, t_pred, t_fe, fe_check = [], [], [], []
         with Progress(disable=not progress, transient=True) as bar:
             task = bar.add_task("evaluating", total=n)
             for r in _records(data, range(n)):
-                if int(r.params["levels"]) < L:
-                    raise GraphfemError(f"the samples are refined {r.params['levels']} time(s), SPON-MG needs {L} "
-                                        "coarse level(s)", data.path)
                 start = time.perf_counter()
-                s = encode(r, mg_levels=L)
-                errs.append(float(errors(model, [s], "l2", device)[0]))
+                space, u = serve(model, meta["problem"], r.mesh, case_options(r), device)
+                errs.append(float(space.relative_l2_error(u.reshape(-1), r.dofs.reshape(-1))))
                 t_pred.append(time.perf_counter() - start)
                 if compare_fe:
                     start = time.perf_counter()
                     u = spon_data.solve_case(r.family, r.mesh, r.params, int(r.params["order"]))
                     t_fe.append(time.perf_counter() - start)
-                    fe_check.append(s.hierarchy.fine.relative_l2_error(u.dofs[spon_data.FIELDS[r.family]], r.dofs))
+                    fe_check.append(space.relative_l2_error(u.dofs[spon_data.FIELDS[r.family]], r.dofs))
                 bar.advance(task)
         return evaluation_summary(errs, t_pred, device, t_fe if compare_fe else None, fe_check)
 
 
 __all__ = ["SPONFamily", "build", "case_options", "coefficients", "encode", "encode_case", "errors",
-           "hierarchy_for", "load_samples", "parse_options"]
+           "hierarchy_for", "load_samples", "model_hierarchy", "parse_options", "relative_size", "serve"]

@@ -63,7 +63,7 @@ def _weights(run: Path) -> dict:
 
 def _unseen_lshape() -> Mesh:
     """The 21-node L-shape with its interior nodes moved at random (no other test uses it)."""
-    mesh = spon_data.coarse_mesh("lshape")
+    mesh = spon_data.coarse_mesh("lshape-fixed")
     points = mesh.points.copy()
     interior = np.setdiff1d(np.arange(mesh.n_points), mesh.boundary_nodes())
     points[interior] += np.random.default_rng(5).uniform(-0.08, 0.08, (interior.size, 2))
@@ -96,7 +96,7 @@ def test_train_resume_predict_through_the_cli(tmp_path, capsys, poisson, name):
                         "1+x*x", "--source", "sin(pi*x)*y", "--dirichlet", "boundary=0.3+x*y")
     assert code == 0, err
     out = read(tmp_path / "u.vtu")
-    assert out.n_points == (21 if name == "spon" else 65)  # SPON-MG predicts on the mesh refined once
+    assert out.n_points == 21  # on the given mesh (the model ran on its refinement at the trained size)
     u, x = out.point_data["u"], out.points
     boundary = out.boundary_nodes()
     assert np.isfinite(u).all() and np.ptp(np.delete(u, boundary)) > 0
@@ -120,7 +120,7 @@ def test_evaluate_equals_an_fe_matrix_computation(tmp_path, capsys, poisson):
     with h5py.File(poisson, "r") as h5:
         stored = [h5[f"sim_{i:06d}/dofs/u"][()] for i in range(10)]
     for record, reference, error in zip(spon_data.read(poisson), stored, stats["errors"]):
-        prediction = s.prediction(record.coarse, **case_options(record))
+        prediction = s.prediction(record.mesh, **case_options(record))
         M = FESpace(prediction.mesh, 1).mass()  # P1: the nodal values are the coefficients
         e = prediction.fields["u"] - reference
         assert abs(np.sqrt(e @ (M @ e) / (reference @ (M @ reference))) - error) < 1e-9 * error
@@ -145,9 +145,9 @@ def family_files(tmp_path_factory, poisson):
 
 #: per example config: the mesh to predict on, the problem options, an option the model does not use
 CASES = {
-    "spon_poisson": (lambda: spon_data.coarse_mesh("lshape").refined(), {"source": "x", "dirichlet": ["boundary=0"]},
+    "spon_poisson": (lambda: spon_data.coarse_mesh("lshape-fixed").refined(), {"source": "x", "dirichlet": ["boundary=0"]},
                      {"robin": ["boundary=1,0"]}),
-    "spon_mg_poisson": (lambda: spon_data.coarse_mesh("lshape"), {"kappa": "2"}, {"solver": "direct"}),
+    "spon_mg_poisson": (lambda: spon_data.coarse_mesh("lshape-fixed"), {"kappa": "2"}, {"solver": "direct"}),
     "spon_hyperelastic": (lambda: spon_data.coarse_mesh("plate"), {"traction": ["right=0.1,0.01"],
                                                                    "body_force": "0,-0.02", "E": "1"},
                           {"dirichlet": ["left=0"]}),
@@ -176,3 +176,62 @@ def test_example_configs_train_and_predict(tmp_path, family_files, example):
     flag = "--" + next(iter(unused)).replace("_", "-")
     with pytest.raises(InputError, match=f"{flag}: the SPON model"):
         s.predict(mesh(), **options, **unused)
+
+
+def _shuffled(mesh: Mesh, seed: int) -> Mesh:
+    """``mesh`` with its nodes in a random order (facet tags follow): a file no refinement wrote."""
+    from graphfem.meshes import Tag
+
+    perm = np.random.default_rng(seed).permutation(mesh.n_points)
+    new = np.argsort(perm)
+    tags = {n: Tag(n, t.kind, new[t.indices]) for n, t in mesh.tags.items() if t.kind == "facet"}
+    return Mesh(mesh.points[perm], mesh.cell_type, new[mesh.cells], tags=tags)
+
+
+def test_a_finer_mesh_is_served_on_the_trained_levels_through_the_cli(tmp_path, capsys):
+    """A perforated plate (no other test uses it): SPON-MG trained one refinement
+    above its coarse mesh predicts on a mesh two refinements above, given as a
+    shuffled file, by finding the trained levels below it: the CLI output is
+    the trained-level CLI output prolonged exactly, on the given nodes, with
+    the Dirichlet values exact."""
+    from graphfem.operators.spon import prolongation
+
+    data = tmp_path / "plate.h5"
+    code, _, err = _cli(capsys, "generate", "spon-poisson", "-n", "6", "--geometry", "perforated-fixed",
+                        "--resolution", "1", "-o", data)
+    assert code == 0, err
+    code, _, err = _cli(capsys, "train", _config(tmp_path, data, "spon_mg", "run"))
+    assert code == 0, err
+    coarse = spon_data.coarse_mesh("perforated-fixed")
+    trained, finer = coarse.refined(1), _shuffled(coarse.refined(2), seed=8)
+    trained.write(tmp_path / "trained.msh")
+    finer.write(tmp_path / "finer.msh")
+    options = ["--kappa", "1+0.5*y", "--source", "cos(2*x)", "--dirichlet", "boundary=0.2*x-y*y"]
+    model = tmp_path / "run" / "model.safetensors"
+    for name in ("trained", "finer"):
+        code, _, err = _cli(capsys, "predict", model, tmp_path / f"{name}.msh", "-o", tmp_path / f"u_{name}.vtu",
+                            *options)
+        assert code == 0 and "warning" not in err, err
+    u_trained, out = read(tmp_path / "u_trained.vtu").point_data["u"], read(tmp_path / "u_finer.vtu")
+    assert out.n_points == finer.n_points and np.allclose(out.points, finer.points)
+    x, boundary = out.points, out.boundary_nodes()
+    assert np.array_equal(out.point_data["u"][boundary], 0.2 * x[boundary, 0] - x[boundary, 1] ** 2)
+    prolonged = prolongation(FESpace(trained, 1), FESpace(finer, 1)) @ u_trained
+    interior = np.setdiff1d(np.arange(finer.n_points), boundary)
+    assert np.allclose(out.point_data["u"][interior], prolonged[interior], rtol=0, atol=1e-6)
+    # a finer mesh that is no refinement is served with a warning, never silently
+    points = finer.points.copy()
+    points[interior] += np.random.default_rng(1).uniform(-0.003, 0.003, (interior.size, 2))
+    Mesh(points, finer.cell_type, finer.cells, tags=finer.tags).write(tmp_path / "moved.msh")
+    code, _, err = _cli(capsys, "predict", model, tmp_path / "moved.msh", "-o", tmp_path / "u_moved.vtu", *options)
+    assert code == 0 and "not a uniform refinement" in err, err
+
+
+@pytest.mark.parametrize("geometry", ["random:mixed", "lshape-fixed", "square"])
+def test_geometry_names_are_one_vocabulary(tmp_path, capsys, geometry):
+    """Random families and fixed shapes have the same names for every generator;
+    a name a generator does not take is one line listing those it does."""
+    out = tmp_path / "x.h5"
+    code, _, err = _cli(capsys, "generate", "spon-hyperelastic", "-n", "1", "--geometry", geometry, "-o", out)
+    assert code == 1 and not out.exists() and len(err.strip().splitlines()) == 1, err
+    assert f"--geometry {geometry}: spon-hyperelastic takes plate" in err and "mixed (" in err

@@ -17,7 +17,7 @@ torch.set_num_threads(1)
 
 @pytest.fixture(scope="module")
 def lshape() -> Mesh:
-    return spon_data.coarse_mesh("lshape")
+    return spon_data.coarse_mesh("lshape-fixed")
 
 
 @pytest.fixture(scope="module")
