@@ -35,9 +35,12 @@ def render(path: Path, truth: np.ndarray, pred: np.ndarray, reference: np.ndarra
             plotter.subplot(row, col)
             pts = np.pad(data[k], ((0, 0), (0, 1)))
             cloud = pv.PolyData(pts)
-            cloud["|u|"] = np.linalg.norm(data[k] - reference, axis=1)
-            plotter.add_mesh(cloud, scalars="|u|", clim=(0, vmax), point_size=6, render_points_as_spheres=True,
-                             cmap="copper", show_scalar_bar=(row == 1 and col == len(frames) - 1))
+            cloud["displacement magnitude (box units)"] = np.linalg.norm(data[k] - reference, axis=1)
+            plotter.add_mesh(cloud, scalars="displacement magnitude (box units)", clim=(0, vmax), point_size=6,
+                             render_points_as_spheres=True, cmap="copper",
+                             show_scalar_bar=(row == 1 and col == len(frames) - 1),
+                             scalar_bar_args={"n_labels": 3, "fmt": "%.2f", "title_font_size": 14,
+                                              "label_font_size": 12, "position_x": 0.25, "width": 0.5})
             plotter.add_text(f"{name} frame {k}", font_size=9)
             plotter.add_mesh(frame_box, color="grey")
             plotter.view_xy()
@@ -76,7 +79,7 @@ def main(out: str | Path = "giorom-sand", frames: int = 30, epochs: int = 25) ->
 
     stepper_run = fit({"name": "giorom", "sparse": 0.2, "radius": 0.12, "hidden": 48, "grid": 8, "gno_radius": 0.15,
                        "noise_std": 3e-4}, "stepper", epochs, 2e-3, 2)
-    field_run = fit({"name": "giorom-field", "sparse": 0.2, "radius": 0.06}, "field", 3, 3e-3, 8)
+    field_run = fit({"name": "giorom-field", "sparse": 0.2, "hidden": 32}, "field", 10, 3e-3, 8)
     t_train = time.perf_counter() - t0 - t_mpm
     stepper, meta = load_giorom(stepper_run / "model.safetensors", "giorom")
     field, _ = load_giorom(field_run / "model.safetensors", "giorom-field")

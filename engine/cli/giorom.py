@@ -32,18 +32,28 @@ def register(app: typer.Typer) -> None:
                                                      "giorom-field); default: linear interpolation."),
                 query: Optional[Path] = typer.Option(None, "--query", help="Reference points to rebuild (default: "
                                                      "every particle of the body)."),
-                device: str = typer.Option("auto", "--device", help="auto, cpu or cuda.")) -> None:
+                device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+                threads: int = typer.Option(0, "--threads", help="Torch CPU threads (0: torch's default), as "
+                                            "run.threads of graphfem train.")) -> None:
         """Roll out the sparse particles of BODY and write the dense reconstruction for ParaView.
 
         After the arguments come the mpm options of the body: --material (or
         a 'material' point field of BODY), --t-end, and optionally --velocity,
-        --spacing, --dt."""
+        --spacing, --dt. The JSON line reports the stepper's and the
+        reconstruction's seconds (assembly of the field once, then one sparse
+        product per frame) and their sum per frame."""
         from graphfem.families.giorom import load_giorom, read_body, rollout_body
         from graphfem.physics.problem import get_problem
         from graphfem.devices import resolve_device
 
         from .options import parse_args
 
+        if threads < 0:
+            raise InputError(f"--threads must be >= 0, got {threads}")
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
         device = resolve_device(device)
         options = parse_args(get_problem("mpm"), ctx.args, "rollout", roles=("input", "time"))
         model, meta = load_giorom(stepper, "giorom", device)
@@ -62,4 +72,6 @@ def register(app: typer.Typer) -> None:
         info = prediction.info
         typer.echo(json.dumps({"wrote": str(output), "frames": len(prediction.times), "sparse": info["sparse"],
                                "particles": info["particles"], "points": prediction.mesh.n_points,
-                               **{k: round(info[k], 4) for k in ("rollout_s", "reconstruct_s")}}))
+                               **{k: round(info[k], 4) for k in ("rollout_s", "assemble_s", "reconstruct_s")},
+                               "frame_s": round((info["rollout_s"] + info["reconstruct_s"]) / len(prediction.times), 6),
+                               "device": device}))

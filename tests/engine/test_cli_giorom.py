@@ -62,8 +62,9 @@ def test_rollout_with_the_field_at_query_points(models, tmp_path):
     out = tmp_path / "traj.pvd"
     report = json.loads(_invoke("rollout", str(stepper), str(initial), "-o", str(out), "--t-end", "0.09",
                                 "--field", str(field), "--query", str(query), "--velocity", "0.5,0",
-                                "--device", "cpu"))
+                                "--device", "cpu", "--threads", "1"))
     assert report["frames"] == 10 and report["points"] == len(pts[::3]) and report["particles"] == len(pts)
+    assert report["device"] == "cpu" and report["frame_s"] > 0 and report["assemble_s"] <= report["reconstruct_s"]
     files = [d.get("file") for d in ET.parse(out).getroot().iter("DataSet")]
     assert len(files) == 10
     last = meshio.read(tmp_path / files[-1])
@@ -75,6 +76,8 @@ def test_rollout_with_the_field_at_query_points(models, tmp_path):
     (["--material", "honey"], "--material must be one of"),
     (["--field", "STEPPER"], "not a giorom-field checkpoint (model 'giorom')"),
     (["--material", "water", "--kappa", "1"], "No such option '--kappa'"),
+    (["--material", "water", "--threads", "-1"], "--threads must be >= 0"),
+    (["--material", "water", "--device", "tpu"], "--device must be auto, cpu or cuda"),
 ])
 def test_rollout_bad_input_is_one_line(models, tmp_path, capsys, args, message):
     _, stepper, _ = models
