@@ -1,0 +1,153 @@
+"""The dgno family: element lookup, label-free training plumbing, predict/evaluate/invert and bad input."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from graphfem.cli import main
+from graphfem.meshes import Mesh
+
+torch.set_num_threads(1)
+
+
+def _yaml(path, data, out, name="dgno", epochs=38, lr="2.0e-3"):
+    model = ("grid: 9\n  latent: 8\n  encoder: [32]\n  centres: 16\n  " if name == "dgno" else "grid: 9\n  ")
+    path.write_text(f"""model:
+  name: {name}
+  {model}width: 24
+  depth: 3
+  n_layers_sum: 3
+data: {{path: {data}, val_fraction: 0.1, test_fraction: 0.1, batch_size: 4}}
+optim:
+  phases:
+    - {{optimizer: adam, epochs: {epochs}, lr: {lr}, weight_decay: 0.0, warmup_steps: 0, min_lr_ratio: 0.5,
+       clip_norm: 0.0, dtype: float32}}
+run: {{out: {out}, seed: 0, threads: 1, checkpoint_every: 100, progress: false}}
+""")
+    return path
+
+
+def test_element_lookup_is_not_grid_rounding():
+    from graphfem.families.dgno import coefficient_at
+
+    mesh = Mesh.rectangle(5)
+    centroids = mesh.points[mesh.corner_cells].mean(axis=1)
+    a = np.arange(mesh.n_cells, dtype=float)
+    assert np.array_equal(coefficient_at(mesh, a, centroids[:, :2]), a)  # each centroid finds its own cell
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    files = tmp_path_factory.mktemp("dgno")
+    data = files / "d.h5"
+    assert main(["generate", "darcy", "-n", "20", "--resolution", "8", "-o", str(data), "--seed", "4"]) == 0
+    cfg = _yaml(files / "dgno.yaml", data, files / "run")
+    assert main(["train", str(cfg)]) == 0
+    return files, data
+
+
+def test_label_free_training_plumbing(trained):
+    """About 150 steps: finite loss, falling L_pde, BCE leaving ln 2, u error (never trained on) < 0.5."""
+    import json
+
+    from graphfem.checkpoint import load_model
+    from graphfem.operators.dgno import lhs_centres
+
+    files, data = trained
+    records = [json.loads(l) for l in (files / "run" / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in records if "loss" in r]
+    assert all(math.isfinite(v) for v in losses) and len(losses) >= 100
+    final = records[-1]
+    assert final["test_rel_l2_u"] < 0.5
+    model, _ = load_model(files / "run" / "model.safetensors")
+    from graphfem.datasets.simulations import SimulationData
+    from graphfem.families.dgno import coefficient_at, grid_points
+
+    d = SimulationData(data)
+    grids = torch.as_tensor(np.stack([coefficient_at(d.sample(i).mesh, d.sample(i).options["a"], grid_points(9))
+                                      for i in range(len(d))]), dtype=torch.float32)
+    with torch.no_grad():
+        assert float(model.data_loss(model(grids), grids)) < math.log(2) - 0.01  # left the ln 2 plateau
+    fresh = type(model)(model.config)
+    rng = np.random.default_rng(0)
+    centres = torch.as_tensor(np.stack([lhs_centres(rng, 16, 1e-4)] * 4), dtype=torch.float32)
+    a = torch.where(torch.rand(4, 81, generator=torch.Generator().manual_seed(0)) > 0.5, 10.0, 5.0)
+    a_q = torch.full((4, 16 * 25), 7.5)
+    assert float(model.pde_loss(model(a), centres, a_q)) < 0.5 * float(fresh.pde_loss(fresh(a), centres, a_q))
+
+
+def test_predict_evaluate_invert_and_bad_input(trained, tmp_path, capsys):
+    files, data = trained
+    ckpt = str(files / "run" / "model.safetensors")
+    mesh = Mesh.rectangle(11)  # another mesh than the training ones
+    a = np.where(mesh.points[mesh.corner_cells].mean(1)[:, 0] > 0.5, 10.0, 5.0)
+    mesh.write(tmp_path / "m.vtu", cell_data={"a": a})
+    out = tmp_path / "u.vtu"
+    assert main(["predict", ckpt, str(tmp_path / "m.vtu"), "-o", str(out), "--a", "a"]) == 0 and out.exists()
+    assert main(["evaluate", ckpt, str(data)]) == 0
+    from graphfem.datasets.simulations import SimulationData
+
+    s = SimulationData(data).sample(0)
+    idx = np.random.default_rng(1).choice(s.mesh.n_points, 30, replace=False)
+    rows = np.column_stack([s.mesh.points[idx, :2], s.fields["u"][idx]])
+    np.savetxt(tmp_path / "obs.csv", rows, delimiter=",", header="x,y,u", comments="")
+    s.mesh.write(tmp_path / "truth.vtu", cell_data={"a": s.options["a"]})
+    inv = tmp_path / "inv.vtu"
+    assert main(["invert", ckpt, str(tmp_path / "obs.csv"), "-o", str(inv), "--truth", str(tmp_path / "truth.vtu"),
+                 "--restarts", "2", "--iterations", "5"]) == 0 and inv.exists()
+    assert "relative L2 error" in capsys.readouterr().out
+    rows[3, 2] = np.nan
+    np.savetxt(tmp_path / "nan.csv", rows, delimiter=",", header="x,y,u", comments="")
+    (tmp_path / "bad.safetensors").write_bytes(b"\x00" * 64)
+    big = Mesh.rectangle(4, x1=2.0)
+    big.write(tmp_path / "big.vtu")
+    bad = [(["invert", ckpt, str(tmp_path / "nan.csv"), "-o", str(tmp_path / "x1.vtu")], "NaN"),
+           (["invert", str(tmp_path / "bad.safetensors"), str(tmp_path / "obs.csv"), "-o", str(tmp_path / "x2.vtu")],
+            "safetensors"),
+           (["predict", ckpt, str(tmp_path / "big.vtu"), "-o", str(tmp_path / "x3.vtu")], "unit square"),
+           (["predict", ckpt, str(tmp_path / "m.vtu"), "-o", str(tmp_path / "x4.vtu"), "--dirichlet", "left=1"],
+            "does not use"),
+           (["predict", ckpt, str(tmp_path / "m.vtu"), "-o", str(tmp_path / "x5.vtu"), "--source", "3"], "f = 10")]
+    for args, words in bad:
+        capsys.readouterr()
+        assert main(args) == 1, args
+        err = capsys.readouterr().err.strip()
+        assert words in err and len(err.splitlines()) == 1, err
+        assert not (tmp_path / args[args.index("-o") + 1]).exists()
+
+
+def test_multionet_supervised_trains(trained, tmp_path):
+    cfg = _yaml(tmp_path / "mono.yaml", trained[1], tmp_path / "run", name="multionet", epochs=40, lr="5.0e-3")
+    assert main(["train", str(cfg)]) == 0
+    import json
+
+    records = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in records if "loss" in r]
+    assert np.mean(losses[-10:]) < 0.3 * np.mean(losses[:10])  # supervised MSE of u / u_rms falls
+    from graphfem.checkpoint import load_model
+    from graphfem.datasets.simulations import SimulationData
+    from graphfem.families.dgno import DGNOFamily, coefficient_at, grid_points
+    from graphfem.training.trainer import split_indices
+
+    model, _ = load_model(tmp_path / "run" / "model.safetensors")
+    d = SimulationData(trained[1])
+    s = d.sample(split_indices(len(d), 0.1, 0.1, 0)["train"][0])
+    u = DGNOFamily._predict_u(model, [coefficient_at(s.mesh, s.options["a"], grid_points(9))], [s.mesh.points[:, :2]],
+                              "cpu")[0]
+    assert np.linalg.norm(u - s.fields["u"]) / np.linalg.norm(s.fields["u"]) < 0.3  # fits its (few) labels
+
+
+@pytest.mark.slow
+def test_inverse_example_runs(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "dgno_inverse.py"
+    spec = importlib.util.spec_from_file_location("example_dgno_inverse", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result = module.main(tmp_path, tmp_path / "work", samples=12, resolution=10, epochs=2, restarts=2, iterations=3)
+    assert result["figure"].exists() and np.isfinite(result["a_rel_l2"]) and result["spread_mean"] > 0

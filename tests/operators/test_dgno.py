@@ -1,0 +1,99 @@
+"""DGNO and MultiONet: the test functions, the disc quadrature, the weak residual, the decoders, hard BCs."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from graphfem.operators.dgno import (DGNO, DGNOConfig, boundary_distance, csrbf, disc_points, lhs_centres,
+                                     wendland)
+from graphfem.operators.multionet import MultiONet, MultiONetConfig, deeponet_forward
+
+torch.set_num_threads(1)
+
+
+def test_wendland_derivative_matches_autograd():
+    r = torch.linspace(0.01, 0.99, 97, dtype=torch.float64, requires_grad=True)
+    phi, dphi_r = wendland(r)
+    (grad,) = torch.autograd.grad(phi.sum(), r)
+    assert torch.allclose(grad / r, dphi_r, atol=1e-6, rtol=0)
+    one, _ = wendland(torch.tensor([0.0, 1.0, 1.5], dtype=torch.float64))
+    assert one.tolist() == [1.0, 0.0, 0.0]  # φ(0) = 3/3, compact support
+
+
+def test_disc_quadrature_mean_gradient_vanishes():
+    for n, count in ((7, 25), (9, 45)):
+        xi = torch.as_tensor(disc_points(n), dtype=torch.float64)
+        assert xi.shape == (count, 2) and (xi.norm(dim=1) < 1).all()
+        _, dphi = csrbf(xi, 1e-4)
+        assert dphi.mean(0).abs().max() < 1e-9 * dphi.abs().max()
+
+
+@pytest.mark.parametrize("n, bound", [(7, 0.02), (9, 0.003)])
+def test_manufactured_weak_residual_small(n, bound):
+    """u = sin πx sin πy, a = 3, s = a∇u, f = −∇·(a∇u) = 2π²a u: |r_j| / mean(fφ_j) is the rule's error."""
+    xi = torch.as_tensor(disc_points(n), dtype=torch.float64)
+    R = 0.05
+    phi, dphi = csrbf(xi, R)
+    rng = np.random.default_rng(1)
+    for xc in torch.as_tensor(lhs_centres(rng, 20, 0.2), dtype=torch.float64):
+        x = xc + R * xi
+        a = 3.0
+        sx, sy = torch.sin(math.pi * x).T
+        cx, cy = torch.cos(math.pi * x).T
+        s = a * math.pi * torch.stack([cx * sy, sx * cy], -1)
+        f = 2 * math.pi ** 2 * a * sx * sy
+        r = (s * dphi).sum(-1).mean() - (f * phi).mean()
+        assert abs(float(r / (f * phi).mean())) < bound
+
+
+def test_multionet_one_layer_is_deeponet_and_fresh_is_zero():
+    torch.manual_seed(0)
+    net = MultiONet(MultiONetConfig(in_branch=6, in_trunk=2, width=8, depth=3, n_layers_sum=1))
+    beta, x = torch.randn(3, 6), torch.rand(5, 2)
+    assert torch.count_nonzero(net(beta, x)) == 0  # w_k = b = 0 at the start
+    torch.nn.init.normal_(net.weights)
+    torch.nn.init.normal_(net.bias)
+    assert torch.allclose(net(beta, x), deeponet_forward(net, beta, x), atol=1e-6)
+    multi = MultiONet(MultiONetConfig(6, 2, 8, 3, 3))
+    multi.load_state_dict({k: v for k, v in net.state_dict().items() if k not in ("weights",)}, strict=False)
+    multi.weights.data[:] = torch.tensor([[0.0], [0.0], [3 * float(net.weights[0, 0].detach())]])
+    assert torch.allclose(multi(beta, x), net(beta, x), atol=1e-6)  # l = 3 with the first two weights 0
+    vec = MultiONet(MultiONetConfig(6, 2, 8, 3, 2, n_out=2))
+    assert vec(beta, x).shape == (3, 5, 2)
+
+
+def test_mollified_u_vanishes_on_boundary():
+    torch.manual_seed(0)
+    model = DGNO(DGNOConfig(grid=5, latent=4, encoder=(8,), width=8, depth=2, n_layers_sum=2))
+    for p in model.parameters():
+        torch.nn.init.normal_(p) if p.dim() < 2 else None
+    beta = model(torch.rand(2, 25) * 5 + 5)
+    t = torch.linspace(0, 1, 11)
+    edges = torch.cat([torch.stack([t, 0 * t], 1), torch.stack([t, 0 * t + 1], 1),
+                       torch.stack([0 * t, t], 1), torch.stack([0 * t + 1, t], 1)])
+    inside = model.u(beta, torch.full((1, 2), 0.4))
+    assert inside.abs().min() > 0
+    assert torch.count_nonzero(model.u(beta, edges)) == 0  # exactly 0, not to round-off
+    assert torch.allclose(model.mollifier(torch.tensor([[0.3, 0.8]])),
+                          torch.tensor([math.sin(0.3 * math.pi) * math.sin(0.8 * math.pi)]))
+    model.config.bc = "distance"
+    model.segments = torch.tensor([[[0.0, 0.0], [1.0, 0.0]], [[1.0, 0.0], [1.0, 1.0]], [[1.0, 1.0], [0.0, 1.0]],
+                                   [[0.0, 1.0], [0.0, 0.0]]])
+    assert torch.count_nonzero(model.u(beta, edges).abs() > 1e-12) == 0
+    assert torch.allclose(boundary_distance(torch.tensor([[0.25, 0.5]]), model.segments), torch.tensor([0.25]))
+
+
+def test_dgno_loss_needs_no_labels_and_is_finite():
+    torch.manual_seed(0)
+    model = DGNO(DGNOConfig(grid=5, latent=4, encoder=(8,), width=8, depth=2, n_layers_sum=2, centres=6))
+    rng = np.random.default_rng(0)
+    centres = torch.as_tensor(np.stack([lhs_centres(rng, 6, 1e-4)] * 2), dtype=torch.float32)
+    a = torch.where(torch.rand(2, 25) > 0.5, 10.0, 5.0)
+    out = model.loss(a, centres, torch.full((2, 6 * 25), 5.0))
+    assert abs(out["data"].item() - math.log(2)) < 1e-6  # fresh decoders: sigmoid(0) = 1/2
+    assert torch.isfinite(out["loss"]) and out["pde"].item() > 0
+    out["loss"].backward()
+    assert model.dec_u.weights.grad.abs().sum() > 0 or model.dec_s.weights.grad.abs().sum() > 0
