@@ -109,6 +109,9 @@ class DGNOFamily(Family):
     def setup(self, data, split, model_config, source) -> Setup:
         cls, config, extras = family_model_config(model_config, FAMILY_KEYS[model_config["name"]], source)
         name = model_config["name"]
+        if config.get("bc", "mollifier") != "mollifier":
+            raise InputError("model.bc: the darcy data sets live on the unit square; this family trains with the "
+                             "mollifier (bc: distance is the operator's option for other domains)", source)
         grid = int(config.get("grid", cls.Config.grid))
         xg = grid_points(grid)
         samples, f_values = [], set()
