@@ -310,10 +310,13 @@ class Darcy(Problem):
         lines = [f"net outflow of q = -a grad u: {solution.info['outflow']:.6g}"] if "outflow" in solution.info else []
         return lines + super().report(solution)
 
-    def sample(self, rng: np.random.Generator, geometry: str | None = None):
+    def sample(self, rng: np.random.Generator, geometry: str | None = None, resolution: int | None = None):
+        """``resolution``: cells a side of the square (``--resolution 28``: the 29 × 29 vertex grid of DGNO)."""
         geometry = self.geometry(geometry)
+        if resolution is not None and (geometry != "square" or resolution < 2):
+            raise InputError(f"--resolution {resolution}: cells a side (>= 2) of the square geometry only")
         if geometry == "square":
-            mesh = Mesh.rectangle(int(rng.integers(12, 21)))
+            mesh = Mesh.rectangle(int(resolution) if resolution else int(rng.integers(12, 21)))
         else:
             from .geometries import random_domain
 

@@ -32,7 +32,7 @@ bench_app = typer.Typer(help="Benchmarks that print ratios measured in one run."
 app.add_typer(bench_app, name="bench")
 
 #: Modules that add their commands with ``register(app)``.
-_COMMAND_MODULES = ("solve", "koopman", "rom", "engine", "fe2", "giorom")
+_COMMAND_MODULES = ("solve", "koopman", "rom", "engine", "fe2", "giorom", "invert")
 
 _state = {"debug": False}
 
@@ -221,6 +221,17 @@ def bench_giorom(size: str = typer.Option("small", "--size", help="small (CPU, m
     if size not in ("small", "gpu"):
         raise GraphfemError(f"--size must be small or gpu, got {size!r}")
     typer.echo(run(size=size))
+
+
+@bench_app.command("dgno")
+def bench_dgno(size: str = typer.Option("small", "--size", help="small (2 CPU cores, minutes) or gpu (paper size)."),
+               device: str = typer.Option("auto", "--device", help="auto, cpu or cuda.")) -> None:
+    """DGNO (no labels) vs supervised MultiONet on two-phase Darcy, and the inverse problem at 25 dB."""
+    from graphfem.benchmarks.dgno import run
+
+    if size not in ("small", "gpu"):
+        raise GraphfemError(f"--size must be small or gpu, got {size!r}")
+    typer.echo(run(size=size, device=device))
 
 
 @bench_app.command("flow")
