@@ -432,7 +432,8 @@ PROBLEMS: dict[str, Problem] = {}
 #: modules that register the built-in problems (imported on first look-up)
 _BUILTIN = ("graphfem.physics.poisson", "graphfem.physics.elasticity", "graphfem.physics.heat",
             "graphfem.physics.darcy", "graphfem.physics.transport", "graphfem.physics.navier_stokes",
-            "graphfem.physics.hyperelasticity", "graphfem.physics.mpm", "graphfem.physics.rve")
+            "graphfem.physics.hyperelasticity", "graphfem.physics.mpm", "graphfem.physics.rve",
+            "graphfem.physics.nonlinear_poisson")
 
 
 def register_problem(cls: type[Problem]) -> type[Problem]:

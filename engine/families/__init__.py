@@ -153,7 +153,7 @@ FAMILIES: dict[str, Family] = {}
 
 #: modules that register the built-in adapters (imported on first look-up)
 _BUILTIN = ("graphfem.families.meshgraphnet", "graphfem.families.spon", "graphfem.families.giorom",
-            "graphfem.families.equino", "graphfem.families.dgno")
+            "graphfem.families.equino", "graphfem.families.dgno", "graphfem.families.rgnp")
 
 
 def register_family(cls: type[Family]) -> type[Family]:

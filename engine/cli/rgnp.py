@@ -1,0 +1,122 @@
+"""``graphfem posterior MODEL OBSERVATIONS --w W -o Z.json``: the RGNP posterior over z from observed u.
+
+The posterior q_β(z | u/D, w, X) is a distribution over the problem's unknown inputs, not
+a field on a mesh, so it has its own command rather than ``graphfem predict`` (whose
+contract is the problem's options in, fields on the mesh out). With ``--mesh`` and
+``--fields`` it also writes the posterior predictive mean and std of u on that mesh.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import typer
+
+from graphfem.meshes.errors import GraphfemError, InputError
+
+
+def read_observations_1d(path: Path, field: str = "u") -> tuple[np.ndarray, np.ndarray]:
+    """(x (K,), u (K,)) from a ``.csv`` with a header naming ``x`` and ``field``, or a mesh/point
+    file meshio reads with the point field ``field``. Non-finite values, points outside
+    [−1, 1] and fewer than 2 interior points are refused in one line."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("no such observations file", path)
+    if path.suffix.lower() == ".csv":
+        try:
+            table = np.atleast_1d(np.genfromtxt(path, delimiter=",", names=True, dtype=float))
+        except ValueError as exc:
+            raise InputError(f"not a CSV table of numbers: {' '.join(str(exc).split())}", path) from None
+        names = table.dtype.names or ()
+        missing = [k for k in ("x", field) if k not in names]
+        if missing:
+            raise InputError(f"the CSV header lacks {', '.join(missing)} (it has {', '.join(names) or 'nothing'})",
+                             path)
+        x, u = np.asarray(table["x"], float), np.asarray(table[field], float)
+    else:
+        import meshio
+
+        try:
+            m = meshio.read(path)
+        except Exception as exc:  # noqa: BLE001 - meshio raises many kinds
+            raise InputError(f"cannot read the observations: {' '.join(str(exc).split())}", path) from None
+        if field not in m.point_data:
+            raise InputError(f"no point field {field!r} (it has {', '.join(m.point_data) or 'none'})", path)
+        x, u = np.asarray(m.points[:, 0], float), np.asarray(m.point_data[field], float).reshape(-1)
+    if not (np.isfinite(x).all() and np.isfinite(u).all()):
+        raise InputError(f"{int((~np.isfinite(x) | ~np.isfinite(u)).sum())} observation(s) with NaN or infinite "
+                         "values", path)
+    if (np.abs(x) > 1 + 1e-12).any():
+        raise InputError("observation points lie outside [-1, 1], the model's domain", path)
+    if int((np.abs(x) < 1 - 1e-3).sum()) < 2:
+        raise InputError(f"{len(x)} observation(s), fewer than 2 inside (-1, 1); give more", path)
+    return x, u
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``posterior`` to ``app``."""
+
+    @app.command("posterior")
+    def posterior_cmd(model_path: Path = typer.Argument(..., help="RGNP checkpoint (.safetensors)."),
+                      observations: Path = typer.Argument(..., help="Observed u: .csv (x,u) or a 1D .vtu."),
+                      w: float = typer.Option(..., "--w", help="The known input w of the observed state."),
+                      output: Path = typer.Option(..., "-o", "--output", help="JSON file with z's mean and std."),
+                      field: str = typer.Option("u", "--field", help="Name of the observed value field."),
+                      mesh_path: Optional[Path] = typer.Option(None, "--mesh", help="1D mesh of [-1, 1] for "
+                                                               "--fields."),
+                      fields: Optional[Path] = typer.Option(None, "--fields", help="VTU to write the posterior "
+                                                            "predictive u, u_std on --mesh."),
+                      truth: Optional[str] = typer.Option(None, "--truth", help="The true z0,...,z4, for the "
+                                                          "error."),
+                      draws: int = typer.Option(64, "--draws", help="Draws of z for the predictive.")) -> None:
+        """The GICNet posterior over the unknown z of an RGNP model from observations of u."""
+        from graphfem.checkpoint import load_model
+        from graphfem.families.rgnp import check_inputs, posterior, predictive
+        from graphfem.meshes import Mesh
+
+        if output.suffix.lower() != ".json":
+            raise InputError("-o: the posterior is written as .json", output)
+        if (mesh_path is None) != (fields is None):
+            raise InputError("--mesh and --fields go together (the predictive u is written on the mesh)")
+        if fields is not None and fields.suffix.lower() != ".vtu":
+            raise InputError("--fields: write the predictive fields as .vtu", fields)
+        if draws < 1:
+            raise InputError(f"--draws must be >= 1, got {draws}")
+        model, meta = load_model(model_path)
+        if meta.get("model") != "rgnp":
+            raise InputError(f"a {meta.get('model')} checkpoint; posterior needs an rgnp model", model_path)
+        check_inputs(model, np.full(model.config.n_z, model.config.z_low), w, model_path)
+        z_true = None
+        if truth is not None:
+            from graphfem.physics.options import vector
+
+            z_true = vector(truth, model.config.n_z, "--truth")
+        mesh = Mesh.read(mesh_path) if mesh_path is not None else None
+        if mesh is not None and (mesh.dim != 1 or np.abs(mesh.points[:, 0]).max() > 1 + 1e-12):
+            raise InputError("--mesh: the model predicts on 1D meshes with nodes in [-1, 1]", mesh_path)
+        x, u = read_observations_1d(observations, field)
+        mean, std = posterior(model.float(), x, u, w)
+        if not (np.isfinite(mean).all() and np.isfinite(std).all()):
+            raise GraphfemError("the posterior is not finite; no file written", model_path)
+        record = {"z_mean": mean.tolist(), "z_std": std.tolist(), "w": w, "observations": int(len(x)),
+                  "model": str(model_path)}
+        if z_true is not None:
+            record.update(z_true=z_true.tolist(), z_rel_err=float(np.linalg.norm(mean - z_true) / np.linalg.norm(
+                z_true)), z_inside_2std=int(np.sum(np.abs(z_true - mean) <= 2 * std)))
+        if mesh is not None:
+            um, us = predictive(model, mean, std, w, mesh.points[:, 0], draws=draws)
+            mesh.write(fields, point_data={"u": um, "u_std": us}, units={"u": "1", "u_std": "1"})
+        from graphfem.meshes.io import atomic_path
+
+        with atomic_path(output) as tmp:
+            Path(tmp).write_text(json.dumps(record, indent=1) + "\n")
+        typer.echo(f"wrote {output}: posterior of z from {len(x)} observations"
+                   + (f" and {fields} (predictive u, u_std at {mesh.n_points} nodes)" if mesh is not None else ""))
+        for k, (m_k, s_k) in enumerate(zip(mean, std)):
+            typer.echo(f"  z_{k} = {m_k:+.4f} +- {s_k:.4f}" + (f"  (true {z_true[k]:+.4f})" if z_true is not None
+                                                               else ""))
+        if z_true is not None:
+            typer.echo(f"relative error of the posterior mean {record['z_rel_err']:.4f}; "
+                       f"{record['z_inside_2std']}/{len(mean)} true values inside +-2 std")

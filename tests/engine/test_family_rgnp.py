@@ -1,0 +1,148 @@
+"""The rgnp family: random grids per sample and step, training through graphfem train, predict /
+evaluate / posterior through the CLI, and bad input in one line."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from graphfem.cli import main
+from graphfem.meshes import Mesh
+
+torch.set_num_threads(1)
+
+
+def _yaml(path, data, out, epochs=10, extra=""):
+    path.write_text(f"""model:
+  name: rgnp
+  fourier: 16
+  width: 48
+  depth: 2
+  points: 20
+  lift: 8
+  lift_depth: 2
+  grid: 12
+  conv: 2
+  filters: 8
+  gic_dense: [32]
+  w_dense: 16
+  head: [32]
+  draws: 128{extra}
+data: {{path: {data}, val_fraction: 0.25, test_fraction: 0.5, batch_size: 8}}
+optim:
+  phases:
+    - {{optimizer: adam, epochs: {epochs}, lr: 2.0e-3, weight_decay: 0.0, warmup_steps: 0, min_lr_ratio: 0.2,
+       clip_norm: 0.0, dtype: float32}}
+run: {{out: {out}, seed: 0, threads: 1, checkpoint_every: 1000, progress: false}}
+""")
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    files = tmp_path_factory.mktemp("rgnp")
+    data = files / "np.h5"
+    assert main(["generate", "nonlinear-poisson", "-n", "8", "--resolution", "60", "-o", str(data),
+                 "--seed", "7"]) == 0
+    assert main(["train", str(_yaml(files / "rgnp.yaml", data, files / "run"))]) == 0
+    return files, data
+
+
+def test_every_sample_and_step_draws_its_own_grid(trained):
+    from graphfem.datasets.simulations import SimulationData
+    from graphfem.families import families
+    from graphfem.training.trainer import split_indices
+
+    files, data = trained
+    family = families()["rgnp"]
+    d = SimulationData(data)
+    config = {"name": "rgnp", "fourier": 4, "width": 8, "depth": 1, "points": 20}
+    setup = family.setup(d, split_indices(len(d), 0.25, 0.5, 0), config, "test")
+    b1 = family.collate(setup, setup.train[:4], np.random.default_rng([0, 0, 1]), "cpu", torch.float32)
+    b2 = family.collate(setup, setup.train[:4], np.random.default_rng([0, 0, 2]), "cpu", torch.float32)
+    assert b1["x"].shape == (4, 20, 1) and not torch.allclose(b1["x"], b2["x"])   # per step
+    assert not torch.allclose(b1["x"][0], b1["x"][1])                            # per sample
+    assert not torch.allclose(b1["z"], b2["z"]) and float(b1["x"].abs().max()) <= 1
+    nodes = torch.as_tensor(d.sample(setup.val[0]).mesh.points[:, 0], dtype=torch.float32)
+    assert float((b1["x"].reshape(-1, 1) - nodes).abs().min()) > 0                # validation is on FE nodes
+    fixed = family.setup(d, split_indices(len(d), 0.25, 0.5, 0), {**config, "fixed_grid": True}, "test")
+    f1 = family.collate(fixed, fixed.train[:4], np.random.default_rng(1), "cpu", torch.float32)
+    f2 = family.collate(fixed, fixed.train[:4], np.random.default_rng(2), "cpu", torch.float32)
+    assert torch.equal(f1["x"], f2["x"]) and torch.equal(f1["x"][0], f1["x"][3])  # the PDDLVM baseline
+    with_data = family.setup(d, split_indices(len(d), 0.25, 0.5, 0), {**config, "data": 5}, "test")
+    batch = family.collate(with_data, with_data.train[:4], np.random.default_rng(3), "cpu", torch.float32)
+    assert batch["data"]["y"].shape[0] == 4 and math.isfinite(float(family.loss(with_data.model, batch)))
+
+
+def test_training_lowers_the_negative_elbo_and_learns_u(trained):
+    files, _ = trained
+    records = [json.loads(line) for line in (files / "run" / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in records if "loss" in r]
+    assert len(losses) == 160 and all(math.isfinite(v) for v in losses)
+    assert np.mean(losses[-20:]) < 0.2 * np.mean(losses[:20])
+    final = records[-1]
+    assert final["test_rel_l2_u"] < 0.6                       # loose: 160 steps of a small net
+    assert 0.0 <= final["test_coverage_u"] <= 1.0 and 0.0 <= final["test_coverage_z"] <= 1.0
+    print(f"160 steps: test rel-L2 {final['test_rel_l2_u']:.3f}, 2-sigma coverage {final['test_coverage_u']:.2f}, "
+          f"z error {final['test_z_rel_err']:.3f}")
+
+
+def test_predict_evaluate_posterior_and_bad_input(trained, tmp_path, capsys):
+    import meshio
+
+    from graphfem.datasets.simulations import SimulationData
+
+    files, data = trained
+    ckpt = str(files / "run" / "model.safetensors")
+    x = np.sort(np.concatenate([[-1.0, 1.0], np.random.default_rng(3).uniform(-1, 1, 37)]))
+    line = Mesh(x[:, None], "line", np.stack([np.arange(38), np.arange(1, 39)], 1))  # a non-uniform mesh
+    line.write(tmp_path / "line.vtu")
+    out = tmp_path / "u.vtu"
+    assert main(["predict", ckpt, str(tmp_path / "line.vtu"), "-o", str(out), "--z", "0.3,-0.2,0.5,0.1,-0.4",
+                 "--w", "1.7"]) == 0
+    got = meshio.read(out)
+    assert got.point_data["u"][[0, -1]].tolist() == [0.0, 0.0] and (got.point_data["u_std"] >= 0).all()
+    capsys.readouterr()
+    assert main(["evaluate", ckpt, str(data), "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["samples"] == 8 and {"coverage_u_mean", "z_rel_err_mean", "coverage_z_mean"} <= set(stats)
+    s = SimulationData(data).sample(0)
+    idx = np.arange(1, s.mesh.n_points - 1, 4)
+    rows = np.column_stack([s.mesh.points[idx, 0], s.fields["u"][idx]])
+    np.savetxt(tmp_path / "obs.csv", rows, delimiter=",", header="x,u", comments="")
+    truth = ",".join(f"{v:g}" for v in s.options["z"])
+    post = tmp_path / "z.json"
+    assert main(["posterior", ckpt, str(tmp_path / "obs.csv"), "--w", str(s.options["w"]), "-o", str(post),
+                 "--truth", truth, "--mesh", str(tmp_path / "line.vtu"), "--fields", str(tmp_path / "pp.vtu")]) == 0
+    record = json.loads(post.read_text())
+    assert len(record["z_mean"]) == 5 and all(v > 0 for v in record["z_std"]) and "z_rel_err" in record
+    assert "true values inside" in capsys.readouterr().out and (tmp_path / "pp.vtu").exists()
+
+    rows[2, 1] = np.nan
+    np.savetxt(tmp_path / "nan.csv", rows, delimiter=",", header="x,u", comments="")
+    np.savetxt(tmp_path / "far.csv", rows[4:8] * [3, 1], delimiter=",", header="x,u", comments="")
+    (tmp_path / "bad.safetensors").write_bytes(b"\x00" * 64)
+    Mesh.rectangle(3).write(tmp_path / "square.vtu")
+    lm = str(tmp_path / "line.vtu")
+    bad = [(["predict", ckpt, lm, "-o", str(tmp_path / "x1.vtu"), "--z", "1,2,3,4"], "--z: expected 5"),
+           (["predict", ckpt, lm, "-o", str(tmp_path / "x2.vtu"), "--z", "0,0,1.5,0,0"], "outside the training range"),
+           (["predict", ckpt, lm, "-o", str(tmp_path / "x3.vtu"), "--w", "3"], "--w: 3 lies outside"),
+           (["predict", ckpt, lm, "-o", str(tmp_path / "x4.vtu"), "--method", "picard"], "does not use"),
+           (["predict", ckpt, lm, "-o", str(tmp_path / "x5.vtu"), "--w", "nan"], "--w"),
+           (["predict", ckpt, str(tmp_path / "square.vtu"), "-o", str(tmp_path / "x6.vtu")], "1D"),
+           (["predict", str(tmp_path / "bad.safetensors"), lm, "-o", str(tmp_path / "x7.vtu")], "safetensors"),
+           (["posterior", ckpt, str(tmp_path / "nan.csv"), "--w", "1.5", "-o", str(tmp_path / "x8.json")], "NaN"),
+           (["posterior", ckpt, str(tmp_path / "far.csv"), "--w", "1.5", "-o", str(tmp_path / "x9.json")],
+            "outside [-1, 1]"),
+           (["posterior", ckpt, str(tmp_path / "obs.csv"), "--w", "5", "-o", str(tmp_path / "x10.json")],
+            "outside the training range"),
+           (["posterior", ckpt, str(tmp_path / "obs.csv"), "--w", "1.5", "-o", str(tmp_path / "x11.vtu")], ".json")]
+    for args, words in bad:
+        capsys.readouterr()
+        assert main(args) == 1, args
+        err = capsys.readouterr().err.strip()
+        assert words in err and len(err.splitlines()) == 1, err
+        assert not (tmp_path / args[args.index("-o") + 1]).exists()
