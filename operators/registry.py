@@ -24,7 +24,8 @@ MODELS: dict[str, type] = {}
 #: modules that register the built-in models (imported on first look-up)
 _BUILTIN = ("graphfem.operators.meshgraphnet", "graphfem.operators.spon", "graphfem.operators.equino",
             "graphfem.operators.equino_baselines", "graphfem.operators.giorom",
-            "graphfem.operators.multionet", "graphfem.operators.dgno", "graphfem.operators.rgnp")
+            "graphfem.operators.multionet", "graphfem.operators.dgno", "graphfem.operators.rgnp",
+            "graphfem.operators.neuralstagger")
 
 T = TypeVar("T", bound=type)
 

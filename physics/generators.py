@@ -1,4 +1,4 @@
-"""Data families for ``graphfem generate darcy-two-phase | cavity`` (registered problems sample themselves).
+"""Data families for ``graphfem generate darcy-two-phase | cavity | mac-channel`` (registered problems sample themselves).
 
 Each generator is ``(rng, resolution) -> dict`` with
 
@@ -22,6 +22,7 @@ from graphfem.meshes.errors import InputError
 
 from .darcy import darcy, two_phase_coefficient
 from .grid import lid_driven_cavity
+from .mac_channel import mac_channel
 
 
 def darcy_two_phase(rng: np.random.Generator, resolution: int = 32, grid_points: int = 29) -> dict:
@@ -64,6 +65,7 @@ def cavity(rng: np.random.Generator, resolution: int = 32, re_range: tuple[float
 GENERATORS: dict[str, Callable[..., dict]] = {
     "darcy-two-phase": darcy_two_phase,
     "cavity": cavity,
+    "mac-channel": mac_channel,
 }
 
-__all__ = ["GENERATORS", "cavity", "darcy_two_phase"]
+__all__ = ["GENERATORS", "cavity", "darcy_two_phase", "mac_channel"]

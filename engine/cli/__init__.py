@@ -242,6 +242,18 @@ def bench_flow() -> None:
     typer.echo(run())
 
 
+@bench_app.command("neuralstagger")
+def bench_neuralstagger(size: str = typer.Option("small", "--size", help="small (2 CPU cores, minutes) or gpu "
+                                                                     "(paper-size channel)."),
+                        device: str = typer.Option("auto", "--device", help="auto, cpu or cuda.")) -> None:
+    """Vanilla physics-constrained MAC stepper vs NeuralStagger s=2: errors vs the MAC solver, time per step."""
+    from graphfem.benchmarks.neuralstagger import run
+
+    if size not in ("small", "gpu"):
+        raise GraphfemError(f"--size must be small or gpu, got {size!r}")
+    typer.echo(run(size=size, device=device))
+
+
 def _register_commands() -> None:
     for name in _COMMAND_MODULES:
         try:

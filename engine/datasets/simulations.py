@@ -167,7 +167,8 @@ class SimulationData:
             fields = {k: d[()] for k, d in g["outputs"].items()} if "outputs" in g else {}
             times = g["times"][()] if "times" in g else None
             dofs = {k: d[()] for k, d in g["dofs"].items()} if "dofs" in g else {}
-            prov = {k: (v.item() if hasattr(v, "item") else v) for k, v in g.attrs.items()}
+            prov = {k: (v.tolist() if isinstance(v, np.ndarray) else v.item() if hasattr(v, "item") else v)
+                    for k, v in g.attrs.items()}  # grid families: grid_shape etc. are arrays
         except GraphfemError:
             raise
         except Exception as exc:

@@ -153,7 +153,8 @@ FAMILIES: dict[str, Family] = {}
 
 #: modules that register the built-in adapters (imported on first look-up)
 _BUILTIN = ("graphfem.families.meshgraphnet", "graphfem.families.spon", "graphfem.families.giorom",
-            "graphfem.families.equino", "graphfem.families.dgno", "graphfem.families.rgnp")
+            "graphfem.families.equino", "graphfem.families.dgno", "graphfem.families.rgnp",
+            "graphfem.families.neuralstagger")
 
 
 def register_family(cls: type[Family]) -> type[Family]:
