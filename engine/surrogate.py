@@ -11,6 +11,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from graphfem.meshes import Mesh
+from graphfem.meshes.errors import GraphfemError
 
 from .devices import resolve_device
 
@@ -32,7 +33,14 @@ class Surrogate:
         self.meta = dict(meta)
         self.source = source
         name = self.meta.get("family")
-        self.family = families()[name] if name in families() else family_of_model(self.meta["model"], source)
+        if name is None:  # checkpoints written before the family was stored
+            self.family = family_of_model(self.meta["model"], source)
+        elif isinstance(name, str) and name in families():
+            self.family = families()[name]
+        else:
+            raise GraphfemError(f"checkpoint names the family {name!r}; this graphfem serves "
+                                f"{', '.join(sorted(families()))}", source)
+        self.family.check_meta(self.model, self.meta, source)
 
     @property
     def problem(self) -> dict:

@@ -117,6 +117,11 @@ class Family:
         best checkpoint is chosen by (lower is better)."""
         raise NotImplementedError
 
+    def check_meta(self, model, meta: Mapping[str, Any], source: str | None) -> None:
+        """Refuse, in one line, checkpoint metadata this family cannot serve (a normalisation of
+        the wrong length, say); :func:`graphfem.checkpoint.check_metadata` has checked what every
+        family shares."""
+
     # ---------------------------------------------------------------- inference
     def predict(self, model, meta: Mapping[str, Any], mesh: Mesh, options: Mapping[str, Any],
                 device: str) -> Prediction:

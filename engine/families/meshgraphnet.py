@@ -266,6 +266,21 @@ class MeshGraphNetFamily(Family):
                                 f"{features.names}: retrain it with this version", mesh.source)
         return problem, params, features
 
+    def check_meta(self, model, meta, source) -> None:
+        """The normalisation: x_mean, x_std of the model's ``in_node`` features and y_mean, y_std
+        of its ``out`` channels, numbers with positive standard deviations."""
+        norm = meta.get("normalisation")
+        sizes = {"x_mean": model.config.in_node, "x_std": model.config.in_node,
+                 "y_mean": model.config.out, "y_std": model.config.out}
+        for key, size in sizes.items():
+            value = norm.get(key) if isinstance(norm, Mapping) else None
+            if not (isinstance(value, list) and len(value) == size
+                    and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+                raise GraphfemError(f"checkpoint normalisation {key!r} must be {size} numbers, got {value!r}"[:200],
+                                    source)
+            if key.endswith("std") and min(value) <= 0:
+                raise GraphfemError(f"checkpoint normalisation {key!r} must be positive, got {value}"[:200], source)
+
     def predict(self, model, meta, mesh, options, device) -> Prediction:
         from graphfem.physics.problem import split_fields
 

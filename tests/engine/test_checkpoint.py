@@ -83,13 +83,54 @@ def _rewrite_metadata(path, edit):
     path.write_bytes(struct.pack("<Q", len(new)) + new + data[8 + n:])
 
 
-def test_unregistered_model_name_is_refused(ckpt):
+def test_edited_metadata_is_refused(ckpt):
+    """The digest covers the JSON header: one digit of the normalisation edited is refused."""
     path, _ = ckpt
-    _rewrite_metadata(path, lambda m: m.update(model="not_a_model"))
-    read_tensors(path)  # the file itself is intact
+    _rewrite_metadata(path, lambda m: m["normalisation"].update(y_std=[1.5]))
+    with pytest.raises(GraphfemError, match="checksum mismatch: the weights or the metadata") as err:
+        graphfem.load(path)
+    assert str(err.value).startswith(str(path)) and "\n" not in str(err.value)
+
+
+def test_format_1_files_are_read_with_their_tensor_digest(ckpt, tmp_path):
+    """Checkpoints written before the digest covered the header still load."""
+    from safetensors.torch import save_file
+
+    from graphfem.checkpoint import FORMAT_1, tensor_digest
+
+    path, model = ckpt
+    tensors, meta = read_tensors(path)
+    old = tmp_path / "old.safetensors"
+    save_file(tensors, str(old), metadata={"graphfem": json.dumps({**meta, "format": FORMAT_1}),
+                                           "sha256": tensor_digest(tensors)})
+    assert graphfem.load(old).meta["format"] == FORMAT_1
+
+
+def test_unregistered_model_name_is_refused(ckpt):
+    from graphfem.checkpoint import save_tensors
+
+    path, _ = ckpt
+    tensors, meta = read_tensors(path)
+    save_tensors(path, tensors, {**meta, "model": "not_a_model"})  # an intact file naming an unknown model
     with pytest.raises(GraphfemError, match="unknown model 'not_a_model'") as err:
         graphfem.load(path)
     assert str(path) in str(err.value)
+
+
+def test_a_config_that_does_not_fit_the_weights_is_refused_before_allocating(ckpt):
+    """latent 30000 would allocate gigabytes: the model is sized on the meta device first."""
+    import resource
+
+    from graphfem.checkpoint import save_tensors
+
+    path, _ = ckpt
+    tensors, meta = read_tensors(path)
+    save_tensors(path, tensors, {**meta, "config": {**meta["config"], "latent": 30000}})
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(GraphfemError, match="config and weights do not belong together") as err:
+        graphfem.load(path)
+    assert str(err.value).startswith(str(path)) and "\n" not in str(err.value)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KiB: nothing near 4 GiB
 
 
 def test_import_graphfem_stays_light():
