@@ -99,3 +99,10 @@ def test_spon_poisson_one_level_finer(tmp_path):
     assert (tmp_path / "spon_mg.vtu").exists() and (tmp_path / "spon_mg.png").exists()
     assert result["boundary_max_deviation"] == 0.0  # the Dirichlet values, exact on the finer mesh too
     assert result["spon_mg"]["finer"] < 2.0 * result["spon_mg"]["test"]
+
+
+@pytest.mark.slow
+def test_rgnp_poisson1d(tmp_path):
+    result = load("rgnp_poisson1d").main(tmp_path, tmp_path / "work", samples=8, epochs=3)
+    assert result["figure"].exists()
+    assert 0.0 <= result["coverage_u"] <= 1.0 and np.isfinite(result["z_rel_err"]) and result["rel_l2_u"] < 1.0

@@ -234,6 +234,17 @@ def bench_dgno(size: str = typer.Option("small", "--size", help="small (2 CPU co
     typer.echo(run(size=size, device=device))
 
 
+@bench_app.command("rgnp")
+def bench_rgnp(size: str = typer.Option("small", "--size", help="small (2 CPU cores, minutes) or gpu (paper size)."),
+               device: str = typer.Option("auto", "--device", help="auto, cpu or cuda.")) -> None:
+    """RGNP vs a fixed-grid PDDLVM on 1D nonlinear Poisson: forward and inverse errors, 2-sigma coverage, time."""
+    from graphfem.benchmarks.rgnp import run
+
+    if size not in ("small", "gpu"):
+        raise GraphfemError(f"--size must be small or gpu, got {size!r}")
+    typer.echo(run(size=size, device=device))
+
+
 @bench_app.command("flow")
 def bench_flow() -> None:
     """DFG 2D-1 solve time against dofs with the direct and the iterative solver; one BDF2 step at ~100k dofs."""

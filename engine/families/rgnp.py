@@ -70,7 +70,7 @@ def field_at(model, x: np.ndarray, z: np.ndarray, w: float, device: str = "cpu")
     import torch
 
     dtype = next(model.parameters()).dtype
-    t = lambda v: torch.as_tensor(np.asarray(v, float), dtype=dtype, device=device)  # noqa: E731
+    t = lambda v: torch.as_tensor(np.array(v, float), dtype=dtype, device=device)  # noqa: E731
     with torch.no_grad():
         mean, std = model.field(t(x)[None, :, None], t(z)[None], t([w])[None])
     return mean[0].double().cpu().numpy(), std[0].double().cpu().numpy()
@@ -82,7 +82,7 @@ def posterior(model, x: np.ndarray, u: np.ndarray, w: float, device: str = "cpu"
     import torch
 
     dtype = next(model.parameters()).dtype
-    t = lambda v: torch.as_tensor(np.asarray(v, float), dtype=dtype, device=device)  # noqa: E731
+    t = lambda v: torch.as_tensor(np.array(v, float), dtype=dtype, device=device)  # noqa: E731
     with torch.no_grad():
         q = model.posterior_from_u(t(x)[None, :, None], t(u)[None], t([w])[None])
     return q.mean[0].double().cpu().numpy(), q.stddev[0].double().cpu().numpy()
@@ -116,7 +116,8 @@ def scores(model, space, u: np.ndarray, z: np.ndarray, w: float, device: str = "
             "coverage_z": float(np.mean(np.abs(z - mz) <= 2 * sz))}
 
 
-def _read(data, i: int) -> dict:
+def read_sample(data, i: int) -> dict:
+    """One FE sample of a nonlinear-poisson data set: its P1 ``space``, ``u`` at the nodes, ``z``, ``w``, ``name``."""
     from graphfem.meshes import FESpace
 
     s = data.sample(i)
@@ -160,7 +161,7 @@ class RGNPFamily(Family):
             model = cls(cls.Config(**config))
         except (TypeError, ValueError) as exc:
             raise InputError(f"model: {exc}", source) from None
-        samples = {i: _read(data, i) for i in range(len(data))}
+        samples = {i: read_sample(data, i) for i in range(len(data))}
         c = model.config
         for s in samples.values():
             if s["z"].shape != (c.n_z,) or (s["z"] < c.z_low - 1e-12).any() or (s["z"] > c.z_high + 1e-12).any() \
@@ -242,7 +243,7 @@ class RGNPFamily(Family):
         n = len(data) if limit <= 0 else min(limit, len(data))
         rows, t_pred, t_fe, fe_check = [], [], [], []
         for i in range(n):
-            s = _read(data, i)
+            s = read_sample(data, i)
             check_inputs(model, s["z"], s["w"], data.path)
             start = time.perf_counter()
             rows.append(scores(model, s["space"], s["u"], s["z"], s["w"], device))
@@ -259,4 +260,5 @@ class RGNPFamily(Family):
         return out
 
 
-__all__ = ["FAMILY_KEYS", "RGNPFamily", "check_inputs", "field_at", "posterior", "predictive", "scores"]
+__all__ = ["FAMILY_KEYS", "RGNPFamily", "check_inputs", "field_at", "posterior", "predictive", "read_sample",
+           "scores"]

@@ -146,3 +146,9 @@ def test_predict_evaluate_posterior_and_bad_input(trained, tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert words in err and len(err.splitlines()) == 1, err
         assert not (tmp_path / args[args.index("-o") + 1]).exists()
+
+
+def test_bench_refuses_an_unknown_size(capsys):
+    assert main(["bench", "rgnp", "--size", "huge"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "--size must be small or gpu" in err and len(err.splitlines()) == 1
