@@ -1,6 +1,8 @@
 r"""Baselines for EquiNO on the same RVE data.
 
-**Black box** (``"rve_blackbox"``): an MLP ε̂ ↦ σ̂ trained on FE labels with a
+**Black box** (``"rve_blackbox"``): an MLP ε̂ ↦ σ̂, σ̂ = s_σ N(x) x with
+x = ε̂/strain_scale and N(x) a 3 × 3 secant matrix (exactly σ̂(0) = 0, see
+:func:`~graphfem.operators.equino.through_zero`), trained on FE labels with a
 Sobolev loss on σ̂ and the tangent,
 
     L = mean ‖σ̂_NN − σ̂_FE‖² / s_σ² + λ mean ‖∂σ̂_NN/∂ε̂ − Ĉ_FE‖² / s_C²,
@@ -9,7 +11,8 @@ Sobolev loss on σ̂ and the tangent,
 in inference. It gives σ̂ and Ĉ only, no micro fields.
 
 **VPIONet-style DeepONet** (``"rve_vpionet"``): fluctuation
-ũ_c(x) = Σ_k β_{c,k}(ε̂) τ_k(x) − (same at the pinned corner), with a trunk τ
+ũ_c(x) = Σ_k β_{c,k}(ε̂) τ_k(x) − (same at the pinned corner), β = N(ε̂/s) ε̂/s
+(exactly 0 at ε̂ = 0, so u(0) = 0 and σ̂(0) = 0), with a trunk τ
 fed periodic features cos/sin(2π (m·x)/L) (|m_i| ≤ n_harmonics), so ũ is
 periodic for every input; it is evaluated at the FE dofs and
 differentiated with the FE B matrix. Loss: the potential energy
@@ -27,7 +30,7 @@ from torch import nn
 
 from graphfem.physics.rve import RVE, RVESolution
 
-from .equino import as_strains, law_energy, law_stress, material, stress_and_tangent
+from .equino import as_strains, law_energy, law_stress, material, stress_and_tangent, through_zero
 from .layers import MLP
 from .registry import register
 
@@ -44,17 +47,18 @@ class BlackBoxConfig:
 
 @register("rve_blackbox")
 class BlackBox(nn.Module):
-    """σ̂ = stress_scale · MLP(ε̂ / strain_scale). Shapes: (B, 3) -> (B, 3)."""
+    """σ̂ = stress_scale · N(x) x, x = ε̂ / strain_scale, N an MLP 3 → 3 × 3. Shapes: (B, 3) -> (B, 3)."""
 
     Config = BlackBoxConfig
 
     def __init__(self, config: BlackBoxConfig):
         super().__init__()
         self.config = config
-        self.net = MLP(3, config.width, 3, n_layers=config.depth + 1, layer_norm=False).double()
+        self.net = MLP(3, config.width, 9, n_layers=config.depth + 1, layer_norm=False).double()
 
     def stress_hat(self, strain: torch.Tensor) -> torch.Tensor:
-        return self.config.stress_scale * self.net(strain / self.config.strain_scale)
+        """σ̂ (B, 3), exactly 0 at ε̂ = 0."""
+        return self.config.stress_scale * through_zero(self.net, strain / self.config.strain_scale, 3)
 
     def forward(self, strain: torch.Tensor) -> torch.Tensor:
         return self.stress_hat(strain)
@@ -122,7 +126,7 @@ class VPIONet(nn.Module):
         m = np.arange(-c.n_harmonics, c.n_harmonics + 1)
         waves = np.array([(i, j) for i in m for j in m if (i, j) > (0, 0) or (i == 0 and j > 0)], dtype=float)
         self.register_buffer("waves", torch.as_tensor(waves))
-        self.branch = MLP(3, c.width, 2 * c.n_basis, n_layers=c.depth + 1, layer_norm=False).double()
+        self.branch = MLP(3, c.width, 6 * c.n_basis, n_layers=c.depth + 1, layer_norm=False).double()
         self.trunk = MLP(2 * len(waves), c.width, c.n_basis, n_layers=c.depth + 1, layer_norm=False).double()
         dt = torch.float64
         for name, shape in (("dof_x", (c.n_dofs, 2)), ("component", (c.n_dofs,)), ("pinned", (c.n_dofs,)),
@@ -152,7 +156,7 @@ class VPIONet(nn.Module):
         c = self.config
         t = self.trunk(self._features(self.dof_x))  # (n_dofs, p)
         t = t - t[self.pinned.bool()][:1]  # zero at the pinned corner (both components share locations)
-        beta = self.branch(strain / c.strain_scale).reshape(-1, 2, c.n_basis)  # (B, 2, p)
+        beta = through_zero(self.branch, strain / c.strain_scale, 2 * c.n_basis).reshape(-1, 2, c.n_basis)  # (B, 2, p)
         comp = self.component.long()
         fluct = torch.einsum("np,bnp->bn", t, beta[:, comp, :])
         return strain @ self.affine.T + self.u_scale * fluct

@@ -13,7 +13,15 @@ shear) at **all** N macro quadrature points. For FE² the callback solves one
 periodic RVE problem per point (:class:`RVEMaterial`, warm-started from the
 previous converged fluctuation); for FE-OL it is one batched surrogate call.
 Newton's method uses Ĉ as the tangent: K = Σ_ip Bᵀ Ĉ B w. The prescribed
-displacement is applied in ``steps`` equal increments.
+displacement is applied in ``steps`` equal increments, each with a tangent
+predictor: the increment Δū on Γ_D is carried into the free dofs by the
+tangent of the last converged state (of ε = 0 in the first step),
+
+    Δu_F = −K_FF⁻¹ K_FD Δū,
+
+so that Newton starts from the strains of a linearised solve, not from the
+strains of a single layer of cells next to Γ_D (for a surrogate those lie
+far outside its training strains, and its Newton iteration can wander off).
 """
 from __future__ import annotations
 
@@ -153,10 +161,16 @@ def solve_macro(mesh: Mesh, material: Material, *, fixed: Mapping[str, str | int
     dofmap[free] = np.arange(free.size)
     u = np.zeros(space.n_dofs)
     history: list[list[float]] = []
-    calls, mat_s = 0, 0.0
-    eps = sig = None
+    eps = op.strain(u)
+    t0 = time.perf_counter()
+    sig, C = material(eps)  # the unstrained state: the first predictor's tangent
+    mat_s, calls = time.perf_counter() - t0, 1
     for step in range(1, steps + 1):
+        du = np.zeros(space.n_dofs)
+        du[D] = uD / steps
+        K_all = op.stiffness(np.asarray(C))
         u[D] = uD * step / steps
+        u[free] -= spl.spsolve(K_all[free][:, free].tocsc(), K_all[free] @ du)
         res: list[float] = []
         for it in range(maxiter + 1):
             eps = op.strain(u)

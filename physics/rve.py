@@ -740,6 +740,23 @@ def lhs_strains(n: int, amplitude: float = 0.04, seed: int = 0) -> np.ndarray:
     return amplitude * (2 * cut - 1)
 
 
+def radial_strains(n: int, amplitude: float = 0.04, seed: int = 0) -> np.ndarray:
+    """(n, 3) macro strains in the box [−a, a]³ stratified in magnitude and direction: a Latin
+    hypercube (u₁, u₂, u₃) in [0, 1)³ mapped to ε̂ = u₁ a d / ‖d‖_∞, with d = (√(1 − z²) cos φ,
+    √(1 − z²) sin φ, z), z = 2u₂ − 1, φ = 2π u₃ a uniform direction. Along every ray the strains
+    are uniform from 0 to the box boundary, so there are as many strains within a quarter of
+    the way as in the last quarter, where the box's Latin hypercube (:func:`lhs_strains`) has
+    1/64 of its points in the cube of half-width a/4."""
+    rng = np.random.default_rng(seed)
+    cut = (np.arange(n)[:, None] + rng.random((n, 3))) / n
+    for j in range(3):
+        cut[:, j] = cut[rng.permutation(n), j]
+    z, phi = 2 * cut[:, 1] - 1, 2 * np.pi * cut[:, 2]
+    rho = np.sqrt(1 - z ** 2)
+    d = np.stack([rho * np.cos(phi), rho * np.sin(phi), z], axis=1)
+    return amplitude * cut[:, :1] * d / np.abs(d).max(axis=1, keepdims=True)
+
+
 def timed_solves(rve: RVE, strains: np.ndarray, **kwargs) -> tuple[list[RVESolution], float]:
     """The solves of :meth:`RVE.solve_many` and their wall time in seconds."""
     start = time.perf_counter()
@@ -749,5 +766,5 @@ def timed_solves(rve: RVE, strains: np.ndarray, **kwargs) -> tuple[list[RVESolut
 
 __all__ = ["INCLUSION", "MATRIX", "PRESETS", "RVE", "STRAIN_RANGE", "Inclusion", "Material", "RVEProblem",
            "RVESolution", "StrainOperator",
-           "deviator", "energy_density", "lhs_strains", "periodic_map", "rve_mesh", "stress", "stress_tangent",
+           "deviator", "energy_density", "lhs_strains", "periodic_map", "radial_strains", "rve_mesh", "stress", "stress_tangent",
            "vector_basis"]

@@ -197,11 +197,12 @@ def bench_surrogate(model: Path = typer.Argument(..., help="Checkpoint (.safeten
 
 @bench_app.command("equino")
 def bench_equino(n: int = typer.Option(10, "-n", help="RVE cells per side."),
-                 rank: int = typer.Option(10, "--rank", help="POD rank r.")) -> None:
+                 rank: int = typer.Option(10, "--rank", help="POD rank r."),
+                 fe2_n: int = typer.Option(20, "--fe2-n", help="rve1 cells per side for FE-OL vs FE².")) -> None:
     """EquiNO vs black box vs VPIONet on three RVEs, and FE-OL vs FE² (one run)."""
     from graphfem.benchmarks.equino import run
 
-    typer.echo(run(n=n, rank=rank))
+    typer.echo(run(n=n, rank=rank, fe2_n=fe2_n))
 
 
 @bench_app.command("spon")

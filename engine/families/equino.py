@@ -10,10 +10,19 @@ sample's stored fluctuation dofs ũ (``dofs/fluctuation``) give back, by
 Models (``model.name``):
 
 * ``equino``: POD bases (``rank_u``, ``rank_s``) of the **training**
-  snapshots; the items are ``collocation`` Latin-hypercube macro strains in
-  [−a, a]³ (a = ``amplitude``), drawn from the run's seed; the loss is the
-  unsupervised constitutive gap between σ(ε(u)) and the equilibrated σ_NN
-  (:meth:`graphfem.operators.equino.EquiNO.loss`).
+  snapshots; the items are ``collocation`` macro strains drawn from the run's
+  seed in the box [−a, a]³ (a = ``amplitude``), ``sampling: radial`` (default;
+  :func:`~graphfem.physics.rve.radial_strains`, uniform along each ray from 0
+  to the box boundary, so the small strains of a macro problem are covered)
+  or ``sampling: box`` (the reference's Latin hypercube,
+  :func:`~graphfem.physics.rve.lhs_strains`); the loss
+  is the unsupervised constitutive gap between σ(ε(u)) and the equilibrated
+  σ_NN (:meth:`graphfem.operators.equino.EquiNO.loss`), per strain relative
+  (``relative: true``, default) or with the reference's global weighting.
+  The POD bases also take the three snapshots of the response linearised at
+  ε̂ = 0 (``linear_snapshots: true``, default; one factorisation, no labels).
+  The reference's recipe is ``loss: mse, relative: false, sampling: box,
+  linear_snapshots: false``.
 * ``rve_vpionet``: the same items; the loss is the potential energy of the
   periodic DeepONet displacement (unsupervised).
 * ``rve_blackbox``: the items are the training snapshots; the loss is the
@@ -51,14 +60,17 @@ if TYPE_CHECKING:
     from graphfem.training.config import TrainConfig
 
 #: family options in ``model:`` besides the model config's fields, with their defaults
-FAMILY_KEYS: dict[str, dict[str, Any]] = {"equino": {"collocation": 64, "amplitude": 0.04},
-                                          "rve_vpionet": {"collocation": 64, "amplitude": 0.04},
+FAMILY_KEYS: dict[str, dict[str, Any]] = {"equino": {"collocation": 64, "amplitude": 0.04, "sampling": "radial"},
+                                          "rve_vpionet": {"collocation": 64, "amplitude": 0.04, "sampling": "radial"},
                                           "rve_blackbox": {"tangent_weight": 1.0}}
 #: config fields the data sets (the RVE's sizes), not the user
 DERIVED: dict[str, tuple[str, ...]] = {"equino": ("n_dofs", "n_points", "volume"),
                                        "rve_vpionet": ("n_dofs", "n_points", "volume", "length_x", "length_y",
                                                        "nnz_b"),
                                        "rve_blackbox": ()}
+#: collocation samplers in [−a, a]³: ``box`` the reference's Latin hypercube, ``radial`` stratified in
+#: direction and in magnitude along each ray, so that small strains are as well covered as large ones
+SAMPLERS = ("box", "radial")
 #: the stress field each model predicts
 SIGMA_KEY = {"equino": "sigma_nn", "rve_vpionet": "sigma_law"}
 _OPTIONS = ("strain", "inclusion_tag", "matrix", "inclusion")
@@ -182,13 +194,17 @@ def macro_material(model, source: str = "nn"):
 def train_config(data: str, out: str, model: str = "equino", *, rank: int = 8, collocation: int = 64,
                  adam_steps: int = 500, lbfgs_iterations: int = 300, batch_size: int = 10, max_iter: int = 10,
                  val_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 0, threads: int = 1,
-                 checkpoint_every: int = 10, device: str = "cpu", progress: bool = False) -> TrainConfig:
+                 checkpoint_every: int = 10, device: str = "cpu", progress: bool = False,
+                 sampling: str = "radial", loss: str = "cre", relative: bool = True,
+                 linear_snapshots: bool = True) -> TrainConfig:
     """The :class:`~graphfem.training.config.TrainConfig` of ``examples/equino.yaml`` for any of the
     three models: Adam (constant ``lr`` 1e-3, no clipping or weight decay, batches of ``batch_size``
     items) for about ``adam_steps`` steps, then full-batch L-BFGS (strong Wolfe, history 50,
     tolerances at machine precision) for ``lbfgs_iterations`` iterations in steps of ``max_iter``,
-    all in float64. ``rank`` is EquiNO's POD rank r_u = r_s; ``collocation`` the collocation strains
-    of EquiNO and VPIONet (the black box trains on the snapshots of ``data``'s training split)."""
+    all in float64. ``rank`` is EquiNO's POD rank r_u = r_s; ``collocation`` and ``sampling`` the
+    collocation strains of EquiNO and VPIONet (the black box trains on the snapshots of ``data``'s
+    training split); ``loss``, ``relative`` and ``linear_snapshots`` EquiNO's loss and bases
+    (``"mse"``, ``False``, ``False`` with ``sampling="box"``: the reference's recipe)."""
     import math
 
     from graphfem.datasets.simulations import SimulationData
@@ -199,8 +215,9 @@ def train_config(data: str, out: str, model: str = "equino", *, rank: int = 8, c
         n_items = len(split_indices(len(SimulationData(data)), val_fraction, test_fraction, seed)["train"])
     else:
         n_items = collocation
-    keys = {"equino": {"rank_u": rank, "rank_s": rank, "collocation": collocation},
-            "rve_vpionet": {"collocation": collocation}, "rve_blackbox": {}}[model]
+    keys = {"equino": {"rank_u": rank, "rank_s": rank, "collocation": collocation, "sampling": sampling,
+                       "loss": loss, "relative": relative, "linear_snapshots": linear_snapshots},
+            "rve_vpionet": {"collocation": collocation, "sampling": sampling}, "rve_blackbox": {}}[model]
     adam = {"optimizer": "adam", "epochs": math.ceil(adam_steps / math.ceil(n_items / batch_size)), "lr": 1e-3,
             "weight_decay": 0.0, "warmup_steps": 0, "min_lr_ratio": 1.0, "clip_norm": 0.0, "dtype": "float64"}
     lbfgs = {"optimizer": "lbfgs", "steps": math.ceil(lbfgs_iterations / max_iter), "max_iter": max_iter, "lr": 1.0,
@@ -231,7 +248,7 @@ class EquiNOFamily(Family):
         import torch
 
         from graphfem.physics.problem import get_problem
-        from graphfem.physics.rve import lhs_strains
+        from graphfem.physics.rve import lhs_strains, radial_strains
 
         config = dict(model_config)
         name = config.pop("name")
@@ -251,8 +268,9 @@ class EquiNOFamily(Family):
             config = {"stress_scale": state["scales"][0], **config}
             items = train_ids
         else:
-            state["collocation"] = lhs_strains(int(extras["collocation"]), float(extras["amplitude"]),
-                                               seed=torch.initial_seed())  # the trainer seeds torch with run.seed
+            sampler = radial_strains if extras["sampling"] == "radial" else lhs_strains
+            state["collocation"] = sampler(int(extras["collocation"]), float(extras["amplitude"]),
+                                           seed=torch.initial_seed())  # the trainer seeds torch with run.seed
             strains = np.concatenate([strains, state["collocation"]])
             items = list(range(len(state["collocation"])))
         model = self._build(name, rve, train, config)
@@ -285,6 +303,11 @@ class EquiNOFamily(Family):
                 raise InputError(f"model.{key}: expected {type(default).__name__}, got {value!r}", source)
         if config.get("loss", "cre") not in ("cre", "mse"):
             raise InputError(f"model.loss: expected cre or mse, got {config['loss']!r}", source)
+        for key in ("relative", "linear_snapshots"):
+            if not isinstance(config.get(key, True), bool):
+                raise InputError(f"model.{key}: expected true or false, got {config[key]!r}", source)
+        if extras.get("sampling", "radial") not in SAMPLERS:
+            raise InputError(f"model.sampling: expected {' or '.join(SAMPLERS)}, got {extras['sampling']!r}", source)
         if extras.get("collocation", 1) < 1 or extras.get("amplitude", 1.0) <= 0:
             raise InputError("model.collocation must be >= 1 and model.amplitude > 0", source)
 
@@ -402,5 +425,5 @@ class EquiNOFamily(Family):
         return out
 
 
-__all__ = ["DERIVED", "EquiNOFamily", "FAMILY_KEYS", "SIGMA_KEY", "Snapshots", "check_rve", "macro_material",
+__all__ = ["DERIVED", "EquiNOFamily", "FAMILY_KEYS", "SAMPLERS", "SIGMA_KEY", "Snapshots", "check_rve", "macro_material",
            "micro_fields", "read_snapshots", "train_config"]

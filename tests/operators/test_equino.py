@@ -103,6 +103,37 @@ def test_homogenised_stress_within_5_percent(setup):
     assert np.median(errs["u"]) < 0.05 and np.median(errs["sigma_xx"]) < 0.05
 
 
+def test_zero_strain_gives_exactly_zero(setup):
+    cell, _, strains, _, model, _ = setup
+    # ε̂ = 0 in a batch with other strains: every field and both σ̂ are exactly 0 (b = N(x) x)
+    e = np.concatenate([np.zeros((1, 3)), strains[:2]])
+    pred = model.predict(e)
+    for key in ("u", "eps", "sigma_law", "sigma_nn", "stress_hat", "stress_hat_law"):
+        assert not np.any(pred[key][0]), (key, pred[key][0])
+        assert np.abs(pred[key][1]).max() > 0
+    for source in ("nn", "law"):
+        s, C = model.material(source)(np.zeros((4, 3)))
+        assert not np.any(s) and np.isfinite(C).all()
+    # the tangent at zero is the trained one, close to the FE tangent there (within 5 %)
+    from graphfem.operators.equino import linear_response
+
+    C0 = linear_response(cell)[2]
+    _, C = model.material("law")(np.zeros((1, 3)))
+    assert np.linalg.norm(C[0] - C0) < 0.05 * np.linalg.norm(C0)
+    np.testing.assert_array_equal(model.tangent0.numpy(), C0)
+
+
+def test_small_strains_are_relatively_accurate(setup):
+    cell, _, strains, _, model, _ = setup
+    # the relative loss and the linearised snapshots: strains 20-100x below the training amplitude
+    small = strains[:6] / np.linalg.norm(strains[:6], axis=1, keepdims=True) * np.array([[4e-4], [1e-3], [2e-3]] * 2)
+    ref = np.stack([s.stress for s in cell.solve_many(small)])
+    pred = model.predict(small)
+    for key in ("stress_hat", "stress_hat_law"):
+        err = np.linalg.norm(pred[key] - ref, axis=1) / np.linalg.norm(ref, axis=1)
+        assert err.max() < 0.03, (key, err)
+
+
 def test_pure_shear(setup):
     cell, _, _, _, model, _ = setup
     e = np.array([[0.0, 0.0, 0.03]])
@@ -119,7 +150,7 @@ def test_fe_ol_macro_newton_converges(setup):
                       displacement={"top": ("y", 0.01)}, rtol=1e-12)
     r = sol.newton[0]
     assert r[-1] <= 1e-12 and len(r) <= 7
-    assert sol.material_calls == len(r)
+    assert sol.material_calls == len(r) + 1  # and one at zero strain: the tangent predictor's
 
 
 def test_bases_come_from_the_training_snapshots(setup):
@@ -145,6 +176,10 @@ def test_baselines(setup):
     S, Ct = bb.stress_and_tangent(e)
     assert float(sobolev_loss(bb, e, S.detach(), Ct.detach(), 1.0, 1.0).detach()) < 1e-20
     vp, _ = _trained(folder, "rve_vpionet", collocation=32, adam_steps=50, lbfgs_iterations=0)
+    # σ̂(0) = 0 and u(0) = 0 exactly for both baselines, whatever their weights
+    zero = np.zeros((1, 3))
+    assert not np.any(bb.predict(zero)["stress_hat"]) and not np.any(bb.material()(zero)[0])
+    assert not np.any(vp.predict(zero)["u"]) and not np.any(vp.predict(zero)["stress_hat"])
     u = vp.predict(strains[:2])["u"]
     fluct = u - strains[:2] @ vp.affine.numpy().T
     assert np.abs(fluct - fluct[:, cell.master]).max() < 1e-12 * max(np.abs(fluct).max(), 1e-30)
