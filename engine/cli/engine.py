@@ -63,12 +63,16 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def train(config: Path = typer.Argument(..., help="YAML training configuration."),
               set_: List[str] = typer.Option([], "--set", help="Override a key: --set optim.lr=3e-4."),
-              resume: bool = typer.Option(False, "--resume", help="Continue from <out>/state.safetensors.")) -> None:
+              resume: bool = typer.Option(False, "--resume", help="Continue from <out>/state.safetensors."),
+              skip_bad: bool = typer.Option(False, "--skip-bad",
+                                            help="Skip damaged groups of the data set with a warning each "
+                                                 "(the config's data.skip_bad).")) -> None:
         """Train any model family (DDP under torchrun); writes model.safetensors, metrics.jsonl and curves.png."""
         from graphfem.training.config import load_config
         from graphfem.training.trainer import train as run
 
-        final = run(load_config(config, set_), resume=resume, source=str(config))
+        final = run(load_config(config, [*set_, *(["data.skip_bad=true"] if skip_bad else [])]), resume=resume,
+                    source=str(config))
         typer.echo(json.dumps(final))
 
     @app.command(context_settings=_EXTRA)

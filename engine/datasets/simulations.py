@@ -21,9 +21,11 @@ the ``params`` entries and ``inputs`` arrays named like its options;
 everything else in ``params`` is provenance.
 
 :class:`SimulationData` checks every group when it opens the file: a damaged
-group (a missing or misshapen array, NaN or infinite values, a group of
-another problem) is named in a one-line error, or skipped with a warning when
-``skip_bad=True``.
+group (a missing or misshapen array, NaN or infinite values, text where
+numbers belong) is named in a one-line error that lists every damaged group,
+or skipped with a one-line warning per group when ``skip_bad=True``. A group
+of another problem is not damaged: it is refused as that problem, with or
+without ``skip_bad``.
 """
 from __future__ import annotations
 
@@ -108,7 +110,8 @@ class SimulationData:
 
     Raises:
         GraphfemError: the file is missing or unreadable, holds no usable
-            group, or a group is damaged (named) and ``skip_bad`` is off.
+            group, a group is damaged and ``skip_bad`` is off (every damaged
+            group named), or a group holds another problem.
     """
 
     def __init__(self, path: str | Path, skip_bad: bool = False):
@@ -125,16 +128,23 @@ class SimulationData:
                 names = sorted(k for k in h5.keys() if k.startswith("sim_"))
                 self.names, self.bad = [], {}
                 for name in names:
-                    problem = check_group(h5, name, self.problem)
+                    foreign = foreign_problem(h5, name, self.problem)
+                    if foreign is not None:  # not damaged: another problem's data, which --skip-bad does not hide
+                        raise GraphfemError(f"group {name!r} holds a {foreign} simulation, but the data set is "
+                                            f"{self.problem}; one data set holds one problem", self.path)
+                    problem = check_group(h5, name)
                     if problem is None:
                         self.names.append(name)
                     else:
                         self.bad[name] = problem
         except OSError as exc:
             raise GraphfemError(f"cannot read HDF5 dataset: {' '.join(str(exc).split())}", self.path) from None
+        if self.bad and not skip_bad:
+            listed = "; ".join(f"{name} ({problem})" for name, problem in list(self.bad.items())[:4])
+            more = f"; and {len(self.bad) - 4} more" if len(self.bad) > 4 else ""
+            raise GraphfemError(f"{len(self.bad)} damaged group{'s' if len(self.bad) > 1 else ''}: {listed}{more}; "
+                                f"pass --skip-bad to skip {'them' if len(self.bad) > 1 else 'it'}", self.path)
         for name, problem in self.bad.items():
-            if not skip_bad:
-                raise GraphfemError(f"group {name!r} is damaged ({problem}); pass --skip-bad to skip it", self.path)
             warnings.warn(f"{self.path}: skipping damaged group {name!r} ({problem})", stacklevel=2)
         if not self.names:
             raise GraphfemError("the dataset holds no usable simulation", self.path)
@@ -193,17 +203,44 @@ class SimulationData:
         return state
 
 
-def check_group(h5, name: str, problem: str) -> str | None:
-    """None if group ``name`` is usable, else what is wrong with it: a group of
-    another problem, a missing mesh or output, arrays whose first axis fits
-    neither the nodes nor the cells (nor T for series), non-numeric or
-    non-finite values, unreadable ``params``."""
+def foreign_problem(h5, name: str, problem: str) -> str | None:
+    """The problem of group ``name`` where it names another than the data set's ``problem``, else None."""
+    try:
+        own = h5[name].attrs.get("problem", problem)
+    except Exception:  # an unreadable group is damaged, which check_group reports
+        return None
+    own = own.decode() if isinstance(own, bytes) else str(own)
+    return own if own != problem else None
+
+
+def _non_finite(value: Any, where: str = "") -> str | None:
+    """The first key path in a parsed ``params`` JSON that holds NaN or an infinity, else None."""
+    if isinstance(value, float) and not np.isfinite(value):
+        return where or "a value"
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _non_finite(item, f"{where}.{key}" if where else str(key))
+        if found:
+            return found
+    return None
+
+
+def check_group(h5, name: str) -> str | None:
+    """None if group ``name`` is usable, else what is wrong with it: a missing
+    mesh or output, cells naming nodes the mesh lacks, arrays whose first axis
+    fits neither the nodes nor the cells (nor T for series), non-numeric
+    (text, object) or non-finite values in the arrays or in ``params``,
+    unreadable ``params``. (A group of another problem is not damaged; see
+    :func:`foreign_problem`.)"""
     try:
         g = h5[name]
-        own = str(g.attrs.get("problem", problem))
-        if own != problem:
-            return f"a {own} sample in a {problem} data set"
-        json.loads(g.attrs.get("params", "{}"))
+        try:
+            params = json.loads(g.attrs.get("params", "{}"))
+        except (TypeError, ValueError):
+            return "params is not JSON"
+        bad = _non_finite(params)
+        if bad:
+            return f"params {bad} is NaN or infinite"
         if "outputs" not in g or not len(g["outputs"]):
             return "missing outputs"
         n = m = None
@@ -212,13 +249,22 @@ def check_group(h5, name: str, problem: str) -> str | None:
                 if key not in g:
                     return f"missing {key}"
             n, m = g["mesh/points"].shape[0], g["mesh/cells"].shape[0]
+            for key in ("mesh/points", "mesh/cells"):
+                if g[key].dtype.kind not in "biuf":
+                    return f"{key} holds {_kind(g[key].dtype)}, not numbers"
             if not np.isfinite(g["mesh/points"][()]).all():
                 return "mesh/points holds NaN or infinite values"
+            cells = g["mesh/cells"][()]
+            if cells.size and (cells.min() < 0 or cells.max() >= n):
+                return f"mesh/cells names node {int(cells.max() if cells.max() >= n else cells.min())}, " \
+                       f"the mesh has nodes 0..{n - 1}"
         T = g["times"].shape[0] if "times" in g else None
         for section in ("inputs", "outputs", "dofs"):
             for key, d in (g[section].items() if section in g else ()):
+                if not hasattr(d, "dtype"):
+                    return f"{section}/{key} is a group, not an array"
                 if d.dtype.kind not in "biuf":
-                    return f"{section}/{key} holds {d.dtype} values, not numbers"
+                    return f"{section}/{key} holds {_kind(d.dtype)}, not numbers"
                 values = d[()]
                 if not np.isfinite(values).all():
                     return f"{section}/{key} holds NaN or infinite values"
@@ -234,6 +280,13 @@ def check_group(h5, name: str, problem: str) -> str | None:
     except Exception as exc:  # h5py raises KeyError/OSError/RuntimeError on damaged objects
         return " ".join(str(exc).split()) or type(exc).__name__
     return None
+
+
+def _kind(dtype: np.dtype) -> str:
+    """A dtype in words: ``text (|S1)``, ``objects (object)``, ``bool``..."""
+    words = {"S": "text", "U": "text", "O": "objects", "V": "raw records", "c": "complex numbers", "M": "dates",
+             "m": "time spans"}
+    return f"{words.get(dtype.kind, 'values')} ({dtype.str if dtype.kind in 'SUV' else dtype})"
 
 
 def _json_default(value: Any):
@@ -261,4 +314,4 @@ def write_sample(group, sample: dict) -> None:
     group.attrs["params"] = json.dumps(sample.get("params", {}), default=_json_default)
 
 
-__all__ = ["ALIASES", "Sample", "SimulationData", "check_group", "problem_of", "read_mesh", "write_mesh", "write_sample"]
+__all__ = ["ALIASES", "Sample", "SimulationData", "check_group", "foreign_problem", "problem_of", "read_mesh", "write_mesh", "write_sample"]
