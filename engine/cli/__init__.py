@@ -196,9 +196,10 @@ def bench_surrogate(model: Path = typer.Argument(..., help="Checkpoint (.safeten
 
 
 @bench_app.command("equino")
-def bench_equino(n: int = typer.Option(10, "-n", help="RVE cells per side."),
+def bench_equino(n: int = typer.Option(10, "--resolution", metavar="CELLS", help="RVE cells per side."),
                  rank: int = typer.Option(10, "--rank", help="POD rank r."),
-                 fe2_n: int = typer.Option(20, "--fe2-n", help="rve1 cells per side for FE-OL vs FE².")) -> None:
+                 fe2_n: int = typer.Option(20, "--fe2-resolution", metavar="CELLS",
+                                           help="rve1 cells per side for FE-OL vs FE².")) -> None:
     """EquiNO vs black box vs VPIONet on three RVEs, and FE-OL vs FE² (one run)."""
     from graphfem.benchmarks.equino import run
 
@@ -310,8 +311,8 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo(exc.ctx.get_help() if exc.ctx else "", err=True)
         return 2
     except click_errors.UsageError as exc:
-        where = f" ({exc.ctx.command_path})" if exc.ctx else ""
-        typer.echo(f"graphfem: error{where}: {exc.format_message()}", err=True)
+        where = f"{exc.ctx.command_path}: " if exc.ctx else ""
+        typer.echo(f"graphfem: error: {where}{exc.format_message()}", err=True)
         return 2
     except tuple({typer.Exit, getattr(click_errors, "Exit", typer.Exit)}) as exc:
         return exc.exit_code

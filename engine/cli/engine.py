@@ -62,7 +62,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def train(config: Path = typer.Argument(..., help="YAML training configuration."),
-              set_: List[str] = typer.Option([], "--set", help="Override a key: --set optim.lr=3e-4."),
+              set_: List[str] = typer.Option([], "--set", metavar="KEY=VALUE",
+                                                 help="Override a key: --set optim.lr=3e-4 (repeatable)."),
               resume: bool = typer.Option(False, "--resume", help="Continue from <out>/state.safetensors."),
               skip_bad: bool = typer.Option(False, "--skip-bad",
                                             help="Skip damaged groups of the data set with a warning each "

@@ -68,11 +68,15 @@ def read_rve(path: Path, inclusion_tag: str = "inclusion", materials: dict | Non
 
 
 def _bc(specs: list[str], with_value: bool, option: str) -> dict:
+    """{tag: component} from ``--fix TAG[:x|y|xy]`` (a bare TAG holds both components, as in
+    ``solve elasticity --fix``) or {tag: (component, value)} from ``--displacement TAG:x|y:VALUE``."""
     out = {}
     for spec in specs:
         parts = spec.split(":")
-        if len(parts) != (3 if with_value else 2) or parts[1] not in ("x", "y", "xy"):
-            form = "TAG:x|y:VALUE" if with_value else "TAG:x|y|xy"
+        if not with_value and len(parts) == 1:
+            parts.append("xy")
+        if len(parts) != (3 if with_value else 2) or parts[1] not in ("x", "y", "xy") or not parts[0]:
+            form = "TAG:x|y:VALUE" if with_value else "TAG or TAG:x|y|xy"
             raise InputError(f"{option} {spec!r}: expected {form}")
         comp = None if parts[1] == "xy" else parts[1]
         try:
@@ -136,7 +140,8 @@ def register(app: typer.Typer) -> None:
     @app.command("rve-mesh")
     def rve_mesh_cmd(output: Path = typer.Option(..., "-o", "--output", help="Mesh file to write (.vtu, .msh)."),
                      preset: str = typer.Option("disc", "--preset", help="disc | rve1 | rve2 | rve3."),
-                     n: int = typer.Option(16, "-n", help="Cells per side.")) -> None:
+                     n: int = typer.Option(16, "--resolution", metavar="CELLS",
+                                           help="Cells per side (as generate rve --resolution).")) -> None:
         """A periodic structured quad RVE of [-0.5, 0.5]^2 with inclusions (cell field tag:inclusion)."""
         from graphfem.physics.rve import rve_mesh
 
@@ -152,10 +157,12 @@ def register(app: typer.Typer) -> None:
             reference: bool = typer.Option(False, "--reference", help="True FE²: nested RVE solves."),
             output: Path = typer.Option(..., "-o", "--output", help="Macro VTU to write."),
             inclusion_tag: str = typer.Option("inclusion", "--inclusion-tag", help="Cell tag of the inclusions."),
-            fix: list[str] = typer.Option(["left:x", "bottom:y"], "--fix", help="TAG:x|y|xy held at zero."),
-            pull: list[str] = typer.Option(["top:y:0.01"], "--pull", help="TAG:x|y:VALUE prescribed."),
+            fix: list[str] = typer.Option(["left:x", "bottom:y"], "--fix", metavar="TAG[:x|y|xy]",
+                                          help="Displacement held at zero (repeatable; a bare TAG: both components)."),
+            displacement: list[str] = typer.Option(["top:y:0.01"], "--displacement", metavar="TAG:x|y:VALUE",
+                                                   help="Displacement component prescribed on a tag (repeatable)."),
             steps: int = typer.Option(1, "--steps", help="Load increments."),
-            micro_at: list[int] = typer.Option([], "--micro-at", help="Macro quadrature points for micro VTUs "
+            micro_at: list[int] = typer.Option([], "--micro-at", metavar="POINT", help="Macro quadrature points for micro VTUs "
                                                                       "(default: the most strained one)."),
             stress_source: str = typer.Option("nn", "--stress", help="EquiNO's stress: nn (equilibrated "
                                               "σ_NN) | law.")) -> None:
@@ -171,7 +178,7 @@ def register(app: typer.Typer) -> None:
         rve = read_rve(rve_path, inclusion_tag, meta.get("problem", {}).get("rve"))
         macro = with_sides(Mesh.read(macro_path))
         try:
-            sol, micro = run_fe2(macro, rve, model, _bc(fix, False, "--fix"), _bc(pull, True, "--pull"), steps,
+            sol, micro = run_fe2(macro, rve, model, _bc(fix, False, "--fix"), _bc(displacement, True, "--displacement"), steps,
                                  micro_at or None, stress_source)
         except GraphfemError as exc:
             raise exc.with_source(macro_path) from None

@@ -33,8 +33,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Eigenvalues with residuals, pseudospectrum and certified spectrum of the
         Koopman operator learned from DATA; writes eigenvalues.csv, spectrum.json,
-        eigenvalues.png (and modes.vtu for mesh data) into OUTPUT. Bad input raises
-        GraphfemError, which graphfem.cli.main prints as one line (exit code 1)."""
+        eigenvalues.png (and modes.vtu for mesh data) into OUTPUT. Bad input is
+        refused in one line (exit code 1), with nothing written."""
         import warnings
 
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn

@@ -58,7 +58,7 @@ def test_checkpoint_round_trip(trained):
 
 def test_fe2_commands(app, trained, tmp_path):
     runner = CliRunner()
-    res = runner.invoke(app, ["rve-mesh", "-o", str(tmp_path / "rve.vtu"), "-n", "4"])
+    res = runner.invoke(app, ["rve-mesh", "-o", str(tmp_path / "rve.vtu"), "--resolution", "4"])
     assert res.exit_code == 0, res.output
     plate_with_hole(2, 2).write(tmp_path / "plate.vtu")
     common = [str(tmp_path / "plate.vtu"), "--rve", str(tmp_path / "rve.vtu"), "--micro-at", "1"]
@@ -87,7 +87,7 @@ def test_fe2_commands(app, trained, tmp_path):
     res = runner.invoke(app, ["fe2", *common, "--model", str(bb), "-o", str(tmp_path / "bb2.vtu")])
     assert "no micro fields" in str(res.exception) and not (tmp_path / "bb2.vtu").exists()
     # an RVE other than the training one is refused in one line, naming the RVE file
-    res = runner.invoke(app, ["rve-mesh", "-o", str(tmp_path / "other.vtu"), "-n", "4", "--preset", "rve1"])
+    res = runner.invoke(app, ["rve-mesh", "-o", str(tmp_path / "other.vtu"), "--resolution", "4", "--preset", "rve1"])
     res = runner.invoke(app, ["fe2", str(tmp_path / "plate.vtu"), "--rve", str(tmp_path / "other.vtu"), "--model",
                               str(model_path), "-o", str(tmp_path / "y.vtu")])
     message = str(res.exception)

@@ -267,7 +267,7 @@ def cli():
 def test_cli_cluster_and_solve(poisson_data, tmp_path):
     data, mesh_path = poisson_data
     rep = tmp_path / "report"
-    r = CliRunner().invoke(cli(), ["rom", "cluster", str(data), "-k", "3", "-n", "6", "-o", str(rep)])
+    r = CliRunner().invoke(cli(), ["rom", "cluster", str(data), "-k", "3", "--modes", "6", "-o", str(rep)])
     assert r.exit_code == 0, r.output
     for f in ("summary.json", "labels.csv", "bases.npz", "errors.png", "modes.vtu", "problem.json"):
         assert (rep / f).exists()
@@ -285,18 +285,19 @@ def test_cli_cluster_and_solve(poisson_data, tmp_path):
     assert info["n_modes"] == 6 and info["rel_error_l2"] < 0.5 and (tmp_path / "u.vtu").exists()
 
 
-def test_cli_bad_input_is_one_line_and_leaves_no_report(tmp_path):
+def test_cli_bad_input_is_one_line_and_leaves_no_report(tmp_path, capsys):
+    from graphfem.cli import main
+
     bad = tmp_path / "bad.npz"
     np.savez(bad, snapshots=np.ones((4, 3)))
     rep = tmp_path / "report"
-    r = CliRunner().invoke(cli(), ["rom", "cluster", str(bad), "-k", "2", "-n", "1", "-o", str(rep)])
-    assert r.exit_code == 1
-    lines = [ln for ln in r.output.splitlines() if ln.strip()]
-    assert len(lines) == 1 and str(bad) in lines[0] and "train" in lines[0]
+    assert main(["rom", "cluster", str(bad), "-k", "2", "--modes", "1", "-o", str(rep)]) == 1
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("graphfem: error: ") and str(bad) in lines[0], lines
+    assert "train" in lines[0]
     assert not rep.exists() and not any(p.name.startswith(".report") for p in tmp_path.iterdir())
-    r = CliRunner().invoke(cli(), ["rom", "cluster", str(tmp_path / "missing.npz"), "-k", "2", "-n", "1",
-                                   "-o", str(rep)])
-    assert r.exit_code == 1 and "missing.npz" in r.output and not rep.exists()
+    assert main(["rom", "cluster", str(tmp_path / "missing.npz"), "-k", "2", "--modes", "1", "-o", str(rep)]) == 1
+    assert "missing.npz" in capsys.readouterr().err and not rep.exists()
 
 
 def test_hdf5_dataset_with_mesh_gets_the_p1_mass(tmp_path):
