@@ -3,9 +3,15 @@
 Reading keeps what meshio finds and adds what it drops:
 
 * gmsh physical groups -> named node / facet / cell tags;
-* Abaqus node and element sets -> node tags and cell (or facet) tags;
-* Exodus node sets via meshio, side sets read from the netCDF file when
-  netCDF4 is installed (meshio drops them), else a warning.
+* Abaqus node and element sets -> node tags and cell (or facet) tags,
+  element-based surfaces -> facet tags (:mod:`graphfem.meshes.abaqus`);
+* Exodus node sets via meshio; side sets -> facet tags and element blocks ->
+  cell tags, read from the netCDF file (meshio drops them);
+* ``boundary``: every boundary facet, on a mesh with no tag of that name.
+
+Damaged files are refused in one line that names the cause where it can be
+recognised (empty, truncated, not the format its extension says), and
+meshio's own prints are silenced.
 
 Every write goes to a temporary file in the target folder and is renamed on
 success, so a failure never leaves a half-written file.
@@ -79,38 +85,163 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
 
 
 # ---------------------------------------------------------------------- reading
-def read(path: str | Path, merge_tolerance: float = 1e-12) -> Mesh:
+def read(path: str | Path, merge_tolerance: float = 1e-12, allow_outside: bool = False) -> Mesh:
     """Read a mesh file in any format meshio knows, keeping its tags.
 
     Mixed triangle/quad and tetra/wedge/hexahedron meshes are split into
     simplices (see :mod:`graphfem.meshes.conform`), 2D meshes stored with
     z = 0 become 2D, duplicated nodes (closer than ``merge_tolerance`` times
     the bounding-box size) are merged and unused nodes removed; each repair
-    is reported by a :class:`~graphfem.meshes.mesh.MeshWarning`.
+    is reported by a :class:`~graphfem.meshes.mesh.MeshWarning`. Every mesh
+    gets a ``boundary`` facet tag (all boundary facets) unless it has a tag
+    of that name. Abaqus decks are read by :mod:`graphfem.meshes.abaqus`,
+    whose ``*INCLUDE`` files must lie in the deck's folder unless
+    ``allow_outside``.
 
     Raises:
-        MeshError: the file is missing, unreadable or holds an invalid mesh.
+        MeshError: the file is missing, empty, truncated, unreadable or holds
+            an invalid mesh; one line naming the file and the cause.
     """
-    import meshio
+    from .abaqus import read_deck
 
     path = Path(path)
     if not path.exists():
         raise MeshError("no such file", path)
     if path.is_dir():
         raise MeshError("is a folder, not a mesh file", path)
+    file_format = _file_format(path)
+    side_sets: Mapping[str, np.ndarray] = {}
     try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            mio = meshio.read(path)  # meshio prints progress and warnings of its own
-    except GraphfemError:
-        raise
+        # meshio prints progress and warnings of its own, and VTK's legacy type names are unknown to it
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
+                _vtk_type_names():
+            if file_format == "abaqus":
+                mio, side_sets = read_deck(path, allow_outside=allow_outside)
+            else:
+                mio = _meshio_reader(file_format)(str(path))
+            if file_format == "exodus":
+                side_sets, blocks = _exodus_sets(path)
+                _add_block_sets(mio, blocks, side_sets)
+    except GraphfemError as exc:
+        raise exc.with_source(path) from None
     except (Exception, SystemExit) as exc:  # meshio raises many types on corrupt input, even SystemExit
-        detail = " ".join(str(exc).split()) or type(exc).__name__
-        raise MeshError(f"cannot read mesh: {detail}", path) from None
-    side_sets = _exodus_side_sets(path) if path.suffix.lower() in (".e", ".exo", ".ex2") else {}
+        raise MeshError(_read_failure(path, file_format, exc), path) from None
     try:
         return from_meshio(mio, source=str(path), merge_tolerance=merge_tolerance, side_sets=side_sets)
     except GraphfemError as exc:
         raise exc.with_source(path) from None
+    except (ValueError, IndexError, TypeError, KeyError) as exc:  # inconsistent content meshio let through
+        raise MeshError(f"inconsistent {file_format} content: {' '.join(str(exc).split()) or type(exc).__name__}",
+                        path) from None
+
+
+def _file_format(path: Path) -> str:
+    """The meshio format of ``path``, by extension and, for ``.msh`` (gmsh or
+    ANSYS), by content; empty files and unknown extensions are refused."""
+    import meshio
+
+    try:
+        formats = meshio._helpers._filetypes_from_path(path)
+    except meshio.ReadError:
+        known = ", ".join(sorted(meshio.extension_to_filetypes))
+        raise MeshError(f"unknown mesh format {path.suffix or '(no extension)'!r}; graphfem reads {known}",
+                        path) from None
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    if not head.strip():
+        raise MeshError("empty file", path)
+    if formats == ["ansys", "gmsh"]:
+        start = head.lstrip()
+        if start.startswith(b"$MeshFormat"):
+            return "gmsh"
+        if start.startswith(b"("):
+            return "ansys"
+        raise MeshError("not a gmsh file: it does not start with $MeshFormat", path)
+    return formats[0]
+
+
+def _meshio_reader(file_format: str):
+    """meshio's reader function of one format (``meshio.read`` hides its
+    errors behind a print and ``sys.exit(1)``)."""
+    import meshio
+
+    return meshio._helpers.reader_map[file_format]
+
+
+@contextlib.contextmanager
+def _vtk_type_names() -> Iterator[None]:
+    """Teach meshio's legacy-VTK readers, for the duration of a read, the
+    ``vtktypeint64``-style array types that VTK 9 writes (pyvista's
+    ``hexbeam.vtk``)."""
+    from meshio.vtk import _vtk_42, _vtk_51
+
+    extra = {f"vtktype{kind}{bits}": f"{kind}{bits}" for kind in ("int", "uint") for bits in (8, 16, 32, 64)}
+    extra.update(vtktypefloat32="float32", vtktypefloat64="float64", vtkidtype="int64")
+    tables = [_vtk_42.vtk_to_numpy_dtype_name, _vtk_51.vtk_to_numpy_dtype_name]
+    added = [[k for k in extra if k not in table] for table in tables]
+    for table, keys in zip(tables, added):
+        table.update({k: extra[k] for k in keys})
+    try:
+        yield
+    finally:
+        for table, keys in zip(tables, added):
+            for k in keys:
+                table.pop(k, None)
+
+
+def _read_failure(path: Path, file_format: str, exc: BaseException) -> str:
+    """One line saying why meshio could not read ``path``: truncation and
+    foreign content named where they can be recognised."""
+    detail = " ".join(str(exc).split())
+    if file_format in ("vtu", "xdmf") and not isinstance(exc, ET.ParseError):
+        try:
+            ET.parse(path)  # meshio's XML errors hide the position; the parser's name it
+        except ET.ParseError as xml_error:
+            exc, detail = xml_error, " ".join(str(xml_error).split())
+        except Exception:  # noqa: BLE001 - any other failure: keep meshio's message
+            pass
+    if isinstance(exc, ET.ParseError):
+        if detail.startswith(("no element found", "unclosed token")):
+            return f"truncated at line {exc.position[0]}: the XML ends before its last element closes"
+        return f"not a valid {file_format} file: {detail}"
+    if file_format == "gmsh":
+        section = _gmsh_open_section(path)
+        if section:
+            return f"truncated: the {section} section has no $End{section[1:]}"
+    if isinstance(exc, (EOFError, StopIteration)) or "EOF" in detail or "end of file" in detail.lower():
+        return f"truncated: the {file_format} data ends early"
+    if isinstance(exc, SystemExit) or not detail:
+        return (f"cannot read {file_format} file: its data holds fewer or other values than its header "
+                f"declares (truncated or damaged)")
+    return f"cannot read {file_format} file: {detail}"
+
+
+def _gmsh_open_section(path: Path) -> str | None:
+    """The ``$Section`` a gmsh file ends in without its ``$EndSection`` (``None`` if closed)."""
+    with open(path, "rb") as f:
+        f.seek(max(0, path.stat().st_size - 4096))
+        tail = f.read()
+    marks = [m for m in tail.split() if m.startswith(b"$") and m[1:2].isalpha()]
+    if marks and not marks[-1].startswith(b"$End"):
+        return marks[-1].decode(errors="replace")
+    if not marks:  # the tail is all data: name the last section opened anywhere
+        opened = [m for m in path.read_bytes().split() if m.startswith(b"$") and m[1:2].isalpha()]
+        if opened and not opened[-1].startswith(b"$End"):
+            return opened[-1].decode(errors="replace")
+    return None
+
+
+def _add_block_sets(mio, blocks: Sequence[str], side_sets: Mapping[str, np.ndarray]) -> None:
+    """Exodus element blocks as meshio cell sets (one per block), named as
+    the file names them; a name taken by a node or side set gets the block's
+    number instead."""
+    if len(blocks) != len(mio.cells):
+        raise MeshError(f"{len(blocks)} element block names for {len(mio.cells)} element blocks")
+    for k, name in enumerate(blocks):
+        if name in mio.point_sets or name in side_sets or name in mio.cell_sets:
+            name = f"block_{k + 1}"
+        mio.cell_sets[name] = [np.arange(len(c.data)) if j == k else np.zeros(0, dtype=np.int64)
+                               for j, c in enumerate(mio.cells)]
 
 
 def from_meshio(mio, source: str | None = None, merge_tolerance: float = 1e-12,
@@ -152,7 +283,9 @@ def from_meshio(mio, source: str | None = None, merge_tolerance: float = 1e-12,
     tags = _gmsh_tags(mio, blocks, volume_idx, offsets, parent, tdim, cell_type)
     tags.update(_set_tags(mio, blocks, volume_idx, offsets, parent, tdim, cell_type))
     for name, facets in (side_sets or {}).items():
-        tags[name] = Tag(name, "facet", facets)
+        facets = np.asarray(facets, dtype=np.int64).reshape(len(facets), -1)
+        tags[name] = Tag(name, "facet", split_quads(facets)[0] if facets.shape[1] == 4 and tdim == 3
+                         and cell_type == "tetra" else facets)
     point_cells = sum(len(d) for t, d in blocks if t == "vertex")
     if point_cells and tdim > 1:  # in 1D, point cells are the facets
         warn(f"{source or 'mesh'}: {point_cells} point cell(s) ignored as cells"
@@ -181,6 +314,10 @@ def from_meshio(mio, source: str | None = None, merge_tolerance: float = 1e-12,
     if mesh.unused_nodes.size:
         warn(f"{source or 'mesh'}: removed {mesh.unused_nodes.size} node(s) used by no cell")
         mesh = mesh.cleaned()
+    if "boundary" not in mesh.tags and len({len(f) for f in CELL_TYPES[cell_type].facets}) == 1:
+        facets = mesh.boundary_facets()
+        if len(facets):  # a closed surface has none
+            mesh = mesh.with_tags(boundary=Tag("boundary", "facet", facets))
     return mesh
 
 
@@ -281,6 +418,7 @@ def _set_tags(mio, blocks, volume_idx, offsets, parent, tdim, volume_type) -> di
     tags = {}
     for name, index in mio.point_sets.items():
         tags[name] = Tag(name, "node", np.asarray(index).ravel())
+    nodes = set(tags)
     if "gmsh:physical" in mio.cell_data:  # meshio mirrors gmsh groups as cell sets: read once
         return tags
     kept = [i for i, b in enumerate(mio.cells) if len(b.data)]
@@ -290,7 +428,12 @@ def _set_tags(mio, blocks, volume_idx, offsets, parent, tdim, volume_type) -> di
         members = [(j, np.asarray(per_block[kept[j]], dtype=np.int64).ravel()) for j in range(len(blocks))
                    if kept[j] < len(per_block) and per_block[kept[j]] is not None and len(per_block[kept[j]])]
         if members:
-            tags[name] = _tag_from_members(name, members, blocks, volume_idx, offsets, parent, tdim, volume_type)
+            tag = _tag_from_members(name, members, blocks, volume_idx, offsets, parent, tdim, volume_type)
+            if name in nodes:  # Abaqus lets an NSET and an ELSET share a name: keep both
+                warn(f"{name!r} names both a node set and a {tag.kind} set; the {tag.kind} set is "
+                     f"tag {name + '_' + tag.kind + 's'!r}")
+                tag = Tag(name + "_" + tag.kind + "s", tag.kind, tag.indices)
+            tags[tag.name] = tag
     return tags
 
 
@@ -349,18 +492,24 @@ _EXODUS_TYPES = {"TRI": "triangle", "TRI3": "triangle", "TRIANGLE": "triangle", 
                  "HEX": "hexahedron", "HEX8": "hexahedron", "HEXAHEDRON": "hexahedron"}
 
 
-def _exodus_side_sets(path: Path) -> dict[str, np.ndarray]:
-    """Side sets of an Exodus II file as facet corner nodes (0-based), read
-    with netCDF4; warns and returns nothing when netCDF4 is missing."""
-    try:
-        import netCDF4
-    except ImportError:
-        warn(f"{path}: Exodus side sets were dropped (install netCDF4 to keep them)")
-        return {}
+def _exodus_sets(path: Path) -> tuple[dict[str, np.ndarray], list[str]]:
+    """What meshio drops from an Exodus II file, read with netCDF4: the side
+    sets as facet corner nodes (0-based), name -> (k, corners), and the name
+    of every element block in the order meshio lists its cell blocks (the
+    file order of the ``connect*`` variables): ``eb_names`` where given, else
+    ``block_<id>`` from ``eb_prop1``."""
+    import netCDF4
+
     sets = {}
     with netCDF4.Dataset(path) as nc:
         nc.set_auto_mask(False)
         n_blocks = nc.dimensions["num_el_blk"].size if "num_el_blk" in nc.dimensions else 0
+        ids = (np.asarray(nc.variables["eb_prop1"][:]).ravel().tolist() if "eb_prop1" in nc.variables
+               else list(range(1, n_blocks + 1)))
+        names = _exodus_names(nc, "eb_names", n_blocks)
+        block_names = {f"connect{b + 1}": names[b] or f"block_{ids[b] if b < len(ids) else b + 1}"
+                       for b in range(n_blocks)}
+        order = [block_names.get(key, f"block_{key[7:]}") for key in nc.variables if key[:7] == "connect"]
         connectivity, types = [], []
         for b in range(1, n_blocks + 1):
             var = nc.variables.get(f"connect{b}")
@@ -369,30 +518,33 @@ def _exodus_side_sets(path: Path) -> dict[str, np.ndarray]:
             connectivity.append(np.asarray(var[:], dtype=np.int64) - 1)
             types.append(_EXODUS_TYPES.get(str(getattr(var, "elem_type", "")).upper()))
         n_sets = nc.dimensions["num_side_sets"].size if "num_side_sets" in nc.dimensions else 0
-        names = _exodus_names(nc, "ss_names", n_sets)
+        names = [name or f"sideset_{s + 1}" for s, name in enumerate(_exodus_names(nc, "ss_names", n_sets))]
         starts = np.cumsum([0] + [len(c) for c in connectivity])
         for s in range(1, n_sets + 1):
-            elems = np.asarray(nc.variables[f"elem_ss{s}"][:], dtype=np.int64) - 1
-            sides = np.asarray(nc.variables[f"side_ss{s}"][:], dtype=np.int64) - 1
+            elems = np.asarray(nc.variables[f"elem_ss{s}"][:], dtype=np.int64).ravel() - 1
+            sides = np.asarray(nc.variables[f"side_ss{s}"][:], dtype=np.int64).ravel() - 1
+            if len(elems) != len(sides) or (len(elems) and (elems.min() < 0 or elems.max() >= starts[-1])):
+                raise MeshError(f"side set {names[s - 1]!r} names elements outside 1..{starts[-1]}", path)
             facets = []
             for e, side in zip(elems, sides):
                 b = int(np.searchsorted(starts, e, side="right") - 1)
                 if types[b] is None:
                     raise MeshError(f"side set {names[s - 1]!r} on an unsupported Exodus element type", path)
-                local = _EXODUS_SIDES[types[b]][side]
-                facets.append(connectivity[b][e - starts[b]][list(local)])
-            sets[names[s - 1] or f"sideset_{s}"] = np.array(facets, dtype=np.int64)
-    return sets
+                local = _EXODUS_SIDES[types[b]]
+                if not 0 <= side < len(local):
+                    raise MeshError(f"side set {names[s - 1]!r} names side {side + 1} of a {types[b]}", path)
+                facets.append(connectivity[b][e - starts[b]][list(local[side])])
+            sets[names[s - 1]] = np.array(facets, dtype=np.int64)
+    return sets, order
 
 
-def _exodus_names(nc, variable: str, count: int) -> list[str]:
-    if variable not in nc.variables:
-        return [f"sideset_{i + 1}" for i in range(count)]
-    raw = nc.variables[variable][:]
-    names = []
-    for i, row in enumerate(raw):
-        text = b"".join(x for x in np.asarray(row).ravel() if x not in (b"", b"\x00")).decode(errors="replace")
-        names.append(text.strip() or f"sideset_{i + 1}")
+def _exodus_names(nc, variable: str, count: int) -> list[str | None]:
+    """``count`` names from a netCDF character array, ``None`` for blank or missing ones."""
+    names: list[str | None] = [None] * count
+    if variable in nc.variables:
+        for i, row in enumerate(nc.variables[variable][:][:count]):
+            text = b"".join(x for x in np.asarray(row).ravel() if x not in (b"", b"\x00")).decode(errors="replace")
+            names[i] = text.strip() or None
     return names
 
 

@@ -472,11 +472,12 @@ class Mesh:
     # ------------------------------------------------------------------ generators
     @classmethod
     def interval(cls, n: int = 10, a: float = 0.0, b: float = 1.0) -> "Mesh":
-        """Uniform 1D mesh of (a, b) with n cells; node tags ``left``, ``right``."""
+        """Uniform 1D mesh of (a, b) with n cells; facet tags ``left``, ``right`` and ``boundary``."""
         x = np.linspace(a, b, n + 1)
         cells = np.stack([np.arange(n), np.arange(1, n + 1)], axis=1)
         return cls(x[:, None], "line", cells, tags={
-            "left": Tag("left", "facet", [[0]]), "right": Tag("right", "facet", [[n]])})
+            "left": Tag("left", "facet", [[0]]), "right": Tag("right", "facet", [[n]]),
+            "boundary": Tag("boundary", "facet", [[0], [n]])})
 
     @classmethod
     def rectangle(cls, nx: int = 8, ny: int | None = None, x0: float = 0.0, x1: float = 1.0,

@@ -120,7 +120,7 @@ def _truncated(path: Path, shared_meshes) -> Path:
 
 @pytest.mark.parametrize("case, expected", [
     ("missing", "no such file"),
-    ("truncated", "cannot read mesh"),
+    ("truncated", "truncated: the $Elements section has no $EndElements"),
     ("nan", "non-finite coordinates"),
     ("degenerate", "degenerate cell"),
     ("unknown_tag", "unknown tag 'nope'"),

@@ -1,8 +1,6 @@
 """Tags from Abaqus node/element sets and Exodus node/side sets."""
 from __future__ import annotations
 
-import builtins
-
 import meshio
 import numpy as np
 import pytest
@@ -131,27 +129,6 @@ def test_exodus_node_and_side_sets(tmp_path, kind):
     # side sets are usable as boundaries of the FE space
     space = FESpace(back)
     np.testing.assert_allclose(space.dof_coordinates[space.dofs_on("top")][:, axis], 1.0)
-
-
-def test_exodus_without_netcdf4_warns(tmp_path, monkeypatch):
-    mesh = Mesh.unit_square(2)
-    path = _exodus_mesh(tmp_path, mesh, {"origin": np.array([0])})
-    import netCDF4  # noqa: F401 - needed by the reader
-    _append_side_sets(path, {"top": _side_set(mesh, mesh.boundary_facets()[:1])})
-    # meshio itself needs netCDF4 to read the file: hide it only from graphfem's side-set reader
-    import graphfem.meshes.io as gio
-
-    real_import = builtins.__import__
-
-    def no_netcdf(name, globals=None, locals=None, fromlist=(), level=0):
-        if name == "netCDF4" and globals is not None and globals.get("__name__") == gio.__name__:
-            raise ImportError("netCDF4 hidden by the test")
-        return real_import(name, globals, locals, fromlist, level)
-
-    monkeypatch.setattr(builtins, "__import__", no_netcdf)
-    with pytest.warns(MeshWarning, match="side sets were dropped"):
-        back = read(path)
-    assert "top" not in back.tags and back.tag("origin").kind == "node"
 
 
 def test_side_set_on_an_unsupported_element_is_a_mesh_error(tmp_path):

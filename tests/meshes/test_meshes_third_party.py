@@ -59,9 +59,10 @@ def test_box_tags_lie_on_their_planes(shared_meshes):
     mesh = _read_warns(shared_meshes / "skfem_box.msh")
     assert mesh.dim == 3 and mesh.cell_type == "tetra"
     planes = {"top": (1, 1.0), "back": (2, 0.0), "front": (2, 1.0)}
-    assert {n for n, t in mesh.tags.items() if t.kind == "facet"} == set(planes)
+    assert {n for n, t in mesh.tags.items() if t.kind == "facet"} == set(planes) | {"boundary"}
     facets_all, count = mesh.facets()
     boundary = {tuple(f) for f in facets_all[count == 1]}
+    assert {tuple(sorted(f)) for f in mesh.tag("boundary").indices} == boundary  # added by the reader
     for name, (axis, value) in planes.items():
         tag = mesh.tag(name)
         assert tag.kind == "facet" and tag.indices.shape[1] == 3 and tag.size > 0

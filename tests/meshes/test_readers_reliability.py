@@ -1,0 +1,360 @@
+"""Regressions of issue 18's reader defects: Exodus needs nothing optional
+and keeps its element blocks; Abaqus decks with any element name of a
+supported shape (CPE4, CAX4, DC3D8, mixed), their surfaces and includes;
+VTK 9's legacy type names; empty and truncated files named as such; every
+refusal one line naming the file, and nothing printed by meshio."""
+from __future__ import annotations
+
+import re
+import tomllib
+import warnings
+from pathlib import Path
+
+import meshio
+import numpy as np
+import pytest
+
+from graphfem.meshes import FESpace, Mesh, MeshError, MeshWarning, read
+from graphfem.meshes.abaqus import element_shape
+
+REPO = Path(__file__).resolve().parents[2]
+
+PLATE = """*Heading
+ a 2 x 1 plate of two {etype} elements
+*Node
+1, 0.0, 0.0
+2, 1.0, 0.0
+3, 1.0, 1.0
+4, 0.0, 1.0
+5, 2.5, 0.0
+6, 2.5, 1.0
+*Element, type={etype}, elset=PLATE
+1, 1, 2, 3, 4
+2, 2, 5, 6, 3
+*Nset, nset=LEFT
+1, 4
+*Elset, elset=RIGHT
+2
+*Surface, type=ELEMENT, name=BOTTOM
+PLATE, S1
+"""
+
+BRICK = """*NODE
+1, 0, 0, 0
+2, 2, 0, 0
+3, 2, 1, 0
+4, 0, 1, 0
+5, 0, 0, 3
+6, 2, 0, 3
+7, 2, 1, 3
+8, 0, 1, 3
+*ELEMENT, TYPE={etype}, ELSET=BLOCK
+1, 1, 2, 3, 4, 5, 6, 7, 8
+*NSET, NSET=BASE, GENERATE
+1, 4, 1
+*SURFACE, NAME=TOP
+1, S2
+"""
+
+
+def _refusal(path, match: str, **kwargs) -> str:
+    """The one-line MeshError of reading ``path``, which names the file and matches ``match``."""
+    with pytest.raises(MeshError) as info:
+        read(path, **kwargs)
+    text = str(info.value)
+    assert "\n" not in text and str(path) in text, text
+    assert re.search(match, text), text
+    return text
+
+
+def _quiet_read(path, capfd, **kwargs) -> Mesh:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MeshWarning)
+        mesh = read(path, **kwargs)
+    assert capfd.readouterr() == ("", ""), "the reader printed"
+    return mesh
+
+
+# ------------------------------------------------------------------ dependencies
+def test_netcdf4_is_a_core_dependency_and_torch_2_13_is_allowed():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    names = {re.split(r"[<>=!~ ]", d)[0].lower(): d for d in project["dependencies"]}
+    assert "netcdf4" in names
+    spec = names["torch"]
+    lower = re.search(r">=\s*([\d.]+)", spec).group(1)
+    upper = re.search(r"<(=?)\s*([\d.]+)", spec)
+    version = (2, 13, 0)
+    assert tuple(int(v) for v in lower.split(".")) <= version
+    top = tuple(int(v) for v in upper.group(2).split("."))
+    assert version <= top if upper.group(1) else version < top
+
+
+# ------------------------------------------------------------------ Exodus element blocks
+def _name_blocks(path, names: list[str]) -> None:
+    import netCDF4
+
+    with netCDF4.Dataset(path, "a") as nc:
+        if "len_name" not in nc.dimensions:
+            nc.createDimension("len_name", 33)
+        var = nc.createVariable("eb_names", "S1", ("num_el_blk", "len_name"))
+        for k, name in enumerate(names):
+            chars = np.zeros(33, dtype="S1")
+            chars[:len(name)] = list(name)
+            var[k] = chars
+
+
+def test_exodus_element_blocks_are_cell_tags(tmp_path):
+    """Two triangle blocks (left and right square of a 2 x 1 strip): one named
+    in ``eb_names``, one blank (``block_<id>`` from ``eb_prop1``)."""
+    points = np.array([[0, 0], [1, 0], [2, 0], [0, 1], [1, 1], [2, 1.0]])
+    left = np.array([[0, 1, 4], [0, 4, 3]])
+    right = np.array([[1, 2, 5], [1, 5, 4]])
+    path = tmp_path / "strip.exo"
+    meshio.write(path, meshio.Mesh(points, [("triangle", left), ("triangle", right)]))
+    _name_blocks(path, ["steel", ""])
+    import netCDF4
+
+    with netCDF4.Dataset(path) as nc:
+        second_id = int(nc.variables["eb_prop1"][1])
+    mesh = read(path)
+    steel, other = mesh.tag("steel"), mesh.tag(f"block_{second_id}")
+    assert steel.kind == other.kind == "cell"
+    np.testing.assert_array_equal(sorted(steel.indices), [0, 1])
+    np.testing.assert_array_equal(sorted(other.indices), [2, 3])
+    assert (mesh.points[mesh.cells[steel.indices]][..., 0] <= 1.0).all()
+    assert (mesh.points[mesh.cells[other.indices]][..., 0] >= 1.0).all()
+    assert sorted(mesh.to_skfem().subdomains["steel"].tolist()) == [0, 1]
+
+
+def test_exodus_blocks_follow_a_conforming_split(tmp_path):
+    """A quad block and a triangle block: after the split, the quad block's tag
+    holds its two triangles, whose area is the quad's."""
+    points = np.array([[0, 0], [1, 0], [1, 1], [0, 1], [2, 0.5]])
+    path = tmp_path / "mixed.exo"
+    meshio.write(path, meshio.Mesh(points, [("quad", np.array([[0, 1, 2, 3]])),
+                                            ("triangle", np.array([[1, 4, 2]]))]))
+    _name_blocks(path, ["square", "wedge"])
+    with pytest.warns(MeshWarning, match="split conformingly"):
+        mesh = read(path)
+    assert mesh.tag("square").size == 2 and mesh.tag("wedge").size == 1
+    assert mesh.cell_measures()[mesh.tag("square").indices].sum() == pytest.approx(1.0, rel=1e-14)
+
+
+# ------------------------------------------------------------------ Abaqus element names
+@pytest.mark.parametrize("etype", ["CPE4", "CAX4", "CPS4R", "DC2D4", "CPE4H"])
+def test_abaqus_plane_quads(tmp_path, capfd, etype):
+    path = tmp_path / "plate.inp"
+    path.write_text(PLATE.format(etype=etype))
+    mesh = _quiet_read(path, capfd)
+    assert mesh.cell_type == "quad" and mesh.dim == 2 and mesh.n_cells == 2
+    assert mesh.cell_measures().sum() == pytest.approx(2.5, rel=1e-14)
+    np.testing.assert_allclose(mesh.points[mesh.tag("LEFT").indices][:, 0], 0.0)
+    assert mesh.tag("PLATE").size == 2 and mesh.tag("RIGHT").indices.tolist() == [1]
+    bottom = mesh.tag("BOTTOM")  # face S1 of each element: the edge from its node 1 to node 2
+    assert bottom.kind == "facet" and bottom.size == 2
+    np.testing.assert_allclose(mesh.points[bottom.indices][..., 1], 0.0)
+    assert FESpace(mesh).n_dofs == 6
+
+
+@pytest.mark.parametrize("etype", ["DC3D8", "C3D8R", "C3D8"])
+def test_abaqus_bricks(tmp_path, capfd, etype):
+    path = tmp_path / "brick.inp"
+    path.write_text(BRICK.format(etype=etype))
+    mesh = _quiet_read(path, capfd)
+    assert mesh.cell_type == "hexahedron" and mesh.n_cells == 1
+    assert mesh.cell_measures().sum() == pytest.approx(6.0, rel=1e-14)
+    np.testing.assert_allclose(mesh.points[mesh.tag("BASE").indices][:, 2], 0.0)
+    top = mesh.tag("TOP")  # face S2 of a brick: nodes 5, 8, 7, 6
+    assert top.kind == "facet" and sorted(top.indices[0].tolist()) == [4, 5, 6, 7]
+    assert mesh.tag("boundary").size == 6
+
+
+def test_abaqus_mixed_deck_is_split_with_its_sets(tmp_path, capfd):
+    path = tmp_path / "mixed.inp"
+    path.write_text("""*Node
+1, 0, 0
+2, 1, 0
+3, 1, 1
+4, 0, 1
+5, 2, 0.5
+*Element, type=CPE4, elset=SQUARE
+1, 1, 2, 3, 4
+*Element, type=CPE3, elset=TIP
+2, 2, 5, 3
+""")
+    with pytest.warns(MeshWarning, match="split conformingly"):
+        mesh = read(path)
+    assert capfd.readouterr() == ("", "")
+    assert mesh.cell_type == "triangle" and mesh.n_cells == 3
+    assert mesh.tag("SQUARE").size == 2 and mesh.tag("TIP").size == 1
+    assert mesh.cell_measures().sum() == pytest.approx(1.5, rel=1e-14)
+
+
+def test_shared_set_names_keep_both_sets(tmp_path):
+    """Abaqus lets an NSET and an ELSET share a name (Abaqus/CAE writes both)."""
+    path = tmp_path / "shared.inp"
+    path.write_text(PLATE.format(etype="CPE4") + "*Nset, nset=RIGHT\n5, 6\n")
+    with pytest.warns(MeshWarning, match="RIGHT_cells"):
+        mesh = read(path)
+    assert mesh.tag("RIGHT").kind == "node" and mesh.tag("RIGHT_cells").kind == "cell"
+
+
+@pytest.mark.parametrize("etype, named", [("C3D20R", "20-node hexahedron"), ("C3D27", "27-node"),
+                                          ("SPRINGA", "unknown element family")])
+def test_unsupported_elements_are_named(tmp_path, capfd, etype, named):
+    path = tmp_path / "odd.inp"
+    nodes = "".join(f"{i}, {i % 2}, {i // 2 % 2}, {i // 4}\n" for i in range(1, 28))
+    path.write_text(f"*Node\n{nodes}*Element, type={etype}\n1, " + ", ".join(str(i) for i in range(1, 21)) + "\n")
+    _refusal(path, rf"unsupported element type {etype} \({named}")
+    assert capfd.readouterr() == ("", "")
+
+
+def test_lower_dimensional_extras_are_skipped_with_a_warning(tmp_path):
+    path = tmp_path / "with_springs.inp"
+    path.write_text(PLATE.format(etype="CPE4") + "*Element, type=SPRING1\n10, 5\n")
+    with pytest.warns(MeshWarning, match="ignored 1 element.*SPRING1"):
+        mesh = read(path)
+    assert mesh.n_cells == 2
+
+
+def test_element_names_by_rule():
+    assert element_shape("CPE8R")[0] == "quad8" and element_shape("CAX6")[0] == "triangle6"
+    assert element_shape("C3D10M")[0] == "tetra10" and element_shape("DC3D6")[0] == "wedge"
+    assert element_shape("S3R")[0] == "triangle" and element_shape("T3D2")[0] == "line"
+    assert element_shape("SC8R")[0] == "hexahedron"
+    assert element_shape("C3D15")[0] is None
+
+
+@pytest.mark.parametrize("text, match", [
+    ("*Node\n1, 0, 0\n2, 1, 0\n3, 0, 1\n*Element, type=CPS3\n1, 1, 2\n", r"line 6: CPS3 elements take 3 nodes"),
+    ("*Node\n1, 0, 0\n2, 1, 0\n3, 0, 1\n*Element, type=CPS3\n1, 1, 2, 9\n", r"uses node 9, which no \*NODE"),
+    ("*Node\n1, 0, 0\n1, 1, 0\n", r"line 3: node 1 is defined twice"),
+    ("*Node\n1, 0, zero\n", r"line 2: expected numbers"),
+    ("*Node\n1, 0, nan\n", r"finite numbers"),
+    ("*Heading\nno mesh here\n", r"no \*NODE data"),
+    ("*Node\n1, 0, 0\n2, 1, 0\n3, 0, 1\n*Element, type=CPS3\n1, 1, 2, 3\n*Nset, nset=A, generate\n1, 999999999, 1\n",
+     r"GENERATE range 1..999999999"),
+    ("*Node\n1, 0, 0\n2, 1, 0\n3, 0, 1\n*Element, type=CPS3\n1, 1, 2, 3\n*Elset, elset=A\n7\n",
+     r"names element 7, which is not defined"),
+    ("*Part, name=a\n*End Part\n*Assembly, name=x\n*Instance, name=a1, part=a\n*End Instance\n"
+     "*Instance, name=a2, part=a\n*End Instance\n*Node\n1, 0, 0\n", r"assembly of 2 part instances"),
+])
+def test_malformed_decks_are_refused_in_one_line(tmp_path, capfd, text, match):
+    path = tmp_path / "bad.inp"
+    path.write_text(text)
+    _refusal(path, match)
+    assert capfd.readouterr() == ("", "")
+
+
+# ------------------------------------------------------------------ *INCLUDE
+def _deck_with_include(folder: Path, target: str) -> Path:
+    deck = folder / "deck.inp"
+    deck.write_text(f"*Heading\n*Include, input={target}\n*Element, type=DC2D3, elset=ALL\n1, 1, 2, 3\n")
+    return deck
+
+
+def test_includes_resolve_relative_to_the_including_file(tmp_path, monkeypatch):
+    (tmp_path / "parts").mkdir()
+    (tmp_path / "parts" / "nodes.inp").write_text("*Include, input=more.inp\n")
+    (tmp_path / "parts" / "more.inp").write_text("*Node\n1, 0, 0\n2, 1, 0\n3, 0, 1\n")
+    deck = _deck_with_include(tmp_path, "parts/nodes.inp")
+    monkeypatch.chdir(tmp_path / "parts")  # not the working folder: the deck's
+    mesh = read(deck)
+    assert mesh.n_cells == 1 and mesh.tag("ALL").size == 1
+
+
+def test_includes_outside_the_deck_folder_are_refused_unless_allowed(tmp_path):
+    outside = tmp_path / "elsewhere.inp"
+    outside.write_text("*Node\n1, 0, 0\n2, 1, 0\n3, 0, 1\n")
+    (tmp_path / "job").mkdir()
+    for target in (str(outside), "../elsewhere.inp", "/etc/passwd"):
+        deck = _deck_with_include(tmp_path / "job", target)
+        text = _refusal(deck, r"line 2: \*INCLUDE .* leaves the deck's folder")
+        assert "allow_outside=True" in text
+    deck = _deck_with_include(tmp_path / "job", "../elsewhere.inp")
+    assert read(deck, allow_outside=True).n_cells == 1
+    assert Mesh.read(deck, allow_outside=True).n_cells == 1
+
+
+def test_include_links_leaving_the_folder_are_refused(tmp_path):
+    outside = tmp_path / "secret.inp"
+    outside.write_text("*Node\n1, 0, 0\n")
+    (tmp_path / "job").mkdir()
+    (tmp_path / "job" / "link.inp").symlink_to(outside)
+    _refusal(_deck_with_include(tmp_path / "job", "link.inp"), r"leaves the deck's folder")
+
+
+@pytest.mark.parametrize("files, match", [
+    ({"deck.inp": "*Include, input=deck.inp\n"}, r"includes itself"),
+    ({"deck.inp": "*Include, input=a.inp\n", "a.inp": "*Include, input=deck.inp\n"}, r"includes itself"),
+    ({"deck.inp": "*Include, input=missing.inp\n"}, r"'missing.inp': no such file"),
+    ({"deck.inp": "*Include\n"}, r"without INPUT="),
+])
+def test_broken_includes_are_refused(tmp_path, files, match):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    with pytest.raises(MeshError, match=match) as info:
+        read(tmp_path / "deck.inp")
+    assert "\n" not in str(info.value)
+
+
+# ------------------------------------------------------------------ other formats
+def test_vtk9_legacy_type_names_hexbeam(capfd):
+    from pyvista import examples
+
+    mesh = _quiet_read(examples.hexbeamfile, capfd)
+    assert mesh.cell_type == "hexahedron" and mesh.n_cells == 40 and mesh.n_points == 99
+    assert mesh.cell_measures().sum() == pytest.approx(5.0, rel=1e-12)  # a 1 x 1 x 5 beam
+    import meshio.vtk._vtk_42 as legacy
+
+    assert "vtktypeint64" not in legacy.vtk_to_numpy_dtype_name, "meshio's table is restored after the read"
+
+
+@pytest.mark.parametrize("name", ["empty.msh", "empty.vtu", "empty.inp", "empty.vtk", "blank.msh"])
+def test_empty_files_are_named_empty(tmp_path, capfd, name):
+    path = tmp_path / name
+    path.write_text("\n  \n" if name.startswith("blank") else "")
+    _refusal(path, r": empty file$")
+    assert capfd.readouterr() == ("", "")
+
+
+@pytest.mark.parametrize("fmt, suffix, match", [
+    ("gmsh4", ".msh", r"truncated: the \$(Entities|Nodes|Elements) section has no \$End"),
+    ("gmsh22", ".msh", r"truncated: the \$(Nodes|Elements) section has no \$End"),
+    (None, ".vtu", r"truncated at line \d+"),
+    (None, ".xdmf", r"truncated at line \d+"),
+    (None, ".vtk", r"truncated or damaged|cannot read vtk file"),
+])
+def test_truncated_files_are_named_truncated(tmp_path, capfd, shared_meshes, fmt, suffix, match):
+    whole = tmp_path / f"whole{suffix}"
+    if fmt == "gmsh4":  # graphfem writes gmsh 2.2; gmsh 4 files come from gmsh itself
+        whole.write_bytes((shared_meshes / "gmsh_t1_gmsh4.msh").read_bytes())
+    else:
+        Mesh.unit_square(4).write(whole, file_format=fmt)
+    data = whole.read_bytes()
+    for fraction in (0.3, 0.7):
+        cut = tmp_path / f"cut{suffix}"
+        cut.write_bytes(data[:int(fraction * len(data))])
+        if suffix == ".xdmf":
+            (tmp_path / "cut.h5").write_bytes(whole.with_suffix(".h5").read_bytes())
+        _refusal(cut, match)
+    assert capfd.readouterr() == ("", "")
+
+
+def test_foreign_content_and_unknown_formats(tmp_path):
+    notgmsh = tmp_path / "ansys_or_not.msh"
+    notgmsh.write_text("hello\n")
+    _refusal(notgmsh, r"not a gmsh file")
+    odd = tmp_path / "mesh.unknown"
+    odd.write_text("1 2 3\n")
+    _refusal(odd, r"unknown mesh format '.unknown'")
+    xml = tmp_path / "mesh.vtu"
+    xml.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
+    _refusal(xml, r"not a valid vtu file")
+
+
+def test_untagged_meshes_get_a_boundary_tag(tmp_path):
+    path = tmp_path / "bare.vtu"
+    meshio.write(path, meshio.Mesh(Mesh.unit_square(3).points, [("triangle", Mesh.unit_square(3).cells)]))
+    mesh = read(path)
+    assert {tuple(sorted(f)) for f in mesh.tag("boundary").indices} == {tuple(f) for f in mesh.boundary_facets()}
