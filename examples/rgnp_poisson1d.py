@@ -55,7 +55,7 @@ def main(out: Path | str = HERE / "figures", work: Path | str | None = None, sam
     d = SimulationData(data)
     test = split_indices(len(d), config.data.val_fraction, config.data.test_fraction, config.run.seed)["test"]
     rows = [read_sample(d, i) for i in test]
-    got = [scores(model, s["space"], s["u"], s["z"], s["w"]) for s in rows]
+    got = [scores(model, s) for s in rows]
     result = {k: float(np.mean([g[k] for g in got])) for k in got[0]}
 
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))

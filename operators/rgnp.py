@@ -5,21 +5,26 @@ X = {x_i}ᵢ₌₁ᴺ ~ U(Ω)ᴺ is a random variable, drawn afresh for every sa
 
 **Forward model** q_α(ũ(X) | z, w, X) = N(μ_α, Σ_α), z the unknown and w the known
 inputs (normalised to [−1, 1] by their prior boxes). The network is an MLP (SiLU) of the
-Fourier features [sin 2πf_k x, cos 2πf_k x] (f_k log-spaced in [f_min, f_max], fixed) ⊕ z ⊕ w,
-point by point, with outputs (μ, h, c) and
+Fourier features [sin 2πf_k x_d, cos 2πf_k x_d] of every coordinate (f_k log-spaced in
+[f_min, f_max], fixed) ⊕ z ⊕ w, point by point, with outputs (μ, h, c) and
 
 * ``diag``: Σ = diag σ²(x_i);  ``lr``: Σ = diag σ²(x_i) + CCᵀ, C_i = c(x_i) ∈ Rᵏ
   (:class:`torch.distributions.LowRankMultivariateNormal`);
 * σ² = ℓ + (1 − ℓ) sigmoid(h), ℓ = ``var_floor`` (bounded variances);
-* hard boundary conditions u = D(x) ũ with D(x) = cos(πx/2) on [−1, 1], evaluated as
-  2 sin(π(1 − x)/4) sin(π(1 + x)/4) so that D(±1) = 0 exactly in floating point.
+* hard boundary (and initial) conditions u = b(x, w) + D(x) ũ by construction (:data:`PDES`):
+
+  - ``poisson1d`` (:mod:`graphfem.physics.nonlinear_poisson`), Ω = [−1, 1]: b = 0, D = cos(πx/2),
+    evaluated as 2 sin(π(1 − x)/4) sin(π(1 + x)/4) so that D(±1) = 0 exactly in floating point;
+  - ``burgers`` (:mod:`graphfem.physics.parametric_burgers`), (x, t) ∈ [0, 1]²:
+    b = sin(2wπx) s(x), D = s(x) t with s(x) = sin(π min(x, 1 − x)) = sin(πx), exactly 0 at x = 0, 1.
 
 **Inverse model** (GICNet) q_β(z | ũ(X), w, X) = N(μ_β, diag σ²_β): a pointwise lift P(ũ_i / s) ∈ Rᴾ
 (s = ``u_scale``),
-one kernel-interpolation layer (:class:`KIP`) per channel onto a fixed grid {g_j} (a
-Nadaraya–Watson smoother, invariant to the order and number of the points), the grid
-coordinates appended, a Conv1d stack, dense layers, the known w through its own dense
-layers, and a dense head to (μ_β, σ²_β) (bounded like σ²_α).
+one kernel-interpolation layer (:class:`KIP`) per channel onto a fixed grid {g_j} (G points in
+1D, G × G in (x, t); a Nadaraya–Watson smoother, invariant to the order and number of the
+points), the grid coordinates appended, a Conv1d (kernel 3) or Conv2d (kernel 2) stack,
+dense layers, the known w through its own dense layers, and a dense head to (μ_β, σ²_β)
+(bounded like σ²_α).
 
 **ELBO** per sample, with one reparameterised ũ = μ_α + σ_α ⊙ ε + C η (ε ~ N(0, I_N),
 η ~ N(0, I_k): the formula of ``LowRankMultivariateNormal.rsample``, with the noise drawn
@@ -27,10 +32,10 @@ by the caller so that a resumed run draws the same numbers):
 
     ELBO = Σ_i log N(r_i; 0, ε²) + log q_β(z | ũ, w, X) − log q_α(ũ | z, w, X),
 
-r_i = r(x_i) the strong residual of u = Dũ (:func:`graphfem.physics.nonlinear_poisson.residual`,
-autograd in x), ε fixed or learned and clamped to ≥ ``eps_min``. The −log q_α term (an
+r_i = r(x_i) the strong residual of u = b + Dũ (the problem's ``residual``, autograd in the
+coordinates), ε fixed or learned and clamped to ≥ ``eps_min``. The −log q_α term (an
 entropy estimate) keeps σ_α from collapsing. Optional data term (:meth:`RGNP.data_log_likelihood`):
-log N(y; Dμ_α, D²Σ_α + σ_y² I) of noisy observations y at fixed points.
+log N(y; b + Dμ_α, D²Σ_α + σ_y² I) of noisy observations y at fixed points.
 """
 from __future__ import annotations
 
@@ -57,6 +62,50 @@ def mlp(sizes: list[int], last_activation: bool = False) -> nn.Sequential:
 def boundary_factor(x: torch.Tensor) -> torch.Tensor:
     """D(x) = cos(πx/2) = 2 sin(π(1 − x)/4) sin(π(1 + x)/4): zero exactly at x = ±1; shape of x."""
     return 2 * torch.sin(math.pi * (1 - x) / 4) * torch.sin(math.pi * (1 + x) / 4)
+
+
+def _sin_pi(x: torch.Tensor) -> torch.Tensor:
+    """sin(πx) = sin(π min(x, 1 − x)) on [0, 1]: exactly 0 at x = 0 and x = 1."""
+    return torch.sin(math.pi * torch.minimum(x, 1 - x))
+
+
+class Poisson1D:
+    """``poisson1d``: (κ(u)u′)′ + w = 0 on [−1, 1]; u = cos(πx/2) ũ."""
+
+    dim, low, high = 1, (-1.0,), (1.0,)
+
+    @staticmethod
+    def lift(x: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(b, D) at x (B, N, 1) for w (B, n_w): ((B, N), (B, N))."""
+        d = boundary_factor(x[..., 0])
+        return torch.zeros_like(d), d
+
+    @staticmethod
+    def residual(cols: list[torch.Tensor], u: torch.Tensor, z: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        from graphfem.physics.nonlinear_poisson import residual
+
+        return residual(cols[0], u, z, w)
+
+
+class Burgers1D:
+    """``burgers``: u_t + z₁uu_x − z₀u_xx = 0 on (x, t) ∈ [0, 1]²; u = sin(2wπx) sin(πx) + sin(πx) t ũ."""
+
+    dim, low, high = 2, (0.0, 0.0), (1.0, 1.0)
+
+    @staticmethod
+    def lift(x: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        s = _sin_pi(x[..., 0])
+        return torch.sin(2 * math.pi * w * x[..., 0]) * s, s * x[..., 1]
+
+    @staticmethod
+    def residual(cols: list[torch.Tensor], u: torch.Tensor, z: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        from graphfem.physics.parametric_burgers import residual
+
+        return residual(cols[0], cols[1], u, z)
+
+
+#: the problems an RGNP is built for: name -> spec (dim, box, hard-BC lift, residual)
+PDES = {"poisson1d": Poisson1D, "burgers": Burgers1D}
 
 
 class KIP(nn.Module):
@@ -87,23 +136,26 @@ class KIP(nn.Module):
 
 @dataclass
 class RGNPConfig:
-    """Sizes and settings of an RGNP on a 1D domain [x_low, x_high] = [−1, 1].
+    """Sizes and settings of an RGNP.
 
     Attributes:
-        n_z, n_w: numbers of unknown and known inputs; z_low/z_high, w_low/w_high their prior boxes.
+        pde: the problem, a key of :data:`PDES` (its domain, hard conditions and residual).
+        n_z, n_w: numbers of unknown and known inputs; z_low/z_high (a number, or one per
+            component), w_low/w_high their prior boxes.
         fourier: number of Fourier frequencies (log-spaced over [f_min, f_max]).
         width, depth: the forward MLP (hidden layers).
         covariance: ``"diag"`` or ``"lr"`` (rank ``rank``); var_floor: ℓ of σ².
         points: N, random collocation points per sample and step.
         eps, learn_eps, eps_min: the physics noise scale ε (fixed, or learned from ``eps`` and clamped).
         lift, lift_depth: P channels of the GICNet lift and its dense layers.
-        grid, ls_min, ls_max: the KIP grid size and initial lengthscale range.
-        conv, filters: Conv1d layers (kernel 3) and their filters.
+        grid, ls_min, ls_max: the KIP grid points per axis and initial lengthscale range.
+        conv, filters: Conv1d (kernel 3) or Conv2d (kernel 2) layers and their filters.
         gic_dense, w_dense, head: dense widths after the CNN, for w (3 layers), and of the head.
         sigma_y: the noise of the optional data likelihood.
         u_scale: ũ enters the GICNet lift as ũ / u_scale (a fixed input normalisation).
     """
 
+    pde: str = "poisson1d"
     n_z: int = 5
     n_w: int = 1
     z_low: float = -1.0
@@ -139,31 +191,42 @@ class RGNPConfig:
 class GICNet(nn.Module):
     """The grid-invariant convolutional inverse model q_β(z | ũ, w, X) (module docstring).
 
-    ``forward(x (B, N, 1), ut (B, N), w_n (B, n_w), mask (B, N) or None)`` returns the
+    ``forward(x (B, N, d), ut (B, N), w_n (B, n_w), mask (B, N) or None)`` returns the
     normalised posterior mean and variance, ((B, n_z), (B, n_z)).
     """
 
     def __init__(self, c: RGNPConfig):
         super().__init__()
+        pde = PDES[c.pde]
         self.var_floor = 1e-6
         self.u_scale = c.u_scale
+        self.dim, self.side = pde.dim, c.grid
         self.lift = mlp([1] + [c.lift] * c.lift_depth)
-        self.kip = KIP(torch.linspace(-1.0, 1.0, c.grid)[:, None], c.lift, c.ls_min, c.ls_max)
+        axes = [torch.linspace(lo, hi, c.grid) for lo, hi in zip(pde.low, pde.high)]
+        grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, pde.dim)
+        self.kip = KIP(grid, c.lift, c.ls_min, c.ls_max)
+        conv, kernel, pad = (nn.Conv1d, 3, 1) if pde.dim == 1 else (nn.Conv2d, 2, 0)
+        if pde.dim == 2 and c.conv >= c.grid:
+            raise ValueError(f"grid must exceed conv for 2D (kernel 2, no padding), got {c.grid}, {c.conv}")
         convs: list[nn.Module] = []
-        channels = c.lift + 1
+        channels = c.lift + pde.dim
         for _ in range(c.conv):
-            convs += [nn.Conv1d(channels, c.filters, 3, padding=1), nn.SiLU()]
+            convs += [conv(channels, c.filters, kernel, padding=pad), nn.SiLU()]
             channels = c.filters
         self.cnn = nn.Sequential(*convs)
-        self.dense = mlp([channels * c.grid, *c.gic_dense], last_activation=True)
+        cells = c.grid if pde.dim == 1 else (c.grid - c.conv) ** 2
+        self.dense = mlp([channels * cells, *c.gic_dense], last_activation=True)
         self.w_net = mlp([c.n_w] + [c.w_dense] * 3, last_activation=True)
         self.head = mlp([c.gic_dense[-1] + c.w_dense, *c.head, 2 * c.n_z])
 
     def forward(self, x: torch.Tensor, ut: torch.Tensor, w_n: torch.Tensor,
                 mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.kip(x, self.lift(ut[..., None] / self.u_scale), mask)                          # (B, G, P)
-        grid = self.kip.grid.to(h.dtype)[None].expand(h.shape[0], -1, -1)        # (B, G, 1)
-        feat = self.cnn(torch.cat([h, grid], -1).transpose(1, 2)).flatten(1)
+        h = self.kip(x, self.lift(ut[..., None] / self.u_scale), mask)              # (B, G^d, P)
+        grid = self.kip.grid.to(h.dtype)[None].expand(h.shape[0], -1, -1)        # (B, G^d, d)
+        feat = torch.cat([h, grid], -1).transpose(1, 2)                          # (B, P + d, G^d)
+        if self.dim == 2:
+            feat = feat.reshape(*feat.shape[:2], self.side, self.side)
+        feat = self.cnn(feat).flatten(1)
         out = self.head(torch.cat([self.dense(feat), self.w_net(w_n)], -1))
         mean, raw = out.chunk(2, -1)
         return mean, self.var_floor + (1 - self.var_floor) * torch.sigmoid(raw)
@@ -173,8 +236,9 @@ class GICNet(nn.Module):
 class RGNP(nn.Module):
     """Forward model, GICNet and ELBO of the module docstring.
 
-    ``forward(x (B, N, 1), z (B, n_z), w (B, n_w), noise (B, N), noise_lr (B, k))`` returns the
-    per-sample ELBO terms (each (B,)): ``elbo``, ``physics``, ``inverse``, ``entropy``.
+    ``forward(x (B, N, d), z (B, n_z), w (B, n_w), noise (B, N), noise_lr (B, k))`` returns the
+    per-sample ELBO terms (each (B,)): ``elbo``, ``physics``, ``inverse``, ``entropy`` (and the
+    ``residual`` (B, N)); d is the problem's dimension (1 for ``poisson1d``, 2 = (x, t) for ``burgers``).
     """
 
     Config = RGNPConfig
@@ -182,13 +246,16 @@ class RGNP(nn.Module):
     def __init__(self, config: RGNPConfig):
         super().__init__()
         c = self.config = config
+        if c.pde not in PDES:
+            raise ValueError(f"pde must be one of {', '.join(PDES)}, got {c.pde!r}")
+        self.pde = PDES[c.pde]
         if c.covariance not in ("diag", "lr"):
             raise ValueError(f"covariance must be diag or lr, got {c.covariance!r}")
         if not 0 < c.var_floor < 1 or c.eps <= 0 or c.eps_min <= 0 or c.points < 2:
             raise ValueError("var_floor must lie in (0, 1), eps and eps_min be positive and points >= 2")
         self.register_buffer("freqs", torch.logspace(math.log10(c.f_min), math.log10(c.f_max), c.fourier))
         k = c.rank if c.covariance == "lr" else 0
-        self.net = mlp([2 * c.fourier + c.n_z + c.n_w] + [c.width] * c.depth + [2 + k])
+        self.net = mlp([2 * c.fourier * self.pde.dim + c.n_z + c.n_w] + [c.width] * c.depth + [2 + k])
         self.gicnet = GICNet(c)
         log_eps = torch.tensor(math.log(c.eps))
         if c.learn_eps:
@@ -197,9 +264,15 @@ class RGNP(nn.Module):
             self.register_buffer("log_eps", log_eps)
 
     # ---------------------------------------------------------------- normalisation
-    def z_normalised(self, z: torch.Tensor) -> torch.Tensor:
+    def z_box(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The prior box of z as tensors (n_z,) like ``like``."""
         c = self.config
-        return 2 * (z - c.z_low) / (c.z_high - c.z_low) - 1
+        lo = torch.as_tensor(c.z_low, dtype=like.dtype, device=like.device).expand(c.n_z)
+        return lo, torch.as_tensor(c.z_high, dtype=like.dtype, device=like.device).expand(c.n_z)
+
+    def z_normalised(self, z: torch.Tensor) -> torch.Tensor:
+        lo, hi = self.z_box(z)
+        return 2 * (z - lo) / (hi - lo) - 1
 
     def w_normalised(self, w: torch.Tensor) -> torch.Tensor:
         c = self.config
@@ -213,9 +286,9 @@ class RGNP(nn.Module):
     # ---------------------------------------------------------------- forward model
     def heads(self, x: torch.Tensor, z: torch.Tensor, w: torch.Tensor
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """μ (B, N), σ² (B, N) and C (B, N, k) (None for ``diag``) of ũ at x (B, N, 1)."""
+        """μ (B, N), σ² (B, N) and C (B, N, k) (None for ``diag``) of ũ at x (B, N, d)."""
         c = self.config
-        phase = 2 * math.pi * x * self.freqs.to(x.dtype)                           # (B, N, F)
+        phase = 2 * math.pi * (x[..., None] * self.freqs.to(x.dtype)).flatten(-2)  # (B, N, d F)
         n = x.shape[1]
         inputs = torch.cat([torch.sin(phase), torch.cos(phase), self.z_normalised(z)[:, None].expand(-1, n, -1),
                             self.w_normalised(w)[:, None].expand(-1, n, -1)], -1)
@@ -224,7 +297,7 @@ class RGNP(nn.Module):
         return out[..., 0], var, (out[..., 2:] if c.covariance == "lr" else None)
 
     def distribution(self, x: torch.Tensor, z: torch.Tensor, w: torch.Tensor) -> dist.Distribution:
-        """q_α(ũ(X) | z, w, X): batch (B,), event (N,); x (B, N, 1)."""
+        """q_α(ũ(X) | z, w, X): batch (B,), event (N,); x (B, N, d)."""
         mu, var, cf = self.heads(x, z, w)
         return self._gaussian(mu, var, cf)
 
@@ -235,58 +308,58 @@ class RGNP(nn.Module):
         return dist.LowRankMultivariateNormal(mu, cf, var)
 
     def field(self, x: torch.Tensor, z: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean and standard deviation of u = Dũ at x (B, N, 1): ((B, N), (B, N)), the marginal
-        variance D²(σ² + ‖c‖²)."""
+        """Mean and standard deviation of u = b + Dũ at x (B, N, d): ((B, N), (B, N)), the
+        marginal variance D²(σ² + ‖c‖²)."""
         mu, var, cf = self.heads(x, z, w)
         if cf is not None:
             var = var + (cf ** 2).sum(-1)
-        d = boundary_factor(x[..., 0])
-        return d * mu, d.abs() * var.sqrt()
+        b, d = self.pde.lift(x, w)
+        return b + d * mu, d.abs() * var.sqrt()
 
     # ---------------------------------------------------------------- inverse model
     def posterior(self, x: torch.Tensor, ut: torch.Tensor, w: torch.Tensor, mask: torch.Tensor | None = None
                   ) -> dist.Distribution:
         """q_β(z | ũ, w, X) in the units of z: a diagonal Gaussian, batch (B,), event (n_z,)."""
-        c = self.config
         mean_n, var_n = self.gicnet(x, ut, self.w_normalised(w), mask)
-        half = (c.z_high - c.z_low) / 2
-        return dist.Independent(dist.Normal(c.z_low + half * (mean_n + 1), half * var_n.sqrt()), 1)
+        lo, hi = self.z_box(mean_n)
+        half = (hi - lo) / 2
+        return dist.Independent(dist.Normal(lo + half * (mean_n + 1), half * var_n.sqrt()), 1)
 
     def posterior_from_u(self, x: torch.Tensor, u: torch.Tensor, w: torch.Tensor, drop: float = 1e-3
                          ) -> dist.Distribution:
-        """q_β(z | u/D, w, X) from observed u (B, N) at x (B, N, 1): ũ = u/D, the points where
-        D < ``drop`` (at the boundary, u/D is singular) masked out."""
-        d = boundary_factor(x[..., 0])
-        keep = d >= drop
-        ut = torch.where(keep, u / torch.where(keep, d, torch.ones_like(d)), torch.zeros_like(u))
+        """q_β(z | (u − b)/D, w, X) from observed u (B, N) at x (B, N, d): the points where
+        |D| < ``drop`` (on the boundary, and at t = 0, (u − b)/D is singular) masked out."""
+        b, d = self.pde.lift(x, w)
+        keep = d.abs() >= drop
+        ut = torch.where(keep, (u - b) / torch.where(keep, d, torch.ones_like(d)), torch.zeros_like(u))
         return self.posterior(x, ut, w, keep.to(u.dtype))
 
     # ---------------------------------------------------------------- objective
     def forward(self, x: torch.Tensor, z: torch.Tensor, w: torch.Tensor, noise: torch.Tensor,
                 noise_lr: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        from graphfem.physics.nonlinear_poisson import residual
-
-        xs = x[..., 0].detach().requires_grad_(True)                                 # (B, N)
-        mu, var, cf = self.heads(xs[..., None], z, w)
+        cols = [x[..., k].detach().requires_grad_(True) for k in range(x.shape[-1])]  # d × (B, N)
+        xs = torch.stack(cols, -1)
+        mu, var, cf = self.heads(xs, z, w)
         ut = mu + var.sqrt() * noise
         if cf is not None:
             ut = ut + (cf @ noise_lr[..., None])[..., 0]
-        r = residual(xs, boundary_factor(xs) * ut, z, w)
+        b, d = self.pde.lift(xs, w)
+        r = self.pde.residual(cols, b + d * ut, z, w)
         physics = dist.Normal(torch.zeros_like(r), self.eps.to(r.dtype), validate_args=False).log_prob(r).sum(-1)
         entropy = -self._gaussian(mu, var, cf).log_prob(ut)
-        inverse = self.posterior(xs[..., None], ut, w).log_prob(z)
+        inverse = self.posterior(xs, ut, w).log_prob(z)
         return {"elbo": physics + inverse + entropy, "physics": physics, "inverse": inverse, "entropy": entropy,
                 "residual": r}
 
     def data_log_likelihood(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, w: torch.Tensor
                             ) -> torch.Tensor:
-        """log N(y; Dμ_α, D²Σ_α + σ_y² I) of observations y (B, K) at x (B, K, 1): (B,)."""
+        """log N(y; b + Dμ_α, D²Σ_α + σ_y² I) of observations y (B, K) at x (B, K, d): (B,)."""
         mu, var, cf = self.heads(x, z, w)
-        d = boundary_factor(x[..., 0])
+        b, d = self.pde.lift(x, w)
         noise = self.config.sigma_y ** 2
         if cf is None:
-            return dist.Normal(d * mu, (d ** 2 * var + noise).sqrt()).log_prob(y).sum(-1)
-        return dist.LowRankMultivariateNormal(d * mu, d[..., None] * cf, d ** 2 * var + noise).log_prob(y)
+            return dist.Normal(b + d * mu, (d ** 2 * var + noise).sqrt()).log_prob(y).sum(-1)
+        return dist.LowRankMultivariateNormal(b + d * mu, d[..., None] * cf, d ** 2 * var + noise).log_prob(y)
 
 
-__all__ = ["GICNet", "KIP", "RGNP", "RGNPConfig", "boundary_factor", "mlp"]
+__all__ = ["Burgers1D", "GICNet", "KIP", "PDES", "Poisson1D", "RGNP", "RGNPConfig", "boundary_factor", "mlp"]

@@ -433,7 +433,7 @@ PROBLEMS: dict[str, Problem] = {}
 _BUILTIN = ("graphfem.physics.poisson", "graphfem.physics.elasticity", "graphfem.physics.heat",
             "graphfem.physics.darcy", "graphfem.physics.transport", "graphfem.physics.navier_stokes",
             "graphfem.physics.hyperelasticity", "graphfem.physics.mpm", "graphfem.physics.rve",
-            "graphfem.physics.nonlinear_poisson")
+            "graphfem.physics.nonlinear_poisson", "graphfem.physics.parametric_burgers")
 
 
 def register_problem(cls: type[Problem]) -> type[Problem]:

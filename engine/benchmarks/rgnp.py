@@ -88,7 +88,7 @@ def run(size: str = "small", device: str = "auto", folder: str | None = None) ->
         seconds = time.perf_counter() - start
         model, _ = load_model(out / "model.safetensors")
         model.to(device).eval()
-        got = [scores(model, s["space"], s["u"], s["z"], s["w"], device) for s in samples]
+        got = [scores(model, s, device) for s in samples]
         rows[name] = {"train_s": seconds, "steps": final["step"], "curve": _curve(out),
                       **{k: float(np.mean([g[k] for g in got])) for k in got[0]}}
     target = max(min(e for _, e in r["curve"]) for r in rows.values())

@@ -17,11 +17,14 @@ import typer
 from graphfem.meshes.errors import GraphfemError, InputError
 
 
-def read_observations_1d(path: Path, field: str = "u") -> tuple[np.ndarray, np.ndarray]:
-    """(x (K,), u (K,)) from a ``.csv`` with a header naming ``x`` and ``field``, or a mesh/point
-    file meshio reads with the point field ``field``. Non-finite values, points outside
-    [−1, 1] and fewer than 2 interior points are refused in one line."""
+def read_observations(path: Path, field: str = "u", low: tuple = (-1.0,), high: tuple = (1.0,)
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """(points (K, d), u (K,)) from a ``.csv`` with a header naming ``x`` (and ``t`` when the
+    model's domain is (x, t), d = 2) and ``field``, or (1D) a mesh/point file meshio reads with
+    the point field ``field``. Non-finite values, points outside the box [low, high] and fewer
+    than 2 points inside it are refused in one line."""
     path = Path(path)
+    columns = ("x", "t")[:len(low)]
     if not path.is_file():
         raise InputError("no such observations file", path)
     if path.suffix.lower() == ".csv":
@@ -30,11 +33,13 @@ def read_observations_1d(path: Path, field: str = "u") -> tuple[np.ndarray, np.n
         except ValueError as exc:
             raise InputError(f"not a CSV table of numbers: {' '.join(str(exc).split())}", path) from None
         names = table.dtype.names or ()
-        missing = [k for k in ("x", field) if k not in names]
+        missing = [k for k in (*columns, field) if k not in names]
         if missing:
             raise InputError(f"the CSV header lacks {', '.join(missing)} (it has {', '.join(names) or 'nothing'})",
                              path)
-        x, u = np.asarray(table["x"], float), np.asarray(table[field], float)
+        x, u = np.stack([np.asarray(table[k], float) for k in columns], 1), np.asarray(table[field], float)
+    elif len(columns) > 1:
+        raise InputError("observations in (x, t) are read from a .csv with columns x, t and the field", path)
     else:
         import meshio
 
@@ -44,14 +49,16 @@ def read_observations_1d(path: Path, field: str = "u") -> tuple[np.ndarray, np.n
             raise InputError(f"cannot read the observations: {' '.join(str(exc).split())}", path) from None
         if field not in m.point_data:
             raise InputError(f"no point field {field!r} (it has {', '.join(m.point_data) or 'none'})", path)
-        x, u = np.asarray(m.points[:, 0], float), np.asarray(m.point_data[field], float).reshape(-1)
-    if not (np.isfinite(x).all() and np.isfinite(u).all()):
-        raise InputError(f"{int((~np.isfinite(x) | ~np.isfinite(u)).sum())} observation(s) with NaN or infinite "
-                         "values", path)
-    if (np.abs(x) > 1 + 1e-12).any():
-        raise InputError("observation points lie outside [-1, 1], the model's domain", path)
-    if int((np.abs(x) < 1 - 1e-3).sum()) < 2:
-        raise InputError(f"{len(x)} observation(s), fewer than 2 inside (-1, 1); give more", path)
+        x, u = np.asarray(m.points[:, :1], float), np.asarray(m.point_data[field], float).reshape(-1)
+    bad = int((~np.isfinite(x).all(1) | ~np.isfinite(u)).sum())
+    if bad:
+        raise InputError(f"{bad} observation(s) with NaN or infinite values", path)
+    lo, hi = np.array(low), np.array(high)
+    box = " x ".join(f"[{a:g}, {b:g}]" for a, b in zip(lo, hi))
+    if ((x < lo - 1e-12) | (x > hi + 1e-12)).any():
+        raise InputError(f"observation points lie outside {box}, the model's domain", path)
+    if int(((x > lo + 1e-3) & (x < hi - 1e-3)).all(1).sum()) < 2:
+        raise InputError(f"{len(x)} observation(s), fewer than 2 inside {box}; give more", path)
     return x, u
 
 
@@ -60,20 +67,22 @@ def register(app: typer.Typer) -> None:
 
     @app.command("posterior")
     def posterior_cmd(model_path: Path = typer.Argument(..., help="RGNP checkpoint (.safetensors)."),
-                      observations: Path = typer.Argument(..., help="Observed u: .csv (x,u) or a 1D .vtu."),
-                      w: float = typer.Option(..., "--w", help="The known input w of the observed state."),
+                      observations: Path = typer.Argument(..., help="Observed u: .csv (x,u; x,t,u for Burgers) "
+                                                          "or a 1D .vtu."),
+                      w: float = typer.Option(..., "--w", help="The known input w of the observed state (Burgers: "
+                                              "the frequency)."),
                       output: Path = typer.Option(..., "-o", "--output", help="JSON file with z's mean and std."),
                       field: str = typer.Option("u", "--field", help="Name of the observed value field."),
-                      mesh_path: Optional[Path] = typer.Option(None, "--mesh", help="1D mesh of [-1, 1] for "
-                                                               "--fields."),
+                      mesh_path: Optional[Path] = typer.Option(None, "--mesh", help="1D mesh of the problem's "
+                                                               "interval for --fields (steady problems)."),
                       fields: Optional[Path] = typer.Option(None, "--fields", help="VTU to write the posterior "
                                                             "predictive u, u_std on --mesh."),
-                      truth: Optional[str] = typer.Option(None, "--truth", help="The true z0,...,z4, for the "
-                                                          "error."),
+                      truth: Optional[str] = typer.Option(None, "--truth", help="The true z (comma-separated), "
+                                                          "for the error."),
                       draws: int = typer.Option(64, "--draws", help="Draws of z for the predictive.")) -> None:
         """The GICNet posterior over the unknown z of an RGNP model from observations of u."""
         from graphfem.checkpoint import load_model
-        from graphfem.families.rgnp import check_inputs, posterior, predictive
+        from graphfem.families.rgnp import z_box, check_inputs, posterior, predictive
         from graphfem.meshes import Mesh
 
         if output.suffix.lower() != ".json":
@@ -87,16 +96,22 @@ def register(app: typer.Typer) -> None:
         model, meta = load_model(model_path)
         if meta.get("model") != "rgnp":
             raise InputError(f"a {meta.get('model')} checkpoint; posterior needs an rgnp model", model_path)
-        check_inputs(model, np.full(model.config.n_z, model.config.z_low), w, model_path)
+        check_inputs(model, z_box(model)[0], w, model_path)
+        if mesh_path is not None and model.pde.dim != 1:
+            raise InputError("--mesh/--fields: the predictive field is offered for steady problems; predict the "
+                             "Burgers series with graphfem predict at the posterior mean", mesh_path)
         z_true = None
         if truth is not None:
             from graphfem.physics.options import vector
 
             z_true = vector(truth, model.config.n_z, "--truth")
         mesh = Mesh.read(mesh_path) if mesh_path is not None else None
-        if mesh is not None and (mesh.dim != 1 or np.abs(mesh.points[:, 0]).max() > 1 + 1e-12):
-            raise InputError("--mesh: the model predicts on 1D meshes with nodes in [-1, 1]", mesh_path)
-        x, u = read_observations_1d(observations, field)
+        lo, hi = model.pde.low, model.pde.high
+        if mesh is not None and (mesh.dim != 1 or mesh.points[:, 0].min() < lo[0] - 1e-12
+                                 or mesh.points[:, 0].max() > hi[0] + 1e-12):
+            raise InputError(f"--mesh: the model predicts on 1D meshes with nodes in [{lo[0]:g}, {hi[0]:g}]",
+                             mesh_path)
+        x, u = read_observations(observations, field, lo, hi)
         mean, std = posterior(model.float(), x, u, w)
         if not (np.isfinite(mean).all() and np.isfinite(std).all()):
             raise GraphfemError("the posterior is not finite; no file written", model_path)

@@ -152,3 +152,60 @@ def test_bench_refuses_an_unknown_size(capsys):
     assert main(["bench", "rgnp", "--size", "huge"]) == 1
     err = capsys.readouterr().err.strip()
     assert "--size must be small or gpu" in err and len(err.splitlines()) == 1
+
+
+def test_burgers_plumbing_through_the_cli(tmp_path, capsys):
+    """parametric-burgers: (x, t) grids of the box per sample and step, a PVD series whose first
+    frame is u0 exactly and whose ends are 0, the posterior from (x, t, u) observations."""
+    import meshio
+
+    from graphfem.datasets.simulations import SimulationData
+    from graphfem.families import families
+    from graphfem.training.trainer import split_indices
+
+    data = tmp_path / "pb.h5"
+    assert main(["generate", "parametric-burgers", "-n", "4", "--resolution", "16", "-o", str(data)]) == 0
+    cfg = tmp_path / "pb.yaml"
+    cfg.write_text(f"""model: {{name: rgnp, pde: burgers, points: 24, fourier: 4, width: 16, depth: 1, lift: 4,
+  lift_depth: 1, grid: 4, conv: 2, filters: 4, gic_dense: [8], w_dense: 8, head: [8], eps: 1.0, learn_eps: true,
+  draws: 8}}
+data: {{path: {data}, val_fraction: 0.25, test_fraction: 0.25, batch_size: 4}}
+optim: {{phases: [{{optimizer: adam, epochs: 2, lr: 1.0e-3, weight_decay: 0.0, warmup_steps: 0, clip_norm: 0.0}}]}}
+run: {{out: {tmp_path / 'run'}, seed: 0, threads: 1, progress: false}}
+""")
+    assert main(["train", str(cfg)]) == 0
+    d = SimulationData(data)
+    family = families()["rgnp"]
+    setup = family.setup(d, split_indices(4, 0.25, 0.25, 0), {"name": "rgnp", "pde": "burgers", "points": 24,
+                                                              "fourier": 4, "width": 8, "depth": 1, "grid": 4,
+                                                              "conv": 2}, "test")
+    batch = family.collate(setup, setup.train[:3], np.random.default_rng(0), "cpu", torch.float32)
+    assert batch["x"].shape == (3, 24, 2) and float(batch["x"].min()) >= 0 and float(batch["x"].max()) <= 1
+    assert not torch.allclose(batch["x"][0], batch["x"][1])
+    ckpt = str(tmp_path / "run" / "model.safetensors")
+    Mesh.interval(20, 0.0, 1.0).write(tmp_path / "line.vtu")
+    out = tmp_path / "u.pvd"
+    assert main(["predict", ckpt, str(tmp_path / "line.vtu"), "-o", str(out), "--viscosity", "0.05",
+                 "--convection", "0.8", "--frequency", "1.5", "--t-end", "0.5", "--dt", "0.1"]) == 0
+    assert len(list((tmp_path / "u_steps").glob("step_*.vtu"))) == 6               # t = 0, 0.1, ..., 0.5
+    first = meshio.read(tmp_path / "u_steps" / "step_00000.vtu")
+    x = first.points[:, 0]
+    np.testing.assert_allclose(first.point_data["u"], np.sin(3 * np.pi * x) * np.sin(np.pi * x), atol=1e-6)
+    assert abs(first.point_data["u"][[0, -1]]).max() < 1e-7
+    s = d.sample(0)
+    pts = [(s.mesh.points[i, 0], s.times[k], s.fields["u"][k, i]) for k in (5, 20, 40) for i in range(1, 16, 3)]
+    np.savetxt(tmp_path / "obs.csv", np.array(pts), delimiter=",", header="x,t,u", comments="")
+    assert main(["posterior", ckpt, str(tmp_path / "obs.csv"), "--w", str(s.options["frequency"]), "-o",
+                 str(tmp_path / "z.json")]) == 0
+    assert len(json.loads((tmp_path / "z.json").read_text())["z_mean"]) == 2
+    for args, words in ((["predict", ckpt, str(tmp_path / "line.vtu"), "-o", str(tmp_path / "x.pvd"), "--viscosity",
+                          "0.05", "--t-end", "2"], "--t-end: the model was trained for t in [0, 1]"),
+                        (["predict", ckpt, str(tmp_path / "line.vtu"), "-o", str(tmp_path / "y.pvd"), "--viscosity",
+                          "0.5"], "--viscosity/--convection: z_0 = 0.5 lies outside"),
+                        (["predict", ckpt, str(tmp_path / "line.vtu"), "-o", str(tmp_path / "v.pvd")],
+                         "--viscosity is required")):
+        capsys.readouterr()
+        assert main(args) == 1, args
+        err = capsys.readouterr().err.strip()
+        assert words in err and len(err.splitlines()) == 1, err
+        assert not (tmp_path / args[args.index("-o") + 1]).exists()

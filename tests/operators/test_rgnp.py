@@ -136,3 +136,21 @@ def test_bad_config_is_refused():
         RGNP(RGNPConfig(covariance="full"))
     with pytest.raises(ValueError, match="var_floor"):
         RGNP(RGNPConfig(var_floor=0.0))
+
+
+def test_burgers_conditions_are_exact_and_the_kip_grid_is_2d():
+    model = _model(pde="burgers", n_z=2, z_low=[0.01, 0.5], z_high=[0.1, 1.0], w_low=0.5, w_high=2.0,
+                   grid=6, conv=2)
+    x = torch.tensor([[[0.0, 0.4], [1.0, 0.7], [0.3, 0.0], [0.8, 0.0], [0.5, 0.5]]], dtype=torch.float64)
+    z, w = torch.tensor([[0.05, 0.7]], dtype=torch.float64), torch.tensor([[1.3]], dtype=torch.float64)
+    mean, std = model.field(x, z, w)
+    assert mean[0, 0].item() == 0.0 and mean[0, 1].item() == 0.0 and std[0, :4].tolist() == [0.0] * 4
+    u0 = torch.sin(2 * math.pi * 1.3 * x[0, 2:4, 0]) * torch.sin(math.pi * x[0, 2:4, 0])
+    torch.testing.assert_close(mean[0, 2:4], u0, atol=1e-15, rtol=0)                    # u(x, 0) = u0 exactly
+    assert model.gicnet.kip.grid.shape == (36, 2)
+    out = model(x, z, w, torch.randn(1, 5, dtype=torch.float64))
+    assert torch.isfinite(out["elbo"]).all()
+    q = model.posterior_from_u(x, mean, w)                  # the points with D = 0 are masked, not divided
+    assert torch.isfinite(q.mean).all() and q.mean.shape == (1, 2)
+    lo, hi = model.z_box(q.mean)
+    assert lo.tolist() == [0.01, 0.5] and hi.tolist() == [0.1, 1.0]
