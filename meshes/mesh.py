@@ -377,12 +377,21 @@ class Mesh:
         return facet_nodes(self, tag.indices)
 
     def tag(self, name: str) -> Tag:
-        """The tag called ``name``; a one-line error lists the known tags."""
-        try:
+        """The tag called ``name``. A name that is no tag of the mesh may be
+        ``boundary`` (every boundary facet) or a condition in the coordinates,
+        ``"x<1e-9"``, selecting the boundary facets whose corners all satisfy
+        it (see :mod:`graphfem.meshes.selection`). Otherwise a one-line error
+        lists the known tags."""
+        if name in self.tags:
             return self.tags[name]
-        except KeyError:
-            known = ", ".join(f"{t.name} ({t.kind})" for t in self.tags.values()) or "none"
-            raise MeshError(f"unknown tag {name!r}; this mesh has: {known}", self.source) from None
+        from .selection import derived_tag
+
+        derived = derived_tag(self, str(name))
+        if derived is not None:
+            return derived
+        known = ", ".join(f"{t.name} ({t.kind})" for t in self.tags.values()) or "none"
+        raise MeshError(f"unknown tag {name!r}; this mesh has: {known}; or select boundary facets by a condition "
+                        "such as \"x<1e-9\"", self.source)
 
     # ------------------------------------------------------------------ new values
     def with_tags(self, **tags: Tag) -> "Mesh":

@@ -69,7 +69,7 @@ from graphfem.meshes import FESpace, Mesh, Trajectory
 from graphfem.meshes.errors import GraphfemError, InputError
 
 from .coefficients import constant, vector_at_quadrature
-from .options import expression, number, replace_columns, split_top_level
+from .options import expression, number, replace_columns, split_pair, split_top_level
 from .problem import Features, Option, Problem, Solution, register_problem
 
 logger = logging.getLogger("graphfem.physics")
@@ -282,8 +282,8 @@ def inflow_options(pairs, mesh: Mesh, option: "Option | str" = "--inflow") -> di
     else:
         items = []
         for pair in pairs:
-            tag, sep, value = (part.strip() for part in str(pair).partition("="))
-            if not sep or not tag or not value:
+            tag, value = split_pair(str(pair))
+            if not tag or not value:
                 raise InputError(f"{flag}: expected TAG=VALUE, got {pair!r}")
             items.append((tag, value))
     out: dict[str, VelocityData] = {}

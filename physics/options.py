@@ -8,7 +8,10 @@ A coefficient given on the command line is one of
 Boundary conditions are ``TAG=VALUE`` pairs, VALUE being a number or an
 expression; vectors are comma-separated: ``--traction right=0,-1``, and a
 vector field is one number or expression per component:
-``--velocity "-(y-0.5),x-0.5"``.
+``--velocity "-(y-0.5),x-0.5"``. TAG is a tag of the mesh, ``boundary``
+(every boundary facet, on any mesh) or a condition on the coordinates that
+selects boundary facets: ``--dirichlet "x<1e-9"=0``,
+``--fix "isclose(y, 0)"`` (see :mod:`graphfem.meshes.selection`).
 """
 from __future__ import annotations
 
@@ -116,9 +119,8 @@ def tag_values(pairs, option: str, mesh: Mesh, components: int | None = None) ->
         items = [(str(t), v) for t, v in pairs.items()]
     else:
         for pair in pairs:
-            tag, sep, value = str(pair).partition("=")
-            tag, value = tag.strip(), value.strip()
-            if not sep or not tag or not value:
+            tag, value = split_pair(str(pair))
+            if not tag or not value:
                 raise InputError(f"{option}: expected TAG=VALUE, got {pair!r}")
             items.append((tag, value))
     out = {}
@@ -137,6 +139,16 @@ def tag_values(pairs, option: str, mesh: Mesh, components: int | None = None) ->
         if not np.isfinite(out[tag]).all():
             raise InputError(f"{option}: {tag} has non-finite components")
     return out
+
+
+def split_pair(text: str) -> tuple[str, str]:
+    """``"left=1"`` -> ``("left", "1")``, splitting at the first ``=`` that is
+    not part of a comparison, so a TAG may be a condition:
+    ``"x<=0.5=sin(y)"`` -> ``("x<=0.5", "sin(y)")``. ``("", "")`` without one."""
+    for i, ch in enumerate(text):
+        if ch == "=" and (i == 0 or text[i - 1] not in "<>=!") and text[i + 1:i + 2] != "=":
+            return text[:i].strip(), text[i + 1:].strip()
+    return "", ""
 
 
 def vector(text: str | None, components: int, option: str) -> np.ndarray | None:

@@ -39,6 +39,8 @@ import numpy as np
 from graphfem.meshes import Mesh
 from graphfem.meshes.errors import InputError
 
+from .options import split_pair
+
 POISSON_FEATURES = ("log_kappa", "source", "dirichlet", "dirichlet_value", "boundary", "h",
                     "dirichlet_distance", "blended_dirichlet_value")
 
@@ -72,10 +74,10 @@ def parse_pairs(items, what: str) -> dict[str, float]:
     else:
         pairs = []
         for item in items:
-            tag, sep, value = str(item).partition("=")
-            if not sep or not tag:
+            tag, value = split_pair(str(item))
+            if not tag:
                 raise InputError(f"{what} must be TAG=VALUE, got {item!r}")
-            pairs.append((tag.strip(), value))
+            pairs.append((tag, value))
     out = {}
     for tag, value in pairs:
         if callable(value):

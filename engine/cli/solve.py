@@ -94,7 +94,10 @@ def command_for(problem):
     command.__annotations__ = {p.name: p.annotation for p in parameters}
     command.__name__ = f"solve_{problem.name.replace('-', '_')}"
     command.__doc__ = (problem.summary[:1].upper() + problem.summary[1:] + ".\n\n" if problem.summary else "") + \
-        "The same options drive graphfem predict (a surrogate of this problem) and graphfem generate."
+        "The same options drive graphfem predict (a surrogate of this problem) and graphfem generate." + \
+        (" A TAG is a tag of the mesh (graphfem info lists them), boundary (every boundary facet) or a condition "
+         "on the coordinates selecting boundary facets: --dirichlet \"x<1e-9\"=0."
+         if any(o.repeatable for o in problem.options) else "")
     return command
 
 

@@ -358,3 +358,110 @@ def test_untagged_meshes_get_a_boundary_tag(tmp_path):
     meshio.write(path, meshio.Mesh(Mesh.unit_square(3).points, [("triangle", Mesh.unit_square(3).cells)]))
     mesh = read(path)
     assert {tuple(sorted(f)) for f in mesh.tag("boundary").indices} == {tuple(f) for f in mesh.boundary_facets()}
+
+
+# ------------------------------------------------------------------ untagged meshes: boundary and conditions
+def _tapered_plate(path: Path) -> Path:
+    """A cantilever 2 long, 0.5 high at x = 0 tapering to 0.25 at x = 2, written with no tags."""
+    import skfem
+
+    m = skfem.MeshTri.init_tensor(np.linspace(0, 2, 17), np.linspace(0, 0.5, 5))
+    p = m.p.copy()
+    p[1] *= 1 - 0.25 * p[0]
+    meshio.write(path, meshio.Mesh(p.T, [("triangle", m.t.T)]))
+    return path
+
+
+def test_boundary_and_conditions_select_boundary_facets():
+    bare = Mesh(Mesh.unit_square(4).points, "triangle", Mesh.unit_square(4).cells)  # built with no tags
+    assert not bare.tags
+    assert {tuple(f) for f in bare.tag("boundary").indices} == {tuple(f) for f in bare.boundary_facets()}
+    left = bare.tag("x<1e-9")
+    assert left.kind == "facet" and left.size == 4
+    np.testing.assert_allclose(bare.points[left.indices][..., 0], 0.0)
+    # a facet is selected when all its corners satisfy the condition
+    assert bare.tag("(0.2 <= y) & (y <= 0.6) & (x < 1e-9)").indices.tolist() == [[1, 2]]
+    assert bare.tag("isclose(y, 1) and x > 0.4").size == 2
+    assert bare.tag("not (x > 1e-9)").size == bare.tag("~(x > 1e-9)").size == 4
+    np.testing.assert_array_equal(bare.tag_nodes("x<1e-9"), np.flatnonzero(bare.points[:, 0] == 0))
+
+
+@pytest.mark.parametrize("text, match", [
+    ("x.__class__ < 1", "Attribute is not allowed"),
+    ("__import__('os') < 1", "only calls of"),
+    ("(lambda: 1)() < 2", "only calls of"),
+    ("abs < 1", "'abs' is used as a value"),
+    ("sin(x, y) < 1", "sin takes 1 argument"),
+    ("abs(x, out=y) < 1", "abs takes 1 argument"),
+    ("z < 1", "z is not a coordinate of a 2D mesh"),
+    ("q < 1", "unknown name 'q'"),
+    ("'a' < x", "only numbers"),
+    ("x[0] < 1", "Subscript is not allowed"),
+    ("0.2 <= y <= 0.6 & (x < 1e-9)", "put each comparison in parentheses"),
+    ("x < -1", "selects no boundary facet"),
+    ("x < " + "1" * 600, "longer than"),
+    ("x <", "cannot parse"),
+])
+def test_conditions_are_checked_not_evaluated(text, match):
+    """Nothing but the listed operators and functions is ever run."""
+    with pytest.raises(MeshError, match=match) as info:
+        Mesh.unit_square(2).tag(text)
+    assert "\n" not in str(info.value)
+
+
+def test_unknown_names_that_are_no_conditions_list_the_tags():
+    with pytest.raises(MeshError, match=r"unknown tag 'Set-1'; this mesh has: .*left \(facet\).*x<1e-9"):
+        Mesh.unit_square(2).tag("Set-1")
+
+
+def test_pairs_split_at_the_assignment_not_the_comparison():
+    from graphfem.physics.options import split_pair
+
+    assert split_pair("x<=0.5=sin(y)") == ("x<=0.5", "sin(y)")
+    assert split_pair("x==0=2") == ("x==0", "2")
+    assert split_pair("left=1") == ("left", "1")
+    assert split_pair("right=where(x>=1,1,0)") == ("right", "where(x>=1,1,0)")
+    assert split_pair("nothing") == ("", "")
+
+
+def test_cli_solves_on_an_untagged_mesh(tmp_path, capsys):
+    """Elasticity and Poisson through ``graphfem solve`` on a mesh file with no
+    tags, the supports and loads given by conditions, agree with the API solve
+    on the same mesh with explicit tags."""
+    from graphfem.cli import main
+    from graphfem.physics.problem import get_problem
+
+    mesh_path = _tapered_plate(tmp_path / "taper.vtu")
+    out = tmp_path / "u.vtu"
+    code = main(["solve", "elasticity", str(mesh_path), "--E", "210e3", "--nu", "0.3", "--fix", "x<1e-9",
+                 "--traction", "x>2-1e-9=0,-1", "-o", str(out)])
+    assert code == 0, capsys.readouterr().err
+    u = meshio.read(out).point_data["displacement"][:, :2]
+    mesh = read(mesh_path)
+    x = mesh.points
+    tagged = mesh.with_boundary_tags(root=lambda p: p[:, 0] < 1e-9, tip=lambda p: p[:, 0] > 2 - 1e-9)
+    reference = get_problem("elasticity").run(tagged, {"E": "210e3", "nu": "0.3", "fix": ["root"],
+                                                       "traction": ["tip=0,-1"]})
+    np.testing.assert_allclose(u, reference.fields["displacement"], rtol=1e-10, atol=1e-14)
+    np.testing.assert_array_equal(u[x[:, 0] == 0], 0.0)
+    assert u[x[:, 0] == 2, 1].max() < 0  # the tip bends down
+
+    code = main(["solve", "poisson", str(mesh_path), "--dirichlet", "x<1e-9=0", "--dirichlet",
+                 "abs(x-2)<1e-9=1", "-o", str(out)])
+    assert code == 0, capsys.readouterr().err
+    p = meshio.read(out).point_data["u"]
+    np.testing.assert_allclose(p[x[:, 0] == 0], 0.0, atol=1e-14)
+    np.testing.assert_allclose(p[x[:, 0] == 2], 1.0, atol=1e-12)
+    reference = get_problem("poisson").run(tagged, {"dirichlet": ["root=0", "tip=1"]})
+    np.testing.assert_allclose(p, reference.fields["u"], rtol=1e-10, atol=1e-14)
+
+    code = main(["solve", "poisson", str(mesh_path), "--dirichlet", "boundary=0", "-o", str(out)])
+    assert code == 0
+    np.testing.assert_allclose(meshio.read(out).point_data["u"][mesh.boundary_nodes()], 0.0, atol=1e-14)
+
+    out.unlink()
+    capsys.readouterr()
+    code = main(["solve", "poisson", str(mesh_path), "--dirichlet", "y>9=0", "-o", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and "selects no boundary facet" in err[0] and str(mesh_path) in err[0]
+    assert not out.exists()
