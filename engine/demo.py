@@ -63,9 +63,10 @@ def run_demo(out_dir: str | Path, device: str = "auto") -> dict:
     except ImportError:
         render = None
     if render is not None:
+        titles = {"prediction": "u, surrogate", "reference": "u, FE solve", "error": "u_surrogate - u_FE"}
         for name in fields:
             png = out / f"demo_surrogate_{name}.png"
-            render(vtu, png, field=name)
+            render(vtu, png, field=name, title=titles[name], signed=name == "error")
             pngs.append(str(png))
     lines = [f"surrogate ({surrogate.meta['model']}) vs FE on {mesh.n_points} nodes, {mesh.n_cells} cells:",
              f"  relative L2 error (FE mass norm): {100 * rel:.2f} %",

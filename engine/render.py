@@ -18,9 +18,22 @@ def _quiet_vtk() -> None:
     vtk.vtkObject.GlobalWarningDisplayOff()
 
 
+def colour_map(values: np.ndarray, signed: bool | None = None) -> dict:
+    """pyvista colour arguments for ``values`` (n,) or (n, c): a diverging ``RdBu_r`` map with
+    limits ±max|v| (0 in the middle, white) for a signed scalar (``signed=None``: when it takes
+    both signs), else ``viridis`` over the data range (vectors are drawn by magnitude)."""
+    scalar = values.ndim == 1 or values.shape[1] == 1
+    if signed is None:
+        signed = bool(values.size) and values.min() < 0 < values.max()
+    if not (signed and scalar):
+        return {"cmap": "viridis"}
+    extent = float(np.abs(values).max()) or 1.0
+    return {"cmap": "RdBu_r", "clim": (-extent, extent)}
+
+
 def render(path: str | Path, png: str | Path, field: str | None = None, title: str | None = None,
            window_size: tuple[int, int] | None = None, warp: float | None = None, edges: bool | None = None,
-           zoom: float = 1.0) -> str:
+           zoom: float = 1.0, signed: bool | None = None) -> str:
     """Render a VTU (or any file pyvista reads) to a PNG with a scalar bar.
 
     Args:
@@ -36,6 +49,9 @@ def render(path: str | Path, png: str | Path, field: str | None = None, title: s
         zoom: camera zoom (> 1 magnifies; 1 fits the whole mesh).
         window_size: picture size in pixels (default: 1000 x 700, or fitted
             to the aspect ratio of a 2D domain).
+        signed: a diverging map (RdBu_r) with limits ±max|value|, so that 0 is
+            white, for a signed scalar (an error, a mode); by default when the
+            scalar takes both signs. Otherwise viridis over [min, max].
 
     Returns:
         The name of the field drawn.
@@ -79,7 +95,7 @@ def render(path: str | Path, png: str | Path, field: str | None = None, title: s
     bar = {"title": label, "vertical": vertical, "title_font_size": 18, "label_font_size": 16, "fmt": "%.3g"}
     if not vertical:  # horizontal, centred under the picture: the title is never clipped
         bar.update(position_x=0.2, position_y=0.04, width=0.6, height=0.08)
-    plotter.add_mesh(grid, scalars=field, cmap="viridis", show_edges=grid.n_cells < 5000 if edges is None else edges,
+    plotter.add_mesh(grid, scalars=field, **colour_map(values, signed), show_edges=grid.n_cells < 5000 if edges is None else edges,
                      edge_color="#555555", line_width=0.3, scalar_bar_args=bar)
     if is_2d:
         plotter.view_xy()

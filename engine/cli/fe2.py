@@ -79,6 +79,8 @@ def _bc(specs: list[str], with_value: bool, option: str) -> dict:
             form = "TAG:x|y:VALUE" if with_value else "TAG or TAG:x|y|xy"
             raise InputError(f"{option} {spec!r}: expected {form}")
         comp = None if parts[1] == "xy" else parts[1]
+        if parts[0] in out:
+            raise InputError(f"{option} {spec!r}: the tag {parts[0]!r} is given twice (one {option} per tag)")
         try:
             out[parts[0]] = (comp, float(parts[2])) if with_value else comp
         except ValueError:
@@ -177,8 +179,9 @@ def register(app: typer.Typer) -> None:
             raise InputError(f"--stress {stress_source}: only EquiNO has two stress fields")
         rve = read_rve(rve_path, inclusion_tag, meta.get("problem", {}).get("rve"))
         macro = with_sides(Mesh.read(macro_path))
+        fixed, prescribed = _bc(fix, False, "--fix"), _bc(displacement, True, "--displacement")
         try:
-            sol, micro = run_fe2(macro, rve, model, _bc(fix, False, "--fix"), _bc(displacement, True, "--displacement"), steps,
+            sol, micro = run_fe2(macro, rve, model, fixed, prescribed, steps,
                                  micro_at or None, stress_source)
         except GraphfemError as exc:
             raise exc.with_source(macro_path) from None

@@ -183,3 +183,13 @@ def test_demo_predicts_and_compares_with_fe(tmp_path, capsys):
     assert np.allclose(result.point_data["error"], prediction - reference)
     assert np.isfinite(prediction).all()
     assert (tmp_path / "demo" / "demo_surrogate_prediction.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_signed_fields_get_a_diverging_map_centred_on_zero():
+    from graphfem.render import colour_map
+
+    signed = colour_map(np.array([-0.2, 0.05, 0.1]))
+    assert signed == {"cmap": "RdBu_r", "clim": (-0.2, 0.2)}
+    assert colour_map(np.array([0.0, 0.3]), signed=True)["clim"] == (-0.3, 0.3)  # an error that happens to be >= 0
+    assert colour_map(np.array([0.1, 0.3])) == {"cmap": "viridis"}
+    assert colour_map(np.array([[-1.0, 2.0, 0.0]]))["cmap"] == "viridis"  # vectors: by magnitude
