@@ -41,7 +41,11 @@ def register(app: typer.Typer) -> None:
                  material: Optional[str] = typer.Option(None, "--material",
                                                         help="mpm: jelly, water, goo, sand or plasticine."),
                  seed: int = typer.Option(0, "--seed", help="Seed; sample i depends only on (seed, i)."),
-                 workers: int = typer.Option(1, "--workers", help="Worker processes.")) -> None:
+                 workers: int = typer.Option(1, "--workers", help="Worker processes."),
+                 resume: bool = typer.Option(False, "--resume",
+                                             help="Continue a run stopped by SIGTERM, Ctrl-C or a kill, from the "
+                                                  "simulations it finished (same problem, seed and options).")
+                 ) -> None:
         """Generate a data set with the project's solvers (ranks under torchrun).
 
         Further options of a problem (those of ``graphfem solve PROBLEM``, e.g.
@@ -57,7 +61,7 @@ def register(app: typer.Typer) -> None:
 
             options = parse_args(PROBLEMS[problem], ctx.args, f"generate {problem}", roles=("input", "time"))
         run(problem, n, output, seed=seed, workers=workers, geometry=geometry, resolution=resolution,
-            material=material, options=options)
+            material=material, options=options, resume=resume)
         typer.echo(f"wrote {output} ({n} simulations of {problem})")
 
     @app.command()

@@ -58,7 +58,6 @@ import numpy as np
 
 from graphfem.meshes import Mesh, Tag
 from graphfem.meshes.errors import GraphfemError, InputError
-from graphfem.meshes.io import atomic_path
 
 FAMILIES = ("spon-poisson", "spon-hyperelastic", "spon-flow")
 #: the output field of each family (stored under ``dofs/<field>``)
@@ -287,35 +286,16 @@ _register()
 # ------------------------------------------------------------------ files
 def generate(family: str, n: int, out: str | Path, resolution: int = 1, order: int | None = None,
              geometry: str | None = None, seed: int = 0) -> Path:
-    """Write ``n`` samples of ``family`` to ``out`` atomically; sample i
-    depends only on (seed, i). ``order`` defaults to the family's (1; 2 for
-    the Taylor–Hood velocity of ``spon-flow``)."""
-    import h5py
-
-    import graphfem
-
-    from .simulations import problem_of, write_mesh, write_sample
+    """Write ``n`` samples of ``family`` to ``out`` atomically (the writer of
+    ``graphfem generate``, so a stopped run resumes); sample i depends only on
+    (seed, i). ``order`` defaults to the family's (1; 2 for the Taylor–Hood
+    velocity of ``spon-flow``)."""
+    from .generate import _write
 
     if family not in GENERATORS:
         raise InputError(f"unknown SPON family {family!r}; choose one of {', '.join(GENERATORS)}")
-    options = {"resolution": resolution}
-    if order is not None:
-        options["order"] = order
-    if geometry is not None:
-        options["geometry"] = geometry
-    out = Path(out)
-    problem = problem_of(family)
-    with atomic_path(out) as tmp, h5py.File(tmp, "w") as h5:
-        h5.attrs.update({"problem": problem, "family": family, "seed": seed, "count": n,
-                         "graphfem_version": graphfem.__version__})
-        for i in range(n):
-            s = GENERATORS[family](np.random.default_rng([seed, i]), **options)
-            g = h5.create_group(f"sim_{i:06d}")
-            write_sample(g, s)
-            write_mesh(g, "coarse", s["coarse"])
-            g.attrs.update({"problem": problem, "family": family, "seed": seed, "index": i,
-                            "graphfem_version": graphfem.__version__})
-    return out
+    fixed = {} if order is None else {"order": order}
+    return _write(family, ("spon", family, geometry, resolution, fixed), n, Path(out), seed, 1, False)
 
 
 @dataclass
