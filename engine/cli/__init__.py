@@ -32,7 +32,7 @@ bench_app = typer.Typer(help="Benchmarks that print ratios measured in one run."
 app.add_typer(bench_app, name="bench")
 
 #: Modules that add their commands with ``register(app)``.
-_COMMAND_MODULES = ("solve", "koopman", "rom", "engine", "fe2", "giorom", "invert", "rgnp")
+_COMMAND_MODULES = ("mesh", "solve", "koopman", "rom", "engine", "fe2", "giorom", "invert", "rgnp")
 
 _state = {"debug": False}
 

@@ -1,0 +1,61 @@
+"""``graphfem mesh``: every shape is written with its tags, covers the domain it names (its area
+against the exact one) and feeds a solve; bad values are one line, exit 1 and no file."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from graphfem.cli import main
+from graphfem.meshes import FESpace, Mesh
+
+
+def _area(mesh: Mesh) -> float:
+    """∫ 1 dx by the P1 mass matrix."""
+    return float(FESpace(mesh, order=1).mass().sum())
+
+
+@pytest.mark.parametrize("args, area, tags", [
+    (["rectangle", "--lower", "0.3,0.1", "--upper", "0.6,0.4", "--resolution", "6"], 0.09,
+     {"left", "right", "bottom", "top", "boundary"}),
+    (["rectangle", "--cell", "quad", "--upper", "2,1", "--resolution", "8"], 2.0, {"left", "right", "boundary"}),
+    (["box", "--upper", "2,1,1", "--resolution", "3"], 2.0, {"xmin", "zmax", "boundary"}),
+    (["lshape", "--resolution", "8"], 3.0, {"boundary"}),
+    (["plate-hole", "--resolution", "12"], 1 - math.pi * 0.3 ** 2 / 4, {"hole", "left", "boundary"}),
+])
+def test_shapes_cover_their_domain(tmp_path, capsys, args, area, tags):
+    out = tmp_path / "m.msh"
+    assert main(["mesh", *args, "-o", str(out)]) == 0
+    mesh = Mesh.read(out)
+    assert tags <= set(mesh.tags)
+    # the plate's hole is a polygon of 2*12 chords: its area error is O(h^2)
+    assert _area(mesh) == pytest.approx(area, rel=2e-3 if args[0] == "plate-hole" else 1e-12)
+
+
+def test_random_shapes_follow_the_seed_and_solve(tmp_path, capsys):
+    a, b, c = (tmp_path / f"{n}.msh" for n in "abc")
+    assert main(["mesh", "perforated", "--seed", "4", "--resolution", "10", "-o", str(a)]) == 0
+    assert main(["mesh", "perforated", "--seed", "4", "--resolution", "10", "-o", str(b)]) == 0
+    assert main(["mesh", "perforated", "--seed", "5", "--resolution", "10", "-o", str(c)]) == 0
+    pa, pb, pc = (Mesh.read(p).points for p in (a, b, c))
+    assert np.array_equal(pa, pb) and (pa.shape != pc.shape or not np.allclose(pa, pc))
+    assert main(["solve", "poisson", str(a), "-o", str(tmp_path / "u.vtu"), "--dirichlet", "hole=1",
+                 "--dirichlet", "left=0"]) == 0
+
+
+@pytest.mark.parametrize("args, words", [
+    (["circle"], "unknown shape 'circle'"),
+    (["rectangle", "--resolution", "0"], "--resolution 0"),
+    (["box", "--resolution", "500"], "1..200"),
+    (["rectangle", "--upper", "0,1"], "must exceed"),
+    (["rectangle", "--lower", "0,nan"], "finite"),
+    (["lshape", "--lower", "0,0"], "only rectangle and box"),
+    (["box", "--cell", "quad"], "only a rectangle"),
+])
+def test_bad_values_are_one_line_and_no_file(tmp_path, capsys, args, words):
+    out = tmp_path / "m.msh"
+    assert main(["mesh", *args, "-o", str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("graphfem: error: ") and words in err[0], err
+    assert list(tmp_path.iterdir()) == []
