@@ -6,7 +6,8 @@ CAX4 or DC3D8) and follows any ``*INCLUDE`` anywhere on the disk. This one
 maps an element name to its shape by the Abaqus naming rule (family prefix
 + node count + letters: ``CPE4R`` is a 4-node plane quad, ``DC3D8`` an
 8-node brick), and resolves includes relative to the including file,
-refusing those that leave the deck's folder unless ``allow_outside``.
+refusing those that leave the deck's folder unless ``allow_outside``; the
+same holds for ``INPUT=`` on any keyword (``*NODE, INPUT=nodes.inp``).
 
 The result is a ``meshio.Mesh`` (one cell block per ``*ELEMENT`` keyword,
 ``point_sets``/``cell_sets`` from ``*NSET``/``*ELSET``) plus the surfaces as
@@ -172,8 +173,10 @@ def _expand(path: Path, root: Path, allow_outside: bool, stack: tuple[Path, ...]
         line = _Line(path, number, content)
         if content.startswith("*"):
             keyword, params = _keyword(line)
-            if keyword == "INCLUDE":
+            if keyword == "INCLUDE" or "INPUT" in params:  # *NODE, INPUT=f: the data lines are in f
                 target = _include_target(line, params, root, allow_outside, stack + (path.resolve(),))
+                if keyword != "INCLUDE":
+                    yield line
                 yield from _expand(target, root, allow_outside, stack + (path.resolve(),))
                 continue
         yield line
@@ -182,20 +185,20 @@ def _expand(path: Path, root: Path, allow_outside: bool, stack: tuple[Path, ...]
 def _include_target(line: _Line, params: dict, root: Path, allow_outside: bool, stack: tuple[Path, ...]) -> Path:
     name = params.get("INPUT")
     if not name:
-        raise MeshError(f"line {line.number}: *INCLUDE without INPUT=", line.file)
+        raise MeshError(f"line {line.number}: INPUT= names no file", line.file)
     target = Path(name).expanduser()
     if not target.is_absolute():
         target = line.file.parent / target
     target = target.resolve()
     if not allow_outside and not target.is_relative_to(root):
-        raise MeshError(f"line {line.number}: *INCLUDE {name!r} leaves the deck's folder {root}; copy it "
+        raise MeshError(f"line {line.number}: INPUT={name!r} leaves the deck's folder {root}; copy it "
                         "there, or read with graphfem.meshes.read(..., allow_outside=True)", line.file)
     if target in stack:
-        raise MeshError(f"line {line.number}: *INCLUDE {name!r} includes itself (a cycle)", line.file)
+        raise MeshError(f"line {line.number}: INPUT={name!r} includes itself (a cycle)", line.file)
     if len(stack) >= _MAX_INCLUDE_DEPTH:
-        raise MeshError(f"line {line.number}: *INCLUDE nested deeper than {_MAX_INCLUDE_DEPTH} files", line.file)
+        raise MeshError(f"line {line.number}: includes nested deeper than {_MAX_INCLUDE_DEPTH} files", line.file)
     if not target.is_file():
-        raise MeshError(f"line {line.number}: *INCLUDE {name!r}: no such file", line.file)
+        raise MeshError(f"line {line.number}: INPUT={name!r}: no such file", line.file)
     return target
 
 
@@ -303,8 +306,9 @@ def _set(deck: _Deck, line: _Line, params: dict, data: list[_Line], kind: str) -
                 elif item in sets:
                     members.extend(sets[item])
                 else:
-                    raise MeshError(f"line {row.number}: *{key} {name!r} names {item!r}, neither a {kind} "
-                                    f"number nor a known {kind} set", row.file)
+                    article = "a node" if kind == "node" else "an element"
+                    raise MeshError(f"line {row.number}: *{key} {name!r} names {item!r}, neither {article} number "
+                                    f"nor a known {kind} set", row.file)
     missing = [m for m in members if m not in known and m not in deck.skipped_ids]
     if missing:
         raise MeshError(f"line {line.number}: *{key} {name!r} names {kind} {missing[0]}, which is not defined "

@@ -33,6 +33,9 @@ from .conform import orient_simplices, split_hexes, split_quads, split_wedges
 from .errors import GraphfemError, MeshError
 from .mesh import CELL_TYPES, Mesh, Tag, warn
 
+#: Larger coordinates overflow distance computations (squared lengths): refused as damage.
+_MAX_COORDINATE = 1e100
+
 #: Cell types that can carry the volume mesh, by topological dimension.
 _VOLUME_PRIORITY = {3: ("tetra", "tetra10", "hexahedron", "wedge", "hexahedron27"),
                     2: ("triangle", "triangle6", "quad", "quad9", "quad8"),
@@ -114,7 +117,7 @@ def read(path: str | Path, merge_tolerance: float = 1e-12, allow_outside: bool =
     try:
         # meshio prints progress and warnings of its own, and VTK's legacy type names are unknown to it
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
-                _vtk_type_names():
+                _vtk_type_names(), np.errstate(all="ignore"):  # and its arithmetic on damaged sizes
             if file_format == "abaqus":
                 mio, side_sets = read_deck(path, allow_outside=allow_outside)
             else:
@@ -130,9 +133,8 @@ def read(path: str | Path, merge_tolerance: float = 1e-12, allow_outside: bool =
         return from_meshio(mio, source=str(path), merge_tolerance=merge_tolerance, side_sets=side_sets)
     except GraphfemError as exc:
         raise exc.with_source(path) from None
-    except (ValueError, IndexError, TypeError, KeyError) as exc:  # inconsistent content meshio let through
-        raise MeshError(f"inconsistent {file_format} content: {' '.join(str(exc).split()) or type(exc).__name__}",
-                        path) from None
+    except (ValueError, IndexError, TypeError, KeyError, AttributeError) as exc:  # content meshio let through
+        raise MeshError(_read_failure(path, file_format, exc), path) from None
 
 
 def _file_format(path: Path) -> str:
@@ -190,8 +192,9 @@ def _vtk_type_names() -> Iterator[None]:
 
 
 def _read_failure(path: Path, file_format: str, exc: BaseException) -> str:
-    """One line saying why meshio could not read ``path``: truncation and
-    foreign content named where they can be recognised."""
+    """One line saying why meshio could not read ``path``, in the file's terms
+    rather than meshio's internals: truncation, foreign or binary content,
+    counts that do not match the data, references to undefined entries."""
     detail = " ".join(str(exc).split())
     if file_format in ("vtu", "xdmf") and not isinstance(exc, ET.ParseError):
         try:
@@ -208,12 +211,29 @@ def _read_failure(path: Path, file_format: str, exc: BaseException) -> str:
         section = _gmsh_open_section(path)
         if section:
             return f"truncated: the {section} section has no $End{section[1:]}"
+    what = f"cannot read {file_format} file"
+    if isinstance(exc, UnicodeDecodeError):
+        return (f"{what}: byte 0x{exc.object[exc.start]:02x} at offset {exc.start} of a text part is not UTF-8 "
+                "(damaged, or another format)")
     if isinstance(exc, (EOFError, StopIteration)) or "EOF" in detail or "end of file" in detail.lower():
         return f"truncated: the {file_format} data ends early"
-    if isinstance(exc, SystemExit) or not detail:
-        return (f"cannot read {file_format} file: its data holds fewer or other values than its header "
-                f"declares (truncated or damaged)")
-    return f"cannot read {file_format} file: {detail}"
+    if "synchronously" in detail or "NetCDF: HDF error" in detail or "NetCDF: Unknown file format" in detail:
+        part = "its HDF5 heavy data" if file_format == "xdmf" else "its netCDF/HDF5 container"
+        state = ("is truncated" if "truncated" in detail else "is not an HDF5 file" if "signature not found" in detail
+                 else "is damaged")
+        return f"{what}: {part} {state}"
+    if isinstance(exc, SystemExit) or not detail or "could not be read to its end" in detail \
+            or "cannot reshape array" in detail or "inhomogeneous shape" in detail:
+        return f"{what}: its data holds fewer or other values than its header declares (truncated or damaged)"
+    if isinstance(exc, (IndexError, KeyError)):
+        key = exc.args[0] if isinstance(exc, KeyError) and exc.args else None
+        named = f" {int(key)}" if isinstance(key, (int, np.integer)) else (f" {key!r}" if key is not None else "")
+        return f"{what}: it refers to an entry{named} that it does not define (damaged)"
+    if "array is too big" in detail or isinstance(exc, MemoryError):
+        return f"{what}: a count in it is absurdly large (damaged)"
+    if isinstance(exc, (AttributeError, TypeError)):
+        return f"{what}: an element or attribute it needs is missing or malformed (damaged)"
+    return f"{what}: {detail}"
 
 
 def _gmsh_open_section(path: Path) -> str | None:
@@ -253,6 +273,10 @@ def from_meshio(mio, source: str | None = None, merge_tolerance: float = 1e-12,
     if not np.isfinite(points).all():
         bad = np.flatnonzero(~np.isfinite(points).all(axis=1))
         raise MeshError(f"non-finite coordinates at {bad.size} node(s), first node {bad[0]}", source)
+    if np.abs(points).max() > _MAX_COORDINATE:
+        node = int(np.abs(points).max(axis=1).argmax())
+        raise MeshError(f"node {node} has a coordinate of {np.abs(points[node]).max():.3g}, beyond any physical "
+                        f"size ({_MAX_COORDINATE:.0e}; a damaged file?)", source)
     blocks = [(b.type, _integer_cells(b.type, b.data, source)) for b in mio.cells if len(b.data)]
     unknown = sorted({t for t, _ in blocks if t not in CELL_TYPES})
     if unknown:
@@ -283,6 +307,8 @@ def from_meshio(mio, source: str | None = None, merge_tolerance: float = 1e-12,
     tags = _gmsh_tags(mio, blocks, volume_idx, offsets, parent, tdim, cell_type)
     tags.update(_set_tags(mio, blocks, volume_idx, offsets, parent, tdim, cell_type))
     for name, facets in (side_sets or {}).items():
+        if not len(facets):
+            continue
         facets = np.asarray(facets, dtype=np.int64).reshape(len(facets), -1)
         tags[name] = Tag(name, "facet", split_quads(facets)[0] if facets.shape[1] == 4 and tdim == 3
                          and cell_type == "tetra" else facets)

@@ -290,12 +290,20 @@ def generate(family: str, n: int, out: str | Path, resolution: int = 1, order: i
     ``graphfem generate``, so a stopped run resumes); sample i depends only on
     (seed, i). ``order`` defaults to the family's (1; 2 for the Taylor–Hood
     velocity of ``spon-flow``)."""
-    from .generate import _write
+    from .writer import write
 
     if family not in GENERATORS:
         raise InputError(f"unknown SPON family {family!r}; choose one of {', '.join(GENERATORS)}")
     fixed = {} if order is None else {"order": order}
-    return _write(family, ("spon", family, geometry, resolution, fixed), n, Path(out), seed, 1, False)
+    return write(family, ("spon", family, geometry, resolution, fixed), n, Path(out), seed, 1, False, False,
+                 simulate_star)
+
+
+def simulate_star(args: tuple) -> tuple[int, dict]:
+    """``(index, sample)`` of the job ``("spon", family, geometry, resolution, fixed options, seed, index)``."""
+    _, family, geometry, resolution, fixed, seed, index = args
+    where = {} if geometry is None else {"geometry": geometry}
+    return index, GENERATORS[family](np.random.default_rng([seed, index]), resolution, **where, **(fixed or {}))
 
 
 @dataclass
@@ -344,4 +352,5 @@ def read(path: str | Path) -> list[Record]:
 __all__ = ["FAMILIES", "FIELDS", "FIXED", "FLOW", "GENERATORS", "HYPER", "INPUTS", "Record", "coarse_mesh",
            "draw_flow", "draw_hyperelastic", "draw_poisson", "flow_coarse_mesh", "fourier", "generate",
            "kappa_function", "problem_options", "read", "record", "solve_case", "solve_flow_case",
-           "solve_hyperelastic_case", "solve_poisson_case", "spon_flow", "spon_hyperelastic", "spon_poisson"]
+           "simulate_star", "solve_hyperelastic_case", "solve_poisson_case", "spon_flow", "spon_hyperelastic",
+           "spon_poisson"]

@@ -269,7 +269,7 @@ def test_includes_outside_the_deck_folder_are_refused_unless_allowed(tmp_path):
     (tmp_path / "job").mkdir()
     for target in (str(outside), "../elsewhere.inp", "/etc/passwd"):
         deck = _deck_with_include(tmp_path / "job", target)
-        text = _refusal(deck, r"line 2: \*INCLUDE .* leaves the deck's folder")
+        text = _refusal(deck, r"line 2: INPUT='.*' leaves the deck's folder")
         assert "allow_outside=True" in text
     deck = _deck_with_include(tmp_path / "job", "../elsewhere.inp")
     assert read(deck, allow_outside=True).n_cells == 1
@@ -284,11 +284,65 @@ def test_include_links_leaving_the_folder_are_refused(tmp_path):
     _refusal(_deck_with_include(tmp_path / "job", "link.inp"), r"leaves the deck's folder")
 
 
+def test_keyword_data_from_input_files(tmp_path):
+    """``*NODE, INPUT=f`` and ``*ELEMENT, INPUT=f``: the data lines live in f."""
+    (tmp_path / "nodes.txt").write_text("1, 0, 0\n2, 1, 0\n3, 0, 1\n")
+    (tmp_path / "elements.txt").write_text("1, 1, 2, 3\n")
+    deck = tmp_path / "deck.inp"
+    deck.write_text("*Node, input=nodes.txt\n*Element, type=CPE3, elset=ALL, input=elements.txt\n")
+    mesh = read(deck)
+    assert mesh.n_cells == 1 and mesh.tag("ALL").size == 1
+
+
+def test_abaqus_cae_single_part_deck(tmp_path):
+    """The layout Abaqus/CAE writes: a part, one unmoved instance, assembly sets
+    and an internal element set behind a surface."""
+    deck = tmp_path / "cae.inp"
+    deck.write_text("""*Heading
+** Job name: plate Model name: Model-1
+*Preprint, echo=NO, model=NO, history=NO, contact=NO
+*Part, name=PLATE
+*Node
+      1,           0.,           0.
+      2,           1.,           0.
+      3,           1.,           1.
+      4,           0.,           1.
+*Element, type=CPE4R
+1, 1, 2, 3, 4
+*Nset, nset=Set-1, generate
+ 1,  4,  1
+*Elset, elset=Set-1
+ 1,
+*Solid Section, elset=Set-1, material=Steel
+,
+*End Part
+*Assembly, name=Assembly
+*Instance, name=PLATE-1, part=PLATE
+*End Instance
+*Nset, nset=Fixed, instance=PLATE-1
+ 1, 4
+*Elset, elset=_Load_S2, internal, instance=PLATE-1
+ 1,
+*Surface, type=ELEMENT, name=Load
+_Load_S2, S2
+*End Assembly
+*Material, name=Steel
+*Elastic
+210000., 0.3
+""")
+    with pytest.warns(MeshWarning, match="Set-1_cells"):
+        mesh = read(deck)
+    assert mesh.cell_type == "quad" and mesh.n_cells == 1
+    np.testing.assert_allclose(mesh.points[mesh.tag("Fixed").indices][:, 0], 0.0)
+    np.testing.assert_allclose(mesh.points[mesh.tag("Load").indices][..., 0], 1.0)  # face S2: nodes 2-3
+
+
 @pytest.mark.parametrize("files, match", [
     ({"deck.inp": "*Include, input=deck.inp\n"}, r"includes itself"),
     ({"deck.inp": "*Include, input=a.inp\n", "a.inp": "*Include, input=deck.inp\n"}, r"includes itself"),
     ({"deck.inp": "*Include, input=missing.inp\n"}, r"'missing.inp': no such file"),
-    ({"deck.inp": "*Include\n"}, r"without INPUT="),
+    ({"deck.inp": "*Include\n"}, r"INPUT= names no file"),
+    ({"deck.inp": "*Node, input=/etc/hostname\n"}, r"leaves the deck's folder"),
 ])
 def test_broken_includes_are_refused(tmp_path, files, match):
     for name, text in files.items():
@@ -465,3 +519,28 @@ def test_cli_solves_on_an_untagged_mesh(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1 and "selects no boundary facet" in err[0] and str(mesh_path) in err[0]
     assert not out.exists()
+
+
+def test_damage_is_named_in_the_file_s_terms(tmp_path, capfd):
+    """Not meshio's internals (``'utf-8' codec``, ``np.int32(1)``, ``HDF error``)."""
+    square = Mesh.unit_square(3)
+    xdmf = tmp_path / "mesh.xdmf"
+    square.write(xdmf)
+    h5 = xdmf.with_suffix(".h5")
+    h5.write_bytes(h5.read_bytes()[:len(h5.read_bytes()) // 2])
+    _refusal(xdmf, r"its HDF5 heavy data is truncated")
+    h5.write_bytes(b"not hdf5 at all" * 20)
+    _refusal(xdmf, r"its HDF5 heavy data is not an HDF5 file")
+    vtk = tmp_path / "mesh.vtk"
+    vtk.write_bytes(b"# vtk DataFile Version 4.2\nx\nASCII\nDATASET UNSTRUCTURED_GRID\nPOINTS 3 \xff\xfe\n")
+    _refusal(vtk, r"byte 0xff at offset \d+ of a text part is not UTF-8")
+    huge = tmp_path / "huge.vtu"
+    meshio.write(huge, meshio.Mesh(np.pad(square.points, ((0, 0), (0, 1))) * 1e200, [("triangle", square.cells)]))
+    _refusal(huge, r"node \d+ has a coordinate of 1e\+200, beyond any physical size")
+    stl = tmp_path / "surface.stl"
+    box = Mesh.box(1)
+    Mesh(box.points, "triangle", box.boundary_facets()).write(stl)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # meshio's size arithmetic on ASCII STL overflows: no warning leaks
+        assert read(stl).cell_type == "triangle"
+    assert capfd.readouterr() == ("", "")

@@ -20,7 +20,8 @@ import h5py
 import numpy as np
 import pytest
 
-from graphfem.datasets.generate import generate, parts_folder
+from graphfem.datasets.generate import generate
+from graphfem.datasets.writer import parts_folder
 
 N = 7
 #: a heat run of a few tenths of a second per simulation, so a kill lands between simulations

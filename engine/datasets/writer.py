@@ -1,0 +1,243 @@
+"""The writer of ``graphfem generate``: simulations computed by workers or
+ranks, kept one by one, assembled into the output file atomically.
+
+Interrupted work. Each finished simulation is kept at once in the run's
+folder ``.NAME.parts/`` next to the output (one small HDF5 file per
+simulation, itself written atomically), and the output is assembled from
+them, atomically, when every simulation is there; then the folder goes. So
+the output file appears whole or not at all. SIGTERM and Ctrl-C stop the
+run with one line that says how many simulations are kept, and no hidden
+temporary file stays behind; after SIGKILL, power loss or a crash the
+folder holds the simulations finished until then (and possibly one hidden
+half-written file). ``--resume`` continues from the kept simulations, after
+checking that they were made with the same problem, seed and options, and
+removes the half-written leftovers (saying how many); the result equals an
+uninterrupted run's group by group (every dataset and attribute). A run
+without ``--resume`` discards an interrupted run's folder, with a warning.
+A lock file in the folder keeps two runs from writing one output.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import sys
+import threading
+import warnings
+from pathlib import Path
+from typing import Callable, Iterator
+
+from graphfem.meshes.errors import GraphfemError, InputError
+from graphfem.meshes.io import atomic_path
+
+from .simulations import check_group, problem_of, write_mesh, write_sample
+
+class Terminated(BaseException):
+    """Raised in the main thread by SIGTERM while a run is on (a BaseException, like KeyboardInterrupt, so
+    that no ``except Exception`` swallows it)."""
+
+
+@contextlib.contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`Terminated` in the main thread, so that every ``finally`` and
+    context manager (temporary files, worker pools) runs; the previous handler comes back after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def parts_folder(out: Path) -> Path:
+    """The folder that keeps a run's finished simulations until ``out`` is assembled: ``.NAME.parts``."""
+    return out.with_name(f".{out.name}.parts")
+
+
+def _note(message: str, progress: bool) -> None:
+    if progress:
+        print(f"graphfem: {message}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def _locked(folder: Path, out: Path) -> Iterator[None]:
+    """An exclusive lock on ``folder/lock`` for the block (refused in one line while another run holds it)."""
+    import fcntl
+
+    with open(folder / "lock", "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise InputError("another graphfem generate is writing this file now", out) from None
+        yield
+
+
+def _leftovers(out: Path) -> list[Path]:
+    """Hidden temporary files of ``out`` left by a killed run (``.STEM.xxxxxxxx.SUFFIX``, the names of
+    :func:`graphfem.meshes.io.atomic_path`)."""
+    pattern = re.compile(rf"^\.{re.escape(out.stem)}\.[A-Za-z0-9_]{{8}}{re.escape(out.suffix)}$")
+    return [p for p in out.parent.iterdir() if pattern.match(p.name) and p.is_file()] if out.parent.is_dir() else []
+
+
+def _kept(folder: Path, manifest: dict, resume: bool, out: Path, progress: bool) -> set[int]:
+    """The indices of the simulations an interrupted run kept in ``folder`` that this run reuses (none
+    without ``resume``); removes what it does not reuse (half-written files, damaged parts)."""
+    import h5py
+
+    files = sorted(folder.glob("sim_*.h5"))
+    if not resume:
+        if files:
+            warnings.warn(f"{out}: discarding the {len(files)} simulations kept by an interrupted run "
+                          f"(--resume continues such a run)", stacklevel=3)
+        for p in folder.iterdir():
+            if p.name != "lock":
+                p.unlink()
+        return set()
+    stored = folder / "manifest.json"
+    if stored.is_file():
+        before = json.loads(stored.read_text())
+        changed = [k for k in manifest if k != "graphfem_version" and before.get(k) != manifest[k]]
+        if changed:
+            raise InputError(f"--resume: the interrupted run had other settings ({', '.join(changed)}: "
+                             f"{', '.join(json.dumps(before.get(k)) for k in changed)}); rerun with those, or "
+                             "without --resume to start over", out)
+    done, removed = set(), 0
+    for p in folder.iterdir():
+        if p.name in ("lock", "manifest.json"):
+            continue
+        index = int(p.stem[4:]) if re.fullmatch(r"sim_\d{6}\.h5", p.name) else None
+        if index is not None:
+            try:
+                with h5py.File(p, "r") as h5:
+                    if check_group(h5, p.stem) is None:
+                        done.add(index)
+                        continue
+            except OSError:
+                pass
+        p.unlink()
+        removed += 1
+    total = sum(p.stat().st_size for p in folder.glob("sim_*.h5"))
+    _note(f"resuming {out}: {len(done)} finished simulations kept ({total / 1e6:.1f} MB)"
+          + (f", {removed} half-written or damaged file(s) removed" if removed else ""), progress)
+    return done
+
+
+def write(name: str, job: tuple, n: int, out: Path, seed: int, workers: int, progress: bool, resume: bool,
+          simulate: Callable[[tuple], tuple[int, dict]]) -> Path:
+    """Compute and write ``n`` simulations of data set ``name`` to ``out``.
+
+    Args:
+        job: ``(kind, name, geometry, resolution, fixed)``; simulation i is
+            ``simulate((*job, seed, i)) -> (i, sample dict)`` (a module-level
+            function, so that worker processes can run it).
+        resume: continue the interrupted run kept next to ``out``.
+    """
+    import h5py
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    import graphfem
+
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    stored = problem_of(name) if job[0] == "spon" else name  # SPON data sets name the problem they solve
+    file_attrs = {"problem": stored, "seed": seed, "count": n, "graphfem_version": graphfem.__version__}
+    group_attrs = {"problem": stored, "seed": seed, "graphfem_version": graphfem.__version__}
+    if job[0] == "spon":
+        file_attrs["family"] = group_attrs["family"] = name
+    if job[2] is not None:
+        file_attrs["geometry"] = job[2]
+    manifest = {"problem": name, "job": json.loads(json.dumps(list(job), default=str)), "seed": seed,
+                "graphfem_version": graphfem.__version__}
+    folder = parts_folder(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stack:
+        done: set[int] = set()
+        if rank == 0:  # refusals (another run holds the lock, --resume on other settings) leave the folder as it was
+            stack.enter_context(_locked(folder, out))
+            _remove_leftovers(out, progress)
+            done = _kept(folder, manifest, resume, out, progress)
+            (folder / "manifest.json").write_text(json.dumps(manifest))
+        finished = len(done)
+        try:
+            stack.enter_context(sigterm_raises())
+            if world > 1:
+                done = _barrier_broadcast(done if rank == 0 else None)
+            jobs = [(*job, seed, i) for i in range(rank, n, world) if i not in done]
+            columns = (TextColumn(f"generating {name}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+            with Progress(*columns, disable=not progress or rank != 0, transient=True) as bar:
+                task = bar.add_task("generate", total=len(jobs))
+                for index, sample in stack.enter_context(contextlib.closing(_results(jobs, workers, simulate))):
+                    with atomic_path(folder / f"sim_{index:06d}.h5") as tmp, h5py.File(tmp, "w") as h5:
+                        group = h5.create_group(f"sim_{index:06d}")
+                        write_sample(group, sample)
+                        if sample.get("coarse") is not None:
+                            write_mesh(group, "coarse", sample["coarse"])
+                        group.attrs.update({**group_attrs, "index": index})
+                    finished += 1
+                    bar.advance(task)
+            if world > 1:
+                _barrier_broadcast(None)
+            if rank == 0:
+                with atomic_path(out) as tmp, h5py.File(tmp, "w") as h5:
+                    h5.attrs.update(file_attrs)
+                    for i in range(n):
+                        with h5py.File(folder / f"sim_{i:06d}.h5", "r") as part:
+                            part.copy(part[f"sim_{i:06d}"], h5, name=f"sim_{i:06d}")
+        except (KeyboardInterrupt, Terminated) as exc:  # the user stops the run: keep the finished simulations
+            what = "SIGTERM" if isinstance(exc, Terminated) else "Ctrl-C"
+            raise GraphfemError(f"stopped by {what} after {finished} of {n} simulations; they are kept in "
+                                f"{folder.name}/, and the same command with --resume continues", out) from None
+        except BaseException:  # a failure is reported and leaves no file, unless it would lose a resumed run's work
+            if rank == 0 and not done:
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
+    if rank == 0:
+        shutil.rmtree(folder)
+    return out
+
+
+def _results(jobs: list[tuple], workers: int, simulate: Callable) -> Iterator[tuple[int, dict]]:
+    """(index, sample) of every job, in order, computed by ``workers`` spawned processes (in this one for 1)."""
+    if workers <= 1 or len(jobs) <= 1:
+        yield from map(simulate, jobs)
+        return
+    import multiprocessing as mp
+
+    pool = mp.get_context("spawn").Pool(workers)
+    try:
+        yield from pool.imap(simulate, jobs, chunksize=max(1, len(jobs) // (8 * workers)))
+    finally:
+        pool.terminate()
+
+
+def _remove_leftovers(out: Path, progress: bool) -> None:
+    """Delete the hidden temporary files of ``out`` that a killed run left, and say so."""
+    stale = _leftovers(out)
+    if stale:
+        size = sum(p.stat().st_size for p in stale)
+        for p in stale:
+            p.unlink()
+        _note(f"removed {len(stale)} hidden temporary file(s) of {out} left by a killed run ({size / 1e6:.1f} MB)",
+              progress)
+
+
+def _barrier_broadcast(value):
+    """Under torchrun: wait for every rank, and hand rank 0's ``value`` to all."""
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("gloo")
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+__all__ = ["Terminated", "parts_folder", "sigterm_raises", "write"]
