@@ -215,11 +215,14 @@ def _keyword(line: _Line) -> tuple[str, dict[str, str]]:
 
 def _numbers(line: _Line, kind=int) -> list:
     """The comma-separated numbers of a data line (a trailing comma continues the line)."""
+    what = "whole numbers" if kind is int else "numbers"
     try:
-        return [kind(v) for v in (p.strip() for p in line.text.split(",")) if v]
+        values = [kind(v) for v in (p.strip() for p in line.text.split(",")) if v]
     except ValueError:
-        what = "whole numbers" if kind is int else "numbers"
         raise MeshError(f"line {line.number}: expected {what}, got {line.text[:60]!r}", line.file) from None
+    if kind is int and any(abs(v) >= 2 ** 63 for v in values):
+        raise MeshError(f"line {line.number}: a number too large for an id in {line.text[:60]!r}", line.file)
+    return values
 
 
 # ---------------------------------------------------------------------- keywords

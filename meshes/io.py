@@ -212,6 +212,8 @@ def _read_failure(path: Path, file_format: str, exc: BaseException) -> str:
         if section:
             return f"truncated: the {section} section has no $End{section[1:]}"
     what = f"cannot read {file_format} file"
+    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        return f"{what}: it needs the Python package {exc.name} (pip install {exc.name})"
     if isinstance(exc, UnicodeDecodeError):
         return (f"{what}: byte 0x{exc.object[exc.start]:02x} at offset {exc.start} of a text part is not UTF-8 "
                 "(damaged, or another format)")

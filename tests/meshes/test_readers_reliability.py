@@ -229,6 +229,8 @@ def test_element_names_by_rule():
     ("*Node\n1, 0, 0\n2, 1, 0\n3, 0, 1\n*Element, type=CPS3\n1, 1, 2\n", r"line 6: CPS3 elements take 3 nodes"),
     ("*Node\n1, 0, 0\n2, 1, 0\n3, 0, 1\n*Element, type=CPS3\n1, 1, 2, 9\n", r"uses node 9, which no \*NODE"),
     ("*Node\n1, 0, 0\n1, 1, 0\n", r"line 3: node 1 is defined twice"),
+    ("*Node\n1, 0, 0\n2, 1, 0\n3, 0, 1\n*Element, type=CPE3\n1, 1, 2, 99999999999999999999999\n",
+     r"line 6: a number too large for an id"),
     ("*Node\n1, 0, zero\n", r"line 2: expected numbers"),
     ("*Node\n1, 0, nan\n", r"finite numbers"),
     ("*Heading\nno mesh here\n", r"no \*NODE data"),
@@ -544,3 +546,14 @@ def test_damage_is_named_in_the_file_s_terms(tmp_path, capfd):
         warnings.simplefilter("error")  # meshio's size arithmetic on ASCII STL overflows: no warning leaks
         assert read(stl).cell_type == "triangle"
     assert capfd.readouterr() == ("", "")
+
+
+def test_a_missing_reader_package_is_named(tmp_path, monkeypatch):
+    """netCDF4 is a core dependency; an environment without it is told what to install."""
+    import sys
+
+    path = tmp_path / "mesh.exo"
+    square = Mesh.unit_square(2)
+    meshio.write(path, meshio.Mesh(square.points, [("triangle", square.cells)]))
+    monkeypatch.setitem(sys.modules, "netCDF4", None)  # import netCDF4 -> ModuleNotFoundError
+    _refusal(path, r"needs the Python package netCDF4 \(pip install netCDF4\)")
