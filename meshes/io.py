@@ -19,6 +19,7 @@ success, so a failure never leaves a half-written file.
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
 import os
@@ -70,8 +71,15 @@ def _umask() -> int:
 @contextlib.contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a temporary folder next to ``path``; it replaces ``path`` when the
-    block succeeds and is removed when it raises."""
+    block succeeds and is removed when it raises.
+
+    A folder cannot be swapped in one rename: the old one is first moved
+    aside (then deleted), so a reader may find ``path`` missing for an
+    instant, never half-written. Concurrent writers each succeed, the last
+    one's folder stays. (Time series, which readers follow while they are
+    rewritten, use the versioned layout of :func:`write_series` instead.)"""
     import shutil
+    import uuid
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -79,9 +87,19 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+        while True:
+            try:
+                os.replace(tmp, path)  # succeeds onto a missing or empty folder
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):  # not another writer's folder in the way
+                    raise
+            aside = path.with_name(f".{path.name}.old.{uuid.uuid4().hex[:8]}")
+            try:
+                os.rename(path, aside)
+            except FileNotFoundError:  # another writer moved it first
+                continue
+            shutil.rmtree(aside, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -738,8 +756,18 @@ def read_units(path: str | Path) -> dict[str, str]:
 
 def write_series(path: str | Path, mesh: Mesh, times: Sequence[float],
                  point_data: Mapping[str, np.ndarray], units: Mapping[str, str] | None = None) -> None:
-    """Write a time series for ParaView: ``.pvd`` (one VTU per step in a
-    ``<stem>_steps/`` folder) or ``.xdmf`` (one HDF5 heavy-data file).
+    """Write a time series for ParaView: ``.pvd`` (one VTU per step, in
+    ``<stem>_steps/``) or ``.xdmf`` (one HDF5 heavy-data file, in
+    ``<stem>_xdmf/``).
+
+    A series is visible all at once, also to a reader that follows it while
+    it is rewritten: each write puts its data in a fresh version inside that
+    folder (``<version>/step_00000.vtu ...`` or ``<version>.h5``), then
+    renames the index (``.pvd`` / ``.xdmf``) onto ``path``, which switches
+    every step at once. The version the index
+    pointed at before stays for readers still on it, older ones are deleted.
+    Writers of one series take turns (a lock on the folder), so concurrent
+    writers never fail and the last one's series stays.
 
     Args:
         times: (T,) output times.
@@ -754,50 +782,95 @@ def write_series(path: str | Path, mesh: Mesh, times: Sequence[float],
         if np.issubdtype(values.dtype, np.number) and not np.isfinite(values).all():
             raise GraphfemError(f"field {name!r} holds NaN or infinite values; refusing to write it", path)
     suffix = path.suffix.lower()
-    if suffix == ".pvd":
-        _write_pvd(path, mesh, times, point_data, units or {})
-    elif suffix in (".xdmf", ".xmf"):
-        _write_xdmf_series(path, mesh, times, point_data)
-    else:
+    if suffix not in (".pvd", ".xdmf", ".xmf"):
         raise GraphfemError("time series must be written as .pvd or .xdmf", path)
+    with series_writer(path) as (folder, version):
+        if suffix == ".pvd":
+            _write_pvd(path, folder, version, mesh, times, point_data, units or {})
+        else:
+            _write_xdmf_series(path, folder, version, mesh, times, point_data)
 
 
-def _write_pvd(path: Path, mesh: Mesh, times: np.ndarray, point_data, units) -> None:
-    folder = path.with_name(f"{path.stem}_steps")
-    with atomic_dir(folder) as tmp_folder:
-        collection = ET.Element("VTKFile", type="Collection", version="0.1")
-        entries = ET.SubElement(collection, "Collection")
-        for k, t in enumerate(times):
-            step = tmp_folder / f"step_{k:05d}.vtu"
-            _write_vtu(step, _meshio_mesh(mesh, {n: v[k] for n, v in point_data.items()}, None, True), units)
-            ET.SubElement(entries, "DataSet", timestep=repr(float(t)), part="0",
-                          file=f"{folder.name}/{step.name}")
-        with atomic_path(path) as tmp:
-            ET.ElementTree(collection).write(tmp, xml_declaration=True)
+@contextlib.contextmanager
+def series_writer(path: Path) -> Iterator[tuple[Path, str]]:
+    """The data folder (``<stem>_steps/``, ``<stem>_xdmf/``) of the series ``path`` (created; locked for this
+    writer) and the name of a fresh version in it. The block writes the version's data and renames the index
+    onto ``path``; afterwards every entry of the folder but the new version and the one the old index used is
+    deleted. On failure the new version is deleted (and the folder, if it is left empty)."""
+    import fcntl
+    import shutil
+
+    folder = path.with_name(f"{path.stem}_{'steps' if path.suffix.lower() == '.pvd' else 'xdmf'}")
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = os.open(folder, os.O_RDONLY)  # a lock on the folder itself: no lock file to leave behind
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        previous = _series_versions(path, folder)
+        version = Path(tempfile.mkdtemp(prefix="v", dir=folder)).name
+        try:
+            yield folder, version
+        except BaseException:
+            for entry in folder.glob(f"{version}*"):
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+            if created and not any(folder.iterdir()):
+                folder.rmdir()
+            raise
+        keep = {version, f"{version}.h5"} | previous
+        for entry in folder.iterdir():
+            if entry.name not in keep:
+                shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+    finally:
+        os.close(lock)
 
 
-def _write_xdmf_series(path: Path, mesh: Mesh, times: np.ndarray, point_data) -> None:
+def _series_versions(path: Path, folder: Path) -> set[str]:
+    """The entries of ``folder`` that the series index ``path`` refers to now (none if it is missing or
+    unreadable)."""
+    try:
+        root = ET.parse(path).getroot()
+    except (OSError, ET.ParseError):
+        return set()
+    names = [e.get("file", "") for e in root.iter("DataSet")]
+    names += [(item.text or "").strip().split(":")[0] for item in root.iter("DataItem")]
+    prefix = f"{folder.name}/"
+    return {name[len(prefix):].split("/")[0] for name in names if name.startswith(prefix)}
+
+
+def _write_pvd(path: Path, folder: Path, version: str, mesh: Mesh, times: np.ndarray, point_data, units) -> None:
+    collection = ET.Element("VTKFile", type="Collection", version="0.1")
+    entries = ET.SubElement(collection, "Collection")
+    for k, t in enumerate(times):
+        step = folder / version / f"step_{k:05d}.vtu"
+        _write_vtu(step, _meshio_mesh(mesh, {n: v[k] for n, v in point_data.items()}, None, True), units)
+        ET.SubElement(entries, "DataSet", timestep=repr(float(t)), part="0",
+                      file=f"{folder.name}/{version}/{step.name}")
+    with atomic_path(path) as tmp:
+        ET.ElementTree(collection).write(tmp, xml_declaration=True)
+
+
+def _write_xdmf_series(path: Path, folder: Path, version: str, mesh: Mesh, times: np.ndarray, point_data) -> None:
     import meshio
 
-    h5 = path.with_suffix(".h5")
     base = _meshio_mesh(mesh, None, None, True)
+    draft = folder / version / "series.xdmf"
+    # meshio's writer puts the .h5 in the current folder, named like the XML: run it in the version's folder
+    with _working_directory(draft.parent), meshio.xdmf.TimeSeriesWriter(draft.name) as writer:
+        writer.write_points_cells(base.points, base.cells)
+        for k, t in enumerate(times):
+            writer.write_data(float(t), point_data={n: _pad_vector(np.asarray(v[k]), True)
+                                                    for n, v in point_data.items()})
+    h5 = folder / f"{version}.h5"
+    os.replace(draft.with_suffix(".h5"), h5)
+    tree = ET.parse(draft)
+    for item in tree.getroot().iter("DataItem"):
+        text = (item.text or "").strip()
+        if text.startswith("series.h5:"):
+            item.text = f"{folder.name}/{h5.name}" + text[len("series.h5"):]
     with atomic_path(path) as tmp:
-        tmp_h5 = tmp.with_suffix(".h5")
-        try:
-            # meshio's writer puts the .h5 in the current folder: run it in the target's
-            with _working_directory(tmp.parent), meshio.xdmf.TimeSeriesWriter(tmp.name) as writer:
-                writer.write_points_cells(base.points, base.cells)
-                for k, t in enumerate(times):
-                    writer.write_data(float(t), point_data={n: _pad_vector(np.asarray(v[k]), True)
-                                                            for n, v in point_data.items()})
-            tree = ET.parse(tmp)
-            for item in tree.getroot().iter("DataItem"):
-                if item.text and item.text.strip().startswith(tmp_h5.name + ":"):
-                    item.text = h5.name + item.text.strip()[len(tmp_h5.name):]
-            tree.write(tmp)
-            os.replace(tmp_h5, h5)
-        finally:
-            tmp_h5.unlink(missing_ok=True)
+        tree.write(tmp)
+    draft.unlink()
+    draft.parent.rmdir()
 
 
 @contextlib.contextmanager
@@ -813,11 +886,24 @@ def _working_directory(folder: Path) -> Iterator[None]:
 def read_series(path: str | Path) -> tuple[Mesh, np.ndarray, dict[str, np.ndarray]]:
     """Read a PVD or XDMF time series written by :func:`write_series` (or by
     ParaView): the mesh, the times (T,) and point fields name -> (T, n, ...)."""
+    path = Path(path)
+    for _ in range(8):  # a concurrent rewrite may delete the steps an old index named: read the new one
+        if not path.exists():
+            raise GraphfemError("no such file", path)
+        before = os.stat(path).st_ino
+        try:
+            return _read_series(path)
+        except GraphfemError:
+            with contextlib.suppress(OSError):
+                if os.stat(path).st_ino != before:  # the index was replaced while it was read
+                    continue
+            raise
+    return _read_series(path)
+
+
+def _read_series(path: Path) -> tuple[Mesh, np.ndarray, dict[str, np.ndarray]]:
     import meshio
 
-    path = Path(path)
-    if not path.exists():
-        raise GraphfemError("no such file", path)
     try:
         if path.suffix.lower() == ".pvd":
             root = ET.parse(path).getroot()

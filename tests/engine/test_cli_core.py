@@ -93,7 +93,7 @@ def test_solve_heat_writes_pvd_series(shared_meshes, tmp_path, capsys):
                          "--dt", "0.01", "--initial", "1", "--dirichlet", "exter=0", "--dirichlet", "inter=0",
                          capsys=capsys)
     assert code == 0
-    steps = sorted((tmp_path / "h_steps").glob("*.vtu"))
+    steps = sorted((tmp_path / "h_steps").rglob("*.vtu"))  # h_steps/<version>/step_00000.vtu ...
     assert len(steps) == 6
     first, last = meshio.read(steps[0]).point_data["u"], meshio.read(steps[-1]).point_data["u"]
     assert last.max() < first.max()

@@ -187,8 +187,8 @@ run: {{out: {tmp_path / 'run'}, seed: 0, threads: 1, progress: false}}
     out = tmp_path / "u.pvd"
     assert main(["predict", ckpt, str(tmp_path / "line.vtu"), "-o", str(out), "--viscosity", "0.05",
                  "--convection", "0.8", "--frequency", "1.5", "--t-end", "0.5", "--dt", "0.1"]) == 0
-    assert len(list((tmp_path / "u_steps").glob("step_*.vtu"))) == 6               # t = 0, 0.1, ..., 0.5
-    first = meshio.read(tmp_path / "u_steps" / "step_00000.vtu")
+    assert len(list((tmp_path / "u_steps").rglob("step_*.vtu"))) == 6              # t = 0, 0.1, ..., 0.5
+    first = meshio.read(next((tmp_path / "u_steps").rglob("step_00000.vtu")))
     x = first.points[:, 0]
     np.testing.assert_allclose(first.point_data["u"], np.sin(3 * np.pi * x) * np.sin(np.pi * x), atol=1e-6)
     assert abs(first.point_data["u"][[0, -1]]).max() < 1e-7
