@@ -557,3 +557,35 @@ def test_a_missing_reader_package_is_named(tmp_path, monkeypatch):
     meshio.write(path, meshio.Mesh(square.points, [("triangle", square.cells)]))
     monkeypatch.setitem(sys.modules, "netCDF4", None)  # import netCDF4 -> ModuleNotFoundError
     _refusal(path, r"needs the Python package netCDF4 \(pip install netCDF4\)")
+
+
+def test_cli_flow_and_robin_on_an_untagged_mesh(tmp_path, capsys):
+    """Steady Navier-Stokes in a 3 x 1 channel with no tags, inflow, walls and
+    outflow given by conditions: the parabolic inflow is the exact Poiseuille
+    flow u = 4 y (1 - y), p = 0.8 (3 - x) for nu = 0.1 (P2-P1 holds it
+    exactly); a Robin condition by a condition agrees with the tagged solve."""
+    import skfem
+
+    from graphfem.cli import main
+    from graphfem.physics.problem import get_problem
+
+    m = skfem.MeshTri.init_tensor(np.linspace(0, 3, 13), np.linspace(0, 1, 5))
+    path = tmp_path / "channel.vtu"
+    meshio.write(path, meshio.Mesh(np.pad(m.p.T, ((0, 0), (0, 1))), [("triangle", m.t.T)]))
+    out = tmp_path / "flow.vtu"
+    code = main(["solve", "navier-stokes", str(path), "--inflow", "x<1e-9=1", "--no-slip",
+                 "isclose(y, 0) or isclose(y, 1)", "--outflow", "x>3-1e-9", "--nu", "0.1", "-o", str(out)])
+    assert code == 0, capsys.readouterr().err
+    flow = meshio.read(out)
+    x, u, p = flow.points, flow.point_data["velocity"], flow.point_data["pressure"]
+    np.testing.assert_allclose(u[:, 0], 4 * x[:, 1] * (1 - x[:, 1]), atol=1e-12)
+    np.testing.assert_allclose(u[:, 1], 0.0, atol=1e-12)
+    np.testing.assert_allclose(p, 0.8 * (3 - x[:, 0]), atol=1e-11)
+
+    code = main(["solve", "poisson", str(path), "--dirichlet", "x<1e-9=0", "--robin", "x>3-1e-9=2,1",
+                 "-o", str(out)])
+    assert code == 0, capsys.readouterr().err
+    mesh = read(path)
+    tagged = mesh.with_boundary_tags(inlet=lambda q: q[:, 0] < 1e-9, outlet=lambda q: q[:, 0] > 3 - 1e-9)
+    reference = get_problem("poisson").run(tagged, {"dirichlet": ["inlet=0"], "robin": ["outlet=2,1"]})
+    np.testing.assert_allclose(meshio.read(out).point_data["u"], reference.fields["u"], rtol=1e-10, atol=1e-14)
