@@ -30,6 +30,10 @@ def report(stats: dict) -> str:
         lines.append(f"FE solve:          {1e3 * stats['fe_s_mean']:.2f} ms per sample "
                      f"(speed-up {stats['fe_s_mean'] / stats['predict_s_mean']:.2f}x; FE re-solve matches the "
                      f"stored solution to {stats['fe_vs_stored_max']:.1e})")
+    extra = {k[:-5]: v for k, v in stats.items() if k.endswith("_mean") and k not in (
+        "rel_l2_mean", "predict_s_mean", "fe_s_mean") and isinstance(v, float)}
+    if extra:  # a family's own per-sample means (coverage, inverse errors, ...)
+        lines.append("family metrics (means): " + "  ".join(f"{k} {v:.4f}" for k, v in extra.items()))
     return "\n".join(lines)
 
 

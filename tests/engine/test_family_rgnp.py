@@ -109,6 +109,8 @@ def test_predict_evaluate_posterior_and_bad_input(trained, tmp_path, capsys):
     assert main(["evaluate", ckpt, str(data), "--json"]) == 0
     stats = json.loads(capsys.readouterr().out)
     assert stats["samples"] == 8 and {"coverage_u_mean", "z_rel_err_mean", "coverage_z_mean"} <= set(stats)
+    assert main(["evaluate", ckpt, str(data)]) == 0
+    assert "family metrics (means): coverage_u " in capsys.readouterr().out
     s = SimulationData(data).sample(0)
     idx = np.arange(1, s.mesh.n_points - 1, 4)
     rows = np.column_stack([s.mesh.points[idx, 0], s.fields["u"][idx]])
