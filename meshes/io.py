@@ -123,9 +123,28 @@ def read(path: str | Path, merge_tolerance: float = 1e-12, allow_outside: bool =
         MeshError: the file is missing, empty, truncated, unreadable or holds
             an invalid mesh; one line naming the file and the cause.
     """
+    path = Path(path)
+    mio, side_sets, file_format = _read_raw(path, allow_outside)
+    try:
+        return from_meshio(mio, source=str(path), merge_tolerance=merge_tolerance, side_sets=side_sets)
+    except GraphfemError as exc:
+        raise exc.with_source(path) from None
+    except (ValueError, IndexError, TypeError, KeyError, AttributeError) as exc:  # content meshio let through
+        raise MeshError(_read_failure(path, file_format, exc), path) from None
+
+
+def read_meshio(path: str | Path, allow_outside: bool = False):
+    """The ``meshio.Mesh`` of a file, as meshio holds it (point clouds and
+    fields included, no repairs), read the way :func:`read` reads it: the
+    format checked, meshio's prints silenced and every failure one
+    :class:`MeshError` line naming the file and the cause."""
+    return _read_raw(Path(path), allow_outside)[0]
+
+
+def _read_raw(path: Path, allow_outside: bool):
+    """(meshio.Mesh, facet sets meshio drops name -> (k, c) corner nodes, format) of ``path``."""
     from .abaqus import read_deck
 
-    path = Path(path)
     if not path.exists():
         raise MeshError("no such file", path)
     if path.is_dir():
@@ -147,12 +166,7 @@ def read(path: str | Path, merge_tolerance: float = 1e-12, allow_outside: bool =
         raise exc.with_source(path) from None
     except (Exception, SystemExit) as exc:  # meshio raises many types on corrupt input, even SystemExit
         raise MeshError(_read_failure(path, file_format, exc), path) from None
-    try:
-        return from_meshio(mio, source=str(path), merge_tolerance=merge_tolerance, side_sets=side_sets)
-    except GraphfemError as exc:
-        raise exc.with_source(path) from None
-    except (ValueError, IndexError, TypeError, KeyError, AttributeError) as exc:  # content meshio let through
-        raise MeshError(_read_failure(path, file_format, exc), path) from None
+    return mio, side_sets, file_format
 
 
 def _file_format(path: Path) -> str:

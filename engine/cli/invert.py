@@ -30,12 +30,9 @@ def read_observations(path: Path, field: str = "u") -> tuple[np.ndarray, np.ndar
         table = np.atleast_1d(table)
         x, u = np.stack([table["x"], table["y"]], 1), np.asarray(table[field], float)
     else:
-        import meshio
+        from graphfem.meshes import read_meshio
 
-        try:
-            m = meshio.read(path)
-        except Exception as exc:  # noqa: BLE001 - meshio raises many kinds
-            raise InputError(f"cannot read the observations: {exc}", path) from None
+        m = read_meshio(path)  # one-line MeshError on any damage
         if field not in m.point_data:
             raise InputError(f"no point field {field!r} (it has {', '.join(m.point_data) or 'none'})", path)
         x, u = np.asarray(m.points[:, :2], float), np.asarray(m.point_data[field], float).reshape(-1)

@@ -41,12 +41,9 @@ def read_observations(path: Path, field: str = "u", low: tuple = (-1.0,), high: 
     elif len(columns) > 1:
         raise InputError("observations in (x, t) are read from a .csv with columns x, t and the field", path)
     else:
-        import meshio
+        from graphfem.meshes import read_meshio
 
-        try:
-            m = meshio.read(path)
-        except Exception as exc:  # noqa: BLE001 - meshio raises many kinds
-            raise InputError(f"cannot read the observations: {' '.join(str(exc).split())}", path) from None
+        m = read_meshio(path)  # one-line MeshError on any damage
         if field not in m.point_data:
             raise InputError(f"no point field {field!r} (it has {', '.join(m.point_data) or 'none'})", path)
         x, u = np.asarray(m.points[:, :1], float), np.asarray(m.point_data[field], float).reshape(-1)

@@ -514,17 +514,12 @@ def load_giorom(path: str | Path, kind: str, device: str = "cpu"):
 def read_body(path: str | Path) -> Mesh | PointCloud:
     """The initial body in a file: a :class:`Mesh` when it has cells, else the
     :class:`PointCloud` of its points (2D when every z is 0) with its point fields."""
-    import meshio
-
-    from graphfem.meshes import read
+    from graphfem.meshes import read, read_meshio
 
     path = Path(path)
     if not path.is_file():
         raise GraphfemError("no such file", path)
-    try:
-        m = meshio.read(path)
-    except Exception as exc:  # meshio raises many types on foreign files
-        raise GraphfemError(f"cannot read points: {' '.join(str(exc).split()) or type(exc).__name__}", path) from None
+    m = read_meshio(path)  # one-line MeshError on any damage
     if any(block.type != "vertex" for block in m.cells):
         return read(path)
     points = np.asarray(m.points, dtype=float)

@@ -589,3 +589,32 @@ def test_cli_flow_and_robin_on_an_untagged_mesh(tmp_path, capsys):
     tagged = mesh.with_boundary_tags(inlet=lambda q: q[:, 0] < 1e-9, outlet=lambda q: q[:, 0] > 3 - 1e-9)
     reference = get_problem("poisson").run(tagged, {"dirichlet": ["inlet=0"], "robin": ["outlet=2,1"]})
     np.testing.assert_allclose(meshio.read(out).point_data["u"], reference.fields["u"], rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("reader", ["graphfem.cli.invert:read_observations", "graphfem.cli.rgnp:read_observations",
+                                    "graphfem.families.giorom:read_body", "graphfem.meshes:read_meshio"])
+@pytest.mark.parametrize("content", [b"", b"$MeshFormat\n2.2 0 8\n$EndMeshFormat\n$Nodes\n3\n1 0 0 0\n",
+                                     b"hello"])
+def test_other_readers_of_mesh_files_refuse_in_one_line(tmp_path, capfd, reader, content):
+    """Observation and body files go through the same reader: meshio's own
+    print-and-exit never reaches the user."""
+    import importlib
+
+    module, name = reader.split(":")
+    path = tmp_path / "points.msh"
+    path.write_bytes(content)
+    with pytest.raises(MeshError) as info:
+        getattr(importlib.import_module(module), name)(path)
+    assert "\n" not in str(info.value) and str(path) in str(info.value)
+    assert capfd.readouterr() == ("", "")
+
+
+def test_read_meshio_keeps_point_clouds(tmp_path):
+    path = tmp_path / "cloud.vtu"
+    points = np.random.default_rng(0).random((5, 3))
+    meshio.write(path, meshio.Mesh(points, [("vertex", np.arange(5)[:, None])], point_data={"u": points[:, 0]}))
+    from graphfem.meshes import read_meshio
+
+    cloud = read_meshio(path)
+    np.testing.assert_allclose(cloud.points, points)
+    np.testing.assert_allclose(cloud.point_data["u"], points[:, 0])
