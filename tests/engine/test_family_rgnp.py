@@ -211,3 +211,30 @@ run: {{out: {tmp_path / 'run'}, seed: 0, threads: 1, progress: false}}
         err = capsys.readouterr().err.strip()
         assert words in err and len(err.splitlines()) == 1, err
         assert not (tmp_path / args[args.index("-o") + 1]).exists()
+
+
+def test_killed_and_resumed_run_matches_the_uninterrupted_one(trained, tmp_path):
+    """The grids, priors and noise come from the trainer's per-step rng only: a run killed at
+    step 20 and resumed from its step-16 state ends with the same weights and metrics."""
+    import os
+    import subprocess
+    import sys
+
+    from graphfem.checkpoint import read_tensors
+    from graphfem.training.trainer import FAULT_ENV
+
+    data = trained[1]
+    full = _yaml(tmp_path / "full.yaml", data, tmp_path / "full", epochs=3)
+    killed = _yaml(tmp_path / "killed.yaml", data, tmp_path / "killed", epochs=3)
+    assert main(["train", str(full)]) == 0
+    env = {**os.environ, "OMP_NUM_THREADS": "1", FAULT_ENV: "20"}
+    proc = subprocess.run([sys.executable, "-m", "graphfem", "train", str(killed)], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == -9, proc.stderr
+    assert read_tensors(tmp_path / "killed" / "state.safetensors")[1]["step"] == 16
+    assert main(["train", str(killed), "--resume"]) == 0
+    a, b = (read_tensors(tmp_path / run / "model.safetensors")[0] for run in ("full", "killed"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    lines = lambda run: [ln for ln in (tmp_path / run / "metrics.jsonl").read_text().splitlines()  # noqa: E731
+                         if "time_s" not in ln]
+    assert lines("full") == lines("killed")
