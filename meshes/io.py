@@ -23,6 +23,7 @@ import errno
 import io
 import json
 import os
+import re
 import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -251,11 +252,14 @@ def _read_failure(path: Path, file_format: str, exc: BaseException) -> str:
                 "(damaged, or another format)")
     if isinstance(exc, (EOFError, StopIteration)) or "EOF" in detail or "end of file" in detail.lower():
         return f"truncated: the {file_format} data ends early"
-    if "synchronously" in detail or "NetCDF: HDF error" in detail or "NetCDF: Unknown file format" in detail:
-        part = "its HDF5 heavy data" if file_format == "xdmf" else "its netCDF/HDF5 container"
+    if "synchronously" in detail or (file_format == "exodus" and isinstance(exc, (OSError, RuntimeError))):
+        part = "its HDF5 heavy data" if file_format == "xdmf" else "its netCDF container"
         state = ("is truncated" if "truncated" in detail else "is not an HDF5 file" if "signature not found" in detail
                  else "is damaged")
-        return f"{what}: {part} {state}"
+        if file_format != "exodus":
+            return f"{what}: {part} {state}"
+        cause = re.sub(r":\s*'[^']*'$", "", re.sub(r"^\[Errno -?\d+\]\s*", "", detail))  # no errno, no path
+        return f"{what}: {part} {state} ({cause})"
     if isinstance(exc, SystemExit) or not detail or "could not be read to its end" in detail \
             or "cannot reshape array" in detail or "inhomogeneous shape" in detail:
         return f"{what}: its data holds fewer or other values than its header declares (truncated or damaged)"
