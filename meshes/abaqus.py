@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .conform import split_quads
 from .errors import MeshError
 from .mesh import CELL_TYPES, warn
 
@@ -348,10 +349,9 @@ def _surface(deck: _Deck, line: _Line, params: dict, data: list[_Line]) -> None:
             if local is None or not 0 <= face < len(local):
                 raise MeshError(f"line {row.number}: {ctype} element {e} has no face S{face + 1}", row.file)
             faces.append([deck.blocks[b][2][k][j] for j in local[face]])
-    widths = {len(f) for f in faces}
-    if len(widths) > 1:
-        raise MeshError(f"line {line.number}: surface {params['NAME']!r} mixes triangle and quadrilateral faces",
-                        line.file)
+    if len({len(f) for f in faces}) > 1:  # bricks beside prisms: the mesh is split into tetrahedra, so are the faces
+        quads = np.array([f for f in faces if len(f) == 4], dtype=np.int64)
+        faces = [f for f in faces if len(f) == 3] + split_quads(quads)[0].tolist()
     deck.surfaces.setdefault(params["NAME"], []).extend(faces)
 
 

@@ -190,6 +190,27 @@ def test_abaqus_mixed_deck_is_split_with_its_sets(tmp_path, capfd):
     assert mesh.cell_measures().sum() == pytest.approx(1.5, rel=1e-14)
 
 
+def test_abaqus_mixed_3d_deck_with_a_surface_across_both_shapes(tmp_path):
+    """A brick beside a prism (C3D8R + DC3D6), one surface on the base of both:
+    after the conforming split into tetrahedra the surface is made of mesh
+    facets, and its area is the base's."""
+    from graphfem.meshes.mesh import simplex_measure
+
+    path = tmp_path / "mixed3d.inp"
+    path.write_text("*Node\n1, 0,0,0\n2, 1,0,0\n3, 1,1,0\n4, 0,1,0\n5, 0,0,1\n6, 1,0,1\n7, 1,1,1\n8, 0,1,1\n"
+                    "9, 2,0,0\n10, 2,0,1\n*Element, type=C3D8R, elset=BRICK\n1, 1,2,3,4,5,6,7,8\n"
+                    "*Element, type=DC3D6, elset=PRISM\n2, 2,9,3,6,10,7\n*Surface, name=BASE\nBRICK, S1\nPRISM, S1\n")
+    with pytest.warns(MeshWarning, match="split conformingly"):
+        mesh = read(path)
+    assert mesh.cell_type == "tetra" and mesh.cell_measures().sum() == pytest.approx(1.5, rel=1e-14)
+    base = mesh.tag("BASE")
+    assert base.indices.shape == (3, 3)
+    np.testing.assert_allclose(mesh.points[base.indices][..., 2], 0.0)
+    assert np.abs(simplex_measure(mesh.points, base.indices)).sum() == pytest.approx(1.5, rel=1e-14)
+    assert len(mesh.to_skfem().boundaries["BASE"]) == 3  # they are facets of the mesh
+    assert mesh.tag("BRICK").size == 12 and mesh.tag("PRISM").size == 3
+
+
 def test_shared_set_names_keep_both_sets(tmp_path):
     """Abaqus lets an NSET and an ELSET share a name (Abaqus/CAE writes both)."""
     path = tmp_path / "shared.inp"
