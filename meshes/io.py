@@ -178,6 +178,9 @@ def _file_format(path: Path) -> str:
     try:
         formats = meshio._helpers._filetypes_from_path(path)
     except meshio.ReadError:
+        if path.suffix.lower() == ".pvd":
+            raise MeshError("a ParaView time series, not one mesh: graphfem.meshes.read_series reads it", path) \
+                from None
         known = ", ".join(sorted(meshio.extension_to_filetypes))
         raise MeshError(f"unknown mesh format {path.suffix or '(no extension)'!r}; graphfem reads {known}",
                         path) from None

@@ -425,6 +425,9 @@ def test_foreign_content_and_unknown_formats(tmp_path):
     odd = tmp_path / "mesh.unknown"
     odd.write_text("1 2 3\n")
     _refusal(odd, r"unknown mesh format '.unknown'")
+    series = tmp_path / "run.pvd"
+    series.write_text("<VTKFile/>")
+    _refusal(series, r"a ParaView time series, not one mesh: graphfem.meshes.read_series reads it")
     xml = tmp_path / "mesh.vtu"
     xml.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
     _refusal(xml, r"not a valid vtu file")
