@@ -19,8 +19,9 @@ frame k (and of the conditions) on an (H/s_H) × (W/s_W) grid and returns ΔA, p
 :class:`GroupedUNet`: every convolution has ``groups = G`` on the stacked channels, which is the
 same map as G separate nets (:meth:`GroupedUNet.sub_net`) in one kernel launch.
 
-Input channels of a piece (C_in = 7): (A − A_base)/(u_ref H) (A_base the obstacle-free Poiseuille
-potential, H the channel height), p/u_ref², the solid mask, the prescribed-face masks of the owned x- and y-faces,
+Input channels of a piece (C_in = 9): (A − A_base)/(u_ref H) (A_base the obstacle-free Poiseuille
+potential, H the channel height), the piece's own velocity (differences of A between neighbours of
+the piece, spacing s h, over u_ref), p/u_ref², the solid mask, the prescribed-face masks of the owned x- and y-faces,
 U/u_ref, ν/ν_ref. Output: A_new = A + a_scale · y₀, p_new = p + p_scale · y₁ (increments of
 both: the pressure of a rollout settles over the steps, as the pool recycles it).
 
@@ -49,7 +50,7 @@ from graphfem.physics.mac_channel import Domain, full_potential, velocity_from_p
 from .registry import register
 
 #: input channels of one piece (see the module docstring)
-INPUTS = ("a", "p", "solid", "fixed_u", "fixed_v", "u_max", "nu")
+INPUTS = ("a", "u", "v", "p", "solid", "fixed_u", "fixed_v", "u_max", "nu")
 
 
 # ---------------------------------------------------------------------- stagger
@@ -198,7 +199,7 @@ class NeuralStaggerConfig:
 class NeuralStagger(nn.Module):
     """The G = s_H s_W s_T coarse sub-solvers of the module docstring as one grouped U-Net.
 
-    ``forward`` is the raw grouped map (B, G·7, Hc, Wc) -> (B, G·2, Hc, Wc); :meth:`encode`,
+    ``forward`` is the raw grouped map (B, G·9, Hc, Wc) -> (B, G·2, Hc, Wc); :meth:`encode`,
     :meth:`decode` and :meth:`step` go between it and fine states.
     """
 
@@ -234,19 +235,23 @@ class NeuralStagger(nn.Module):
         return torch.as_tensor(np.stack(rows), dtype=like.dtype, device=like.device)
 
     def encode(self, A: torch.Tensor, p: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """Stacked piece inputs (B, G·7, nx/s_h, ny/s_w) of the frame windows A, p (B, s_t, nx, ny)
+        """Stacked piece inputs (B, G·9, nx/s_h, ny/s_w) of the frame windows A, p (B, s_t, nx, ny)
         and :meth:`conditions` ``cond`` (B, 6, nx, ny); group g = k s_h s_w + i s_w + j."""
         c = self.config
         return self.piece_inputs(stagger(A, c.s_h, c.s_w), stagger(p, c.s_h, c.s_w), stagger(cond, c.s_h, c.s_w))
 
     def piece_inputs(self, A: torch.Tensor, p: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """Inputs of n spatial pieces: A, p (B, s_t, n, Hc, Wc), cond (B, 6, n, Hc, Wc) -> the
-        stacked channels (B, s_t·n·7, Hc, Wc), group k·n + piece, 7 channels each."""
+        stacked channels (B, s_t·n·9, Hc, Wc), group k·n + piece, 9 channels each."""
         c = self.config
         B, T, n, Hc, Wc = A.shape
+        hx, hy = self.spacing
         a = (A - cond[:, None, 0]) / (c.u_ref * (c.y_max - c.y_min))
+        # the piece's own velocity: differences of A between its neighbours (spacing s h), 0 below / 0 left
+        u = torch.diff(A, dim=-1, prepend=torch.zeros_like(A[..., :1])) / (c.s_w * hy * c.u_ref)
+        v = -torch.diff(A, dim=-2, prepend=A[..., :1, :]) / (c.s_h * hx * c.u_ref)
         static = cond[:, 1:].permute(0, 2, 1, 3, 4)[:, None].expand(B, T, n, 5, Hc, Wc)
-        x = torch.cat([torch.stack([a, p / c.u_ref ** 2], dim=3), static], dim=3)   # (B, T, n, 7, Hc, Wc)
+        x = torch.cat([torch.stack([a, u, v, p / c.u_ref ** 2], dim=3), static], dim=3)   # (B, T, n, 9, Hc, Wc)
         return x.reshape(B, T * n * len(INPUTS), Hc, Wc)
 
     def decode(self, out: torch.Tensor, A: torch.Tensor, p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

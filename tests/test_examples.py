@@ -106,3 +106,10 @@ def test_rgnp_poisson1d(tmp_path):
     result = load("rgnp_poisson1d").main(tmp_path, tmp_path / "work", samples=8, epochs=3)
     assert result["figure"].exists()
     assert 0.0 <= result["coverage_u"] <= 1.0 and np.isfinite(result["z_rel_err"]) and result["rel_l2_u"] < 1.0
+
+
+@pytest.mark.slow
+def test_neuralstagger_channel(tmp_path):
+    result = load("neuralstagger_channel").main(tmp_path, tmp_path / "work", samples=3, epochs=20, steps=20)
+    assert (tmp_path / "neuralstagger_channel.png").exists()
+    assert np.isfinite(result["fine_rel_l2"]).all() and np.isfinite(result["coarse_rel_l2"]).all()

@@ -10,7 +10,7 @@ import torch
 
 from graphfem.meshes import Grid
 from graphfem.operators.neuralstagger import (INPUTS, GroupedUNet, NeuralStagger, NeuralStaggerConfig, stagger,
-                                              stagger_mac, unstagger, unstagger_mac)
+                                              stagger_mac, unstagger_mac)
 from graphfem.physics.grid import mac_divergence, mac_operators
 from graphfem.physics.mac_channel import (developed_state, full_potential, potential_from_velocity, random_domain,
                                           velocity_from_potential)
