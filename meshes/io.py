@@ -27,7 +27,7 @@ import re
 import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -799,17 +799,84 @@ def write_series(path: str | Path, mesh: Mesh, times: Sequence[float],
     for name, values in point_data.items():
         if np.shape(values)[0] != len(times):
             raise GraphfemError(f"field {name!r} has {np.shape(values)[0]} steps for {len(times)} times", path)
-        values = np.asarray(values)
-        if np.issubdtype(values.dtype, np.number) and not np.isfinite(values).all():
-            raise GraphfemError(f"field {name!r} holds NaN or infinite values; refusing to write it", path)
+    with streamed_series(path, mesh, units) as append:
+        for k, t in enumerate(times):
+            append(float(t), {name: np.asarray(values[k]) for name, values in point_data.items()})
+
+
+@contextlib.contextmanager
+def streamed_series(path: str | Path, mesh: Mesh,
+                    units: Mapping[str, str] | None = None) -> Iterator[Callable[[float, Mapping], None]]:
+    """A time series written step by step, for solvers that cannot hold every
+    step in memory: the block gets ``append(t, {name: (n,) or (n, c)})``,
+    each step goes to disk at once, and the series appears (atomically, as
+    in :func:`write_series`) when the block ends; if it raises, nothing
+    appears.
+
+    Raises:
+        GraphfemError: ``path`` is not ``.pvd``/``.xdmf``, a field holds NaN
+            or infinite values, or the block appends no step.
+    """
+    import meshio
+
+    path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".pvd", ".xdmf", ".xmf"):
         raise GraphfemError("time series must be written as .pvd or .xdmf", path)
+    units = dict(units or {})
     with series_writer(path) as (folder, version):
+        steps: list[tuple[float, str]] = []
         if suffix == ".pvd":
-            _write_pvd(path, folder, version, mesh, times, point_data, units or {})
+            def write_step(t: float, fields: Mapping) -> None:
+                step = folder / version / f"step_{len(steps):05d}.vtu"
+                _write_vtu(step, _meshio_mesh(mesh, fields, None, True), units)
+                steps.append((t, f"{folder.name}/{version}/{step.name}"))
         else:
-            _write_xdmf_series(path, folder, version, mesh, times, point_data)
+            base = _meshio_mesh(mesh, None, None, True)
+            draft = (folder / version / "series.xdmf").resolve()
+            writer = meshio.xdmf.TimeSeriesWriter(draft)
+            with _working_directory(draft.parent):  # meshio opens the .h5 in the current folder
+                writer.__enter__()
+            writer.write_points_cells(base.points, base.cells)
+
+            def write_step(t: float, fields: Mapping) -> None:
+                writer.write_data(t, point_data={n: _pad_vector(np.asarray(v), True) for n, v in fields.items()})
+                steps.append((t, ""))
+
+        def append(t: float, fields: Mapping) -> None:
+            for name, values in fields.items():
+                values = np.asarray(values)
+                if np.issubdtype(values.dtype, np.number) and not np.isfinite(values).all():
+                    raise GraphfemError(f"field {name!r} holds NaN or infinite values at t = {t:g}; refusing to "
+                                        "write it", path)
+            write_step(float(t), fields)
+
+        try:
+            yield append
+        finally:
+            if suffix != ".pvd":
+                writer.__exit__(None, None, None)
+        if not steps:
+            raise GraphfemError("time series has no steps", path)
+        if suffix == ".pvd":
+            collection = ET.Element("VTKFile", type="Collection", version="0.1")
+            entries = ET.SubElement(collection, "Collection")
+            for t, name in steps:
+                ET.SubElement(entries, "DataSet", timestep=repr(t), part="0", file=name)
+            with atomic_path(path) as tmp:
+                ET.ElementTree(collection).write(tmp, xml_declaration=True)
+        else:
+            h5 = folder / f"{version}.h5"
+            os.replace(draft.with_suffix(".h5"), h5)
+            tree = ET.parse(draft)
+            for item in tree.getroot().iter("DataItem"):
+                text = (item.text or "").strip()
+                if text.startswith("series.h5:"):
+                    item.text = f"{folder.name}/{h5.name}" + text[len("series.h5"):]
+            with atomic_path(path) as tmp:
+                tree.write(tmp)
+            draft.unlink()
+            draft.parent.rmdir()
 
 
 @contextlib.contextmanager
@@ -856,42 +923,6 @@ def _series_versions(path: Path, folder: Path) -> set[str]:
     names += [(item.text or "").strip().split(":")[0] for item in root.iter("DataItem")]
     prefix = f"{folder.name}/"
     return {name[len(prefix):].split("/")[0] for name in names if name.startswith(prefix)}
-
-
-def _write_pvd(path: Path, folder: Path, version: str, mesh: Mesh, times: np.ndarray, point_data, units) -> None:
-    collection = ET.Element("VTKFile", type="Collection", version="0.1")
-    entries = ET.SubElement(collection, "Collection")
-    for k, t in enumerate(times):
-        step = folder / version / f"step_{k:05d}.vtu"
-        _write_vtu(step, _meshio_mesh(mesh, {n: v[k] for n, v in point_data.items()}, None, True), units)
-        ET.SubElement(entries, "DataSet", timestep=repr(float(t)), part="0",
-                      file=f"{folder.name}/{version}/{step.name}")
-    with atomic_path(path) as tmp:
-        ET.ElementTree(collection).write(tmp, xml_declaration=True)
-
-
-def _write_xdmf_series(path: Path, folder: Path, version: str, mesh: Mesh, times: np.ndarray, point_data) -> None:
-    import meshio
-
-    base = _meshio_mesh(mesh, None, None, True)
-    draft = folder / version / "series.xdmf"
-    # meshio's writer puts the .h5 in the current folder, named like the XML: run it in the version's folder
-    with _working_directory(draft.parent), meshio.xdmf.TimeSeriesWriter(draft.name) as writer:
-        writer.write_points_cells(base.points, base.cells)
-        for k, t in enumerate(times):
-            writer.write_data(float(t), point_data={n: _pad_vector(np.asarray(v[k]), True)
-                                                    for n, v in point_data.items()})
-    h5 = folder / f"{version}.h5"
-    os.replace(draft.with_suffix(".h5"), h5)
-    tree = ET.parse(draft)
-    for item in tree.getroot().iter("DataItem"):
-        text = (item.text or "").strip()
-        if text.startswith("series.h5:"):
-            item.text = f"{folder.name}/{h5.name}" + text[len("series.h5"):]
-    with atomic_path(path) as tmp:
-        tree.write(tmp)
-    draft.unlink()
-    draft.parent.rmdir()
 
 
 @contextlib.contextmanager

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Iterable, Mapping
 
 import numpy as np
@@ -199,6 +200,9 @@ def elasticity(mesh: Mesh | FESpace, E: Scalar = 1.0, nu: Scalar = 0.3, *, plane
     A = stiffness.assemble(space.basis, mu=mu, lam=lam).tocsr()
     b = external_load(space, traction, body_force)
     D, values = supports(space, fixed, displacement)
+    if not np.any(b) and not np.any(values):
+        warnings.warn("elasticity with no load: no traction, body force or nonzero displacement (or all zero), so "
+                      "the displacement and stress are zero everywhere", stacklevel=2)
     assembled = time.perf_counter()
     u, info = solve_linear(A, b, D, values, method=solver, rtol=rtol, near_nullspace=rigid_body_modes(space),
                            dim=dim)

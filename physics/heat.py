@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import logging
-import math
 import time
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -16,6 +15,7 @@ from .linear_solvers import LinearSolver, condense
 from .poisson import (ORDER, SOLVER, boundary_conditions, boundary_terms, diffusion_matrix, load_vector, make_space,
                       nodal_values)
 from .problem import Option, Problem, Solution, register_problem
+from .timesteps import check_trajectory_memory, time_steps
 
 logger = logging.getLogger("graphfem.physics")
 
@@ -34,7 +34,8 @@ def heat_solution(mesh: Mesh | FESpace, *, t_end: float, dt: float, kappa: Scala
                   neumann: Mapping[str, Scalar] | None = None,
                   robin: Mapping[str, tuple[Scalar, Scalar]] | None = None, theta: float = 1.0,
                   order: int | None = None, save_every: int = 1, solver: str = "auto", rtol: float = 1e-10,
-                  unit: str = "1") -> Solution:
+                  unit: str = "1", frames: Callable[[float, dict[str, np.ndarray]], None] | None = None,
+                  progress: Callable[[int, int], None] | None = None) -> Solution:
     r"""Solve ∂u/∂t − ∇·(κ∇u) = f, u(0) = u₀, on (0, t_end] with the θ-scheme.
 
     With M the mass and K the diffusion matrix (Robin terms included) and b
@@ -50,8 +51,10 @@ def heat_solution(mesh: Mesh | FESpace, *, t_end: float, dt: float, kappa: Scala
     Args:
         mesh: a :class:`Mesh` or a scalar :class:`FESpace` to reuse.
         t_end: final time > 0.
-        dt: time step > 0; the number of steps is ⌈t_end/dt⌉ and the step is
-            shrunk to t_end / steps so that the last step lands on t_end.
+        dt: time step in (0, t_end]; the number of steps is ⌈t_end/dt⌉ and
+            the step is shrunk to t_end / steps so that the last step lands
+            on t_end (with a warning when that changes dt;
+            :func:`~graphfem.physics.timesteps.time_steps`).
         kappa, f: diffusivity and (time-independent) source, as in
             :func:`~graphfem.physics.poisson.poisson`.
         initial: u₀, a number, a callable of x (dim, k), or values at the mesh
@@ -65,24 +68,30 @@ def heat_solution(mesh: Mesh | FESpace, *, t_end: float, dt: float, kappa: Scala
             last state are always kept).
         solver, rtol: linear solver (see :mod:`graphfem.physics.linear_solvers`).
         unit: unit of u.
+        frames: called as ``frames(t, {"u": (n_points,)})`` for every saved
+            state instead of keeping it (a stream to disk:
+            :func:`graphfem.meshes.io.streamed_series`); the trajectory is
+            then not kept. Without it the trajectory is kept in memory, and
+            one that cannot fit is refused before the first step.
+        progress: called as ``progress(step, steps)`` after every step.
 
     Returns:
         :class:`Solution` whose ``trajectory`` holds times (T,) and
-        ``fields["u"]`` (T, n_points) at the mesh nodes; ``dofs["u"]`` and
-        ``fields["u"]`` hold the final state; ``info`` has the solver method,
-        the number of steps, the step and the total iteration count.
+        ``fields["u"]`` (T, n_points) at the mesh nodes (``None`` with
+        ``frames``); ``dofs["u"]`` and ``fields["u"]`` hold the final state;
+        ``info`` has the solver method, the number of steps, the step, the
+        saved frames and the total iteration count.
     """
     start = time.perf_counter()
-    t_end, dt, theta = constant(t_end, "t_end"), constant(dt, "dt"), constant(theta, "theta")
-    if t_end <= 0 or dt <= 0:
-        raise InputError(f"t_end and dt must be positive, got t_end={t_end}, dt={dt}")
+    theta = constant(theta, "theta")
     if not 0 <= theta <= 1:
         raise InputError(f"theta must lie in [0, 1], got {theta}")
     if int(save_every) < 1:
         raise InputError(f"save_every must be at least 1, got {save_every}")
-    steps = max(1, math.ceil(t_end / dt - 1e-9))
-    dt = t_end / steps
+    steps, dt = time_steps(t_end, dt)
     space = make_space(mesh, order)
+    if frames is None:
+        check_trajectory_memory(steps, save_every, space.mesh.n_points)
     M = space.mass()
     K = diffusion_matrix(space, kappa)
     R, r = boundary_terms(space, neumann, robin)
@@ -101,7 +110,17 @@ def heat_solution(mesh: Mesh | FESpace, *, t_end: float, dt: float, kappa: Scala
 
     u = _initial_dofs(space, initial)
     u[D] = values
-    times, states = [0.0], [nodal_values(space, u)]
+    times, states, saved = [], [], [0]
+
+    def save(t: float, values_at_nodes: np.ndarray) -> None:
+        saved[0] += 1
+        if frames is not None:  # streamed: nothing kept
+            frames(t, {"u": values_at_nodes})
+        else:
+            times.append(t)
+            states.append(values_at_nodes)
+
+    save(0.0, nodal_values(space, u))
     iterations, previous = 0, None
     for step in range(1, steps + 1):
         rhs = (B @ u + dt * b)[I] - lift
@@ -109,14 +128,17 @@ def heat_solution(mesh: Mesh | FESpace, *, t_end: float, dt: float, kappa: Scala
         u[I] = previous = linear.solve(rhs, x0=previous)  # warm start for the iterative solvers
         iterations += linear.info.get("iterations", 0)
         if step % int(save_every) == 0 or step == steps:
-            times.append(step * dt)
-            states.append(nodal_values(space, u))
-    info = dict(linear.info, steps=steps, dt=dt, theta=theta, iterations=iterations,
+            save(step * dt, nodal_values(space, u))
+        if progress is not None:
+            progress(step, steps)
+    info = dict(linear.info, steps=steps, dt=dt, theta=theta, iterations=iterations, frames=saved[0],
                 total_s=time.perf_counter() - start)
     logger.info("heat: %d steps of dt=%g (theta=%g), linear solver %s, %d iterations in all",
                 steps, dt, theta, linear.method, iterations)
-    trajectory = Trajectory(np.array(times), {"u": np.stack(states)}, space.mesh, units={"u": unit})
-    return Solution(space, {"u": u}, {"u": states[-1]}, {"u": unit}, info, trajectory=trajectory)
+    final = nodal_values(space, u)
+    trajectory = None if frames is not None else \
+        Trajectory(np.array(times), {"u": np.stack(states)}, space.mesh, units={"u": unit})
+    return Solution(space, {"u": u}, {"u": final}, {"u": unit}, info, trajectory=trajectory)
 
 
 def heat(mesh: Mesh | FESpace, **params) -> Trajectory:
@@ -191,6 +213,8 @@ class Heat(Problem):
         SOLVER,
     )
     geometries = ("mixed", "deformed", "perforated", "polygon", "lshape")
+    #: solve() takes ``frames`` (a stream of saved states) and ``progress``: graphfem solve streams to disk
+    streams = True
 
     def check(self, mesh: Mesh, params: dict) -> None:
         check_theta(params["theta"])

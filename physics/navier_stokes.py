@@ -71,6 +71,7 @@ from graphfem.meshes.errors import GraphfemError, InputError
 from .coefficients import constant, vector_at_quadrature
 from .options import expression, number, replace_columns, split_pair, split_top_level
 from .problem import Features, Option, Problem, Solution, register_problem
+from .timesteps import time_steps
 
 logger = logging.getLogger("graphfem.physics")
 
@@ -763,13 +764,9 @@ def navier_stokes_transient(mesh: Mesh | TaylorHood, *, nu: float, t_end: float,
     """
     start = time.perf_counter()
     nu = _check_nu(nu)
-    t_end, dt = constant(t_end, "t_end"), constant(dt, "dt")
-    if t_end <= 0 or dt <= 0:
-        raise InputError(f"t_end and dt must be positive, got t_end={t_end}, dt={dt}")
     if int(save_every) < 1:
         raise InputError(f"save_every must be at least 1, got {save_every}")
-    steps = max(1, math.ceil(t_end / dt - 1e-9))
-    dt = t_end / steps
+    steps, dt = time_steps(t_end, dt)
     if not (initial is None or initial == "stokes" or isinstance(initial, FlowSolution)):
         raise InputError(f"initial must be 'stokes', None or a FlowSolution, got {initial!r}")
     th, bc, F, x = _start(mesh, initial, inflow, no_slip, outflow, f)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -56,8 +57,9 @@ class Solution:
 
     def write(self, path) -> None:
         """Write the nodal fields (with units) to a VTU/XDMF file, atomically;
-        a ``.pvd`` path writes the trajectory of a time-dependent solution."""
-        if str(path).endswith(".pvd") and self.trajectory is not None:
+        a ``.pvd`` or ``.xdmf`` path writes the whole trajectory of a
+        time-dependent solution (a series ``graphfem koopman`` reads)."""
+        if self.trajectory is not None and Path(path).suffix.lower() in (".pvd", ".xdmf", ".xmf"):
             self.trajectory.write(path)
             return
         self.mesh.write(path, point_data=self.fields, units=self.units)

@@ -47,6 +47,7 @@ from .heat import DIRICHLET, DT, INITIAL, KAPPA, NEUMANN, SAVE_EVERY, SOURCE, T_
 from .options import field_value, replace_columns, tag_values, vector_field
 from .poisson import ORDER, boundary_terms, diffusion_matrix, load_vector, make_space, nodal_values
 from .problem import Features, Option, Problem, Solution, at_nodes, register_problem
+from .timesteps import time_steps
 
 logger = logging.getLogger("graphfem.physics")
 
@@ -71,11 +72,7 @@ def _at_time(value, t: float):
 
 
 def _steps(t_end: float, dt: float) -> tuple[int, float]:
-    t_end, dt = constant(t_end, "t_end"), constant(dt, "dt")
-    if t_end <= 0 or dt <= 0:
-        raise InputError(f"t_end and dt must be positive, got t_end={t_end}, dt={dt}")
-    steps = max(1, math.ceil(t_end / dt - 1e-9))
-    return steps, t_end / steps
+    return time_steps(t_end, dt)
 
 
 def _check_theta(theta: float) -> float:

@@ -44,6 +44,89 @@ def check_output(output: Path, series: bool) -> None:
         raise InputError(f"-o {output}: a steady result is written as .vtu or .xdmf")
 
 
+def warn_order(problem, mesh, params: dict) -> None:
+    """Warn where ``--order 2`` on a linear mesh writes the P2 solution at the mesh's vertices only."""
+    import warnings
+
+    if params.get("order") == 2 and mesh.order == 1:
+        warnings.warn(f"--order 2 on a linear {mesh.cell_type} mesh: {problem.name} is solved in P2, but the file "
+                      f"holds its values at the {mesh.n_points} vertices only (the edge nodes are not written); "
+                      "give a quadratic mesh to write every P2 value", stacklevel=2)
+
+
+def estimate_series(mesh, output: Path, steps: int, save_every: int, components: int) -> tuple[int, float]:
+    """(frames, bytes) of the series a transient solve writes: 1 + ceil(steps / save_every) frames; a
+    ``.pvd`` step repeats the mesh (points and cells) in each VTU, an ``.xdmf`` stores it once.
+
+    Raises:
+        InputError: the series would not fit on the output's disk (before the first step).
+    """
+    import shutil
+
+    from graphfem.physics.timesteps import human_bytes, saved_frames
+
+    frames = saved_frames(steps, save_every)
+    per_frame = 8.0 * mesh.n_points * components
+    if output.suffix.lower() == ".pvd":
+        per_frame += 24.0 * mesh.n_points + 9.0 * mesh.cells.size + 600  # points, connectivity, XML
+    size = frames * per_frame
+    folder = output.resolve().parent
+    free = shutil.disk_usage(folder if folder.exists() else Path.cwd()).free
+    if size > free:
+        raise InputError(f"{steps} time steps write {frames} frames of {mesh.n_points} nodes: about "
+                         f"{human_bytes(size)}, more than the {human_bytes(free)} free on the disk of {folder}; "
+                         "raise --save-every or --dt")
+    return frames, size
+
+
+def _streamed_solve(problem, mesh, kwargs: dict, output: Path):
+    """Solve a transient problem whose solver streams its saved states, writing each to ``output`` at once,
+    with a progress bar on stderr once the run has taken more than two seconds."""
+    import warnings
+
+    from graphfem.meshes.io import streamed_series
+    from graphfem.physics.timesteps import time_steps
+
+    with warnings.catch_warnings():  # the solver itself warns about a changed step
+        warnings.simplefilter("ignore")
+        steps, _ = time_steps(kwargs["t_end"], kwargs["dt"])
+    frames, _ = estimate_series(mesh, output, steps, int(kwargs.get("save_every") or 1), len(problem.fields))
+    with streamed_series(output, mesh, problem.fields) as append, progress_bar(f"solving {problem.name}") as step:
+        solution = problem.solve(mesh, **kwargs, frames=append, progress=step)
+    return solution, frames
+
+
+@contextlib.contextmanager
+def progress_bar(label: str, after: float = 2.0) -> Iterator:
+    """A ``progress(step, steps)`` callback that shows a rich progress bar (with the time left) on stderr once
+    ``after`` seconds have passed, when stderr is a terminal; short runs show nothing."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    start, state = time.perf_counter(), {"bar": None, "task": None, "next": 0.0}
+
+    def update(step: int, steps: int) -> None:
+        now = time.perf_counter()
+        if now < state["next"] and step < steps:  # look at the clock's cost, not rich's, on every step
+            return
+        state["next"] = now + 0.1
+        if state["bar"] is None:
+            console = Console(stderr=True)
+            if now - start < after or not console.is_terminal:  # off a terminal a bar is only noise in a log
+                return
+            state["bar"] = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                                    console=console, transient=True)
+            state["bar"].start()
+            state["task"] = state["bar"].add_task(label, total=steps)
+        state["bar"].update(state["task"], completed=step)
+
+    try:
+        yield update
+    finally:
+        if state["bar"] is not None:
+            state["bar"].stop()
+
+
 def _parameter(opt) -> inspect.Parameter:
     """The typer parameter of one problem option (values stay strings until ``Problem.parse``)."""
     help_text = opt.help + (" (required)" if opt.required else "")
@@ -70,15 +153,24 @@ def command_for(problem):
         m = read(mesh)
         given = {k: v for k, v in raw.items() if v is not None and v != []}
         params = problem.parse(m, given)
-        check_output(output, problem.is_transient(params))
+        transient = problem.is_transient(params)
+        check_output(output, transient)
+        warn_order(problem, m, params)
         start = time.perf_counter()
-        with working(f"solving {problem.name} on {m.n_cells} {m.cell_type} cells"):
-            solution = problem.solve(m, **problem.kwargs(params))
-            solution.write(output)
+        kwargs = problem.kwargs(params)
+        if transient and getattr(problem, "streams", False):
+            solution, frames = _streamed_solve(problem, m, kwargs, output)
+            fields = list(solution.fields)
+        else:
+            with working(f"solving {problem.name} on {m.n_cells} {m.cell_type} cells"):
+                solution = problem.solve(m, **kwargs)
+                solution.write(output)
+            fields = list(solution.trajectory.fields if solution.trajectory is not None else solution.fields)
+            frames = 0 if solution.trajectory is None else len(solution.trajectory.times)
         for line in problem.report(solution):
             typer.echo(line)
-        fields = solution.trajectory.fields if solution.trajectory is not None else solution.fields
-        typer.echo(f"wrote {output} ({', '.join(fields)}) in {time.perf_counter() - start:.2f} s")
+        steps = f", {frames} frames" if frames else ""
+        typer.echo(f"wrote {output} ({', '.join(fields)}{steps}) in {time.perf_counter() - start:.2f} s")
 
     series = "a time series: .pvd or .xdmf" if problem.options and any(o.role == "time" for o in problem.options) \
         else "the result: .vtu or .xdmf"

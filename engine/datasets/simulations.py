@@ -314,4 +314,5 @@ def write_sample(group, sample: dict) -> None:
     group.attrs["params"] = json.dumps(sample.get("params", {}), default=_json_default)
 
 
-__all__ = ["ALIASES", "Sample", "SimulationData", "check_group", "foreign_problem", "problem_of", "read_mesh", "write_mesh", "write_sample"]
+__all__ = ["ALIASES", "Sample", "SimulationData", "check_group", "foreign_problem", "problem_of", "read_mesh",
+           "write_mesh", "write_sample"]

@@ -142,6 +142,7 @@ def write(name: str, job: tuple, n: int, out: Path, seed: int, workers: int, pro
         resume: continue the interrupted run kept next to ``out``.
     """
     import h5py
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     import graphfem
@@ -170,17 +171,23 @@ def write(name: str, job: tuple, n: int, out: Path, seed: int, workers: int, pro
             stack.enter_context(sigterm_raises())
             if world > 1:
                 done = _barrier_broadcast(done if rank == 0 else None)
-            jobs = [(*job, seed, i) for i in range(rank, n, world) if i not in done]
+            todo = len(range(rank, n, world)) - sum(1 for i in done if i % world == rank)
+            jobs = ((*job, seed, i) for i in range(rank, n, world) if i not in done)  # lazily: n may be absurd
             columns = (TextColumn(f"generating {name}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-            with Progress(*columns, disable=not progress or rank != 0, transient=True) as bar:
-                task = bar.add_task("generate", total=len(jobs))
-                for index, sample in stack.enter_context(contextlib.closing(_results(jobs, workers, simulate))):
+            console = Console(stderr=True)  # stdout is for the results; no bar (nor its blank line) off a terminal
+            with Progress(*columns, disable=not progress or rank != 0 or not console.is_terminal, transient=True,
+                          console=console) as bar:
+                task = bar.add_task("generate", total=todo)
+                for index, sample in stack.enter_context(contextlib.closing(_results(jobs, todo, workers,
+                                                                                     simulate))):
                     with atomic_path(folder / f"sim_{index:06d}.h5") as tmp, h5py.File(tmp, "w") as h5:
                         group = h5.create_group(f"sim_{index:06d}")
                         write_sample(group, sample)
                         if sample.get("coarse") is not None:
                             write_mesh(group, "coarse", sample["coarse"])
                         group.attrs.update({**group_attrs, "index": index})
+                    if finished == len(done):  # the first simulation of this run sizes the whole
+                        _check_disk(out, folder / f"sim_{index:06d}.h5", n, n - len(done))
                     finished += 1
                     bar.advance(task)
             if world > 1:
@@ -204,18 +211,41 @@ def write(name: str, job: tuple, n: int, out: Path, seed: int, workers: int, pro
     return out
 
 
-def _results(jobs: list[tuple], workers: int, simulate: Callable) -> Iterator[tuple[int, dict]]:
-    """(index, sample) of every job, in order, computed by ``workers`` spawned processes (in this one for 1)."""
-    if workers <= 1 or len(jobs) <= 1:
+def _results(jobs: Iterator[tuple], todo: int, workers: int, simulate: Callable) -> Iterator[tuple[int, dict]]:
+    """(index, sample) of every job, in order, computed by ``workers`` spawned processes (in this one for 1);
+    the jobs are handed out a few batches at a time, so that no queue ever holds all ``todo`` of them."""
+    import itertools
+
+    if workers <= 1 or todo <= 1:
         yield from map(simulate, jobs)
         return
     import multiprocessing as mp
 
     pool = mp.get_context("spawn").Pool(workers)
+    batch = 16 * workers
     try:
-        yield from pool.imap(simulate, jobs, chunksize=max(1, len(jobs) // (8 * workers)))
+        while chunk := list(itertools.islice(jobs, batch)):
+            yield from pool.imap(simulate, chunk, chunksize=max(1, min(len(chunk), todo) // (8 * workers)))
     finally:
         pool.terminate()
+
+
+def _check_disk(out: Path, first: Path, n: int, remaining: int) -> None:
+    """Refuse a run whose ``remaining`` simulations, sized by the ``first`` one written, cannot fit on the disk
+    of ``out`` (kept parts and the assembled file exist together for a moment: twice the data).
+
+    Raises:
+        InputError: with the estimate; the caller's clean-up removes what was written.
+    """
+    from graphfem.physics.timesteps import human_bytes
+
+    each = first.stat().st_size
+    need, free = 2.0 * each * remaining, shutil.disk_usage(out.parent).free
+    if need > free:
+        left = "" if remaining == n else f" ({remaining} still to do)"
+        raise InputError(f"-n {n}: simulations of about {human_bytes(each)} each{left} need about "
+                         f"{human_bytes(need)} while writing (the kept simulations and the assembled file), more "
+                         f"than the {human_bytes(free)} free on the disk of {out.parent}; use a smaller -n", out)
 
 
 def _remove_leftovers(out: Path, progress: bool) -> None:

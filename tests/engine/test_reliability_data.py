@@ -3,11 +3,20 @@
 * damaged HDF5 groups (NaN outputs, infinite coefficients, text outputs, ...)
   are named in one line by ``evaluate`` and ``train``, and skipped only with
   ``--skip-bad``; a group of another problem is refused as that problem;
+* absurd sizes are refused up front with an estimate (``generate -n 10^9``,
+  ``solve heat --dt 1e-9``), transient solves stream their steps to disk
+  with a progress bar on long runs;
+* silent changes are said: a dt that does not divide t_end, a dt longer
+  than t_end, ``--order 2`` on a linear mesh, elasticity with no load;
+* ``solve heat -o out.xdmf`` writes a series that ``koopman`` reads.
+
+(Kills of ``generate`` and concurrent series readers: tests/reliability.)
 """
 from __future__ import annotations
 
 import json
 import shutil
+import time
 
 import h5py
 import numpy as np
@@ -18,6 +27,8 @@ import yaml
 from graphfem.checkpoint import save
 from graphfem.cli import main
 from graphfem.datasets.generate import generate
+from graphfem.meshes import Mesh, read_series
+from graphfem.meshes.errors import InputError
 from graphfem.operators.meshgraphnet import MeshGraphNet, MeshGraphNetConfig
 from graphfem.physics.poisson_encoding import POISSON_FEATURES
 
@@ -130,3 +141,116 @@ def test_train_refuses_damaged_data_and_skips_it_with_skip_bad(files, tmp_path, 
     assert code == 0, err
     assert "graphfem: warning:" in err and "skipping damaged group 'sim_000005'" in err
     assert (tmp_path / "run" / "model.safetensors").is_file()
+
+
+# ------------------------------------------------------------------ absurd sizes
+def test_generate_a_billion_simulations_is_refused_up_front_with_an_estimate(tmp_path, capsys):
+    start = time.perf_counter()
+    code, out, err = _cli(capsys, "generate", "poisson", "-n", "1000000000", "-o", tmp_path / "p.h5", "--seed", "9")
+    assert code == 1 and out == "" and err.count("\n") == 1
+    assert "-n 1000000000: simulations of about" in err and "TB while writing" in err and "smaller -n" in err
+    assert time.perf_counter() - start < 30 and list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def square(tmp_path_factory):
+    path = tmp_path_factory.mktemp("rel_solve") / "sq.msh"
+    Mesh.unit_square(7).write(path)
+    return path
+
+
+def test_solve_heat_with_a_billion_steps_is_refused_up_front(square, tmp_path, capsys):
+    start = time.perf_counter()
+    code, out, err = _cli(capsys, "solve", "heat", square, "-o", tmp_path / "h.pvd", "--t-end", "0.2", "--dt", "2e-10")
+    assert code == 1 and err.count("\n") == 1
+    assert "1000000000 time steps write 1000000001 frames of 64 nodes" in err and "--save-every" in err
+    assert time.perf_counter() - start < 20 and list(tmp_path.iterdir()) == []
+
+
+def test_an_in_memory_trajectory_that_cannot_fit_is_refused_before_the_first_step(square):
+    from graphfem.physics.heat import heat_solution
+
+    from graphfem.meshes import read
+
+    with pytest.raises(InputError, match=r"frames of 64 values: .* more than the memory free"):
+        heat_solution(read(square), t_end=1.0, dt=1e-12)
+
+
+@pytest.mark.parametrize("ext", [".pvd", ".xdmf"])
+def test_streamed_heat_series_equals_the_in_memory_trajectory(square, tmp_path, capsys, ext):
+    from graphfem.meshes import read
+    from graphfem.physics.heat import heat_solution
+
+    out = tmp_path / f"h{ext}"
+    code, stdout, err = _cli(capsys, "solve", "heat", square, "-o", out, "--t-end", "0.06", "--dt", "0.004",
+                             "--save-every", "3", "--initial", "x*(1-x)*y", "--theta", "1")
+    assert code == 0 and err == "" and "(u, 6 frames)" in stdout
+    mesh, times, fields = read_series(out)
+    kept = heat_solution(read(square), t_end=0.06, dt=0.004, save_every=3, theta=1.0,
+                         initial=lambda x: x[0] * (1 - x[0]) * x[1]).trajectory
+    np.testing.assert_allclose(times, kept.times, atol=1e-15)
+    np.testing.assert_allclose(fields["u"], kept.fields["u"], atol=1e-14)
+
+
+def test_the_progress_bar_shows_on_long_runs_only(monkeypatch, capsys):
+    from graphfem.cli.solve import progress_bar
+
+    monkeypatch.setenv("FORCE_COLOR", "1")  # a terminal, for rich
+    for after, shown in ((3600.0, False), (0.0, True)):
+        with progress_bar("solving heat", after=after) as step:
+            for k in range(3):
+                step(k + 1, 3)
+                time.sleep(0.12)
+        assert ("solving heat" in capsys.readouterr().err) == shown
+
+
+# ------------------------------------------------------------------ silent changes
+def test_a_dt_that_does_not_divide_t_end_is_said_with_the_step_taken(square, tmp_path, capsys):
+    out = tmp_path / "h.pvd"
+    code, stdout, err = _cli(capsys, "solve", "heat", square, "-o", out, "--t-end", "0.1", "--dt", "0.03")
+    assert code == 0 and err.count("\n") == 1
+    assert err == "graphfem: warning: --dt 0.03 does not divide --t-end 0.1: taking 4 steps of dt = 0.025 instead\n"
+    np.testing.assert_allclose(read_series(out)[1], [0, 0.025, 0.05, 0.075, 0.1], atol=1e-15)
+
+
+def test_a_dt_longer_than_t_end_is_refused(square, tmp_path, capsys):
+    code, out, err = _cli(capsys, "solve", "heat", square, "-o", tmp_path / "h.pvd", "--t-end", "0.1", "--dt", "1")
+    assert code == 1 and err.count("\n") == 1 and "--dt 1 is longer than --t-end 0.1" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_order_2_on_a_linear_mesh_says_that_only_vertex_values_are_written(square, tmp_path, capsys):
+    code, out, err = _cli(capsys, "solve", "poisson", square, "-o", tmp_path / "p.vtu", "--order", "2",
+                          "--source", "1", "--dirichlet", "left=0")
+    assert code == 0 and err.count("\n") == 1
+    assert "graphfem: warning: --order 2 on a linear triangle mesh" in err and "64 vertices only" in err
+
+
+def test_elasticity_with_no_load_warns_that_the_answer_is_zero(square, tmp_path, capsys):
+    code, out, err = _cli(capsys, "solve", "elasticity", square, "-o", tmp_path / "e.vtu", "--E", "200", "--nu",
+                          "0.25", "--fix", "bottom")
+    assert code == 0 and err.count("\n") == 1 and "elasticity with no load" in err
+    code, out, err = _cli(capsys, "solve", "elasticity", square, "-o", tmp_path / "e.vtu", "--E", "200", "--nu",
+                          "0.25", "--fix", "bottom", "--body-force", "0,-1")
+    assert code == 0 and err == ""
+
+
+def test_material_is_refused_outside_mpm(tmp_path, capsys):
+    code, out, err = _cli(capsys, "generate", "poisson", "-n", "2", "-o", tmp_path / "p.h5", "--material", "sand")
+    assert code == 1 and err.count("\n") == 1 and "--material is an option of generate mpm, not of poisson" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------ time series to XDMF
+def test_solve_heat_to_xdmf_is_a_series_that_koopman_reads(square, tmp_path, capsys):
+    out = tmp_path / "h.xdmf"
+    code, _, err = _cli(capsys, "solve", "heat", square, "-o", out, "--t-end", "0.2", "--dt", "0.01",
+                        "--initial", "sin(pi*x)*sin(pi*y)", "--theta", "1")
+    assert code == 0 and err == ""
+    mesh, times, fields = read_series(out)
+    assert len(times) == 21 and fields["u"].shape == (21, mesh.n_points)
+    assert fields["u"][-1].max() < fields["u"][0].max()
+    code, stdout, err = _cli(capsys, "koopman", out, "-o", tmp_path / "kp")
+    assert code == 0, err
+    spectrum = json.loads((tmp_path / "kp" / "spectrum.json").read_text())
+    assert spectrum and (tmp_path / "kp" / "modes.vtu").is_file()

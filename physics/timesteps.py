@@ -1,0 +1,85 @@
+"""The time grid of the transient solvers, and its cost, settled before any work.
+
+A run from 0 to t_end in steps of dt takes n = ⌈t_end/dt⌉ steps of
+t_end / n, so that the last lands on t_end. Where that changes what was
+asked, the user is told: a dt that does not divide t_end is shrunk with a
+:class:`TimeStepWarning` naming the step taken; a dt longer than t_end
+(which would silently become one step of t_end) is refused.
+
+A trajectory kept in memory holds 1 + ⌈n / save_every⌉ frames (the first
+and the last are always kept) of ``values`` numbers each, 8 bytes apiece:
+:func:`check_trajectory_memory` refuses one that cannot fit in the free
+memory before the first step, naming the size and the options that shrink
+it.
+"""
+from __future__ import annotations
+
+import math
+import os
+import warnings
+
+from graphfem.meshes.errors import InputError
+
+from .coefficients import constant
+
+
+class TimeStepWarning(UserWarning):
+    """The time step taken differs from the one given."""
+
+
+def time_steps(t_end, dt) -> tuple[int, float]:
+    """(n, t_end / n): the number of steps and the step actually taken.
+
+    Raises:
+        InputError: t_end or dt is not a positive number, or dt > t_end.
+    """
+    t_end, dt = constant(t_end, "t_end"), constant(dt, "dt")
+    if not (t_end > 0 and dt > 0) or not math.isfinite(t_end) or not math.isfinite(dt):
+        raise InputError(f"t_end and dt must be positive, got t_end={t_end}, dt={dt}")
+    if dt > t_end * (1 + 1e-9):
+        raise InputError(f"--dt {dt:g} is longer than --t-end {t_end:g} (it would be a single step of {t_end:g}); "
+                         "give a step no longer than t_end")
+    steps = max(1, math.ceil(t_end / dt - 1e-9))
+    if abs(steps * dt - t_end) > 1e-9 * t_end:
+        warnings.warn(f"--dt {dt:g} does not divide --t-end {t_end:g}: taking {steps} steps of dt = "
+                      f"{t_end / steps:.6g} instead", TimeStepWarning, stacklevel=2)
+    return steps, t_end / steps
+
+
+def saved_frames(steps: int, save_every: int) -> int:
+    """Frames in a trajectory of ``steps`` steps that keeps every ``save_every``-th (and the first and last)."""
+    return 1 + math.ceil(steps / int(save_every))
+
+
+def available_memory() -> int:
+    """Bytes of memory free for this process now (physical pages available)."""
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system: no limit known
+        return 2 ** 62
+
+
+def human_bytes(count: float) -> str:
+    """``1.2 GB`` style (decimal units)."""
+    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
+        if count < 1000 or unit == "PB":
+            return f"{count:.3g} {unit}"
+        count /= 1000
+    return f"{count:.3g} PB"
+
+
+def check_trajectory_memory(steps: int, save_every: int, values: int) -> None:
+    """Refuse a trajectory of ``values`` numbers per frame that would not fit in half the free memory.
+
+    Raises:
+        InputError: naming the frames, the size and what to change.
+    """
+    frames = saved_frames(steps, save_every)
+    size, free = 8.0 * frames * values, available_memory()
+    if size > free / 2:
+        raise InputError(f"{steps} time steps keep {frames} frames of {values} values: {human_bytes(size)}, more "
+                         f"than the memory free ({human_bytes(free)}); raise --save-every or --dt")
+
+
+__all__ = ["TimeStepWarning", "available_memory", "check_trajectory_memory", "human_bytes", "saved_frames",
+           "time_steps"]
