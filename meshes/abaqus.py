@@ -84,7 +84,7 @@ class _Line:
 
 @dataclass
 class _Deck:
-    points: list = field(default_factory=list)
+    points: list = field(default_factory=list)  # (k, 1..3) coordinate blocks, one per *NODE
     node_index: dict = field(default_factory=dict)
     blocks: list = field(default_factory=list)  # (cell type, element ids, connectivity rows)
     element_at: dict = field(default_factory=dict)  # element id -> (block, row)
@@ -130,7 +130,7 @@ def read_deck(path: str | Path, allow_outside: bool = False):
     if deck.instances > 1:
         raise MeshError(f"an assembly of {deck.instances} part instances; graphfem reads single-part decks",
                         path)
-    if not deck.points:
+    if not sum(len(p) for p in deck.points):
         raise MeshError("no *NODE data (not an Abaqus deck, or an empty one)", path)
     dims = {CELL_TYPES[t].tdim for t, _, _ in deck.blocks}
     for name, (count, what, dim) in deck.skipped.items():
@@ -139,8 +139,8 @@ def read_deck(path: str | Path, allow_outside: bool = False):
         warn(f"{path}: ignored {count} element(s) of type {name} ({what}) beside the {max(dims)}D mesh")
     if not deck.blocks:
         raise MeshError("no *ELEMENT data", path)
-    width = max(len(p) for p in deck.points)
-    points = np.array([p + [0.0] * (width - len(p)) for p in deck.points], dtype=float)
+    width = max(p.shape[1] for p in deck.points)
+    points = np.concatenate([np.pad(p, ((0, 0), (0, width - p.shape[1]))) for p in deck.points])
     cells = [meshio.CellBlock(t, np.array(rows, dtype=np.int64)) for t, _, rows in deck.blocks]
     cell_sets = {}
     for name, ids in deck.element_sets.items():
@@ -228,20 +228,42 @@ def _numbers(line: _Line, kind=int) -> list:
 
 # ---------------------------------------------------------------------- keywords
 def _nodes(deck: _Deck, line: _Line, params: dict, data: list[_Line]) -> None:
-    ids = []
-    for row in data:
-        values = _numbers(row, float)
-        if len(values) < 2 or len(values) > 4 or not np.isfinite(values).all() or values[0] != int(values[0]):
-            raise MeshError(f"line {row.number}: a node is 'id, x[, y[, z]]' with finite numbers, got "
-                            f"{row.text[:60]!r}", row.file)
-        node = int(values[0])
-        if node in deck.node_index:
-            raise MeshError(f"line {row.number}: node {node} is defined twice", row.file)
-        deck.node_index[node] = len(deck.points)
-        deck.points.append(values[1:])
-        ids.append(node)
+    table = _fast_table(data, float)
+    if table is None or not 2 <= table.shape[1] <= 4 or not np.isfinite(table).all() \
+            or not (table[:, 0] == np.round(table[:, 0])).all() or (np.abs(table[:, 0]) >= 2 ** 53).any():
+        table = np.array([_node_row(row) for row in data], dtype=float).reshape(-1, 4)  # names the bad line
+    ids = table[:, 0].astype(np.int64)
+    start = sum(len(p) for p in deck.points)
+    index = dict(zip(ids.tolist(), range(start, start + len(ids))))
+    if len(index) < len(ids) or (deck.node_index.keys() & index.keys()):
+        seen = set(deck.node_index)
+        for row, node in zip(data, ids.tolist()):
+            if node in seen:
+                raise MeshError(f"line {row.number}: node {node} is defined twice", row.file)
+            seen.add(node)
+    deck.node_index.update(index)
+    deck.points.append(table[:, 1:])
     if params.get("NSET"):
-        deck.node_sets.setdefault(params["NSET"], []).extend(ids)
+        deck.node_sets.setdefault(params["NSET"], []).extend(ids.tolist())
+
+
+def _fast_table(data: list[_Line], kind) -> np.ndarray | None:
+    """The data lines as one (rows, columns) array when every line holds the
+    same count of numbers, else ``None`` (then the line-by-line path runs)."""
+    try:
+        return np.array([row.text.split(",") for row in data], dtype=kind).reshape(len(data), -1)
+    except (ValueError, OverflowError):
+        return None
+
+
+def _node_row(row: _Line) -> list[float]:
+    """``id, x[, y[, z]]`` of one node line, padded to 4 with zeros; one-line error naming it otherwise."""
+    values = _numbers(row, float)
+    if len(values) < 2 or len(values) > 4 or not np.isfinite(values).all() or values[0] != int(values[0]) \
+            or abs(values[0]) >= 2 ** 53:
+        raise MeshError(f"line {row.number}: a node is 'id, x[, y[, z]]' with finite numbers, got "
+                        f"{row.text[:60]!r}", row.file)
+    return values + [0.0] * (4 - len(values))
 
 
 def _elements(deck: _Deck, line: _Line, params: dict, data: list[_Line]) -> None:
@@ -249,13 +271,16 @@ def _elements(deck: _Deck, line: _Line, params: dict, data: list[_Line]) -> None
     if not name:
         raise MeshError(f"line {line.number}: *ELEMENT without TYPE=", line.file)
     ctype, what = element_shape(name)
-    values = [v for row in data for v in _numbers(row)]
+    try:  # all numbers of the block at once; a trailing comma continues a line
+        values = np.array([v for v in ",".join(row.text for row in data).split(",") if v.strip()], dtype=np.int64)
+    except (ValueError, OverflowError):
+        values = np.array([v for row in data for v in _numbers(row)], dtype=np.int64)  # names the bad line
     if ctype is None:
         match = _NAME.match(name)
         dim = 3 if match and match.group(1) == "SC" else (_FAMILIES[match.group(1)] if match else 0)
         count, _, _ = deck.skipped.get(name, (0, what, dim))
         nodes = int(match.group(2)) if match else None
-        ids = values[::nodes + 1] if nodes and len(values) % (nodes + 1) == 0 else []
+        ids = values[::nodes + 1].tolist() if nodes and len(values) % (nodes + 1) == 0 else []
         deck.skipped[name] = (count + (len(ids) or len(data)), what, dim)
         deck.skipped_ids.update(ids)
         return
@@ -265,21 +290,35 @@ def _elements(deck: _Deck, line: _Line, params: dict, data: list[_Line]) -> None
         raise MeshError(f"line {last.number}: {name} elements take {width - 1} nodes each; the data after line "
                         f"{line.number} holds {len(values)} numbers, not a multiple of {width} "
                         "(truncated or malformed)", last.file)
-    table = np.array(values, dtype=np.int64).reshape(-1, width)
-    rows = []
+    table = values.reshape(-1, width)
+    ids = table[:, 0].tolist()
     block = len(deck.blocks)
-    for k, (element, *nodes) in enumerate(table.tolist()):
-        if element in deck.element_at or element in deck.skipped_ids:
-            raise MeshError(f"element {element} is defined twice (*ELEMENT at line {line.number})", line.file)
-        try:
-            rows.append([deck.node_index[n] for n in nodes])
-        except KeyError as exc:
-            raise MeshError(f"element {element} (*ELEMENT at line {line.number}) uses node {exc.args[0]}, "
-                            "which no *NODE defines", line.file) from None
-        deck.element_at[element] = (block, k)
+    at = dict(zip(ids, ((block, k) for k in range(len(ids)))))
+    if len(at) < len(ids) or (deck.element_at.keys() & at.keys()) or (deck.skipped_ids & at.keys()):
+        seen = set(deck.element_at) | deck.skipped_ids
+        twice = next(e for e in ids if e in seen or seen.add(e))
+        raise MeshError(f"element {twice} is defined twice (*ELEMENT at line {line.number})", line.file)
+    rows = _node_indices(deck, table, line)
+    deck.element_at.update(at)
     deck.blocks.append((ctype, table[:, 0], rows))
     if params.get("ELSET"):
-        deck.element_sets.setdefault(params["ELSET"], []).extend(table[:, 0].tolist())
+        deck.element_sets.setdefault(params["ELSET"], []).extend(ids)
+
+
+def _node_indices(deck: _Deck, table: np.ndarray, line: _Line) -> np.ndarray:
+    """(m, k) 0-based node indices of the element rows ``table`` (m, 1 + k) of ids."""
+    keys = np.fromiter(deck.node_index.keys(), dtype=np.int64, count=len(deck.node_index))
+    index = np.fromiter(deck.node_index.values(), dtype=np.int64, count=len(deck.node_index))
+    order = np.argsort(keys)
+    keys, index = keys[order], index[order]
+    nodes = table[:, 1:]
+    at = np.minimum(np.searchsorted(keys, nodes), max(len(keys) - 1, 0))
+    found = keys[at] == nodes if len(keys) else np.zeros(nodes.shape, dtype=bool)
+    if not found.all():
+        r, c = np.argwhere(~found)[0]
+        raise MeshError(f"element {table[r, 0]} (*ELEMENT at line {line.number}) uses node {nodes[r, c]}, "
+                        "which no *NODE defines", line.file)
+    return index[at]
 
 
 def _set(deck: _Deck, line: _Line, params: dict, data: list[_Line], kind: str) -> None:
