@@ -1061,6 +1061,8 @@ class NavierStokes(_Flow):
         Option("save_every", "integer", None, "Keep every k-th step (transient; default 1).", role="time"),
         FLOW_SOLVER,
     )
+    #: a transient solve() takes ``progress(step, steps)``: graphfem solve shows a progress bar
+    reports_progress = True
 
     def check(self, mesh: Mesh, params: dict) -> None:
         if (params["t_end"] is None) != (params["dt"] is None):

@@ -254,3 +254,18 @@ def test_solve_heat_to_xdmf_is_a_series_that_koopman_reads(square, tmp_path, cap
     assert code == 0, err
     spectrum = json.loads((tmp_path / "kp" / "spectrum.json").read_text())
     assert spectrum and (tmp_path / "kp" / "modes.vtu").is_file()
+
+
+@pytest.mark.parametrize("args, fields", [
+    (["advection-diffusion", "--velocity", "1,0", "--kappa", "0.01", "--t-end", "0.1", "--dt", "0.02",
+      "--initial", "exp(-40*((x-0.3)**2+(y-0.5)**2))"], {"u"}),
+    (["navier-stokes", "--inflow", "left=1", "--no-slip", "top", "--no-slip", "bottom", "--outflow", "right",
+      "--nu", "0.1", "--t-end", "0.1", "--dt", "0.02"], {"velocity", "pressure"}),
+])
+def test_every_transient_solve_writes_its_whole_series_to_xdmf(square, tmp_path, capsys, args, fields):
+    out = tmp_path / "s.xdmf"
+    code, _, err = _cli(capsys, "solve", args[0], square, "-o", out, *args[1:])
+    assert code == 0, err
+    mesh, times, stored = read_series(out)
+    np.testing.assert_allclose(times, np.linspace(0, 0.1, 6), atol=1e-12)
+    assert set(stored) == fields and all(v.shape[:2] == (6, mesh.n_points) for v in stored.values())
