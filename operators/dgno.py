@@ -1,7 +1,9 @@
 r"""DGNO (Zang & Koutsourelakis 2025, arXiv 2502.06250): label-free operator learning from weak residuals.
 
 A latent β = tanh(E(a)) ∈ [−1, 1]^{d_β} encodes the input a (given on a G × G
-vertex grid of [0, 1]²). MultiONet decoders of (x, β) generate
+vertex grid of [0, 1]²); with ``variational`` the encoder is a Gaussian q(z | a) =
+N(μ(a), diag σ²(a)) of the pre-tanh latent z and β = tanh(z) (:meth:`DGNO.encode`,
+:func:`gaussian_kl`). MultiONet decoders of (x, β) generate
 
 * the coefficient a_ψ(x, β): the logit of a Bernoulli over the two phases
   {a_lo, a_hi} (``L_data`` = BCE(sigmoid(a_ψ), (a − a_lo)/(a_hi − a_lo)));
@@ -16,6 +18,19 @@ over the disc are plain means over the points of :func:`disc_points`:
 
 * primal:  r_j = mean(a∇u·∇φ_j) − mean(fφ_j),   L_pde = Σ_b ‖r_b‖₂ / B + (top-k r_j²);
 * mixed:   r_j = mean(s·∇φ_j) − mean(fφ_j),     L_pde = mean‖s − a∇u‖² + √n_c mean r_j².
+
+Variational option (our reading of the paper's generative model, whose exact ELBO was not
+read; the reference code is deterministic): a prior z ~ N(0, I), β = tanh(z) (so the prior
+on β is the push-forward tanh#N(0, I) on (−1, 1)^{d_β}), the decoders' likelihoods p(a | β)
+and the virtual observables ``r_j = 0`` as the data, and the amortised posterior q(z | a).
+The loss is the weighted negative ELBO
+
+    w_data L_data + w_pde L_pde + w_KL KL(q(z | a) ‖ N(0, I)),   β = tanh(μ + σ ε), ε ~ N(0, I),
+
+with L_data, L_pde evaluated at one reparameterised draw per sample and
+KL = Σ_i ½(μ_i² + σ_i² − 1 − ln σ_i²) (per sample, averaged over the batch). tanh is a
+bijection applied to both distributions, so this is also the KL of the β distributions.
+ln σ² is clamped to :data:`LOGVAR_RANGE`. At inference β = tanh(μ) (``forward``).
 
 No labelled u enters the loss. The inverse problem (:func:`invert`) freezes the
 decoders and fits β = tanh(MLP(1)) to sparse noisy observations of u.
@@ -81,6 +96,16 @@ def boundary_distance(x: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------- model
+#: clamp of the variational encoder's ln σ² (σ from e^{−5} to e: below the prior's 1, never degenerate)
+LOGVAR_RANGE = (-10.0, 2.0)
+
+
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(μ, diag e^{ln σ²}) ‖ N(0, I)) = Σ_i ½(μ_i² + σ_i² − 1 − ln σ_i²), summed over the last
+    axis and averaged over the batch: μ, ln σ² (B, d) -> ()."""
+    return 0.5 * (mu ** 2 + logvar.exp() - 1.0 - logvar).sum(-1).mean()
+
+
 @dataclass
 class DGNOConfig:
     """Sizes and loss settings of a DGNO on a ``grid``² input grid of [0, 1]².
@@ -97,6 +122,9 @@ class DGNOConfig:
         centres: n_c per sample and batch.
         w_data, w_pde: the loss weights; top_k: the primal form's largest-residual term.
         bc: ``"mollifier"`` (unit square) or ``"distance"`` (``segments`` buffer set by the adapter).
+        variational: a Gaussian encoder of the pre-tanh latent with the KL term (module docstring);
+            ``False`` is the reference's deterministic β = tanh(E(a)).
+        kl_weight: w_KL, the weight of the KL term (variational only).
     """
 
     grid: int = 29
@@ -118,13 +146,16 @@ class DGNOConfig:
     bc: str = "mollifier"
     a_mean: float = 7.5
     a_std: float = 2.5
+    variational: bool = False
+    kl_weight: float = 1e-3
 
 
 @register("dgno")
 class DGNO(nn.Module):
     """Encoder E and decoders a_ψ, u_θ, s of the module docstring.
 
-    ``forward(a (B, G²))`` returns β (B, d_β); :meth:`u`, :meth:`a_logit`, :meth:`flux`
+    ``forward(a (B, G²))`` returns the deterministic β = tanh(μ) (B, d_β); :meth:`encode` gives
+    (μ, ln σ² or ``None``); :meth:`u`, :meth:`a_logit`, :meth:`flux`
     take (β (B, d_β), x (B, N, 2)) and return (B, N) / (B, N) / (B, N, 2).
     """
 
@@ -135,11 +166,16 @@ class DGNO(nn.Module):
         c = self.config = config
         if c.form not in ("mixed", "primal") or c.bc not in ("mollifier", "distance"):
             raise ValueError(f"form must be mixed/primal and bc mollifier/distance, got {c.form!r}, {c.bc!r}")
+        if not isinstance(c.variational, bool) or not c.kl_weight >= 0:
+            raise ValueError(f"variational must be true/false and kl_weight >= 0, got {c.variational!r}, "
+                             f"{c.kl_weight!r}")
         sizes = [c.grid ** 2, *c.encoder, c.latent]
         layers: list[nn.Module] = []
         for i, (m, n) in enumerate(zip(sizes[:-1], sizes[1:])):
             layers += [nn.Linear(m, n)] + ([nn.SiLU()] if i < len(sizes) - 2 else [])
         self.encoder_net = nn.Sequential(*layers)
+        # ln σ² head on the last hidden features (the μ layer is encoder_net[-1], as in the deterministic model)
+        self.logvar_head = nn.Linear(sizes[-2], c.latent) if c.variational else None
         def dec(n_out: int) -> MultiONet:
             return MultiONet(MultiONetConfig(c.latent, 2, c.width, c.depth, c.n_layers_sum, n_out))
 
@@ -148,9 +184,18 @@ class DGNO(nn.Module):
         self.register_buffer("segments", torch.zeros(0, 2, 2))
         self.register_buffer("xi", torch.as_tensor(disc_points(c.quad), dtype=torch.float32))
 
-    def forward(self, a: torch.Tensor) -> torch.Tensor:
+    def encode(self, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """μ (B, d_β) of the pre-tanh latent and, with ``variational``, ln σ² (B, d_β) clamped to
+        :data:`LOGVAR_RANGE` (else ``None``): a (B, G²)."""
         c = self.config
-        return torch.tanh(self.encoder_net((a - c.a_mean) / c.a_std))
+        h = self.encoder_net[:-1]((a - c.a_mean) / c.a_std)
+        mu = self.encoder_net[-1](h)
+        if self.logvar_head is None:
+            return mu, None
+        return mu, torch.clamp(self.logvar_head(h), *LOGVAR_RANGE)
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.encode(a)[0])
 
     def mollifier(self, x: torch.Tensor) -> torch.Tensor:
         """m(x) (B, N): sin(πx) sin(πy), or the distance to ``segments``."""
@@ -189,26 +234,34 @@ class DGNO(nn.Module):
         quadrature points (B, n_c·Q) (detached, from the element lookup; or the relaxed
         draws (S, B, n_c·Q) of the inverse problem, averaged over S)."""
         c = self.config
-        B, nc = centres.shape[:2]
+        nc = centres.shape[1]
         x = self.quadrature(centres).detach().requires_grad_(True)
         u = self.u(beta, x)
         (du,) = torch.autograd.grad(u.sum(), x, create_graph=True)
-        phi, dphi = csrbf(self.xi.to(x.dtype), c.radius)
-        Q = phi.shape[0]
-        f_phi = c.source * phi.mean()
         draws = a_q if a_q.dim() == 3 else a_q[None]
         losses = []
         for a in draws:
             adu = a[..., None] * du                                          # (B, n_c·Q, 2)
             if c.form == "mixed":
                 s = self.flux(beta, x)
-                r = (s.reshape(B, nc, Q, 2) * dphi).sum(-1).mean(-1) - f_phi
+                r = self.weak_residuals(s, nc)
                 losses.append(((s - adu) ** 2).sum(-1).mean() + math.sqrt(nc) * (r ** 2).mean())
             else:
-                r = (adu.reshape(B, nc, Q, 2) * dphi).sum(-1).mean(-1) - f_phi
+                r = self.weak_residuals(adu, nc)
                 top = torch.topk((r ** 2).reshape(-1), min(c.top_k, r.numel())).values.sum()
                 losses.append(torch.linalg.norm(r, dim=1).mean() + top)
         return torch.stack(losses).mean()
+
+    def weak_residuals(self, flux: torch.Tensor, n_centres: int) -> torch.Tensor:
+        """r_j = mean_q(s·∇φ_j) − mean_q(f φ_j) of every test function, the flux s (the mixed form's
+        decoder, or a∇u in the primal form) given at the :meth:`quadrature` points, centre-major:
+        flux (B, n_c·Q, 2) -> r (B, n_c). For the exact solution r_j = 0 up to the rule's error:
+        ∫ s·∇φ_j = ∫ (−∇·s) φ_j = ∫ f φ_j for φ_j compactly supported in Ω (with s ∈ H(div), so
+        also across an interface of a, where only the normal component of s is continuous)."""
+        c = self.config
+        phi, dphi = csrbf(self.xi.to(flux.dtype), c.radius)
+        r = (flux.reshape(flux.shape[0], n_centres, phi.shape[0], 2) * dphi).sum(-1).mean(-1)
+        return r - c.source * phi.mean()
 
     def data_loss(self, beta: torch.Tensor, a_grid: torch.Tensor) -> torch.Tensor:
         """BCE of sigmoid(a_ψ) at the grid points against (a − a_lo)/(a_hi − a_lo); a_grid (B, G²)."""
@@ -217,11 +270,21 @@ class DGNO(nn.Module):
         target = ((a_grid - c.a_low) / (c.a_high - c.a_low)).clamp(0, 1)
         return nn.functional.binary_cross_entropy_with_logits(self.a_logit(beta, x), target)
 
-    def loss(self, a_grid: torch.Tensor, centres: torch.Tensor, a_q: torch.Tensor) -> dict[str, torch.Tensor]:
-        """{"loss", "data", "pde"} of one batch (no labelled u)."""
-        beta = self(a_grid)
+    def loss(self, a_grid: torch.Tensor, centres: torch.Tensor, a_q: torch.Tensor,
+             eps: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """{"loss", "data", "pde"} of one batch (no labelled u), plus "kl" with ``variational``:
+        then β = tanh(μ + σ ε) for the standard-normal draws ``eps`` (B, d_β) (the adapter's, from the
+        trainer's rng; ``None``: ε = 0, β = tanh(μ)) and the loss adds w_KL KL(q(z | a) ‖ N(0, I))."""
+        c = self.config
+        mu, logvar = self.encode(a_grid)
+        z = mu if logvar is None or eps is None else mu + torch.exp(0.5 * logvar) * eps
+        beta = torch.tanh(z)
         data, pde = self.data_loss(beta, a_grid), self.pde_loss(beta, centres, a_q)
-        return {"loss": self.config.w_data * data + self.config.w_pde * pde, "data": data, "pde": pde}
+        out = {"loss": c.w_data * data + c.w_pde * pde, "data": data, "pde": pde}
+        if logvar is not None:
+            out["kl"] = gaussian_kl(mu, logvar)
+            out["loss"] = out["loss"] + c.kl_weight * out["kl"]
+        return out
 
 
 # ---------------------------------------------------------------------- inverse problem
@@ -286,5 +349,5 @@ def invert(model: DGNO, x_obs: np.ndarray, u_obs: np.ndarray, x_eval: np.ndarray
     return {k: np.asarray(v) for k, v in out.items()}
 
 
-__all__ = ["DGNO", "DGNOConfig", "boundary_distance", "disc_points", "invert", "lhs_centres", "noise_sigma",
-           "csrbf", "wendland"]
+__all__ = ["DGNO", "DGNOConfig", "LOGVAR_RANGE", "boundary_distance", "csrbf", "disc_points", "gaussian_kl", "invert",
+           "lhs_centres", "noise_sigma", "wendland"]

@@ -12,6 +12,9 @@ Models (``model.name``):
   drawn from the trainer's per-step rng in each batch and a at their quadrature points comes
   from the same element lookup on the sample's own mesh (detached). The stored u is **never**
   read in training; it is read in validation and evaluation only.
+  With ``model.variational: true`` the encoder is Gaussian and the loss adds
+  ``model.kl_weight`` × KL(q(z | a) ‖ N(0, I)); the reparameterisation draws ε come from the
+  trainer's rng too (``batch["eps"]``), so a resumed run repeats them.
 * ``multionet``: supervised, u at ``points`` nodes per sample (drawn per step), MSE of u / u_rms.
 
 Validation: the relative L2 error of u at the mesh nodes against the stored FE solution
@@ -112,6 +115,11 @@ class DGNOFamily(Family):
         if config.get("bc", "mollifier") != "mollifier":
             raise InputError("model.bc: the darcy data sets live on the unit square; this family trains with the "
                              "mollifier (bc: distance is the operator's option for other domains)", source)
+        if name == "dgno":
+            if "kl_weight" in config and not config.get("variational", False):
+                raise InputError("model.kl_weight: the KL term needs model.variational: true", source)
+            if not float(config.get("kl_weight", 0.0)) >= 0:
+                raise InputError(f"model.kl_weight: must be >= 0, got {config['kl_weight']!r}", source)
         grid = int(config.get("grid", cls.Config.grid))
         xg = grid_points(grid)
         samples, f_values = [], set()
@@ -168,6 +176,8 @@ class DGNOFamily(Family):
             a_q = [s["lookup"].values(s["a"], (cen[:, None, :] + c.radius * xi).reshape(-1, 2))
                    for s, cen in zip(ss, centres)]
             batch.update(centres=tensor(centres), a_q=tensor(a_q))
+            if c.variational:
+                batch["eps"] = tensor(rng.standard_normal((len(ss), c.latent)))
         else:
             k = int(st["extras"]["points"])
             picks = [rng.integers(0, len(s["u"]), k) for s in ss]
@@ -178,7 +188,7 @@ class DGNOFamily(Family):
     def loss(self, net, batch):
         module = getattr(net, "module", net)
         if module.registry_name == "dgno":
-            return module.loss(batch["a_grid"], batch["centres"], batch["a_q"])["loss"]
+            return module.loss(batch["a_grid"], batch["centres"], batch["a_q"], batch.get("eps"))["loss"]
         return ((net(batch["a_grid"], batch["x"]) - batch["u"]) ** 2).mean() / module.config.u_scale ** 2
 
     def validate(self, setup, model, items, device) -> dict[str, float]:

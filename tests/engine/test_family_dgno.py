@@ -13,8 +13,8 @@ from graphfem.meshes import Mesh
 torch.set_num_threads(1)
 
 
-def _yaml(path, data, out, name="dgno", epochs=38, lr="2.0e-3"):
-    model = ("grid: 9\n  latent: 8\n  encoder: [32]\n  centres: 16\n  " if name == "dgno" else "grid: 9\n  ")
+def _yaml(path, data, out, name="dgno", epochs=38, lr="2.0e-3", extra=""):
+    model = ("grid: 9\n  latent: 8\n  encoder: [32]\n  centres: 16\n  " if name == "dgno" else "grid: 9\n  ") + extra
     path.write_text(f"""model:
   name: {name}
   {model}width: 24
@@ -117,6 +117,30 @@ def test_predict_evaluate_invert_and_bad_input(trained, tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert words in err and len(err.splitlines()) == 1, err
         assert not (tmp_path / args[args.index("-o") + 1]).exists()
+
+
+def test_variational_training_and_bad_options(trained, tmp_path, capsys):
+    """variational: true trains through the engine (48 steps) with finite, falling loss (w_KL = 0.01); a negative
+    kl_weight, or a kl_weight without the variational encoder, is one line and no run."""
+    import json
+
+    data = trained[1]
+    cfg = _yaml(tmp_path / "vae.yaml", data, tmp_path / "run", epochs=12,
+                extra="variational: true\n  kl_weight: 0.01\n  ")
+    assert main(["train", str(cfg)]) == 0
+    records = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in records if "loss" in r]
+    assert all(math.isfinite(v) for v in losses) and len(losses) >= 40
+    assert np.mean(losses[-8:]) < 0.9 * np.mean(losses[:8])  # 7.05 -> 5.98 in 48 steps
+    for extra, words in (("variational: true\n  kl_weight: -1.0\n  ", "model.kl_weight: must be >= 0"),
+                         ("kl_weight: 0.1\n  ", "needs model.variational: true"),
+                         ("variational: 1\n  ", "model.variational: expected bool")):
+        bad = _yaml(tmp_path / "bad.yaml", data, tmp_path / "bad", epochs=1, extra=extra)
+        capsys.readouterr()
+        assert main(["train", str(bad)]) == 1
+        err = capsys.readouterr().err.strip()
+        assert words in err and len(err.splitlines()) == 1, err
+        assert not (tmp_path / "bad" / "model.safetensors").exists()
 
 
 def test_multionet_supervised_trains(trained, tmp_path):

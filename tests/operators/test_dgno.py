@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from graphfem.operators.dgno import (DGNO, DGNOConfig, boundary_distance, csrbf, disc_points, lhs_centres,
-                                     wendland)
+from graphfem.operators.dgno import (DGNO, DGNOConfig, boundary_distance, csrbf, disc_points, gaussian_kl,
+                                     lhs_centres, wendland)
 from graphfem.operators.multionet import MultiONet, MultiONetConfig, deeponet_forward
 
 torch.set_num_threads(1)
@@ -97,3 +97,45 @@ def test_dgno_loss_needs_no_labels_and_is_finite():
     assert torch.isfinite(out["loss"]) and out["pde"].item() > 0
     out["loss"].backward()
     assert model.dec_u.weights.grad.abs().sum() > 0 or model.dec_s.weights.grad.abs().sum() > 0
+
+
+def test_variational_kl_is_the_normal_kl():
+    """The KL term equals torch.distributions' KL(N(μ, σ²) ‖ N(0, 1)), summed over d_β, averaged over B."""
+    torch.manual_seed(0)
+    model = DGNO(DGNOConfig(grid=5, latent=6, encoder=(8,), width=8, depth=2, n_layers_sum=2, centres=4,
+                            variational=True, kl_weight=0.3))
+    torch.nn.init.normal_(model.logvar_head.weight, std=2.0)  # some ln σ² reach the clamp
+    a = torch.where(torch.rand(3, 25) > 0.5, 10.0, 5.0)
+    mu, logvar = model.encode(a)
+    ref = torch.distributions.kl_divergence(torch.distributions.Normal(mu, torch.exp(0.5 * logvar)),
+                                            torch.distributions.Normal(torch.zeros_like(mu), torch.ones_like(mu)))
+    assert torch.allclose(gaussian_kl(mu, logvar), ref.sum(-1).mean(), rtol=1e-5)
+    assert logvar.detach().min() >= -10 and logvar.detach().max() <= 2
+    centres = torch.full((3, 4, 2), 0.5)
+    eps = torch.randn(3, 6)
+    out = model.loss(a, centres, torch.full((3, 4 * 25), 7.5), eps)
+    assert torch.allclose(out["loss"], out["data"] + out["pde"] + 0.3 * out["kl"])
+    assert torch.allclose(model(a), torch.tanh(mu))  # inference: β = tanh(μ), no draw
+
+
+def test_variational_off_is_the_deterministic_model():
+    """variational: false has no ln σ² head, β = tanh(E(a)) and no KL; a variational model with the same
+    weights gives the same β and (with ε = 0) the same data and PDE losses."""
+    torch.manual_seed(0)
+    cfg = dict(grid=5, latent=4, encoder=(8, 6), width=8, depth=2, n_layers_sum=2, centres=3)
+    off = DGNO(DGNOConfig(**cfg))
+    for p in off.parameters():
+        torch.nn.init.normal_(p, std=0.5)
+    assert not any(k.startswith("logvar_head") for k in off.state_dict())
+    a = torch.where(torch.rand(2, 25) > 0.5, 10.0, 5.0)
+    assert torch.equal(off(a), torch.tanh(off.encoder_net((a - 7.5) / 2.5)))
+    centres = torch.as_tensor(np.stack([lhs_centres(np.random.default_rng(2), 3, 1e-4)] * 2), dtype=torch.float32)
+    a_q = torch.full((2, 3 * 25), 5.0)
+    plain = off.loss(a, centres, a_q, torch.randn(2, 4))  # ε is ignored without the variational encoder
+    assert set(plain) == {"loss", "data", "pde"}
+    on = DGNO(DGNOConfig(**cfg, variational=True))
+    missing = on.load_state_dict(off.state_dict(), strict=False).missing_keys
+    assert sorted(missing) == ["logvar_head.bias", "logvar_head.weight"]
+    assert torch.equal(on(a), off(a))
+    mean = on.loss(a, centres, a_q)
+    assert torch.equal(mean["data"], plain["data"]) and torch.equal(mean["pde"], plain["pde"])
