@@ -200,6 +200,11 @@ def write(name: str, job: tuple, n: int, out: Path, seed: int, workers: int, pro
                             part.copy(part[f"sim_{i:06d}"], h5, name=f"sim_{i:06d}")
         except (KeyboardInterrupt, Terminated) as exc:  # the user stops the run: keep the finished simulations
             what = "SIGTERM" if isinstance(exc, Terminated) else "Ctrl-C"
+            if not finished:  # nothing to keep
+                if rank == 0:
+                    shutil.rmtree(folder, ignore_errors=True)
+                raise GraphfemError(f"stopped by {what} before any simulation finished; nothing was written",
+                                    out) from None
             raise GraphfemError(f"stopped by {what} after {finished} of {n} simulations; they are kept in "
                                 f"{folder.name}/, and the same command with --resume continues", out) from None
         except BaseException:  # a failure is reported and leaves no file, unless it would lose a resumed run's work
