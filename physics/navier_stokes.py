@@ -71,7 +71,7 @@ from graphfem.meshes.errors import GraphfemError, InputError
 from .coefficients import constant, vector_at_quadrature
 from .options import expression, number, replace_columns, split_pair, split_top_level
 from .problem import Features, Option, Problem, Solution, register_problem
-from .timesteps import time_steps
+from .timesteps import check_trajectory_memory, time_steps
 
 logger = logging.getLogger("graphfem.physics")
 
@@ -770,6 +770,7 @@ def navier_stokes_transient(mesh: Mesh | TaylorHood, *, nu: float, t_end: float,
     if not (initial is None or initial == "stokes" or isinstance(initial, FlowSolution)):
         raise InputError(f"initial must be 'stokes', None or a FlowSolution, got {initial!r}")
     th, bc, F, x = _start(mesh, initial, inflow, no_slip, outflow, f)
+    check_trajectory_memory(steps, save_every, th.mesh.n_points * (th.mesh.dim + 1))  # velocity and pressure
     if x is None:
         x = _stokes_solve(th, bc, nu, F, solver, rtol)[0] if initial == "stokes" else np.zeros(th.n)
     I, n_u = bc.free, th.n_u

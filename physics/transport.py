@@ -47,7 +47,7 @@ from .heat import DIRICHLET, DT, INITIAL, KAPPA, NEUMANN, SAVE_EVERY, SOURCE, T_
 from .options import field_value, replace_columns, tag_values, vector_field
 from .poisson import ORDER, boundary_terms, diffusion_matrix, load_vector, make_space, nodal_values
 from .problem import Features, Option, Problem, Solution, at_nodes, register_problem
-from .timesteps import time_steps
+from .timesteps import check_trajectory_memory, time_steps
 
 logger = logging.getLogger("graphfem.physics")
 
@@ -249,6 +249,7 @@ def advection_diffusion(mesh: Mesh | FESpace, velocity, kappa: Scalar = 1.0, f: 
     theta = _check_theta(theta)
     if int(save_every) < 1:
         raise InputError(f"save_every must be at least 1, got {save_every}")
+    check_trajectory_memory(steps, save_every, space.mesh.n_points)
     L = (M + theta * dt * A).tocsr()
     B = (M - (1 - theta) * dt * A).tocsr()
     I = np.setdiff1d(np.arange(space.n_dofs), D)
@@ -348,6 +349,7 @@ def burgers(mesh: Mesh | FESpace, nu: float, *, initial, t_end: float, dt: float
             raise InputError("Burgers needs a vector FESpace (one component in 1D)")
     else:
         space = FESpace(mesh, order=order, vector=True)
+    check_trajectory_memory(steps, save_every, space.mesh.n_points * space.n_components)
     basis = space.basis
     M = space.mass()
     K = space.stiffness() * nu

@@ -79,21 +79,30 @@ def estimate_series(mesh, output: Path, steps: int, save_every: int, components:
     return frames, size
 
 
-def _streamed_solve(problem, mesh, kwargs: dict, output: Path):
-    """Solve a transient problem whose solver streams its saved states, writing each to ``output`` at once,
-    with a progress bar on stderr once the run has taken more than two seconds."""
+def _check_series_size(problem, mesh, kwargs: dict, output: Path) -> int:
+    """The frames a transient solve will write (0 when its time grid is not given by t_end and dt), after
+    :func:`estimate_series` has checked that they fit on the disk."""
     import warnings
 
-    from graphfem.meshes.io import streamed_series
     from graphfem.physics.timesteps import time_steps
 
+    if kwargs.get("t_end") is None or kwargs.get("dt") is None:
+        return 0
     with warnings.catch_warnings():  # the solver itself warns about a changed step
         warnings.simplefilter("ignore")
         steps, _ = time_steps(kwargs["t_end"], kwargs["dt"])
-    frames, _ = estimate_series(mesh, output, steps, int(kwargs.get("save_every") or 1), len(problem.fields))
+    frames, _ = estimate_series(mesh, output, steps, int(kwargs.get("save_every") or 1),
+                                problem.output_channels(mesh))
+    return frames
+
+
+def _streamed_solve(problem, mesh, kwargs: dict, output: Path):
+    """Solve a transient problem whose solver streams its saved states, writing each to ``output`` at once,
+    with a progress bar on stderr once the run has taken more than two seconds."""
+    from graphfem.meshes.io import streamed_series
+
     with streamed_series(output, mesh, problem.fields) as append, progress_bar(f"solving {problem.name}") as step:
-        solution = problem.solve(mesh, **kwargs, frames=append, progress=step)
-    return solution, frames
+        return problem.solve(mesh, **kwargs, frames=append, progress=step)
 
 
 @contextlib.contextmanager
@@ -158,9 +167,10 @@ def command_for(problem):
         warn_order(problem, m, params)
         start = time.perf_counter()
         kwargs = problem.kwargs(params)
+        frames = _check_series_size(problem, m, kwargs, output) if transient else 0
         if transient and getattr(problem, "streams", False):
-            solution, frames = _streamed_solve(problem, m, kwargs, output)
-            fields = list(solution.fields)
+            solution = _streamed_solve(problem, m, kwargs, output)
+            fields, frames = list(solution.fields), solution.info.get("frames", frames)
         else:
             if transient and getattr(problem, "reports_progress", False):
                 with progress_bar(f"solving {problem.name}") as step:

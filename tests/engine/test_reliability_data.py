@@ -176,6 +176,30 @@ def test_an_in_memory_trajectory_that_cannot_fit_is_refused_before_the_first_ste
         heat_solution(read(square), t_end=1.0, dt=1e-12)
 
 
+@pytest.mark.parametrize("solve", ["advection-diffusion", "burgers", "navier-stokes"])
+def test_every_in_memory_transient_solver_refuses_a_trajectory_that_cannot_fit(square, solve):
+    from graphfem.meshes import read
+    from graphfem.physics.navier_stokes import navier_stokes_transient
+    from graphfem.physics.transport import advection_diffusion, burgers
+
+    mesh, huge = read(square), {"t_end": 1.0, "dt": 1e-13}
+    run = {"advection-diffusion": lambda: advection_diffusion(mesh, [1.0, 0.0], 0.01, **huge),
+           "burgers": lambda: burgers(mesh, 0.01, initial=[0.0, 0.0], **huge),
+           "navier-stokes": lambda: navier_stokes_transient(mesh, nu=0.1, inflow={"left": 1.0},
+                                                            no_slip=["top", "bottom"], outflow=["right"], **huge)}
+    start = time.perf_counter()
+    with pytest.raises(InputError, match="10000000000000 time steps keep .* more than the memory free"):
+        run[solve]()
+    assert time.perf_counter() - start < 10
+
+
+def test_a_transient_solve_that_cannot_fit_on_disk_is_refused_for_every_problem(square, tmp_path, capsys):
+    code, _, err = _cli(capsys, "solve", "advection-diffusion", square, "-o", tmp_path / "a.xdmf", "--velocity",
+                        "1,0", "--kappa", "0.01", "--t-end", "0.2", "--dt", "1e-10")
+    assert code == 1 and err.count("\n") == 1 and "2000000000 time steps write 2000000001 frames" in err
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("ext", [".pvd", ".xdmf"])
 def test_streamed_heat_series_equals_the_in_memory_trajectory(square, tmp_path, capsys, ext):
     from graphfem.meshes import read
