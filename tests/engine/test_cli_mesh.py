@@ -50,7 +50,7 @@ def test_random_shapes_follow_the_seed_and_solve(tmp_path, capsys):
     (["box", "--resolution", "500"], "1..200"),
     (["rectangle", "--upper", "0,1"], "must exceed"),
     (["rectangle", "--lower", "0,nan"], "finite"),
-    (["lshape", "--lower", "0,0"], "only rectangle and box"),
+    (["lshape", "--lower", "0,0"], "only interval, rectangle and box"),
     (["box", "--cell", "quad"], "only a rectangle"),
 ])
 def test_bad_values_are_one_line_and_no_file(tmp_path, capsys, args, words):
