@@ -9,7 +9,9 @@ The script clusters the snapshots with the angle dissimilarity (k-medoids) and
 with Euclidean k-means, builds local POD bases, compares them with global POD,
 prints our (K, N) recommendation, writes a `rom cluster`-style report, and solves
 a new case with the local Galerkin ROM (cluster recommended by the k-NN
-classifier on the inputs (s, log10 f)).
+classifier on the inputs (s, log10 f)). It also writes the family as
+``family.npz`` and its mesh as ``square.vtu``, the inputs of ``graphfem rom
+cluster`` and ``graphfem rom solve``.
 
     python examples/rom_clusters.py [--out out/rom_example]
 """
@@ -30,6 +32,7 @@ import skfem  # noqa: E402
 from graphfem.analysis.galerkin_rom import GalerkinROM, poisson_problem, relative_error, time_call  # noqa: E402
 from graphfem.analysis.rom import SnapshotData, SnapshotSet, analyse  # noqa: E402
 from graphfem.cli.rom import write_report  # noqa: E402
+from graphfem.meshes import Mesh  # noqa: E402
 
 STRIPS = 16
 
@@ -60,6 +63,12 @@ def main(out: Path, n: int = 40, n_train: int = 240, n_test: int = 60, K: int = 
         res[name] = analyse(ss, tr, te, K, N, dis, meth, p=0.9, tol=1e-2, n_max=12, seed=0)
 
     out.mkdir(parents=True, exist_ok=True)
+    # the family as `graphfem rom cluster` reads it (family.npz), and its mesh for `graphfem rom solve`
+    M = prob.M.tocsr()
+    np.savez(out / "family.npz", train=U[:, tr].T, test=U[:, te].T, train_params=inputs[tr], test_params=inputs[te],
+             mass_data=M.data, mass_indices=M.indices, mass_indptr=M.indptr, points=mesh.p.T, cells=mesh.t.T,
+             cell_type="triangle", n_comp=1, problem=json.dumps(prob.config))
+    Mesh.from_skfem(mesh).write(out / "square.vtu")
     a = res["angle k-medoids"]
     data = SnapshotData(ss, tr, te, (mesh.p.T, mesh.t.T, "triangle"), 1, prob.config, "P1 mass")
     report = out / "report"
