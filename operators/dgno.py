@@ -6,7 +6,9 @@ N(μ(a), diag σ²(a)) of the pre-tanh latent z and β = tanh(z) (:meth:`DGNO.en
 :func:`gaussian_kl`). MultiONet decoders of (x, β) generate
 
 * the coefficient a_ψ(x, β): the logit of a Bernoulli over the two phases
-  {a_lo, a_hi} (``L_data`` = BCE(sigmoid(a_ψ), (a − a_lo)/(a_hi − a_lo)));
+  {a_lo, a_hi} (``L_data`` = BCE(sigmoid(a_ψ), (a − a_lo)/(a_hi − a_lo))), or, for a
+  ``continuous`` a, the standardised a itself, E[a | β] = a_mean + a_std a_ψ
+  (``L_data`` = mean (a_ψ − (a − a_mean)/a_std)², the L² misfit);
 * the solution u_θ(x, β) = m(x) ũ_θ(x, β), with the hard Dirichlet mollifier
   m = sin(πx) sin(πy) on the unit square or a distance function to a mesh's
   boundary (:func:`boundary_distance`): u = 0 on ∂Ω exactly;
@@ -115,6 +117,8 @@ class DGNOConfig:
         latent: d_β.
         encoder: hidden widths of the FC encoder.
         width, depth, n_layers_sum: the decoders' MultiONet sizes.
+        coefficient: ``"two-phase"`` (Bernoulli decoder of a ∈ {a_low, a_high}) or ``"continuous"``
+            (L² decoder of (a − a_mean)/a_std).
         a_low, a_high: the two phases.
         source: f.
         form: ``"mixed"`` (flux decoder, two-phase a) or ``"primal"``.
@@ -133,6 +137,7 @@ class DGNOConfig:
     width: int = 100
     depth: int = 5
     n_layers_sum: int = 5
+    coefficient: str = "two-phase"
     a_low: float = 5.0
     a_high: float = 10.0
     source: float = 10.0
@@ -166,6 +171,8 @@ class DGNO(nn.Module):
         c = self.config = config
         if c.form not in ("mixed", "primal") or c.bc not in ("mollifier", "distance"):
             raise ValueError(f"form must be mixed/primal and bc mollifier/distance, got {c.form!r}, {c.bc!r}")
+        if c.coefficient not in ("two-phase", "continuous"):
+            raise ValueError(f"coefficient must be two-phase or continuous, got {c.coefficient!r}")
         if not isinstance(c.variational, bool) or not c.kl_weight >= 0:
             raise ValueError(f"variational must be true/false and kl_weight >= 0, got {c.variational!r}, "
                              f"{c.kl_weight!r}")
@@ -209,11 +216,14 @@ class DGNO(nn.Module):
         return self.mollifier(x) * self.dec_u(beta, x)[..., 0]
 
     def a_logit(self, beta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """a_ψ(x, β): the Bernoulli logit (two-phase) or the standardised a (continuous)."""
         return self.dec_a(beta, x)[..., 0]
 
     def a_mean_field(self, beta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """E[a | β](x) = a_lo + (a_hi − a_lo) sigmoid(a_ψ)."""
+        """E[a | β](x) = a_lo + (a_hi − a_lo) sigmoid(a_ψ), or a_mean + a_std a_ψ (continuous)."""
         c = self.config
+        if c.coefficient == "continuous":
+            return c.a_mean + c.a_std * self.a_logit(beta, x)
         return c.a_low + (c.a_high - c.a_low) * torch.sigmoid(self.a_logit(beta, x))
 
     def flux(self, beta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -264,9 +274,12 @@ class DGNO(nn.Module):
         return r - c.source * phi.mean()
 
     def data_loss(self, beta: torch.Tensor, a_grid: torch.Tensor) -> torch.Tensor:
-        """BCE of sigmoid(a_ψ) at the grid points against (a − a_lo)/(a_hi − a_lo); a_grid (B, G²)."""
+        """BCE of sigmoid(a_ψ) at the grid points against (a − a_lo)/(a_hi − a_lo), or (continuous) the
+        mean squared misfit of a_ψ and (a − a_mean)/a_std; a_grid (B, G²)."""
         c = self.config
         x = self.grid_points().to(beta.dtype)
+        if c.coefficient == "continuous":
+            return ((self.a_logit(beta, x) - (a_grid - c.a_mean) / c.a_std) ** 2).mean()
         target = ((a_grid - c.a_low) / (c.a_high - c.a_low)).clamp(0, 1)
         return nn.functional.binary_cross_entropy_with_logits(self.a_logit(beta, x), target)
 
@@ -308,6 +321,9 @@ def invert(model: DGNO, x_obs: np.ndarray, u_obs: np.ndarray, x_eval: np.ndarray
         ``u`` (restarts, E), ``loss`` (restarts,).
     """
     c = model.config
+    if c.coefficient != "two-phase":
+        raise ValueError("the inverse problem draws a from the two-phase Bernoulli p(a | beta); this model "
+                         "decodes a continuous a")
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)

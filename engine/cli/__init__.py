@@ -228,7 +228,7 @@ def bench_giorom(size: str = typer.Option("small", "--size", help="small (CPU, m
 @bench_app.command("dgno")
 def bench_dgno(size: str = typer.Option("small", "--size", help="small (2 CPU cores, minutes) or gpu (paper size)."),
                device: str = typer.Option("auto", "--device", help="auto, cpu or cuda.")) -> None:
-    """DGNO (no labels) vs supervised MultiONet on two-phase Darcy, and the inverse problem at 25 dB."""
+    """DGNO (no labels) vs supervised MultiONet on two-phase and smooth Darcy, and the inverse problem at 25 dB."""
     from graphfem.benchmarks.dgno import run
 
     if size not in ("small", "gpu"):

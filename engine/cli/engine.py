@@ -24,8 +24,9 @@ def register(app: typer.Typer) -> None:
     def generate(ctx: typer.Context,
                  problem: str = typer.Argument(..., help="A problem (poisson, elasticity, heat, darcy, "
                                                "advection-diffusion, burgers, stokes, navier-stokes, hyperelastic) "
-                                               "or a data family (darcy-two-phase, cavity, cylinder-flow, "
-                                               "spon-poisson, spon-hyperelastic, spon-flow, mpm, rve)."),
+                                               "or a data family (darcy-two-phase, darcy-smooth, cavity, "
+                                               "cylinder-flow, spon-poisson, spon-hyperelastic, spon-flow, mpm, "
+                                               "rve)."),
                  n: int = typer.Option(..., "-n", help="Number of simulations."),
                  output: Path = typer.Option(..., "-o", "--output", help="HDF5 file to write (atomically)."),
                  geometry: Optional[str] = typer.Option(None, "--geometry",

@@ -42,7 +42,7 @@ from graphfem.meshes import Grid, Mesh, Tag
 from graphfem.meshes.errors import GraphfemError
 
 #: data families stored under another name than the problem they solve: name -> (problem, renamed inputs)
-ALIASES = {"darcy-two-phase": ("darcy", {}), "spon-poisson": ("poisson", {}),
+ALIASES = {"darcy-two-phase": ("darcy", {}), "darcy-smooth": ("darcy", {}), "spon-poisson": ("poisson", {}),
            "spon-hyperelastic": ("hyperelastic", {}), "spon-flow": ("navier-stokes", {}),
            "cylinder-flow": ("navier-stokes", {})}
 

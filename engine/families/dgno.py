@@ -1,7 +1,9 @@
 r"""DGNO and MultiONet adapter: Darcy −∇·(a∇u) = f on meshes of [0, 1]² from ``graphfem generate darcy``.
 
 Consumes the ``darcy`` data sets (two-phase a ∈ {5, 10} as a cell field; ``--resolution 28``
-gives the 29 × 29 vertex grid of the DGNO benchmark). The input of both models is a on the
+gives the 29 × 29 vertex grid of the DGNO benchmark) and ``darcy-smooth`` (a smooth log-normal
+a, with ``model.coefficient: continuous``: the a decoder is an L² fit, not a Bernoulli; left
+unset, the coefficient is two-phase when the training a takes two values, else continuous). The input of both models is a on the
 G × G vertex grid of [0, 1]² (``model.grid``), read off each sample's mesh by **element
 lookup** (:func:`coefficient_at`, skfem's ``element_finder``), not by grid rounding.
 
@@ -10,7 +12,8 @@ Models (``model.name``):
 * ``dgno``: label-free. The loss is w_data BCE + w_pde L_pde of
   :meth:`graphfem.operators.dgno.DGNO.loss`; the n_c test-function centres of every sample are
   drawn from the trainer's per-step rng in each batch and a at their quadrature points comes
-  from the same element lookup on the sample's own mesh (detached). The stored u is **never**
+  from the same element lookup on the sample's own mesh (detached; for a continuous a, the P1
+  interpolant of its node means, :meth:`Lookup.continuous`). The stored u is **never**
   read in training; it is read in validation and evaluation only.
   With ``model.variational: true`` the encoder is Gaussian and the loss adds
   ``model.kl_weight`` × KL(q(z | a) ‖ N(0, I)); the reparameterisation draws ε come from the
@@ -18,7 +21,9 @@ Models (``model.name``):
 * ``multionet``: supervised, u at ``points`` nodes per sample (drawn per step), MSE of u / u_rms.
 
 Validation: the relative L2 error of u at the mesh nodes against the stored FE solution
-(``rel_l2_u``); DGNO adds the BCE and the a error (fraction of wrong grid phases).
+(``rel_l2_u``); DGNO adds the BCE and the a error (fraction of wrong grid phases), or for a
+continuous a the L² misfit (``a_misfit``) and the relative L2 error of E[a | β] on the grid
+(``a_rel_l2``).
 
 Prediction (``graphfem predict MODEL MESH --a FIELD_OR_NUMBER``): u at the mesh's nodes; the
 mesh must lie in [0, 1]² (the mollifier's box) and ``--source`` must be the training f.
@@ -74,6 +79,24 @@ class Lookup:
             return a[self.mesh.corner_cells[idx]].mean(axis=1)
         raise InputError(f"a has {a.shape[0]} values; this mesh has {self.mesh.n_cells} cells and "
                          f"{self.mesh.n_points} nodes", self.mesh.source)
+
+    def continuous(self, a: np.ndarray, points: np.ndarray) -> np.ndarray:
+        """The continuous P1 interpolant of a point field ``a`` (n_points,), or of a cell field (n_cells,)
+        through its node values (the means over each node's cells), at points (k, 2), with the barycentric
+        coordinates of the containing cell (element lookup). The primal form's a: a jump of a inside a
+        test disc of radius R would add O(Δa |∇u| / R) to mean(a∇u·∇φ_j)."""
+        cells = self.mesh.corner_cells
+        a = np.asarray(a, float)
+        nodal = a if a.shape == (self.mesh.n_points,) else np.bincount(
+            cells.ravel(), np.repeat(a, cells.shape[1]), self.mesh.n_points) / np.bincount(
+            cells.ravel(), minlength=self.mesh.n_points)
+        p = np.asarray(points, float)
+        idx = self.cells(p)
+        tri = self.mesh.points[cells[idx]][:, :, :2]                       # (k, 3, 2)
+        lam = np.linalg.solve(np.stack([tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]], 2),
+                              (p - tri[:, 0])[..., None])[..., 0]           # (k, 2): λ1, λ2
+        weights = np.column_stack([1 - lam.sum(1), lam])
+        return (weights * nodal[cells[idx]]).sum(1)
 
 
 def coefficient_at(mesh: Mesh, a, points: np.ndarray) -> np.ndarray:
@@ -140,6 +163,12 @@ class DGNOFamily(Family):
             raise InputError(f"data.path: no training sample (the data set has {len(data)})", source)
         a_train = np.stack([samples[i]["a_grid"] for i in train])
         lo, hi = float(a_train.min()), float(a_train.max())
+        n_values = len(np.unique(a_train))
+        if name == "dgno" and "coefficient" not in config:  # unset: two-phase for two values, else continuous
+            config["coefficient"] = "two-phase" if n_values <= 2 else "continuous"
+        if name == "dgno" and config["coefficient"] == "two-phase" and n_values > 2:
+            raise InputError(f"model.coefficient: two-phase, but the training a takes {n_values} values in "
+                             f"[{lo:.3g}, {hi:.3g}]; use coefficient: continuous", source)
         if name == "dgno":
             config = {"a_low": lo, "a_high": hi if hi > lo else lo + 1.0, "source": f_values.pop(),
                       "a_mean": float(a_train.mean()), "a_std": float(a_train.std() or 1.0), **config}
@@ -173,7 +202,8 @@ class DGNOFamily(Family):
             c = model.config
             xi = disc_points(c.quad)
             centres = [lhs_centres(rng, c.centres, c.radius) for _ in ss]
-            a_q = [s["lookup"].values(s["a"], (cen[:, None, :] + c.radius * xi).reshape(-1, 2))
+            at = "continuous" if c.coefficient == "continuous" else "values"
+            a_q = [getattr(s["lookup"], at)(s["a"], (cen[:, None, :] + c.radius * xi).reshape(-1, 2))
                    for s, cen in zip(ss, centres)]
             batch.update(centres=tensor(centres), a_q=tensor(a_q))
             if c.variational:
@@ -205,9 +235,14 @@ class DGNOFamily(Family):
             a = torch.as_tensor(np.stack([s["a_grid"] for s in ss]), dtype=dtype, device=device)
             with torch.no_grad():
                 beta = model(a)
+                c = model.config
+                if c.coefficient == "continuous":
+                    out["a_misfit"] = float(model.data_loss(beta, a))
+                    a_hat = model.a_mean_field(beta, model.grid_points().to(a))
+                    out["a_rel_l2"] = float((torch.linalg.norm(a_hat - a, dim=1) / torch.linalg.norm(a, dim=1)).mean())
+                    return out
                 out["bce"] = float(model.data_loss(beta, a))
                 p = torch.sigmoid(model.a_logit(beta, model.grid_points().to(a)))
-                c = model.config
                 thr = ((a - c.a_low) / (c.a_high - c.a_low)) > 0.5
                 out["a_wrong"] = float(((p > 0.5) != thr).double().mean())
         return out
@@ -292,6 +327,8 @@ def inverse_fields(model, x_obs: np.ndarray, u_obs: np.ndarray, mesh: Mesh, *, t
 
     if model.registry_name != "dgno":
         raise InputError(f"a {model.registry_name} checkpoint has no decoder of a; invert needs a dgno model")
+    if model.config.coefficient != "two-phase":
+        raise InputError("this dgno model decodes a continuous a; invert serves two-phase models only")
     nodes = mesh.points[:, :2]
     res = invert(model, x_obs, u_obs, nodes, restarts=restarts, iterations=iterations, seed=seed)
     c = model.config

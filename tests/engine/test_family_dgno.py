@@ -37,6 +37,11 @@ def test_element_lookup_is_not_grid_rounding():
     centroids = mesh.points[mesh.corner_cells].mean(axis=1)
     a = np.arange(mesh.n_cells, dtype=float)
     assert np.array_equal(coefficient_at(mesh, a, centroids[:, :2]), a)  # each centroid finds its own cell
+    from graphfem.families.dgno import Lookup
+
+    pts = np.random.default_rng(0).random((50, 2))
+    linear = 1 + 2 * mesh.points[:, 0] - 3 * mesh.points[:, 1]
+    assert np.allclose(Lookup(mesh).continuous(linear, pts), 1 + 2 * pts[:, 0] - 3 * pts[:, 1])  # P1 is exact
 
 
 @pytest.fixture(scope="module")
@@ -175,3 +180,36 @@ def test_inverse_example_runs(tmp_path):
     spec.loader.exec_module(module)
     result = module.main(tmp_path, tmp_path / "work", samples=12, resolution=10, epochs=2, restarts=2, iterations=3)
     assert result["figure"].exists() and np.isfinite(result["a_rel_l2"]) and result["spread_mean"] > 0
+
+
+def test_smooth_darcy_continuous_coefficient(tmp_path, capsys):
+    """darcy-smooth (a = exp(g), a cell field) trains a primal-form DGNO with the L² decoder of a (the default
+    there); a two-phase decoder on it, and invert on a continuous model, are one line each."""
+    import json
+
+    from graphfem.datasets.simulations import SimulationData
+
+    data = tmp_path / "s.h5"
+    assert main(["generate", "darcy-smooth", "-n", "10", "--resolution", "6", "-o", str(data), "--seed", "3"]) == 0
+    s = SimulationData(data).sample(0)
+    a = s.options["a"]
+    assert a.shape == (s.mesh.n_cells,) and (a > 0).all() and len(np.unique(a)) > 10
+    cfg = _yaml(tmp_path / "s.yaml", data, tmp_path / "run", epochs=8,
+                extra="form: primal\n  w_data: 0.25\n  ")  # coefficient unset: continuous (many values)
+    assert main(["train", str(cfg)]) == 0
+    records = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in records if "loss" in r]
+    assert all(math.isfinite(v) for v in losses) and np.mean(losses[-4:]) < np.mean(losses[:4])
+    assert math.isfinite(records[-1]["test_a_rel_l2"]) and "test_bce" not in records[-1]
+    idx = np.arange(0, s.mesh.n_points, 3)
+    rows = np.column_stack([s.mesh.points[idx, :2], s.fields["u"][idx]])
+    np.savetxt(tmp_path / "obs.csv", rows, delimiter=",", header="x,y,u", comments="")
+    bad = _yaml(tmp_path / "bad.yaml", data, tmp_path / "bad", epochs=1, extra="coefficient: two-phase\n  ")
+    for args, words in ((["train", str(bad)], "use coefficient: continuous"),
+                        (["invert", str(tmp_path / "run" / "model.safetensors"), str(tmp_path / "obs.csv"), "-o",
+                          str(tmp_path / "inv.vtu")], "two-phase models only")):
+        capsys.readouterr()
+        assert main(args) == 1
+        err = capsys.readouterr().err.strip()
+        assert words in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "inv.vtu").exists() and not (tmp_path / "bad" / "model.safetensors").exists()

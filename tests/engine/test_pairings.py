@@ -15,8 +15,8 @@ from graphfem.training.trainer import Trainer
 torch.set_num_threads(1)
 
 #: the smallest settings of each data set that still make a valid one
-SMALL = {"darcy-two-phase": {"resolution": 4}, "cavity": {"resolution": 4}, "cylinder-flow": {"resolution": 16},
-         "burgers": {"resolution": 16}, "mpm": {"material": "jelly"}}
+SMALL = {"darcy-two-phase": {"resolution": 4}, "darcy-smooth": {"resolution": 4}, "cavity": {"resolution": 4},
+         "cylinder-flow": {"resolution": 16}, "burgers": {"resolution": 16}, "mpm": {"material": "jelly"}}
 
 
 @pytest.fixture(scope="module")

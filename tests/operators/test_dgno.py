@@ -196,3 +196,22 @@ def test_fe_solution_weak_residual_vanishes_away_from_interfaces():
     assert wrong[one].mean() > 10 * rel[one].mean()
     (strong,) = relative_residuals(1e-4, 7, centres[one][:10], grad_h)
     assert np.allclose(strong, 1.0, atol=1e-6)
+
+
+def test_continuous_coefficient_decoder():
+    """coefficient: continuous: E[a | β] = a_mean + a_std a_ψ (a_mean for a fresh decoder) and L_data the mean
+    squared misfit of a_ψ and the standardised a; the inverse problem refuses it (two-phase draws)."""
+    torch.manual_seed(0)
+    model = DGNO(DGNOConfig(grid=5, latent=4, encoder=(8,), width=8, depth=2, n_layers_sum=2, form="primal",
+                            coefficient="continuous", a_mean=2.0, a_std=0.5))
+    a = torch.exp(torch.randn(2, 25))
+    beta = model(a)
+    x = model.grid_points()
+    assert torch.equal(model.a_mean_field(beta, x), torch.full((2, 25), 2.0))
+    assert torch.allclose(model.data_loss(beta, a), (((a - 2.0) / 0.5) ** 2).mean())
+    with pytest.raises(ValueError, match="continuous"):
+        from graphfem.operators.dgno import invert
+
+        invert(model, np.full((3, 2), 0.5), np.ones(3), np.full((2, 2), 0.5), iterations=1)
+    with pytest.raises(ValueError, match="two-phase or continuous"):
+        DGNO(DGNOConfig(grid=5, latent=4, encoder=(8,), width=8, depth=2, n_layers_sum=2, coefficient="smooth"))
