@@ -115,30 +115,12 @@ class SimulationData:
     """
 
     def __init__(self, path: str | Path, skip_bad: bool = False):
-        import h5py
-
         self.path = Path(path)
         if not self.path.is_file():
             raise GraphfemError("no such dataset file", self.path)
-        try:
-            with h5py.File(self.path, "r") as h5:
-                self.problem = str(h5.attrs.get("problem", "poisson"))
-                self.family = str(h5.attrs.get("family", self.problem))
-                self.attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in h5.attrs.items()}
-                names = sorted(k for k in h5.keys() if k.startswith("sim_"))
-                self.names, self.bad = [], {}
-                for name in names:
-                    foreign = foreign_problem(h5, name, self.problem)
-                    if foreign is not None:  # not damaged: another problem's data, which --skip-bad does not hide
-                        raise GraphfemError(f"group {name!r} holds a {foreign} simulation, but the data set is "
-                                            f"{self.problem}; one data set holds one problem", self.path)
-                    problem = check_group(h5, name)
-                    if problem is None:
-                        self.names.append(name)
-                    else:
-                        self.bad[name] = problem
-        except OSError as exc:
-            raise GraphfemError(f"cannot read HDF5 dataset: {' '.join(str(exc).split())}", self.path) from None
+        self.attrs, self.names, self.bad = scan(self.path)
+        self.problem = str(self.attrs.get("problem", "poisson"))
+        self.family = str(self.attrs.get("family", self.problem))
         if self.bad and not skip_bad:
             listed = "; ".join(f"{name} ({problem})" for name, problem in list(self.bad.items())[:4])
             more = f"; and {len(self.bad) - 4} more" if len(self.bad) > 4 else ""
@@ -179,8 +161,8 @@ class SimulationData:
             dofs = {k: d[()] for k, d in g["dofs"].items()} if "dofs" in g else {}
             prov = {k: (v.tolist() if isinstance(v, np.ndarray) else v.item() if hasattr(v, "item") else v)
                     for k, v in g.attrs.items()}  # grid families: grid_shape etc. are arrays
-        except GraphfemError:
-            raise
+        except GraphfemError as exc:  # the core structures refuse what check_group let through: say where
+            raise (exc if exc.source else GraphfemError(f"group {name!r}: {exc.problem}", self.path)) from None
         except Exception as exc:
             raise GraphfemError(f"group {name!r} cannot be read: {' '.join(str(exc).split())}", self.path) from None
         return Sample(name, mesh, self._options(params, inputs), fields, times, params, inputs, prov, dofs)
@@ -201,6 +183,87 @@ class SimulationData:
         state = dict(self.__dict__)
         state["_h5"] = None
         return state
+
+
+#: seconds without progress after which the scan of a data set is given up (HDF5 can loop on damaged metadata)
+SCAN_STALL_S = 60.0
+
+
+def scan(path: Path) -> tuple[dict[str, Any], list[str], dict[str, str]]:
+    """(file attributes, usable group names in index order, damaged group -> what is wrong) of a data set.
+
+    The scan reads every array, in a forked process watched for progress:
+    damaged HDF5 metadata can send the HDF5 library into a loop that no
+    signal interrupts, and a file that stalls for :data:`SCAN_STALL_S`
+    seconds (or crashes the library) is refused as damaged.
+
+    Raises:
+        GraphfemError: the file is unreadable, stalls, or holds a group of another problem.
+    """
+    import multiprocessing as mp
+
+    if "fork" not in mp.get_all_start_methods():
+        return _scan(path, lambda: None)
+    context = mp.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_scan_child, args=(path, send), daemon=True)
+    child.start()
+    send.close()
+    answer = None
+    try:
+        while answer is None:
+            if not receive.poll(SCAN_STALL_S):
+                raise GraphfemError(f"reading the file stalls in the HDF5 library (no progress for {SCAN_STALL_S:g} "
+                                    "s): its metadata is damaged", path)
+            message = receive.recv()
+            if message[0] != "progress":
+                answer = message
+    except EOFError:
+        raise GraphfemError("reading the file crashed the HDF5 library: it is damaged", path) from None
+    finally:
+        if child.is_alive():
+            child.kill()
+        child.join()
+        receive.close()
+    if answer[0] == "error":
+        raise GraphfemError(answer[1], path)
+    return answer[1]
+
+
+def _scan_child(path: Path, send) -> None:
+    try:
+        send.send(("done", _scan(path, lambda: send.send(("progress",)))))
+    except GraphfemError as exc:
+        send.send(("error", exc.problem))
+    except BaseException as exc:  # whatever the library raises on a damaged file
+        send.send(("error", f"cannot read HDF5 dataset: {' '.join(str(exc).split()) or type(exc).__name__}"))
+
+
+def _scan(path: Path, progress) -> tuple[dict[str, Any], list[str], dict[str, str]]:
+    """:func:`scan` in this process; ``progress()`` is called after every group."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as h5:
+            attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in h5.attrs.items()}
+            problem = str(attrs.get("problem", "poisson"))
+            names = sorted((k for k in h5.keys() if k.startswith("sim_")),
+                           key=lambda k: (len(k), k))  # by index: sim_999999 before sim_1000000
+            usable, bad = [], {}
+            for name in names:
+                foreign = foreign_problem(h5, name, problem)
+                if foreign is not None:  # not damaged: another problem's data, which --skip-bad does not hide
+                    raise GraphfemError(f"group {name!r} holds a simulation of {foreign}, but the data set is "
+                                        f"{problem}; one data set holds one problem", path)
+                what = check_group(h5, name)
+                if what is None:
+                    usable.append(name)
+                else:
+                    bad[name] = what
+                progress()
+    except (OSError, RuntimeError, KeyError, ValueError) as exc:  # h5py's answers to a damaged file
+        raise GraphfemError(f"cannot read HDF5 dataset: {' '.join(str(exc).split())}", path) from None
+    return attrs, usable, bad
 
 
 def foreign_problem(h5, name: str, problem: str) -> str | None:
@@ -258,6 +321,10 @@ def check_group(h5, name: str) -> str | None:
             if cells.size and (cells.min() < 0 or cells.max() >= n):
                 return f"mesh/cells names node {int(cells.max() if cells.max() >= n else cells.min())}, " \
                        f"the mesh has nodes 0..{n - 1}"
+            for key, d in (g["mesh/tags"].items() if "mesh/tags" in g else ()):
+                problem = _bad_tag(key, d, n, m)
+                if problem:
+                    return problem
         T = g["times"].shape[0] if "times" in g else None
         for section in ("inputs", "outputs", "dofs"):
             for key, d in (g[section].items() if section in g else ()):
@@ -279,6 +346,23 @@ def check_group(h5, name: str) -> str | None:
                     return f"inputs/{key} has {values.shape[0]} values for {n} nodes and {m} cells"
     except Exception as exc:  # h5py raises KeyError/OSError/RuntimeError on damaged objects
         return " ".join(str(exc).split()) or type(exc).__name__
+    return None
+
+
+def _bad_tag(name: str, d, n: int, m: int) -> str | None:
+    """What is wrong with the stored tag ``name`` (node or facet indices into the n nodes, cell indices
+    into the m cells), or None."""
+    if not hasattr(d, "dtype"):
+        return f"mesh/tags/{name} is a group, not an array"
+    kind = d.attrs.get("kind")
+    kind = kind.decode() if isinstance(kind, bytes) else kind
+    if kind not in ("node", "facet", "cell"):
+        return f"mesh/tags/{name} has kind {kind!r}, not node, facet or cell"
+    if d.dtype.kind not in "iu":
+        return f"mesh/tags/{name} holds {_kind(d.dtype) if d.dtype.kind not in 'biuf' else d.dtype}, not indices"
+    values, limit = d[()], m if kind == "cell" else n
+    if values.size and (values.min() < 0 or values.max() >= limit):
+        return f"mesh/tags/{name} names {'cell' if kind == 'cell' else 'node'} {int(values.max())} of 0..{limit - 1}"
     return None
 
 
@@ -314,5 +398,5 @@ def write_sample(group, sample: dict) -> None:
     group.attrs["params"] = json.dumps(sample.get("params", {}), default=_json_default)
 
 
-__all__ = ["ALIASES", "Sample", "SimulationData", "check_group", "foreign_problem", "problem_of", "read_mesh",
-           "write_mesh", "write_sample"]
+__all__ = ["ALIASES", "SCAN_STALL_S", "Sample", "SimulationData", "check_group", "foreign_problem", "problem_of",
+           "read_mesh", "scan", "write_mesh", "write_sample"]

@@ -78,6 +78,8 @@ FAULTS = {
     "cells-out-of-range": (lambda g: _set(g, "mesh/cells", lambda c: c.__setitem__((0, 0), 10 ** 7)),
                            "mesh/cells names node 10000000"),
     "missing-output": (lambda g: g.__delitem__("outputs/u"), "missing outputs"),
+    "tag-out-of-range": (lambda g: _set(g, "mesh/tags/left", lambda t: t.__setitem__(0, 10 ** 6)),
+                         "mesh/tags/left names node 1000000"),
 }
 
 
@@ -123,7 +125,7 @@ def test_a_group_of_another_problem_is_refused_as_that_problem(files, tmp_path, 
     for extra in ([], ["--skip-bad"]):  # not damaged, so --skip-bad does not hide it
         code, out, err = _cli(capsys, "evaluate", files / "m.safetensors", bad, "--device", "cpu", *extra)
         assert code == 1 and out == "" and err.count("\n") == 1
-        assert "'sim_000003' holds a heat simulation, but the data set is poisson" in err and "damaged" not in err
+        assert "'sim_000003' holds a simulation of heat, but the data set is poisson" in err and "damaged" not in err
 
 
 def test_train_refuses_damaged_data_and_skips_it_with_skip_bad(files, tmp_path, capsys):
