@@ -1,7 +1,9 @@
 """SPON and SPON-MG on −∇·(κ∇u) = f on the L-shape: generate, train briefly
 with the one trainer, predict at the training resolution and on the meshes
 one refinement finer (served as ``graphfem predict`` serves them: on the
-trained levels, prolonged), write a VTU and a PNG. Runs in about two minutes on 2 CPU cores.
+trained levels, prolonged), write a VTU and a PNG. Data at resolution 2 (225 DOFs), where the FE
+solution prolonged one level finer is 5 % off (19 % at resolution 1). Runs in a few minutes on 2 idle CPU
+cores (17 min on a loaded one).
 
     python examples/spon_poisson.py [OUT_FOLDER]
 """
@@ -30,7 +32,7 @@ def main(out: str | Path = "spon_poisson_out") -> dict:
     torch.set_num_threads(2)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    path = spon_data.generate("spon-poisson", 120, out / "poisson.h5", resolution=1, seed=0)
+    path = spon_data.generate("spon-poisson", 120, out / "poisson.h5", resolution=2, seed=0)
     records = spon_data.read(path)
     result = {}
     for name, cfg in (("spon", {"levels": 0}), ("spon_mg", {"levels": 1, "pre": 1, "post": 1})):

@@ -98,7 +98,7 @@ def test_spon_poisson_one_level_finer(tmp_path):
     result = load("spon_poisson").main(tmp_path)
     assert (tmp_path / "spon_mg.vtu").exists() and (tmp_path / "spon_mg.png").exists()
     assert result["boundary_max_deviation"] == 0.0  # the Dirichlet values, exact on the finer mesh too
-    assert result["spon_mg"]["finer"] < 2.0 * result["spon_mg"]["test"]
+    assert result["spon_mg"]["finer"] < 1.5 * result["spon_mg"]["test"]  # issue 19: within 1.5x one level finer
 
 
 @pytest.mark.slow
