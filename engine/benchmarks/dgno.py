@@ -19,7 +19,6 @@ samples, 1,000 / 200, batch 25, a shortened 200 epochs; smooth 1,200 samples, 1,
 """
 from __future__ import annotations
 
-import tempfile
 import time
 from pathlib import Path
 
@@ -57,25 +56,20 @@ def run(size: str = "small", device: str = "auto", folder: str | None = None) ->
     import torch
 
     from graphfem.checkpoint import load_model
-    from graphfem.datasets.generate import generate
     from graphfem.datasets.simulations import SimulationData
     from graphfem.families.dgno import inverse_fields
     from graphfem.operators.dgno import noise_sigma
     from graphfem.devices import resolve_device
     from graphfem.training.trainer import split_indices, train
 
-    from . import machine
+    from . import machine, timed_generate, work_folder
 
     cfg = SIZES[size]
     device = resolve_device(device)
     torch.set_num_threads(1)
-    tmp = tempfile.TemporaryDirectory() if folder is None else None
-    root = Path(folder or tmp.name)
-    root.mkdir(parents=True, exist_ok=True)
+    root, tmp = work_folder(folder)
     path = root / "darcy.h5"
-    start = time.perf_counter()
-    generate("darcy", cfg["n"], path, seed=0, resolution=cfg["resolution"], progress=False)
-    t_gen = time.perf_counter() - start
+    t_gen = timed_generate("darcy", cfg["n"], path, resolution=cfg["resolution"])
     rows = []
     for name, extra in (("dgno", {"centres": cfg["centres"]}), ("multionet", {})):
         model = {k: v for k, v in cfg["model"].items() if name == "dgno" or k not in ("latent", "encoder")}
@@ -83,9 +77,7 @@ def run(size: str = "small", device: str = "auto", folder: str | None = None) ->
         final = train(_config(name, path, root / name, cfg, device, {**model, **extra}))
         rows.append((name, final["test_rel_l2_u"], time.perf_counter() - start))
     smooth_path = root / "darcy_smooth.h5"
-    start = time.perf_counter()
-    generate("darcy-smooth", cfg["n"], smooth_path, seed=1, resolution=cfg["resolution"], progress=False)
-    t_gen_smooth = time.perf_counter() - start
+    t_gen_smooth = timed_generate("darcy-smooth", cfg["n"], smooth_path, seed=1, resolution=cfg["resolution"])
     smooth_cfg = {**cfg, **cfg["smooth"]}
     smooth_rows = []
     for name, extra in (("dgno", {"centres": cfg["centres"], "form": "primal", "coefficient": "continuous",

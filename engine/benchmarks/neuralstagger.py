@@ -15,7 +15,6 @@ cells, U-Net width 32, 3 levels, batch 32; written, not run here).
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 from pathlib import Path
 
@@ -54,14 +53,13 @@ def run(size: str = "small", device: str = "auto", folder: str | None = None) ->
     import torch
 
     from graphfem.checkpoint import load_model
-    from graphfem.datasets.generate import generate
     from graphfem.datasets.simulations import SimulationData
     from graphfem.devices import resolve_device
     from graphfem.families.neuralstagger import NeuralStaggerFamily, _grid, domain_of, rel_l2, rollout, velocity
     from graphfem.physics.mac_channel import mac_reference
     from graphfem.training.trainer import split_indices, train
 
-    from . import machine
+    from . import machine, timed_generate, work_folder
 
     if size not in SIZES:
         from graphfem.meshes.errors import InputError
@@ -70,13 +68,9 @@ def run(size: str = "small", device: str = "auto", folder: str | None = None) ->
     cfg = SIZES[size]
     device = resolve_device(device)
     torch.set_num_threads(1)
-    tmp = tempfile.TemporaryDirectory() if folder is None else None
-    root = Path(folder or tmp.name)
-    root.mkdir(parents=True, exist_ok=True)
+    root, tmp = work_folder(folder)
     path = root / "mac.h5"
-    start = time.perf_counter()
-    generate("mac-channel", cfg["n"], path, seed=0, resolution=cfg["resolution"], progress=False)
-    t_gen = time.perf_counter() - start
+    t_gen = timed_generate("mac-channel", cfg["n"], path, resolution=cfg["resolution"])
     data = SimulationData(path)
     test = split_indices(len(data), 0.0, cfg["test"], 0)["test"]
     samples = []

@@ -20,7 +20,6 @@ with 6 Conv1d layers, batch 50, 20,000 steps).
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 from pathlib import Path
 
@@ -61,24 +60,19 @@ def run(size: str = "small", device: str = "auto", folder: str | None = None) ->
     import torch
 
     from graphfem.checkpoint import load_model
-    from graphfem.datasets.generate import generate
     from graphfem.datasets.simulations import SimulationData
     from graphfem.devices import resolve_device
     from graphfem.families.rgnp import read_sample, scores
     from graphfem.training.trainer import split_indices, train
 
-    from . import machine
+    from . import machine, timed_generate, work_folder
 
     cfg = SIZES[size]
     device = resolve_device(device)
     torch.set_num_threads(1)
-    tmp = tempfile.TemporaryDirectory() if folder is None else None
-    root = Path(folder or tmp.name)
-    root.mkdir(parents=True, exist_ok=True)
+    root, tmp = work_folder(folder)
     path = root / "np1d.h5"
-    start = time.perf_counter()
-    generate("nonlinear-poisson", cfg["n"], path, seed=0, progress=False)
-    t_gen = time.perf_counter() - start
+    t_gen = timed_generate("nonlinear-poisson", cfg["n"], path)
     data = SimulationData(path)
     test = split_indices(len(data), cfg["val"], cfg["test"], 0)["test"]
     samples = [read_sample(data, i) for i in test]
