@@ -30,6 +30,8 @@ its second-best cluster basis, compared with global POD at the same size N.
 """
 from __future__ import annotations
 
+import zipfile
+
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -725,8 +727,8 @@ def load_snapshot_data(path, field: str | None = None, test_fraction: float = 0.
         return SnapshotData(ss, tr, te, mesh, n_comp, problem, mass_source)
     except InputError as e:
         raise e.with_source(path) from None
-    except (OSError, KeyError, ValueError, TypeError) as e:
-        raise InputError(f"cannot read snapshot data: {e}", path) from None
+    except (OSError, KeyError, ValueError, TypeError, EOFError, zipfile.BadZipFile) as e:  # a damaged archive
+        raise InputError(f"cannot read snapshot data: {' '.join(str(e).split())}"[:300], path) from None
 
 
 def _load_npz(path):

@@ -179,9 +179,14 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
     if not path.is_file():
         raise InputError("no such config file", path)
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not a UTF-8 text file (byte {exc.start}): a YAML configuration is text", path) from None
     except yaml.YAMLError as exc:
-        raise InputError(f"invalid YAML: {' '.join(str(exc).split())}", path) from None
+        raise InputError(f"invalid YAML: {' '.join(str(exc).split())}"[:300], path) from None
+    if not isinstance(raw, dict):
+        raise InputError(f"expected a mapping of sections (model, data, optim, run), got a {type(raw).__name__}",
+                         path)
     config = from_dict(TrainConfig, apply_overrides(raw, overrides), str(path))
     config.optim.phase_list(str(path))
     return config
