@@ -25,7 +25,7 @@ MODELS: dict[str, type] = {}
 _BUILTIN = ("graphfem.operators.meshgraphnet", "graphfem.operators.spon", "graphfem.operators.equino",
             "graphfem.operators.equino_baselines", "graphfem.operators.giorom",
             "graphfem.operators.multionet", "graphfem.operators.dgno", "graphfem.operators.rgnp",
-            "graphfem.operators.neuralstagger")
+            "graphfem.operators.neuralstagger", "graphfem.operators.multiscale_meshgraphnet")
 
 T = TypeVar("T", bound=type)
 

@@ -45,9 +45,11 @@ def lumped_mass(mesh: Mesh) -> np.ndarray:
     return np.bincount(corners.ravel(), weights=np.repeat(share, corners.shape[1]), minlength=mesh.n_points)
 
 
-def graph(mesh: Mesh, x: np.ndarray):
+def graph(mesh: Mesh, x: np.ndarray, levels: int = 0):
     """A PyG ``Data`` with ``x`` (n, F), ``edge_index`` (2, E), ``edge_attr``
-    (E, dim + 1) = [x_j − x_i, |x_j − x_i|] / h_i and ``mass`` (n,)."""
+    (E, dim + 1) = [x_j − x_i, |x_j − x_i|] / h_i, ``mass`` (n,) and ``pos`` (n, dim)
+    float64; with ``levels`` > 0 also that many coarse levels for a multi-scale model
+    (:func:`graphfem.operators.multiscale_meshgraphnet.with_hierarchy`)."""
     import torch
     from torch_geometric.data import Data
 
@@ -59,9 +61,32 @@ def graph(mesh: Mesh, x: np.ndarray):
     n = mesh.n_points
     h = np.bincount(edges[1], weights=dist, minlength=n) / np.maximum(np.bincount(edges[1], minlength=n), 1)
     edge_attr = np.concatenate([rel, dist[:, None]], axis=1) / h[edges[1]][:, None]
-    return Data(x=torch.as_tensor(x, dtype=torch.float32), edge_index=torch.as_tensor(edges, dtype=torch.long),
-                edge_attr=torch.as_tensor(edge_attr, dtype=torch.float32),
-                mass=torch.as_tensor(lumped_mass(mesh), dtype=torch.float32), num_nodes=n)
+    g = Data(x=torch.as_tensor(x, dtype=torch.float32), edge_index=torch.as_tensor(edges, dtype=torch.long),
+             edge_attr=torch.as_tensor(edge_attr, dtype=torch.float32),
+             mass=torch.as_tensor(lumped_mass(mesh), dtype=torch.float32),
+             pos=torch.from_numpy(np.array(mesh.points, dtype=np.float64)), num_nodes=n)
+    return _with_levels(g, levels) if levels else g
+
+
+def _with_levels(g, levels: int):
+    """``g`` carrying ``levels`` coarse levels built from its ``pos`` and edges."""
+    from graphfem.operators.multiscale_meshgraphnet import with_hierarchy
+
+    return with_hierarchy(g, g.pos.cpu().numpy(), levels)
+
+
+def _model_graph(encoded: dict, levels: int):
+    """The encoded sample's graph, with the model's coarse levels (built once, kept in ``encoded``)."""
+    if not levels:
+        return encoded["graph"]
+    if encoded.get("levels") != levels:
+        encoded["graph"], encoded["levels"] = _with_levels(encoded["graph"], levels), levels
+    return encoded["graph"]
+
+
+def _hierarchy(g) -> tuple:
+    """The extra forward argument of a multi-scale model: (levels,) when ``g`` carries them, else ()."""
+    return (g.hierarchy,) if "hierarchy" in g else ()
 
 
 def initial_state(problem, mesh: Mesh, params: Mapping[str, Any]) -> np.ndarray:
@@ -96,7 +121,7 @@ class MeshGraphNetFamily(Family):
     """The MeshGraphNet baseline on every registered mesh problem (module docstring)."""
 
     name = "meshgraphnet"
-    models = ("meshgraphnet",)
+    models = ("meshgraphnet", "multiscale_meshgraphnet")
     consumes = "mesh graphs (nodes, cell edges, node features of the problem's options)"
 
     # ---------------------------------------------------------------- data
@@ -181,7 +206,10 @@ class MeshGraphNetFamily(Family):
         import torch
         from torch_geometric.data import Batch
 
+        from graphfem.operators.multiscale_meshgraphnet import levels_of
+
         enc, norm = setup.state["encoded"], setup.state["norm"]
+        levels = getattr(setup.model, "hierarchy_levels", 0)
         graphs = []
         for item in items:
             if setup.state["transient"]:
@@ -189,11 +217,11 @@ class MeshGraphNetFamily(Family):
                 e = enc[i]
                 state = e["frames"][t]
                 noisy = state + rng.normal(size=state.shape) * setup.state["noise"] * np.asarray(norm["state_std"])
-                g = e["graph"].clone()
+                g = _model_graph(e, levels).clone()
                 g.x = torch.as_tensor(np.concatenate([e["x"], noisy], axis=1), dtype=torch.float32)
                 g.y = torch.as_tensor(e["frames"][t + 1] - noisy, dtype=torch.float32)
             else:
-                g = enc[item]["graph"].clone()
+                g = _model_graph(enc[item], levels).clone()
                 g.y = torch.as_tensor(enc[item]["y"], dtype=torch.float32)
             graphs.append(g)
         batch = Batch.from_data_list(graphs).to(device)
@@ -203,12 +231,14 @@ class MeshGraphNetFamily(Family):
         batch.transient = setup.state["transient"]
         batch.groups = setup.state["groups"]
         batch.y_mean, batch.y_std = stats["y_mean"], stats["y_std"]
+        if levels:
+            batch.hierarchy = levels_of(batch, levels, dtype)
         return batch
 
     def loss(self, net, batch):
         from graphfem.training.losses import relative_l2
 
-        out = net(batch.x, batch.edge_index, batch.edge_attr.to(batch.x.dtype))
+        out = net(batch.x, batch.edge_index, batch.edge_attr.to(batch.x.dtype), *_hierarchy(batch))
         if batch.transient:
             w = batch.mass[:, None].to(out.dtype)
             return (w * (out - batch.y_norm) ** 2).sum() / (w.sum() * out.shape[1])
@@ -374,9 +404,15 @@ class _Runner:
     def _forward(self, g, x: np.ndarray) -> np.ndarray:
         import torch
 
+        from graphfem.operators.multiscale_meshgraphnet import levels_of
+
         xt = (torch.as_tensor(x, dtype=self.dtype, device=self.device) - self.stats["x_mean"]) / self.stats["x_std"]
+        levels = getattr(self.model, "hierarchy_levels", 0)
+        if levels and getattr(self, "_levels", (None,))[0] is not g:  # built once per graph (rollouts reuse it)
+            self._levels = (g, levels_of(_with_levels(g, levels).to(self.device), levels, self.dtype))
+        extra = (self._levels[1],) if levels else ()
         with torch.no_grad():
-            out = self.model(xt, g.edge_index, g.edge_attr.to(self.dtype))
+            out = self.model(xt, g.edge_index, g.edge_attr.to(self.dtype), *extra)
         return (out * self.stats["y_std"] + self.stats["y_mean"]).double().cpu().numpy()
 
     def steady(self, mesh: Mesh, x: np.ndarray) -> np.ndarray:
