@@ -435,7 +435,8 @@ PROBLEMS: dict[str, Problem] = {}
 _BUILTIN = ("graphfem.physics.poisson", "graphfem.physics.elasticity", "graphfem.physics.heat",
             "graphfem.physics.darcy", "graphfem.physics.transport", "graphfem.physics.navier_stokes",
             "graphfem.physics.hyperelasticity", "graphfem.physics.mpm", "graphfem.physics.rve",
-            "graphfem.physics.nonlinear_poisson", "graphfem.physics.parametric_burgers")
+            "graphfem.physics.nonlinear_poisson", "graphfem.physics.parametric_burgers",
+            "graphfem.physics.cylinder_wake")
 
 
 def register_problem(cls: type[Problem]) -> type[Problem]:

@@ -86,6 +86,7 @@ CASES = {
                           "outlet", "--nu", "0.005"], ".vtu"),
     "navier-stokes": (_channel, ["--inflow", "inlet=0.2", "--no-slip", "walls", "--no-slip", "cylinder",
                                  "--outflow", "outlet", "--nu", "0.005"], ".vtu"),
+    "cylinder-wake": (_channel, ["--u-max", "0.9", "--t-end", "1.0", "--dt", "0.25", "--save-every", "1"], ".pvd"),
     "rve": (_rve, ["--strain", "0.01,0,0.005"], ".vtu"),
     "hyperelastic": (_hyper_plate, ["--E", "1", "--nu", "0.3", "--fix", "left", "--traction", "right=0.08,0"],
                      ".vtu"),

@@ -1,0 +1,168 @@
+r"""Transient flow past a cylinder in the DFG channel: the Text2PDE data problem.
+
+The channel [0, 2.2] × [0, 0.41] minus a disc of radius r about (cx, cy)
+(:func:`graphfem.physics.channel.channel_mesh`, straight triangles), a parabolic
+inflow of peak U on ``inlet``, no slip on ``walls`` and ``cylinder``, do-nothing
+``outlet``; ν = 10⁻³ by default. From the Stokes flow with these data, BDF2 with
+extrapolated convection (:func:`graphfem.physics.navier_stokes.navier_stokes_transient`)
+runs to ``t_end`` and keeps every ``save_every``-th step: with the defaults
+(t_end = 2, Δt = 0.025, every 10th) a trajectory of 9 frames. The Reynolds number
+is Re = ū·2r/ν with the mean inflow ū = 2U/3.
+
+Fields: ``u``, ``v`` (the velocity components, m/s) and ``p`` (kinematic
+pressure, m²/s²), (T, n) at the mesh nodes.
+
+:meth:`CylinderWake.sample` draws cx ∈ [0.15, 0.35], cy ∈ [0.15, 0.26],
+r ∈ [0.03, 0.06], U ∈ [0.75, 1.5] (Re ∈ [30, 120]) and 16 or 24 cells around
+the cylinder (about 130 to 280 nodes); a trajectory takes seconds on one core.
+:meth:`CylinderWake.describe` writes the templated caption of Text2PDE's cylinder
+data (radius, position, inlet velocity, Re rounded to 10, a regime word): its
+numbers are the parameters, so conditioning on it is parameter conditioning.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping
+
+import numpy as np
+
+from graphfem.meshes import Mesh, Trajectory
+from graphfem.meshes.errors import InputError
+
+from .problem import Option, Problem, Solution, register_problem
+
+#: ν of the data sets
+NU = 1e-3
+
+
+def cylinder_of(mesh: Mesh) -> tuple[tuple[float, float], float]:
+    """((cx, cy), r) of the mesh's ``cylinder`` facet tag: the least-squares circle through its nodes
+    (x² + y² + D x + E y + F = 0, exact for nodes on a circle)."""
+    try:
+        nodes = mesh.points[mesh.tag_nodes("cylinder")][:, :2]
+    except Exception:  # noqa: BLE001 - a mesh without the tag: one line
+        nodes = np.zeros((0, 2))
+    if len(nodes) < 3:
+        raise InputError("cylinder-wake needs a channel mesh with a 'cylinder' facet tag (graphfem mesh channel)",
+                         mesh.source)
+    A = np.column_stack([nodes, np.ones(len(nodes))])
+    D, E, F = np.linalg.lstsq(A, -(nodes ** 2).sum(1), rcond=None)[0]
+    cx, cy = -D / 2, -E / 2
+    return (float(cx), float(cy)), float(np.sqrt(max(cx ** 2 + cy ** 2 - F, 0.0)))
+
+
+def reynolds(u_max: float, radius: float, nu: float = NU) -> float:
+    """Re = ū·2r/ν with ū = 2U/3 the mean of the parabolic inflow of peak U."""
+    return 2.0 * u_max / 3.0 * 2.0 * radius / nu
+
+
+def regime(re: float) -> str:
+    """Text2PDE's regime word: laminar below 200, transitional below 350, else turbulent."""
+    return "laminar" if re < 200 else ("transitional" if re < 350 else "turbulent")
+
+
+#: the caption's numbers, in order, with the words that introduce them
+CAPTION_NUMBERS = ("radius", "x", "y", "inlet velocity", "Reynolds number")
+
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+
+
+def parse_caption(text: str) -> dict[str, float]:
+    """The numbers of a caption by keyword: ``radius R``, ``at (X, Y)``, ``velocity U`` (or ``speed U``),
+    optionally ``Reynolds number RE``. A missing one is a one-line :class:`InputError` naming it."""
+    found: dict[str, float] = {}
+    patterns = {"radius": rf"radius\s*(?:of\s*|=\s*)?({_NUMBER})",
+                "position": rf"at\s*\(\s*({_NUMBER})\s*,\s*({_NUMBER})\s*\)",
+                "inlet velocity": rf"(?:velocity|speed)\s*(?:of\s*|=\s*)?({_NUMBER})",
+                "Reynolds number": rf"reynolds\s*number\s*(?:of\s*|is\s*|=\s*)?({_NUMBER})"}
+    for name, pattern in patterns.items():
+        m = re.search(pattern, text, flags=re.IGNORECASE)
+        if m is None:
+            if name == "Reynolds number":
+                continue
+            example = {"radius": "'radius 0.05'", "position": "'at (0.2, 0.2)'",
+                       "inlet velocity": "'inlet velocity 1.2'"}[name]
+            raise InputError(f"prompt: no {name} in {text!r} (say {example})")
+        if name == "position":
+            found["x"], found["y"] = float(m.group(1)), float(m.group(2))
+        else:
+            found[name] = float(m.group(1))
+    return found
+
+
+@register_problem
+class CylinderWake(Problem):
+    """Transient Navier–Stokes past a cylinder (see the module docstring)."""
+
+    name = "cylinder-wake"
+    summary = "transient flow past a cylinder in the DFG channel (BDF2 Taylor-Hood)"
+    fields = {"u": "m/s", "v": "m/s", "p": "m^2/s^2"}
+    dims = (2,)
+    geometries = ("channel",)
+    options = (
+        Option("u_max", "number", None, "Peak U of the parabolic inflow on 'inlet' (m/s).", required=True),
+        Option("nu", "number", NU, "Kinematic viscosity nu > 0."),
+        Option("radius", "number", None, "Cylinder radius (checked against the mesh's 'cylinder' tag; default: "
+               "the mesh's)."),
+        Option("centre", "vector", None, "Cylinder centre CX,CY (checked against the mesh; default: the mesh's)."),
+        Option("t_end", "number", 2.0, "Final time.", role="time"),
+        Option("dt", "number", 0.025, "Time step.", role="time"),
+        Option("save_every", "integer", 10, "Keep every k-th step.", role="time"),
+    )
+
+    def check(self, mesh: Mesh, params: dict) -> None:
+        (cx, cy), r = cylinder_of(mesh)
+        if params["radius"] is not None and abs(params["radius"] - r) > 0.05 * r:
+            raise InputError(f"--radius {params['radius']:g}: the mesh's cylinder has radius {r:.4g}", mesh.source)
+        if params["centre"] is not None and np.hypot(params["centre"][0] - cx, params["centre"][1] - cy) > 0.2 * r:
+            raise InputError(f"--centre: the mesh's cylinder is at ({cx:.4g}, {cy:.4g})", mesh.source)
+        if not params["u_max"] > 0 or not params["nu"] > 0:
+            raise InputError("--u-max and --nu must be positive", mesh.source)
+        if not params["dt"] > 0 or not params["t_end"] > params["dt"] or params["save_every"] < 1:
+            raise InputError("need 0 < --dt < --t-end and --save-every >= 1", mesh.source)
+        params["radius"] = float(r if params["radius"] is None else params["radius"])
+        params["centre"] = np.array([cx, cy]) if params["centre"] is None else np.asarray(params["centre"], float)
+
+    def is_transient(self, params) -> bool:
+        return True
+
+    def solve(self, mesh: Mesh, *, u_max: float, nu: float = NU, radius: float | None = None, centre=None,
+              t_end: float = 2.0, dt: float = 0.025, save_every: int = 10) -> Solution:
+        """The BDF2 trajectory (T frames) with fields u, v, p (T, n)."""
+        from .navier_stokes import dfg_setup, navier_stokes_transient
+
+        sol = navier_stokes_transient(mesh, nu=nu, t_end=t_end, dt=dt, save_every=save_every, initial="stokes",
+                                      **dfg_setup(u_max))
+        tr = sol.trajectory
+        vel, p = np.asarray(tr.fields["velocity"]), np.asarray(tr.fields["pressure"])
+        fields = {"u": vel[..., 0], "v": vel[..., 1], "p": p}
+        trajectory = Trajectory(tr.times, fields, mesh, units=dict(self.fields))
+        last = {k: v[-1] for k, v in fields.items()}
+        return Solution(sol.space, sol.dofs, last, dict(self.fields), sol.info, trajectory)
+
+    def sample(self, rng: np.random.Generator, geometry: str | None = None, resolution: int | None = None):
+        """A random cylinder and inflow; 16 or 24 cells around the cylinder, or ``resolution`` (rounded to a
+        multiple of 8; 64 gives about 2,000 nodes)."""
+        from .channel import channel_mesh
+
+        self.geometry(geometry)
+        cx, cy, r = float(rng.uniform(0.15, 0.35)), float(rng.uniform(0.15, 0.26)), float(rng.uniform(0.03, 0.06))
+        u_max = float(rng.uniform(0.75, 1.5))
+        n_around = 8 * int(rng.integers(2, 4)) if resolution is None else 8 * max(2, round(int(resolution) / 8))
+        mesh = channel_mesh(n_around, order=1, centre=(cx, cy), radius=r)
+        return mesh, {"u_max": u_max, "nu": NU, "radius": r, "centre": [cx, cy]}
+
+    def describe(self, params: Mapping[str, Any] | None = None) -> str:
+        """The templated caption: 'Fluid passes over a cylinder of radius R at (X, Y) with an inlet velocity
+        of U m/s; the Reynolds number is RE, so the flow is laminar.' (Re rounded to 10)."""
+        p = dict(params or {})
+        missing = [k for k in ("u_max", "radius", "centre") if p.get(k) is None]
+        if missing:
+            raise InputError(f"describe: cylinder-wake needs {', '.join(missing)}")
+        r, (cx, cy), u = float(p["radius"]), (float(v) for v in p["centre"]), float(p["u_max"])
+        re_ = round(reynolds(u, r, float(p.get("nu") or NU)), -1)
+        return (f"Fluid passes over a cylinder of radius {r:.4f} at ({cx:.3f}, {cy:.3f}) with an inlet velocity "
+                f"of {u:.3f} m/s; the Reynolds number is {re_:.0f}, so the flow is {regime(re_)}.")
+
+
+__all__ = ["CAPTION_NUMBERS", "CylinderWake", "NU", "cylinder_of", "parse_caption", "regime", "reynolds"]
