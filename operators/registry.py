@@ -25,7 +25,8 @@ MODELS: dict[str, type] = {}
 _BUILTIN = ("graphfem.operators.meshgraphnet", "graphfem.operators.spon", "graphfem.operators.equino",
             "graphfem.operators.equino_baselines", "graphfem.operators.giorom",
             "graphfem.operators.multionet", "graphfem.operators.dgno", "graphfem.operators.rgnp",
-            "graphfem.operators.neuralstagger", "graphfem.operators.multiscale_meshgraphnet")
+            "graphfem.operators.neuralstagger", "graphfem.operators.multiscale_meshgraphnet",
+            "graphfem.operators.text2pde")
 
 T = TypeVar("T", bound=type)
 
