@@ -1,6 +1,8 @@
 """``graphfem bench surrogate MODEL``: surrogate predict time against the FE
 solve, and peak memory, on unit-square meshes from about 1k to 1M cells,
-measured in one run.
+measured in one run; without a checkpoint (:func:`compare`), single-level
+against multi-scale MeshGraphNet trained here at an equal parameter count,
+and the achieved GFLOP/s of one MeshGraphNet forward against a plain matmul.
 
 Problem: −Δu = 1 (κ = 1), u = 0 on the boundary, P1. "predict" includes the
 graph encoding; "FE" is :func:`graphfem.physics.poisson` (assembly and the
@@ -81,4 +83,178 @@ def run(model_path: str, sizes: Sequence[int] = DEFAULT_SIZES, device: str = "au
     return "\n".join(rows)
 
 
-__all__ = ["DEFAULT_SIZES", "peak_memory", "run"]
+#: ``compare`` sizes: ``small`` finishes in minutes on 2 CPU cores, ``gpu`` goes to 1M cells
+SIZES = {
+    "small": {"samples": 100, "epochs": 40, "batch": 8, "lr": 3e-3, "latent": 32, "levels": 2, "blocks": 1,
+              "coarse_blocks": 2, "cells": (1_000, 4_000, 16_000, 64_000), "flops_nodes": (4_225,)},
+    "gpu": {"samples": 1000, "epochs": 200, "batch": 16, "lr": 1e-3, "latent": 128, "levels": 3, "blocks": 2,
+            "coarse_blocks": 4, "cells": (1_000, 10_000, 100_000, 1_000_000), "flops_nodes": (16_641, 263_169)},
+}
+
+
+def parameters(model) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def equal_size_layers(config: dict) -> int:
+    """The number L of single-level MeshGraphNet blocks whose parameter count is closest to that
+    of the multi-scale model ``config`` (same latent width and MLP depth; the node encoder and
+    decoder are the same in both, so the node feature count does not matter)."""
+    from graphfem.operators.meshgraphnet import MeshGraphNet, MeshGraphNetConfig
+    from graphfem.operators.multiscale_meshgraphnet import MultiScaleMeshGraphNet, MultiScaleMeshGraphNetConfig
+
+    target = parameters(MultiScaleMeshGraphNet(MultiScaleMeshGraphNetConfig(**config)))
+    shared = {k: config[k] for k in ("latent", "mlp_layers") if k in config}
+    sizes = {L: parameters(MeshGraphNet(MeshGraphNetConfig(**shared, layers=L))) for L in range(1, 64)}
+    return min(sizes, key=lambda L: abs(sizes[L] - target))
+
+
+def linear_shapes(model, *inputs) -> list[tuple[int, int, int]]:
+    """(rows, in, out) of every ``nn.Linear`` call in one forward of ``model(*inputs)``:
+    the layer costs 2 · rows · in · out floating-point operations."""
+    import torch
+
+    shapes: list[tuple[int, int, int]] = []
+
+    def hook(module, args, output):
+        shapes.append((args[0].numel() // module.in_features, module.in_features, module.out_features))
+
+    hooks = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    try:
+        with torch.no_grad():
+            model(*inputs)
+    finally:
+        for h in hooks:
+            h.remove()
+    return shapes
+
+
+def _best_time(fn: Callable[[], object], repeats: int, sync: Callable[[], None]) -> float:
+    fn()
+    sync()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        sync()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def throughput(nodes: int, device: str, latent: int = 128, layers: int = 15, repeats: int = 3) -> dict:
+    """GFLOP/s of one MeshGraphNet forward (``layers`` blocks of width ``latent``, PhysicsNeMo's
+    default configuration) on a unit-square mesh of about ``nodes`` nodes, and of plain
+    ``torch.matmul`` calls of the same shapes (the linear layers' FLOPs, counted from their
+    shapes, over the best of ``repeats`` wall times)."""
+    import numpy as np
+    import torch
+
+    from graphfem.families.meshgraphnet import graph
+    from graphfem.meshes import Mesh
+    from graphfem.operators.meshgraphnet import MeshGraphNet, MeshGraphNetConfig
+
+    mesh = Mesh.unit_square(max(2, int(round(nodes ** 0.5)) - 1))
+    g = graph(mesh, np.random.default_rng(0).normal(size=(mesh.n_points, 7))).to(device)
+    model = MeshGraphNet(MeshGraphNetConfig(in_node=7, in_edge=3, out=1, latent=latent, layers=layers))
+    model = model.to(device).eval()
+    shapes = linear_shapes(model, g.x, g.edge_index, g.edge_attr)
+    flops = sum(2 * r * i * o for r, i, o in shapes)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    with torch.no_grad():
+        t_model = _best_time(lambda: model(g.x, g.edge_index, g.edge_attr), repeats, sync)
+    gen = torch.Generator(device=device).manual_seed(0)
+    mats = [(torch.randn(r, i, device=device, generator=gen), torch.randn(i, o, device=device, generator=gen))
+            for r, i, o in shapes]
+    t_mm = _best_time(lambda: [a @ b for a, b in mats], repeats, sync)
+    return {"nodes": mesh.n_points, "edges": int(g.edge_index.shape[1]), "gflop": flops / 1e9,
+            "forward_s": t_model, "matmul_s": t_mm, "gflops": flops / t_model / 1e9, "matmul_gflops": flops / t_mm / 1e9}
+
+
+def _train_config(name: str, model: dict, path, out, cfg: dict, device: str):
+    from graphfem.training.config import DataConfig, OptimConfig, RunConfig, TrainConfig
+
+    return TrainConfig(model={"name": name, **model},
+                       data=DataConfig(path=str(path), val_fraction=0.1, test_fraction=0.1, batch_size=cfg["batch"]),
+                       optim=OptimConfig(optimizer="adamw", lr=cfg["lr"], epochs=cfg["epochs"], warmup_steps=20,
+                                         min_lr_ratio=0.02, weight_decay=1e-5),
+                       run=RunConfig(out=str(out), seed=0, device=device, progress=False, threads=1,
+                                     checkpoint_every=cfg["epochs"]))
+
+
+def compare(size: str = "small", device: str = "auto", folder: str | None = None) -> str:
+    """Train single-level and multi-scale MeshGraphNet at an equal parameter count on one
+    ``graphfem generate poisson`` data set; return the table of held-out errors, predict / FE
+    time ratios from 1k cells up and GFLOP/s against a plain matmul (with the machine)."""
+    import warnings
+
+    import torch
+
+    from graphfem.checkpoint import load
+    from graphfem.devices import resolve_device
+    from graphfem.meshes import Mesh
+    from graphfem.physics import poisson
+    from graphfem.training.trainer import train
+
+    from . import machine, timed_generate, work_folder
+
+    cfg = SIZES[size]
+    device = resolve_device(device)
+    torch.set_num_threads(1)
+    root, tmp = work_folder(folder)
+    data = root / "poisson.h5"
+    t_gen = timed_generate("poisson", cfg["samples"], data, seed=0)
+    multi = {k: cfg[k] for k in ("latent", "levels", "blocks", "coarse_blocks")}
+    single = {"latent": cfg["latent"], "layers": equal_size_layers(multi)}
+    models = []
+    for name, model in (("meshgraphnet", single), ("multiscale_meshgraphnet", multi)):
+        start = time.perf_counter()
+        final = train(_train_config(name, model, data, root / name, cfg, device))
+        surrogate = load(str(root / name / "model.safetensors"), device=device)
+        models.append((name, model, surrogate, final, time.perf_counter() - start))
+    lines = [f"graphfem bench surrogate: single-level vs multi-scale MeshGraphNet, size {size}, on {device} "
+             f"({machine()})",
+             f"Poisson data: graphfem generate poisson -n {cfg['samples']} (random 2D domains of 50-400 nodes, two "
+             f"materials, random source and Dirichlet parts; {t_gen:.0f} s), 80/10/10 % train/val/test split, "
+             f"{cfg['epochs']} epochs, batch {cfg['batch']}",
+             f"{'model':<26}{'config':<48}{'params':>9}{'train s':>9}{'held-out rel L2 mean':>22}{'max':>7}"]
+    for name, model, surrogate, final, t in models:
+        text = ", ".join(f"{k} {v}" for k, v in model.items())
+        lines.append(f"{name:<26}{text:<48}{parameters(surrogate.model):>9,}{t:>9.0f}"
+                     f"{final['test_rel_l2_u']:>22.4f}{final['test_rel_l2_u_max']:>7.3f}")
+    lines.append("unit square, kappa = 1, f = 1, u = 0 on the boundary (larger than every training mesh: "
+                 "extrapolation); predict includes the graph (and hierarchy) build; FE = graphfem.physics.poisson")
+    lines.append(f"{'cells':>9}{'nodes':>9}{'FE s':>8}" + "".join(f"{tag + ' s':>10}{tag + '/FE':>10}{tag + ' L2':>9}"
+                                                            for tag in ("MGN", "MS")))
+    for surrogate in (m[2] for m in models):  # warm-up
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            surrogate.predict(Mesh.unit_square(8))
+    for target in cfg["cells"]:
+        mesh = Mesh.unit_square(max(2, int(round((target / 2) ** 0.5))))
+        start = time.perf_counter()
+        sol = poisson(mesh, kappa=1.0, f=1.0)
+        t_fe = time.perf_counter() - start
+        row = f"{mesh.n_cells:>9}{mesh.n_points:>9}{t_fe:>8.3f}"
+        for surrogate in (m[2] for m in models):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # outside the training ranges, as the header says
+                pred, t_pred = surrogate.timed_prediction(mesh)
+            rel = sol.space.relative_l2_error(pred.fields["u"], sol.fields["u"])
+            row += f"{t_pred:>10.3f}{t_pred / t_fe:>10.1f}{rel:>9.3f}"
+        lines.append(row)
+    lines.append("one MeshGraphNet forward at PhysicsNeMo's default configuration (15 blocks, width 128), "
+                 "FLOPs of the linear layers from their shapes; matmul: torch.matmul of the same shapes")
+    lines.append(f"{'nodes':>9}{'edges':>9}{'GFLOP':>8}{'forward s':>11}{'GFLOP/s':>9}{'matmul s':>10}"
+                 f"{'matmul GFLOP/s':>16}{'forward/matmul':>16}")
+    for nodes in cfg["flops_nodes"]:
+        r = throughput(nodes, device)
+        lines.append(f"{r['nodes']:>9}{r['edges']:>9}{r['gflop']:>8.1f}{r['forward_s']:>11.3f}{r['gflops']:>9.1f}"
+                     f"{r['matmul_s']:>10.3f}{r['matmul_gflops']:>16.1f}{r['forward_s'] / r['matmul_s']:>15.2f}x")
+    if tmp is not None:
+        tmp.cleanup()
+    return "\n".join(lines)
+
+
+__all__ = ["DEFAULT_SIZES", "SIZES", "compare", "equal_size_layers", "linear_shapes", "parameters", "peak_memory",
+           "run", "throughput"]

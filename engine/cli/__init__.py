@@ -182,12 +182,23 @@ def bench_rom(problem: str = typer.Option("poisson", "--problem", help="poisson 
 
 
 @bench_app.command("surrogate")
-def bench_surrogate(model: Path = typer.Argument(..., help="Checkpoint (.safetensors)."),
-                    sizes: str = typer.Option("1000,10000,100000,1000000", "--sizes", help="Target cell counts."),
+def bench_surrogate(model: Optional[Path] = typer.Argument(None, help="Checkpoint (.safetensors); without one, "
+                                                                     "single-level vs multi-scale MeshGraphNet."),
+                    sizes: str = typer.Option("1000,10000,100000,1000000", "--sizes", help="Target cell counts "
+                                                                                             "(with MODEL)."),
+                    size: str = typer.Option("small", "--size", help="Without MODEL: small (2 CPU cores, minutes, "
+                                                                      "to 64k cells) or gpu (to 1M cells)."),
                     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda.")) -> None:
-    """Surrogate predict time / FE solve time and peak memory, 1k to 1M cells, in one run."""
-    from graphfem.benchmarks.surrogate import run
+    """Surrogate predict time / FE solve time, 1k cells up, in one run: a checkpoint's (with peak memory), or
+    single-level against multi-scale MeshGraphNet trained on Poisson at an equal parameter count (held-out
+    error, time ratio, GFLOP/s of one forward against a plain matmul)."""
+    from graphfem.benchmarks.surrogate import compare, run
 
+    if model is None:
+        if size not in ("small", "gpu"):
+            raise GraphfemError(f"--size must be small or gpu, got {size!r}")
+        typer.echo(compare(size=size, device=device))
+        return
     try:
         cells = [int(s) for s in sizes.split(",")]
     except ValueError:

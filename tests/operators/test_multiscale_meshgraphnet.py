@@ -180,3 +180,18 @@ def test_trains_through_graphfem_train_and_predicts(trained):
     assert np.array_equal(u[left], np.ones(left.sum()))  # Dirichlet values are written over the output
     assert main(["predict", str(trained / "run" / "model.safetensors"), str(mesh_file), "-o",
                  str(trained / "u.vtu"), "--dirichlet", "left=1", "--dirichlet", "right=0"]) == 0
+
+
+def test_bench_counts_linear_flops_and_matches_parameter_counts():
+    from graphfem.benchmarks.surrogate import equal_size_layers, linear_shapes, parameters
+
+    g = _data(Mesh.unit_square(5), 7)
+    n, E, d, L = g.num_nodes, g.edge_index.shape[1], 8, 2
+    model = MeshGraphNet(MeshGraphNetConfig(in_node=7, in_edge=3, out=1, latent=d, layers=L))
+    flops = sum(2 * r * i * o for r, i, o in linear_shapes(model, g.x, g.edge_index, g.edge_attr))
+    per_block = n * d * 2 * d + 2 * E * d * d + n * (2 * d * d + d * d)  # node_proj, edge MLP, node MLP
+    assert flops == 2 * (n * (7 * d + d * d) + E * (3 * d + d * d) + L * per_block + n * (d * d + d))
+    config = {"latent": 32, "levels": 2, "blocks": 1, "coarse_blocks": 2}
+    layers = equal_size_layers(config)
+    multi = parameters(MultiScaleMeshGraphNet(MultiScaleMeshGraphNetConfig(**config)))
+    assert abs(parameters(MeshGraphNet(MeshGraphNetConfig(latent=32, layers=layers))) - multi) < 0.05 * multi
