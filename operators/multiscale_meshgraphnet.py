@@ -92,8 +92,6 @@ def independent_set(pos: np.ndarray, A) -> np.ndarray:
     ``A`` (n, n) (no two chosen nodes adjacent, every other node next to one),
     found by Luby's rounds with the coordinate priorities of :func:`_priorities`:
     an undecided node joins when its priority is below every undecided neighbour's."""
-    import scipy.sparse as sp
-
     n = A.shape[0]
     prio = _priorities(pos).astype(np.float64) + 1.0
     top = prio.max() + 1.0
@@ -101,7 +99,8 @@ def independent_set(pos: np.ndarray, A) -> np.ndarray:
     undecided = np.ones(n, dtype=bool)
     while undecided.any():
         # the lowest undecided neighbour priority, as top − max(top − p)
-        lowest = top - np.asarray(A.multiply(np.where(undecided, top - prio, 0.0)[None, :]).max(axis=1).todense()).ravel()
+        rest = A.multiply(np.where(undecided, top - prio, 0.0)[None, :])
+        lowest = top - np.asarray(rest.max(axis=1).todense()).ravel()
         new = undecided & (prio < lowest)
         chosen |= new
         undecided &= ~new

@@ -168,7 +168,8 @@ def throughput(nodes: int, device: str, latent: int = 128, layers: int = 15, rep
             for r, i, o in shapes]
     t_mm = _best_time(lambda: [a @ b for a, b in mats], repeats, sync)
     return {"nodes": mesh.n_points, "edges": int(g.edge_index.shape[1]), "gflop": flops / 1e9,
-            "forward_s": t_model, "matmul_s": t_mm, "gflops": flops / t_model / 1e9, "matmul_gflops": flops / t_mm / 1e9}
+            "forward_s": t_model, "matmul_s": t_mm, "gflops": flops / t_model / 1e9,
+            "matmul_gflops": flops / t_mm / 1e9}
 
 
 def _train_config(name: str, model: dict, path, out, cfg: dict, device: str):

@@ -11,7 +11,7 @@ from torch_geometric.data import Batch, Data
 
 from graphfem.meshes import Mesh
 from graphfem.meshes.graph import mesh_edges
-from graphfem.operators import available, get_model
+from graphfem.operators import available
 from graphfem.operators.checks import assert_permutation_equivariant
 from graphfem.operators.meshgraphnet import MeshGraphNet, MeshGraphNetConfig
 from graphfem.operators.multiscale_meshgraphnet import (MultiScaleMeshGraphNet, MultiScaleMeshGraphNetConfig,
