@@ -30,6 +30,13 @@ def report(stats: dict) -> str:
         lines.append(f"FE solve:          {1e3 * stats['fe_s_mean']:.2f} ms per sample "
                      f"(speed-up {stats['fe_s_mean'] / stats['predict_s_mean']:.2f}x; FE re-solve matches the "
                      f"stored solution to {stats['fe_vs_stored_max']:.1e})")
+    if "inside" in stats:
+        parts = []
+        for key in ("inside", "outside"):
+            part = stats[key]
+            parts.append(f"{key} {part['samples']}" + (f" (mean {part['rel_l2_mean']:.4f}, max {part['rel_l2_max']:.4f})"
+                                                        if part["samples"] else ""))
+        lines.append("the model's training ranges: " + ", ".join(parts))
     extra = {k[:-5]: v for k, v in stats.items() if k.endswith("_mean") and k not in (
         "rel_l2_mean", "predict_s_mean", "fe_s_mean") and isinstance(v, float)}
     if extra:  # a family's own per-sample means (coverage, inverse errors, ...)

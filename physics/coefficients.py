@@ -147,3 +147,22 @@ def _check_finite(values: np.ndarray, name: str) -> None:
     bad = ~np.isfinite(values)
     if bad.any():
         raise InputError(f"{name} has {int(bad.sum())} non-finite value(s)")
+
+
+def guess_dofs(space: FESpace, nodal: np.ndarray, what: str = "--refine") -> np.ndarray:
+    """(n_dofs,) the dof vector of a P1 space whose nodal values are ``nodal``
+    ((n_points,) scalar, (n_points, dim) vector; vector dofs interleave the
+    components, dof = dim · node dof + component). Other spaces are refused:
+    their extra dofs have no nodal value to start from."""
+    if space.order != 1 or space.mesh.order != 1:
+        raise InputError(f"{what}: the guess is a nodal (P1) field; refine on a linear mesh with --order 1",
+                         space.mesh.source)
+    nodes = scalar_node_dofs(space)
+    values = np.asarray(nodal, dtype=float).reshape(space.mesh.n_points, -1)
+    if values.shape[1] != space.n_components:
+        raise InputError(f"{what}: the guess has {values.shape[1]} components per node, the space "
+                         f"{space.n_components}", space.mesh.source)
+    dofs = np.zeros(space.n_dofs)
+    dofs.reshape(-1, space.n_components)[nodes] = values
+    return dofs
+

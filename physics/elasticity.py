@@ -10,7 +10,7 @@ import numpy as np
 from graphfem.meshes import FESpace, Mesh
 from graphfem.meshes.errors import InputError
 
-from .coefficients import Scalar, Vector, at_points, at_quadrature, scalar_node_dofs, vector_at_quadrature
+from .coefficients import Scalar, Vector, at_points, at_quadrature, guess_dofs, scalar_node_dofs, vector_at_quadrature
 from .linear_solvers import LinearSolver, solve_linear
 from .poisson import ORDER, SOLVER, facet_basis, make_space
 from .problem import Features, Option, Problem, Solution, register_problem
@@ -140,7 +140,7 @@ def elasticity(mesh: Mesh | FESpace, E: Scalar = 1.0, nu: Scalar = 0.3, *, plane
                displacement: Mapping[str, Vector] | None = None,
                traction: Mapping[str, Vector] | None = None, body_force: Vector | None = None,
                order: int | None = None, solver: str = "auto", rtol: float = 1e-10,
-               units: Mapping[str, str] | None = None) -> Solution:
+               units: Mapping[str, str] | None = None, initial: np.ndarray | None = None) -> Solution:
     r"""Small-strain linear elasticity.
 
     Find u ∈ V^dim with u = 0 on the fixed tags (or the given displacement)
@@ -168,6 +168,7 @@ def elasticity(mesh: Mesh | FESpace, E: Scalar = 1.0, nu: Scalar = 0.3, *, plane
         solver, rtol: linear solver (``"auto"`` uses AMG with rigid-body modes
             above the direct-solve size).
         units: override of ``{"displacement": "m", "von_mises": "Pa"}``.
+        initial: (n_dofs,) the iterative solvers' starting guess (:meth:`Problem.refine`).
 
     Returns:
         :class:`Solution` with ``dofs["displacement"]`` (n_dofs,) interleaved
@@ -205,7 +206,7 @@ def elasticity(mesh: Mesh | FESpace, E: Scalar = 1.0, nu: Scalar = 0.3, *, plane
                       "the displacement and stress are zero everywhere", stacklevel=2)
     assembled = time.perf_counter()
     u, info = solve_linear(A, b, D, values, method=solver, rtol=rtol, near_nullspace=rigid_body_modes(space),
-                           dim=dim)
+                           dim=dim, x0=initial)
     # project the stress, then take von Mises of the projected tensor: nonnegative
     # by construction, where projecting von Mises itself undershoots below zero
     vm = von_mises(l2_project(space, stress_at_quadrature(space, u, lam, mu, plane)))
@@ -260,6 +261,7 @@ class Elasticity(Problem):
         SOLVER,
     )
     geometries = ("2d", "3d")
+    dimensionless = True
 
     def kwargs(self, params):
         out = super().kwargs(params)
@@ -269,6 +271,15 @@ class Elasticity(Problem):
 
     def solve(self, mesh: Mesh | FESpace, **params) -> Solution:
         return elasticity(mesh, **params)
+
+    def refine(self, mesh: Mesh, raw, guess) -> Solution:
+        """AMG-preconditioned CG (rigid-body near-null space) from the guessed displacement."""
+        from .poisson import iterative_solver
+
+        kwargs = self.kwargs(self.parse(mesh, raw))
+        kwargs["solver"] = iterative_solver(kwargs.get("solver", "auto"))
+        space = make_space(mesh, kwargs.pop("order", None), vector=True)
+        return elasticity(space, initial=guess_dofs(space, guess["displacement"]), **kwargs)
 
     def features(self, mesh: Mesh, params) -> Features:
         """The generic encoding made dimensionless by linearity and the elastic scaling law.

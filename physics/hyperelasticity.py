@@ -27,6 +27,7 @@ previous converged state (a step that fails is halved).
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Iterable, Mapping
 
 import numpy as np
@@ -35,11 +36,11 @@ import scipy.sparse as sp
 from graphfem.meshes import FESpace, Mesh
 from graphfem.meshes.errors import GraphfemError, InputError
 
-from .coefficients import Vector, scalar_node_dofs
+from .coefficients import Vector, guess_dofs, scalar_node_dofs
 from .elasticity import BODY_FORCE, FIX, POISSONS_RATIO, TRACTION, YOUNGS_MODULUS, external_load, lame, supports
 from .linear_solvers import condense
 from .poisson import ORDER, make_space
-from .problem import Option, Problem, Solution, register_problem
+from .problem import Features, Option, Problem, Solution, register_problem
 
 
 def _kinematics(space: FESpace, u: np.ndarray):
@@ -85,7 +86,7 @@ def neo_hookean(mesh: Mesh | FESpace, E: float = 1.0, nu: float = 0.3, *,
                 displacement: Mapping[str, Vector] | None = None,
                 traction: Mapping[str, Vector] | None = None, body_force: Vector | None = None,
                 order: int | None = None, steps: int = 4, tol: float = 1e-10, max_iter: int = 25,
-                max_halvings: int = 6) -> Solution:
+                max_halvings: int = 6, initial: np.ndarray | None = None) -> Solution:
     r"""Neo-Hookean plane-strain equilibrium by load-stepped Newton (module docstring).
 
     Args:
@@ -102,6 +103,11 @@ def neo_hookean(mesh: Mesh | FESpace, E: float = 1.0, nu: float = 0.3, *,
         tol: Newton stops when ||R_free|| <= tol · ||t_k f_ext,free|| (or the
             first residual, for displacement-driven steps), or when it reaches
             the round-off floor of the stress evaluation (tiny loads).
+        initial: (n_dofs,) a guess of the solution at the full load (a
+            surrogate's prediction, :meth:`Problem.refine`): Newton starts there
+            with no load stepping, to the same ``tol``. Should it fail (an
+            inverted element, no convergence in ``max_iter``), the solve starts
+            again from u = 0 with load steps (``info["initial_failed"]``).
 
     Returns:
         :class:`Solution` with ``dofs``/``fields`` ``"displacement"`` and
@@ -134,11 +140,13 @@ def neo_hookean(mesh: Mesh | FESpace, E: float = 1.0, nu: float = 0.3, *,
 
     u = np.zeros(space.n_dofs)
     history, factors = [], []
-    done, step = 0.0, 1.0 / int(steps)
+    guess = None if initial is None else np.asarray(initial, dtype=float).reshape(space.n_dofs)
+    done, step = 0.0, 1.0 if guess is not None else 1.0 / int(steps)
     halvings = 0
+    initial_failed = False
     while done < 1.0 - 1e-12:
         target = min(1.0, done + step)
-        trial = u.copy()
+        trial = guess.copy() if guess is not None else u.copy()
         trial[D] = target * u_D
         ref = float(np.linalg.norm(target * f_ext[free]))
         residuals, ok = [], False
@@ -155,6 +163,10 @@ def neo_hookean(mesh: Mesh | FESpace, E: float = 1.0, nu: float = 0.3, *,
                 trial[I] += sp.linalg.spsolve(A_II.tocsc(), b_I)
         except GraphfemError:  # an element inverted: cut the step
             ok = False
+        if not ok and guess is not None:  # the guess was no good: the usual load-stepped start
+            guess, initial_failed, step = None, True, 1.0 / int(steps)
+            continue
+        guess = None
         if not ok:
             halvings += 1
             if halvings > max_halvings:
@@ -168,6 +180,8 @@ def neo_hookean(mesh: Mesh | FESpace, E: float = 1.0, nu: float = 0.3, *,
     nodes = scalar_node_dofs(space)
     info = {"residuals": history, "load_factors": factors, "newton_iterations": sum(len(h) - 1 for h in history),
             "halvings": halvings, "lame": (lam, mu), "total_s": time.perf_counter() - start}
+    if initial is not None:
+        info["initial_failed"] = initial_failed
     return Solution(space, {"displacement": u}, {"displacement": u.reshape(-1, 2)[nodes]},
                     {"displacement": "m"}, info)
 
@@ -211,6 +225,7 @@ class NeoHookean(Problem):
         ORDER,
     )
     geometries = ("plate",)
+    dimensionless = True
 
     def kwargs(self, params):
         out = super().kwargs(params)
@@ -220,19 +235,80 @@ class NeoHookean(Problem):
     def solve(self, mesh: Mesh | FESpace, **params) -> Solution:
         return neo_hookean(mesh, **params)
 
+    def refine(self, mesh: Mesh, raw, guess) -> Solution:
+        """Newton with the consistent tangent from the guessed displacement at the full
+        load, no load steps (the load-stepped start should Newton fail from it)."""
+        kwargs = self.kwargs(self.parse(mesh, raw))
+        space = make_space(mesh, kwargs.pop("order", None), vector=True)
+        return neo_hookean(space, initial=guess_dofs(space, guess["displacement"]), **kwargs)
+
     def report(self, solution: Solution) -> list[str]:
         """The load steps and Newton iterations."""
         info = solution.info
+        start = {None: "", False: " from the given guess", True: " (Newton failed from the given guess; "
+                 "solved again from u = 0)"}[info.get("initial_failed")]
         return [f"Newton: {len(info['load_factors'])} load steps ({info['halvings']} halvings), "
-                f"{info['newton_iterations']} iterations in all"]
+                f"{info['newton_iterations']} iterations in all{start}"]
+
+    def features(self, mesh: Mesh, params) -> Features:
+        r"""The generic encoding made dimensionless by the two exact scalings of
+        dead-load neo-Hookean equilibrium, plus the resultant load on every node.
+
+        P(F; E, ν) = E P(F; 1, ν) and F is unchanged by x = L x̂, u = L û, so with
+        L the largest bounding-box side u(x; E, ν, t, b) = L û(x/L; ν, t/E, bL/E):
+        the model sees t/E, bL/E and ν (no E, no L) and predicts û = u/L, which
+        :attr:`Features.scale` multiplies back. Tractions act on the tagged nodes
+        only, so the resultant R = (Σ_tags ∫ t ds + ∫ b dx)/(E L), the components of
+        the assembled load vector summed (the P1 basis is a partition of unity),
+        is repeated on every node: message passing would otherwise need as many
+        steps as the mesh is edges across to learn how hard the body is pulled.
+        Nodes of the fixed tags hold u = 0 exactly.
+        """
+        lo, hi = mesh.bounding_box
+        L = float(np.max(hi - lo))
+        E = float(params["E"])
+        traction = {t: np.asarray(v, dtype=float) / E for t, v in (params.get("traction") or {}).items()}
+        body = None if params.get("body_force") is None else np.asarray(params["body_force"], float) * L / E
+        scaled = {**params, "E": 1.0, "traction": traction or None, "body_force": body}
+        out = super().features(mesh, scaled)
+        keep = [k for k, name in enumerate(out.names) if name != "E"]
+        space = make_space(mesh, 1, vector=True)
+        force = external_load(space, traction, None if body is None else body / L)  # (t/E, b/E): force / (E L)
+        resultant = force.reshape(-1, 2).sum(axis=0) / L
+        x = np.concatenate([out.x[:, keep], np.tile(resultant, (mesh.n_points, 1))], axis=1)
+        names = [out.names[k] for k in keep] + ["load_resultant[0]", "load_resultant[1]"]
+        fixed = np.zeros((mesh.n_points, 2), dtype=bool)
+        for tag in params.get("fix") or ():
+            fixed[mesh.tag_nodes(tag)] = True
+        return Features(x, names, np.array([L, L]), fixed, np.zeros(fixed.shape))
 
     def sample(self, rng: np.random.Generator, geometry: str | None = None):
-        geometry = self.geometry(geometry)
-        mesh = Mesh.rectangle(8, 4, 0.0, 1.0, 0.0, 0.5).refined(1)
+        """A random material and load on the plate, or on a mesh file given as
+        ``geometry`` (clamped on its tag ``left``, pulled on ``right``)."""
+        if geometry is not None and Path(geometry).suffix:
+            mesh = _loaded_mesh(geometry)
+        else:
+            self.geometry(geometry)
+            mesh = Mesh.rectangle(8, 4, 0.0, 1.0, 0.0, 0.5).refined(1)
         E = float(10 ** rng.uniform(-0.2, 0.2))  # with the loads below: displacements up to ~0.5
         traction = [float(rng.uniform(0.0, 0.12)), float(rng.uniform(-0.03, 0.03))]
         return mesh, {"E": E, "nu": float(rng.uniform(0.2, 0.4)), "fix": ["left"], "traction": {"right": traction},
                       "body_force": rng.uniform(-0.05, 0.05, 2).tolist(), "steps": 2, "order": 1}
+
+
+def _loaded_mesh(path: str) -> Mesh:
+    """The 2D mesh file ``path`` with the facet tags ``left`` and ``right`` a sample clamps and pulls."""
+    from graphfem.meshes import read
+
+    mesh = read(path)
+    if mesh.dim != 2:
+        raise InputError(f"--geometry: hyperelastic samples live on 2D meshes, this one is {mesh.dim}D",
+                         path)
+    missing = [t for t in ("left", "right") if t not in mesh.tags]
+    if missing:
+        raise InputError(f"--geometry: a sample clamps the facet tag 'left' and pulls 'right'; the mesh has "
+                         f"no {' or '.join(repr(t) for t in missing)} (tags: {', '.join(mesh.tags) or 'none'})", path)
+    return mesh
 
 
 __all__ = ["NeoHookean", "neo_hookean", "piola", "tangent_at_rest"]

@@ -175,7 +175,7 @@ def condense(A: sp.spmatrix, b: np.ndarray, D: np.ndarray | None = None,
 def solve_linear(A: sp.spmatrix, b: np.ndarray, D: np.ndarray | None = None,
                  x_D: np.ndarray | float | None = None, method: str = "auto", rtol: float = 1e-10,
                  maxiter: int | None = None, near_nullspace: np.ndarray | None = None, dim: int = 2,
-                 direct_max_dofs: int | None = None) -> tuple[np.ndarray, dict]:
+                 direct_max_dofs: int | None = None, x0: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
     """Solve A x = b with x[D] = x_D by condensation.
 
     Args:
@@ -185,6 +185,8 @@ def solve_linear(A: sp.spmatrix, b: np.ndarray, D: np.ndarray | None = None,
         x_D: their values: (k,) or a scalar (default 0).
         method, rtol, maxiter, dim, direct_max_dofs: see :class:`LinearSolver`.
         near_nullspace: (n, k) vectors on all dofs; restricted to the free dofs here.
+        x0: (n,) starting guess of the iterative methods on all dofs (its free
+            part is used; the direct method has no use for it).
 
     Returns:
         x: (n,) the solution, and the solver's info dict (``method``, ``n`` free
@@ -197,6 +199,6 @@ def solve_linear(A: sp.spmatrix, b: np.ndarray, D: np.ndarray | None = None,
     B = None if near_nullspace is None else np.asarray(near_nullspace)[I]
     solver = LinearSolver(A_II, method=method, rtol=rtol, maxiter=maxiter, near_nullspace=B, dim=dim,
                           direct_max_dofs=direct_max_dofs)
-    x[I] = solver.solve(b_I)
+    x[I] = solver.solve(b_I, None if x0 is None else np.asarray(x0, dtype=float)[I])
     logger.info("linear solve: %s", solver.describe())
     return x, dict(solver.info)

@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from graphfem.meshes import FESpace, Mesh
 from graphfem.meshes.errors import InputError
 
-from .coefficients import Scalar, at_points, at_quadrature, constant, is_constant, scalar_node_dofs
+from .coefficients import Scalar, at_points, at_quadrature, constant, guess_dofs, is_constant, scalar_node_dofs
 from .linear_solvers import solve_linear
 from .problem import Features, Option, Problem, Solution, register_problem
 
@@ -133,7 +133,8 @@ def nodal_values(space: FESpace, x: np.ndarray) -> np.ndarray:
 def poisson(mesh: Mesh | FESpace, kappa: Scalar = 1.0, f: Scalar = 1.0, *,
             dirichlet: Mapping[str, Scalar] | None = None, neumann: Mapping[str, Scalar] | None = None,
             robin: Mapping[str, tuple[Scalar, Scalar]] | None = None, order: int | None = None,
-            solver: str = "auto", rtol: float = 1e-10, unit: str = "1") -> Solution:
+            solver: str = "auto", rtol: float = 1e-10, unit: str = "1",
+            initial: np.ndarray | None = None) -> Solution:
     r"""Solve −∇·(κ ∇u) = f in Ω with conditions on tagged boundaries.
 
     Weak form, with V the Lagrange space of ``order`` and Γ_D the Dirichlet facets:
@@ -155,6 +156,8 @@ def poisson(mesh: Mesh | FESpace, kappa: Scalar = 1.0, f: Scalar = 1.0, *,
             :mod:`graphfem.physics.linear_solvers`).
         rtol: relative residual of the iterative solvers.
         unit: unit of u, stored in ``Solution.units``.
+        initial: (n_dofs,) the iterative solvers' starting guess (a surrogate's
+            prediction, :meth:`Problem.refine`); they still stop at ``rtol``.
 
     With no condition at all, u = 0 on the whole boundary; otherwise the
     boundary left without a condition is insulated (κ ∂u/∂n = 0).
@@ -180,10 +183,19 @@ def poisson(mesh: Mesh | FESpace, kappa: Scalar = 1.0, f: Scalar = 1.0, *,
         b = b + r
     D, values = boundary_conditions(space, dirichlet, neumann, robin)
     assembled = time.perf_counter()
-    u, info = solve_linear(A, b, D, values, method=solver, rtol=rtol, dim=space.mesh.dim)
+    u, info = solve_linear(A, b, D, values, method=solver, rtol=rtol, dim=space.mesh.dim, x0=initial)
     info["assemble_s"] = assembled - start
     info["total_s"] = time.perf_counter() - start
     return Solution(space, {"u": u}, {"u": nodal_values(space, u)}, {"u": unit}, info)
+
+
+def iterative_solver(method: str) -> str:
+    """The linear solver a refinement runs: ``amg`` for ``auto``; ``direct`` is refused
+    (a factorisation has no use for a starting guess)."""
+    if method == "direct":
+        raise InputError("--refine starts an iterative solver from the prediction; --solver direct has no use "
+                         "for it (take --solver amg or cg)")
+    return "amg" if method == "auto" else method
 
 
 def _robin_pairs(raw, mesh: Mesh, option) -> dict:
@@ -225,6 +237,7 @@ class Poisson(Problem):
         SOLVER,
     )
     geometries = ("mixed", "deformed", "perforated", "polygon", "lshape")
+    dimensionless = True
 
     def kwargs(self, params):
         out = super().kwargs(params)
@@ -233,6 +246,13 @@ class Poisson(Problem):
 
     def solve(self, mesh: Mesh | FESpace, **params) -> Solution:
         return poisson(mesh, **params)
+
+    def refine(self, mesh: Mesh, raw, guess) -> Solution:
+        """Preconditioned CG (AMG unless ``--solver cg``) from the guess, to the usual tolerance."""
+        kwargs = self.kwargs(self.parse(mesh, raw))
+        kwargs["solver"] = iterative_solver(kwargs.get("solver", "auto"))
+        space = make_space(mesh, kwargs.pop("order", None))
+        return poisson(space, initial=guess_dofs(space, guess["u"]), **kwargs)
 
     def sample(self, rng: np.random.Generator, geometry: str | None = None):
         from .geometries import random_domain

@@ -264,6 +264,10 @@ class Problem:
     #: the ``--geometry`` names :meth:`sample` takes (default first), from
     #: :data:`graphfem.physics.geometries.GEOMETRIES`
     geometries: tuple[str, ...] = ()
+    #: whether :meth:`features` are dimensionless: the same physics on a mesh in
+    #: micrometres and in metres (options scaled by the problem's law) gives the
+    #: same model inputs, so the domain's size is no limit of a surrogate's validity
+    dimensionless: bool = False
 
     # ---------------------------------------------------------------- options
     def option(self, name: str) -> Option:
@@ -327,6 +331,14 @@ class Problem:
     def run(self, mesh: Mesh, raw: Mapping[str, Any]) -> Solution:
         """Parse ``raw`` options and solve: what ``graphfem solve`` does."""
         return self.solve(mesh, **self.kwargs(self.parse(mesh, raw)))
+
+    def refine(self, mesh: Mesh, raw: Mapping[str, Any], guess: Mapping[str, np.ndarray]) -> Solution:
+        """The FE solution of ``raw`` options started from ``guess`` (nodal fields, a
+        surrogate's prediction): the problem's own solver iterates from there to its
+        usual tolerance, so the result is :meth:`run`'s within that tolerance and the
+        guess only buys time. A solver that takes no starting point refuses in one line."""
+        raise InputError(f"--refine: the {self.name} solver takes no starting guess; refine is offered for "
+                         f"{', '.join(sorted(p.name for p in PROBLEMS.values() if type(p).refine is not Problem.refine))}")
 
     def report(self, solution: Solution) -> list[str]:
         """Lines ``graphfem solve`` prints about a solve (the linear solver by default)."""
@@ -436,7 +448,7 @@ _BUILTIN = ("graphfem.physics.poisson", "graphfem.physics.elasticity", "graphfem
             "graphfem.physics.darcy", "graphfem.physics.transport", "graphfem.physics.navier_stokes",
             "graphfem.physics.hyperelasticity", "graphfem.physics.mpm", "graphfem.physics.rve",
             "graphfem.physics.nonlinear_poisson", "graphfem.physics.parametric_burgers",
-            "graphfem.physics.cylinder_wake")
+            "graphfem.physics.lid_cavity", "graphfem.physics.cylinder_wake")
 
 
 def register_problem(cls: type[Problem]) -> type[Problem]:

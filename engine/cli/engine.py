@@ -87,13 +87,23 @@ def register(app: typer.Typer) -> None:
                 mesh: Path = typer.Argument(..., help="Mesh file."),
                 output: Path = typer.Option(..., "-o", "--output",
                                             help="VTU/XDMF file to write; .pvd or .xdmf for a time series."),
-                device: str = typer.Option("auto", "--device", help="auto, cpu or cuda.")) -> None:
+                device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+                strict: bool = typer.Option(False, "--strict",
+                                            help="Refuse a case outside the ranges the model was trained on "
+                                                 "(without it, each such input is a warning)."),
+                refine: bool = typer.Option(False, "--refine",
+                                            help="Start the problem's FE solver from the prediction (Newton, or "
+                                                 "preconditioned CG) and write its converged solution: solve's "
+                                                 "result, sooner. Takes solve's settings (--solver, --order, ...).")
+                ) -> None:
         """Predict the fields on a mesh, as a drop-in for ``graphfem solve PROBLEM``.
 
         After MESH come the options of the problem the model was trained on,
         exactly as ``graphfem solve PROBLEM`` takes them (e.g. ``--kappa 2
         --dirichlet left=1``). An option the model does not use is refused.
-        The file is written atomically."""
+        An input outside the model's training ranges (mesh size, node count,
+        aspect, coefficients, loads) is one warning line each. The file is
+        written atomically."""
         from graphfem.checkpoint import load
         from graphfem.meshes import read
         from graphfem.physics.problem import get_problem
@@ -107,7 +117,16 @@ def register(app: typer.Typer) -> None:
             raise InputError("the checkpoint names no problem; predict with its family's own command", model)
         options = parse_args(problem, ctx.args, f"predict ({problem.name} model)")
         m = read(mesh)
-        prediction, seconds = surrogate.timed_prediction(m, **options)
+        if refine:
+            solution, predict_s, refine_s = surrogate.refine(m, strict=strict, **options)
+            solution.write(output)
+            for line in problem.report(solution):
+                typer.echo(line)
+            typer.echo(f"wrote {output} ({', '.join(solution.fields)}; refined from the {surrogate.meta['model']} "
+                       f"prediction: predicted in {1e3 * predict_s:.1f} ms on {surrogate.device}, FE solver "
+                       f"from it {refine_s:.2f} s)")
+            return
+        prediction, seconds = surrogate.timed_prediction(m, strict=strict, **options)
         prediction.write(output)
         steps = "" if prediction.times is None else f", {len(prediction.times)} frames"
         typer.echo(f"wrote {output} ({', '.join(prediction.fields)}{steps}; predicted in {1e3 * seconds:.1f} ms "

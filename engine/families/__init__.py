@@ -89,6 +89,9 @@ class Family:
     models: tuple[str, ...] = ()
     #: what the family consumes, in words (for errors and the README)
     consumes: str = ""
+    #: whether checkpoints store training ranges that :meth:`predict` checks
+    #: (:mod:`graphfem.validity`); such a family's ``predict`` takes ``strict``
+    checks_validity: bool = False
 
     # ---------------------------------------------------------------- data
     def trains_on(self, data) -> bool:
@@ -139,16 +142,24 @@ class Family:
 
 
 def evaluation_summary(errors: Sequence[float], predict_s: Sequence[float], device: str,
-                       fe_s: Sequence[float] | None = None, fe_check: Sequence[float] | None = None) -> dict[str, Any]:
+                       fe_s: Sequence[float] | None = None, fe_check: Sequence[float] | None = None,
+                       inside: Sequence[bool] | None = None) -> dict[str, Any]:
     """What :meth:`Family.evaluate` returns, from per-sample relative errors
     (N,), predict times and, with an FE comparison, FE solve times and the
-    FE re-solve's deviation from the stored solution."""
+    FE re-solve's deviation from the stored solution. With ``inside`` (N,)
+    (whether each sample lies in the model's training ranges) the errors are
+    also summarised apart: ``inside`` / ``outside`` {samples, rel_l2_mean, rel_l2_max}."""
     e = np.asarray(errors, dtype=float)
     out = {"samples": int(e.size), "rel_l2_mean": float(e.mean()), "rel_l2_median": float(np.median(e)),
            "rel_l2_p90": float(np.quantile(e, 0.9)), "rel_l2_max": float(e.max()),
            "predict_s_mean": float(np.mean(predict_s)), "errors": e.tolist(), "device": device}
     if fe_s is not None:
         out.update(fe_s_mean=float(np.mean(fe_s)), fe_vs_stored_max=float(np.max(fe_check)))
+    if inside is not None:
+        mask = np.asarray(inside, dtype=bool)
+        for key, part in (("inside", e[mask]), ("outside", e[~mask])):
+            out[key] = {"samples": int(part.size), "rel_l2_mean": float(part.mean()) if part.size else None,
+                        "rel_l2_max": float(part.max()) if part.size else None}
     return out
 
 

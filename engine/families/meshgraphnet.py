@@ -24,12 +24,15 @@ standardised with the training set's mean and standard deviation.
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from graphfem.meshes import FESpace, Mesh
 from graphfem.meshes.errors import GraphfemError, InputError
+
+from graphfem import validity
 
 from . import Family, Prediction, Setup, evaluation_summary, register_family
 from . import model_config as family_model_config
@@ -122,6 +125,7 @@ class MeshGraphNetFamily(Family):
 
     name = "meshgraphnet"
     models = ("meshgraphnet", "multiscale_meshgraphnet")
+    checks_validity = True
     consumes = "mesh graphs (nodes, cell edges, node features of the problem's options)"
 
     # ---------------------------------------------------------------- data
@@ -166,7 +170,8 @@ class MeshGraphNetFamily(Family):
                                                       (encoded[i]["frames"] for i in train_ids)])).tolist()
         model = cls(cls.Config(**config))
         meshes = [e["mesh"] for e in encoded]
-        meta = {"normalisation": norm, "family_options": extras,
+        cases = (validity.describe(encoded[i]["mesh"], encoded[i]["x"], first["names"]) for i in train_ids)
+        meta = {"normalisation": norm, "family_options": extras, "validity": validity.ranges(cases),
                 "problem": {"name": problem.name, "dim": first["mesh"].dim,
                             "cell_types": sorted({m.cell_type for m in meshes}),
                             "fields": list(problem.fields), "units": dict(problem.fields),
@@ -298,7 +303,8 @@ class MeshGraphNetFamily(Family):
 
     def check_meta(self, model, meta, source) -> None:
         """The normalisation: x_mean, x_std of the model's ``in_node`` features and y_mean, y_std
-        of its ``out`` channels, numbers with positive standard deviations."""
+        of its ``out`` channels, numbers with positive standard deviations; the training ranges."""
+        validity.check_stored(meta.get("validity"), meta["problem"].get("features", []), source)
         norm = meta.get("normalisation")
         sizes = {"x_mean": model.config.in_node, "x_std": model.config.in_node,
                  "y_mean": model.config.out, "y_std": model.config.out}
@@ -311,10 +317,14 @@ class MeshGraphNetFamily(Family):
             if key.endswith("std") and min(value) <= 0:
                 raise GraphfemError(f"checkpoint normalisation {key!r} must be positive, got {value}"[:200], source)
 
-    def predict(self, model, meta, mesh, options, device) -> Prediction:
+    def predict(self, model, meta, mesh, options, device, strict: bool = False) -> Prediction:
+        """The fields on ``mesh``; a case outside the training ranges warns once per
+        input (:mod:`graphfem.validity`), or is refused with ``strict``."""
         from graphfem.physics.problem import split_fields
 
         problem, params, features = self._case(meta, mesh, options)
+        validity.check(meta.get("validity"), validity.describe(mesh, features.x, features.names), strict,
+                       problem.dimensionless, mesh.source)
         runner = _Runner(model, meta, device)
         scale = features.scale.reshape(1, -1)
         units = {k: v for k, v in meta["problem"].get("units", problem.fields).items()}
@@ -358,7 +368,7 @@ class MeshGraphNetFamily(Family):
         problem = get_problem(meta["problem"]["name"])
         transient = bool(meta["problem"].get("transient"))
         n = len(data) if limit <= 0 else min(limit, len(data))
-        errors, t_pred, t_fe, fe_check = [], [], [], []
+        errors, t_pred, t_fe, fe_check, inside = [], [], [], [], []
         with Progress(disable=not progress, transient=True) as bar:
             task = bar.add_task("evaluating", total=n)
             for i in range(n):
@@ -367,8 +377,11 @@ class MeshGraphNetFamily(Family):
                 if transient:
                     options["t_end"] = float(s.times[-1] - s.times[0])
                 start = time.perf_counter()
-                pred = self.predict(model, meta, s.mesh, options, device)
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", validity.ValidityWarning)
+                    pred = self.predict(model, meta, s.mesh, options, device)
                 t_pred.append(time.perf_counter() - start)
+                inside.append(not any(issubclass(w.category, validity.ValidityWarning) for w in caught))
                 if pred.times is None:
                     p, r = stack_fields(problem, s.mesh, pred.fields), stack_fields(problem, s.mesh, s.fields)
                 else:
@@ -386,7 +399,7 @@ class MeshGraphNetFamily(Family):
                                               / max(np.abs(s.fields[k]).max(), 1e-300)) for k in problem.fields))
                 bar.advance(task)
         return evaluation_summary(errors, t_pred, device, t_fe if compare_fe else None,
-                                  fe_check if compare_fe else None)
+                                  fe_check if compare_fe else None, inside if meta.get("validity") else None)
 
 
 class _Runner:

@@ -1,0 +1,137 @@
+"""The domain of validity of a trained surrogate: what its training data spanned.
+
+A network interpolates; outside the inputs it was trained on it extrapolates
+without saying so. Every checkpoint of a mesh family therefore stores the
+ranges of its training cases (``meta["validity"]``), and a prediction
+compares the new case with them:
+
+* the mesh: node count, cell types, the largest bounding-box side ``extent``
+  (in the mesh's units; checked only where the problem's inputs are not
+  dimensionless, :attr:`graphfem.physics.Problem.dimensionless`) and the
+  ``aspect`` ratio of the largest to the smallest bounding-box side;
+* every model input feature (among them the local mesh size relative to the extent, ``h``) (the columns of
+  :class:`graphfem.physics.problem.Features`, after the problem's own
+  scaling): its minimum and maximum over the nodes.
+
+:func:`check` turns a case outside them into one line per input, warned
+(:class:`ValidityWarning`) or, with ``strict``, refused.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from graphfem.meshes import Mesh
+from graphfem.meshes.errors import GraphfemError, InputError
+
+#: the mesh quantities a case is described by (besides its cell type and features)
+MESH_KEYS = ("nodes", "extent", "aspect")
+
+
+class ValidityWarning(UserWarning):
+    """A prediction asked outside the ranges the model was trained on."""
+
+
+def describe(mesh: Mesh, x: np.ndarray, names: Sequence[str]) -> dict[str, Any]:
+    """One case: ``nodes``, ``extent``, ``aspect``, ``cell_type`` and
+    ``features`` {name: [min, max]} of the (n, F) inputs ``x``."""
+    lo, hi = mesh.bounding_box
+    sides = np.asarray(hi, dtype=float) - np.asarray(lo, dtype=float)
+    extent = float(sides.max())
+    positive = sides[sides > 1e-12 * max(extent, 1e-300)]
+    x = np.asarray(x, dtype=float).reshape(mesh.n_points, -1)
+    return {"nodes": int(mesh.n_points), "extent": extent,
+            "aspect": float(positive.max() / positive.min()) if positive.size else 1.0,
+            "cell_type": mesh.cell_type,
+            "features": {name: [float(x[:, k].min()), float(x[:, k].max())] for k, name in enumerate(names)}}
+
+
+def ranges(cases: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The training ranges of described cases: [min, max] of every quantity, the cell types."""
+    cases = list(cases)
+    if not cases:
+        raise GraphfemError("no training cases to take the domain of validity from")
+    out: dict[str, Any] = {k: [min(c[k] for c in cases), max(c[k] for c in cases)] for k in MESH_KEYS}
+    out["cell_types"] = sorted({c["cell_type"] for c in cases})
+    out["features"] = {name: [min(c["features"][name][0] for c in cases), max(c["features"][name][1] for c in cases)]
+                       for name in cases[0]["features"]}
+    return out
+
+
+def violations(stored: Mapping[str, Any], case: Mapping[str, Any], dimensionless: bool = False) -> list[str]:
+    """One line per quantity of ``case`` outside the ``stored`` training ranges.
+
+    A range [lo, hi] is widened by 1e-6 of its scale max(|lo|, |hi|, hi − lo)
+    so that round-off of the same case never counts; ``extent`` is skipped
+    for ``dimensionless`` inputs (the model sees x/L)."""
+
+    def outside(value_lo: float, value_hi: float, lo: float, hi: float) -> bool:
+        slack = 1e-6 * max(abs(lo), abs(hi), hi - lo, 1e-300)
+        return value_lo < lo - slack or value_hi > hi + slack
+
+    def fmt(v: float) -> str:
+        return f"{v:,}" if isinstance(v, int) else f"{v:.4g}"
+
+    words = {"nodes": "nodes", "extent": "domain extent (largest bounding-box side)",
+             "aspect": "aspect ratio of the bounding box"}
+    lines = []
+    if case["cell_type"] not in stored["cell_types"]:
+        lines.append(f"cell type {case['cell_type']}: the model was trained on {', '.join(stored['cell_types'])}")
+    for key in MESH_KEYS:
+        if key == "extent" and dimensionless:
+            continue
+        lo, hi = stored[key]
+        if outside(case[key], case[key], lo, hi):
+            lines.append(f"{words[key]} {fmt(case[key])} is outside the training range [{fmt(lo)}, {fmt(hi)}]")
+    for name, (value_lo, value_hi) in case["features"].items():
+        if name not in stored["features"]:
+            continue
+        lo, hi = stored["features"][name]
+        if outside(value_lo, value_hi, lo, hi):
+            lines.append(f"input {name!r} spans [{value_lo:.4g}, {value_hi:.4g}], outside the training range "
+                         f"[{lo:.4g}, {hi:.4g}]")
+    return lines
+
+
+def check(stored: Mapping[str, Any] | None, case: Mapping[str, Any], strict: bool = False,
+          dimensionless: bool = False, source: str | None = None) -> list[str]:
+    """Warn once per line of :func:`violations` (refuse the first with ``strict``);
+    returns the lines. A checkpoint without stored ranges is refused under
+    ``strict`` (nothing to check against) and passes silently otherwise."""
+    if stored is None:
+        if strict:
+            raise InputError("--strict: the checkpoint stores no training ranges (trained before graphfem kept "
+                             "them); retrain it to check its domain of validity", source)
+        return []
+    lines = violations(stored, case, dimensionless)
+    if lines and strict:
+        raise InputError(f"--strict: {lines[0]}" + (f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""),
+                         source)
+    for line in lines:
+        warnings.warn(f"outside the model's domain of validity: {line}", ValidityWarning, stacklevel=2)
+    return lines
+
+
+def check_stored(stored: Any, feature_names: Sequence[str], source: str | None) -> None:
+    """Refuse, in one line, ``meta["validity"]`` of the wrong shape (a tampered checkpoint)."""
+    if stored is None:
+        return
+
+    def pair(value) -> bool:
+        return (isinstance(value, list) and len(value) == 2 and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in value)
+            and value[0] <= value[1])
+
+    ok = isinstance(stored, Mapping) and all(pair(stored.get(k)) for k in MESH_KEYS)
+    ok = ok and isinstance(stored.get("cell_types"), list) and all(isinstance(c, str) for c in stored["cell_types"])
+    features = stored.get("features") if ok else None
+    ok = ok and isinstance(features, Mapping) and set(features) == set(feature_names) and all(
+        pair(v) for v in features.values())
+    if not ok:
+        raise GraphfemError("checkpoint 'validity' must hold [min, max] pairs of nodes, extent, aspect and of "
+                            f"every input feature ({', '.join(feature_names)}), and the cell types", source)
+
+
+__all__ = ["MESH_KEYS", "ValidityWarning", "check", "check_stored", "describe", "ranges", "violations"]

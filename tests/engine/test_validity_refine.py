@@ -1,0 +1,185 @@
+"""Issue 13 through the command line: the domain of validity a checkpoint stores
+(warned, refused under --strict, split by evaluate) and ``predict --refine``,
+whose output must equal ``graphfem solve``'s within the solver's tolerance."""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from graphfem import validity
+from graphfem.meshes import Mesh, read
+
+torch.set_num_threads(1)
+
+
+def _cli(*args) -> subprocess.CompletedProcess:
+    from graphfem import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main([str(a) for a in args])
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
+def _train(tmp: Path, problem: str, n: int, extra=()) -> Path:
+    data = tmp / "data.h5"
+    assert _cli("generate", problem, "-n", n, "-o", data, "--seed", 11, *extra).returncode == 0
+    config = tmp / "train.yaml"
+    config.write_text(yaml.safe_dump({
+        "model": {"name": "meshgraphnet", "latent": 8, "layers": 2},
+        "data": {"path": str(data), "batch_size": 4, "val_fraction": 0.2, "test_fraction": 0.2},
+        "optim": {"epochs": 1, "warmup_steps": 1},
+        "run": {"out": str(tmp / "run"), "threads": 1, "progress": False}}))
+    run = _cli("train", config)
+    assert run.returncode == 0, run.stderr
+    return tmp / "run" / "model.safetensors"
+
+
+@pytest.fixture(scope="module")
+def poisson_model(tmp_path_factory) -> Path:
+    return _train(tmp_path_factory.mktemp("poisson"), "poisson", 10)
+
+
+# ---------------------------------------------------------------- the ranges themselves
+def test_ranges_and_violations_of_described_cases():
+    small, large = Mesh.rectangle(4, 4), Mesh.rectangle(8, 4, 0.0, 2.0, 0.0, 1.0)
+    cases = [validity.describe(m, np.full((m.n_points, 1), v), ["k"]) for m, v in ((small, 1.0), (large, 3.0))]
+    stored = validity.ranges(cases)
+    assert stored["nodes"] == [25, 45] and stored["aspect"] == [1.0, 2.0] and stored["features"]["k"] == [1.0, 3.0]
+    assert validity.violations(stored, cases[0]) == [] and validity.violations(stored, cases[1]) == []
+    tiny = Mesh(small.points * 1e-6, small.cell_type, small.cells)
+    out = validity.describe(tiny, np.full((tiny.n_points, 1), 3.5), ["k"])
+    lines = validity.violations(stored, out)
+    assert any(line.startswith("domain extent") for line in lines) and any("'k'" in line for line in lines)
+    assert not any(line.startswith("domain extent") for line in validity.violations(stored, out, dimensionless=True))
+    with pytest.raises(Exception, match="--strict"):
+        validity.check(stored, out, strict=True)
+    with pytest.warns(validity.ValidityWarning):
+        validity.check(stored, out)
+
+
+def test_round_off_of_a_training_case_is_inside():
+    mesh = Mesh.rectangle(5, 5)
+    case = validity.describe(mesh, np.linspace(0, 1, mesh.n_points)[:, None], ["f"])
+    stored = validity.ranges([case])
+    nudged = validity.describe(mesh, np.linspace(0, 1 + 1e-9, mesh.n_points)[:, None], ["f"])
+    assert validity.violations(stored, nudged) == []
+
+
+# ---------------------------------------------------------------- through the CLI
+def test_a_training_case_predicts_without_warning(poisson_model, tmp_path):
+    from graphfem.datasets.simulations import SimulationData
+
+    sample = SimulationData(poisson_model.parent.parent / "data.h5").sample(0)
+    mesh = tmp_path / "m.msh"
+    sample.mesh.write(mesh)
+    args = ["--dirichlet", *(f"{t}={v}" for t, v in sample.options["dirichlet"].items())]
+    run = _cli("predict", poisson_model, mesh, "-o", tmp_path / "u.vtu", "--kappa", "1", "--source", "1", *args)
+    assert run.returncode == 0, run.stderr
+    assert "domain of validity: nodes" not in run.stderr and "aspect" not in run.stderr
+
+
+def test_outside_the_ranges_warns_and_strict_refuses(poisson_model, tmp_path):
+    mesh = tmp_path / "fine.msh"
+    Mesh.rectangle(70, 70, 0.0, 3.0, 0.0, 1.0).write(mesh)  # 5,041 nodes, aspect 3
+    out = tmp_path / "u.vtu"
+    run = _cli("predict", poisson_model, mesh, "-o", out, "--source", "2", "--dirichlet", "left=1")
+    assert run.returncode == 0 and out.exists()
+    warned = [line for line in run.stderr.splitlines() if "domain of validity" in line]
+    assert any("nodes 5,041" in line for line in warned) and any("aspect" in line for line in warned)
+    assert all(line.startswith("graphfem: warning: ") for line in warned)
+    out.unlink()
+    run = _cli("predict", poisson_model, mesh, "-o", out, "--source", "2", "--dirichlet", "left=1", "--strict")
+    assert run.returncode != 0 and not out.exists()
+    errors = [line for line in run.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and "--strict: nodes 5,041 is outside the training range" in errors[0]
+
+
+def test_evaluate_splits_errors_inside_and_outside(poisson_model, tmp_path):
+    other = tmp_path / "other.h5"
+    assert _cli("generate", "poisson", "-n", 6, "-o", other, "--seed", 99, "--geometry", "lshape").returncode == 0
+    run = _cli("evaluate", poisson_model, other, "--json")
+    stats = json.loads(run.stdout)
+    assert stats["inside"]["samples"] + stats["outside"]["samples"] == 6
+    errors = np.asarray(stats["errors"])
+    parts = [stats[k]["rel_l2_mean"] for k in ("inside", "outside") if stats[k]["samples"]]
+    assert min(parts) >= errors.min() - 1e-12 and max(parts) <= errors.max() + 1e-12
+    assert "the model's training ranges: inside" in _cli("evaluate", poisson_model, other).stdout
+
+
+def test_a_tampered_validity_record_is_refused(poisson_model, tmp_path):
+    from graphfem.checkpoint import load, read_tensors, save_tensors
+
+    tensors, meta = read_tensors(poisson_model)
+    meta["validity"]["nodes"] = [40, "many"]
+    bad = tmp_path / "bad.safetensors"
+    save_tensors(bad, tensors, meta)
+    with pytest.raises(Exception, match="validity"):
+        load(bad, device="cpu")
+
+
+# ---------------------------------------------------------------- --refine
+def _max_relative(a: Path, b: Path, field: str) -> float:
+    x, y = read(a).point_data[field], read(b).point_data[field]
+    return float(np.abs(x - y).max() / np.abs(y).max())
+
+
+def test_refine_poisson_equals_solve(poisson_model, tmp_path):
+    mesh = tmp_path / "disc.msh"
+    Mesh.rectangle(30, 20, 0.0, 1.5, 0.0, 1.0).write(mesh)
+    options = ["--kappa", "1 + x", "--source", "cos(2*x)", "--dirichlet", "left=0.5", "--dirichlet", "top=0"]
+    assert _cli("solve", "poisson", mesh, "-o", tmp_path / "fe.vtu", *options).returncode == 0
+    run = _cli("predict", poisson_model, mesh, "-o", tmp_path / "nn.vtu", "--refine", *options)
+    assert run.returncode == 0, run.stderr
+    assert "AMG-preconditioned CG" in run.stdout and "refined from the meshgraphnet prediction" in run.stdout
+    assert _max_relative(tmp_path / "nn.vtu", tmp_path / "fe.vtu", "u") < 1e-7
+    refused = _cli("predict", poisson_model, mesh, "-o", tmp_path / "x.vtu", "--refine", "--solver", "direct",
+                   *options)
+    assert refused.returncode != 0 and "--solver direct" in refused.stderr and not (tmp_path / "x.vtu").exists()
+
+
+def test_refine_hyperelastic_equals_solve(tmp_path):
+    plate = tmp_path / "plate.msh"
+    Mesh.rectangle(12, 6, 0.0, 2.0, 0.0, 1.0).write(plate)
+    model = _train(tmp_path, "hyperelastic", 6, ("--geometry", str(plate)))
+    mesh = tmp_path / "bar.msh"
+    Mesh.rectangle(14, 5, 0.0, 2.0, 0.0, 0.8).write(mesh)
+    options = ["--E", "1.3", "--nu", "0.28", "--fix", "left", "--traction", "right=0.07,-0.01"]
+    assert _cli("solve", "hyperelastic", mesh, "-o", tmp_path / "fe.vtu", *options).returncode == 0
+    run = _cli("predict", model, mesh, "-o", tmp_path / "nn.vtu", "--refine", *options)
+    assert run.returncode == 0, run.stderr
+    assert "Newton:" in run.stdout
+    assert _max_relative(tmp_path / "nn.vtu", tmp_path / "fe.vtu", "displacement") < 1e-8
+
+
+def test_newton_from_a_good_guess_needs_no_load_steps():
+    """Independent of any model: the converged solution, perturbed by 20 % smoothly,
+    refines in one load step with fewer Newton iterations, to the same solution."""
+    from graphfem.physics.problem import get_problem
+
+    mesh = Mesh.rectangle(16, 8, 0.0, 2.0, 0.0, 1.0)
+    problem = get_problem("hyperelastic")
+    raw = {"E": 1.0, "nu": 0.3, "fix": ["left"], "traction": {"right": [0.1, 0.02]}}
+    reference = problem.run(mesh, raw)
+    u = reference.fields["displacement"]
+    guess = 1.2 * u + 0.02 * np.sin(3 * mesh.points[:, :1]) * mesh.points[:, :1]
+    refined = problem.refine(mesh, raw, {"displacement": guess})
+    assert refined.info["initial_failed"] is False and len(refined.info["load_factors"]) == 1
+    assert refined.info["newton_iterations"] < reference.info["newton_iterations"]
+    np.testing.assert_allclose(refined.fields["displacement"], u, atol=1e-9 * np.abs(u).max())
+
+
+def test_refine_is_refused_where_the_solver_takes_no_guess(tmp_path):
+    from graphfem.meshes.errors import InputError
+    from graphfem.physics.problem import get_problem
+
+    with pytest.raises(InputError, match="--refine: the heat solver takes no starting guess"):
+        get_problem("heat").refine(Mesh.rectangle(3, 3), {}, {})
