@@ -1,4 +1,4 @@
-"""Data families for ``graphfem generate darcy-two-phase | darcy-smooth | cavity | mac-channel``
+"""Data families for ``graphfem generate darcy-two-phase | darcy-smooth | cavity | mac-channel | mac-cylinder``
 (registered problems sample themselves).
 
 Each generator is ``(rng, resolution) -> dict`` with
@@ -23,7 +23,7 @@ from graphfem.meshes.errors import InputError
 
 from .darcy import darcy, gaussian_random_field, grid_lookup, two_phase_coefficient
 from .grid import lid_driven_cavity
-from .mac_channel import mac_channel
+from .mac_channel import mac_channel, mac_cylinder
 
 
 def darcy_two_phase(rng: np.random.Generator, resolution: int = 32, grid_points: int = 29) -> dict:
@@ -89,6 +89,7 @@ GENERATORS: dict[str, Callable[..., dict]] = {
     "darcy-smooth": darcy_smooth,
     "cavity": cavity,
     "mac-channel": mac_channel,
+    "mac-cylinder": mac_cylinder,
 }
 
-__all__ = ["GENERATORS", "cavity", "darcy_smooth", "darcy_two_phase", "mac_channel"]
+__all__ = ["GENERATORS", "cavity", "darcy_smooth", "darcy_two_phase", "mac_channel", "mac_cylinder"]

@@ -37,8 +37,15 @@ from graphfem.meshes.errors import InputError
 
 from .grid import MacGeometry, MacState, Side, navier_stokes_mac, stable_dt
 
-#: what the random channels of :func:`random_domain` draw from
-RANGES = {"u_max": (0.5, 1.5), "nu": (0.01, 0.03), "radius": (0.08, 0.16), "x": (0.2, 0.35), "y": (0.3, 0.7)}
+#: what the random channels of :func:`random_domain` draw from (``square``: the probability of a
+#: square block instead of a disc)
+RANGES = {"u_max": (0.5, 1.5), "nu": (0.01, 0.03), "radius": (0.08, 0.16), "x": (0.2, 0.35), "y": (0.3, 0.7),
+          "square": 0.5}
+#: ``graphfem generate mac-cylinder``: a disc of diameter 0.2 (a fifth of the height) at x = 0.5, a
+#: little off the centre line, mean inflow 0.8 … 1.2 and ν 0.0015 … 0.0025, so Re = ū D/ν ≈ 64 … 160:
+#: the MAC solver sheds vortices there (:func:`shedding_reference`)
+CYLINDER_RANGES = {"u_max": (1.2, 1.8), "nu": (0.0015, 0.0025), "radius": (0.1, 0.1), "x": (0.25, 0.25),
+                   "y": (0.48, 0.54), "square": 0.0}
 
 
 @dataclass
@@ -99,14 +106,15 @@ class Domain:
 
 
 def random_domain(rng: np.random.Generator, grid: Grid, ranges: dict | None = None) -> Domain:
-    """A channel with one obstacle (a disc or an axis-aligned square, equally likely) at a centre
+    """A channel with one obstacle (a disc or an axis-aligned square, the square with probability
+    ``ranges["square"]``, ½ by default) at a centre
     (x, y) in the fractions ``ranges["x"]``, ``ranges["y"]`` of the box, radius (half side) a
     fraction ``ranges["radius"]`` of the height (x a fraction of the length), inflow peak and ν uniform in their ranges
     (:data:`RANGES` by default). Every draw comes from ``rng``."""
     r = {**RANGES, **(ranges or {})}
     (x0, y0), (x1, y1) = grid.lower, grid.upper
     height = y1 - y0
-    kind = "disc" if rng.random() < 0.5 else "square"
+    kind = "disc" if rng.random() < 1.0 - float(r["square"]) else "square"
     cx = x0 + rng.uniform(*r["x"]) * (x1 - x0)
     cy = y0 + rng.uniform(*r["y"]) * height
     radius = rng.uniform(*r["radius"]) * height
@@ -192,26 +200,134 @@ def developed_state(domain: Domain, warmup: float, dt: float) -> np.ndarray:
 
 
 def mac_channel(rng: np.random.Generator, resolution: int = 32, dt: float = 0.025, frames: int = 20,
-                warmup: float = 0.5) -> dict:
-    """``graphfem generate mac-channel``: a random channel of :func:`random_domain` on the box
-    [0, 2] × [0, 1] with 2·``resolution`` × ``resolution`` cells, its MAC reference trajectory of
-    ``frames`` steps of ``dt`` after ``warmup`` time units from the Poiseuille start.
+                warmup: float = 0.5, ranges: dict | None = None) -> dict:
+    """``graphfem generate mac-channel``: a random channel of :func:`random_domain` (``ranges``,
+    :data:`RANGES` by default) on the box [0, 2] × [0, 1] with 2·``resolution`` × ``resolution``
+    cells, its MAC reference trajectory of ``frames`` steps of ``dt`` after ``warmup`` time units
+    from the Poiseuille start.
 
     Returns grid, inputs ``mask`` (nx, ny) (1 in solid cells), params (u_max, nu, dt, warmup, the
     obstacle, the ranges drawn from), outputs ``a`` (T, nx, ny) owned potential, ``p`` (T, nx, ny),
     ``u_faces`` (T, nx+1, ny), ``v_faces`` (T, nx, ny+1), times (T,)."""
     if resolution < 4 or resolution % 2:
         raise InputError(f"--resolution must be an even number of cells across the channel >= 4, got {resolution}")
+    ranges = {**RANGES, **(ranges or {})}
     grid = Grid((2 * int(resolution), int(resolution)), (0.0, 0.0), (2.0, 1.0))
-    domain = random_domain(rng, grid)
+    domain = random_domain(rng, grid, ranges)
     A0 = developed_state(domain, warmup, dt)
     A, p, seconds = mac_reference(domain, A0, dt, frames)
     hx, hy = (float(h) for h in grid.spacing)
     u, v = velocity_from_potential(full_potential(A, domain.psi), hx, hy)
     return {"grid": grid, "inputs": {"mask": domain.solid.astype(float)},
             "params": {"u_max": domain.u_max, "nu": domain.nu, "dt": dt, "warmup": warmup, **domain.info,
-                       "ranges": {k: list(v) for k, v in RANGES.items()}, "solve_s": seconds},
+                       "ranges": {k: list(v) if isinstance(v, tuple) else v for k, v in ranges.items()},
+                       "solve_s": seconds},
             "outputs": {"a": A, "p": p, "u_faces": u, "v_faces": v}, "times": dt * np.arange(frames + 1)}
+
+
+def mac_cylinder(rng: np.random.Generator, resolution: int = 32, dt: float = 0.025, frames: int = 40,
+                 warmup: float = 4.0) -> dict:
+    """``graphfem generate mac-cylinder``: :func:`mac_channel` with :data:`CYLINDER_RANGES` (a disc
+    of diameter 0.2 at Re ≈ 64 … 160), its reference taken after ``warmup`` = 4 time units, when the
+    MAC solver's wake sheds. Same layout as mac-channel."""
+    return mac_channel(rng, resolution, dt, frames, warmup, CYLINDER_RANGES)
+
+
+# ------------------------------------------------------------------ vortex shedding
+def cylinder_domain(grid: Grid, u_max: float, nu: float, centre: tuple[float, float] = (0.5, 0.51),
+                    diameter: float = 0.2) -> Domain:
+    """A channel with one disc of ``diameter`` at ``centre`` (cells whose centre lies inside), the
+    cylinder case of the Strouhal number and of the control (not a :func:`random_domain` draw: its
+    centre is off the draws' y range of :data:`CYLINDER_RANGES` only by chance; ``centre`` sets it)."""
+    c = grid.cell_centres()
+    solid = (c[..., 0] - centre[0]) ** 2 + (c[..., 1] - centre[1]) ** 2 <= (diameter / 2) ** 2
+    if not solid.any():
+        raise InputError(f"a disc of diameter {diameter:g} covers no cell centre of the {grid.shape} grid")
+    return Domain(grid, solid, float(u_max), float(nu), {"obstacle": "disc", "centre": [float(x) for x in centre],
+                                                          "radius": diameter / 2})
+
+
+def probe_index(grid: Grid, point: tuple[float, float]) -> tuple[int, int]:
+    """(i, j) of the y-face v[i, j] (cell column i, face row j) nearest ``point``."""
+    hx, hy = (float(h) for h in grid.spacing)
+    (x0, y0), (x1, y1) = grid.lower, grid.upper
+    if not (x0 < point[0] < x1 and y0 < point[1] < y1):
+        raise InputError(f"the probe point {tuple(point)} is outside the box [{x0:g}, {x1:g}] x [{y0:g}, {y1:g}]")
+    i = min(grid.shape[0] - 1, int((point[0] - x0) / hx))
+    j = int(round((point[1] - y0) / hy))
+    return i, min(max(j, 1), grid.shape[1] - 1)
+
+
+def probe_signal(A, psi, grid: Grid, point: tuple[float, float]):
+    """The transverse velocity v (F,) at the y-face nearest ``point`` of owned potentials A (F, nx, ny)
+    (numpy or torch; differentiable): v[i, j] = −(a[i+1, j] − a[i, j])/hx."""
+    i, j = probe_index(grid, point)
+    hx = float(grid.spacing[0])
+    a = full_potential(A, psi)
+    return -(a[..., i + 1, j] - a[..., i, j]) / hx
+
+
+#: below this standard deviation of the probe signal (a fraction of the mean inflow speed) the wake
+#: counts as steady, below this share of the signal's power in the peak's band as not periodic, and
+#: with fewer periods of the peak frequency in the window as not measured
+SHEDDING_AMPLITUDE, SHEDDING_PEAK, SHEDDING_PERIODS = 0.02, 0.5, 3.0
+
+
+def strouhal(signal: np.ndarray, dt: float, diameter: float, u_mean: float, pad: int = 16) -> dict:
+    r"""Shedding frequency and Strouhal number St = f D / ū of a probe signal (F,) sampled every ``dt``.
+
+    The mean and the linear drift are removed, a Hann window applied and the spectrum |FFT|² taken of the signal
+    zero-padded to ``pad``·F points; f is its highest peak, refined by the parabola through the log
+    power of the peak and its two neighbours. The frequency **resolution** is the bin width
+    Δf = 1/(F dt) (returned as ``resolution``; two tones closer than ~2Δf are not separated); the
+    refined peak locates the frequency of a single tone well inside a bin (a pure sine of ≥ 4
+    periods to < 2 % of Δf, tested). ``shedding`` is False — and f, St NaN — when the signal's
+    standard deviation is below :data:`SHEDDING_AMPLITUDE`·ū, the band f ± 2Δf (without f = 0)
+    holds less than :data:`SHEDDING_PEAK` of its power (a steady or aperiodic wake), or the window
+    holds fewer than :data:`SHEDDING_PERIODS` periods of f (a drift, not an oscillation).
+
+    Returns {"strouhal", "frequency", "resolution" (Δf), "strouhal_resolution" (Δf D/ū),
+    "amplitude" (std), "peak_share", "shedding", "periods" (f F dt)}."""
+    x = np.asarray(signal, float)
+    if x.ndim != 1 or len(x) < 8 or not np.isfinite(x).all():
+        raise InputError(f"a shedding frequency needs a finite 1D signal of >= 8 samples, got shape {x.shape}")
+    n = len(x)
+    time = np.arange(n)
+    x = x - np.polyval(np.polyfit(time, x, 1), time)  # mean and drift removed: a trend is no shedding
+    w = np.hanning(n)
+    df = 1.0 / (n * dt)
+    freq = np.fft.rfftfreq(pad * n, dt)
+    power = np.abs(np.fft.rfft(x * w, pad * n)) ** 2
+    k = int(np.argmax(power[1:-1])) + 1
+    lm, l0, lp = np.log(power[k - 1:k + 2] + 1e-300)
+    shift = 0.5 * (lm - lp) / (lm - 2 * l0 + lp) if lm - 2 * l0 + lp < 0 else 0.0
+    f = float(freq[k] + shift * (freq[1] - freq[0]))
+    coarse = np.abs(np.fft.rfft(x * w)) ** 2
+    fc = np.fft.rfftfreq(n, dt)
+    band = (np.abs(fc - f) <= 2 * df) & (fc > 0)
+    share = float(coarse[band].sum() / max(coarse[1:].sum(), 1e-300))
+    amplitude = float(x.std())
+    shedding = bool(amplitude >= SHEDDING_AMPLITUDE * u_mean and share >= SHEDDING_PEAK
+                    and f * n * dt >= SHEDDING_PERIODS)
+    st = f * diameter / u_mean if shedding else float("nan")
+    return {"strouhal": st, "frequency": f if shedding else float("nan"), "resolution": df,
+            "strouhal_resolution": df * diameter / u_mean, "amplitude": amplitude, "peak_share": share,
+            "shedding": shedding, "periods": f * n * dt}
+
+
+def shedding_reference(domain: Domain, dt: float, t_end: float, probe: tuple[float, float],
+                       window: float) -> dict:
+    """The MAC solver's Strouhal number on ``domain`` from the impulsive start: the probe's v over the
+    last ``window`` time units of ``t_end``, sampled every ``dt`` (:func:`strouhal`, D the obstacle's
+    diameter, ū = ⅔ u_max the mean inflow). Adds ``signal`` (the whole probe history), ``seconds``."""
+    steps = int(round(t_end / dt))
+    keep = int(round(window / dt))
+    if keep < 8 or keep > steps:
+        raise InputError(f"a window of {window:g} s needs 8 .. {steps} samples of dt = {dt:g} in t_end = {t_end:g}")
+    A, _, seconds = mac_reference(domain, domain.start(), dt, steps)
+    signal = probe_signal(A, domain.psi, domain.grid, probe)
+    out = strouhal(signal[-keep:], dt, 2 * float(domain.info.get("radius", 0.1)), 2.0 * domain.u_max / 3.0)
+    return {**out, "signal": signal, "seconds": seconds}
 
 
 # ------------------------------------------------------------------ grid <-> mesh
@@ -272,6 +388,7 @@ def node_fields(grid: Grid, solid: np.ndarray, u: np.ndarray, v: np.ndarray, p: 
     return np.stack([un, vn], axis=1), pn
 
 
-__all__ = ["Domain", "RANGES", "cell_velocity", "channel_grid_mesh", "developed_state", "full_potential",
-           "grid_of_mesh", "mac_channel", "mac_reference", "node_fields", "potential_from_velocity",
-           "random_domain", "velocity_from_potential"]
+__all__ = ["CYLINDER_RANGES", "Domain", "RANGES", "cell_velocity", "channel_grid_mesh", "cylinder_domain",
+           "developed_state", "full_potential", "grid_of_mesh", "mac_channel", "mac_cylinder", "mac_reference",
+           "node_fields", "potential_from_velocity", "probe_index", "probe_signal", "random_domain",
+           "shedding_reference", "strouhal", "velocity_from_potential"]

@@ -11,6 +11,8 @@ TRAINER = REPO / "engine" / "training" / "trainer.py"
 #: file -> why it may optimise (inputs, not model weights)
 EXCEPTIONS: dict[str, str] = {
     "operators/dgno.py": "the inverse problem fits the latent β (through a small MLP) to observations; the decoders are frozen",
+    "engine/analysis/shedding_control.py": "the shedding control optimises the inflow peak (an input) through a frozen "
+                                           "NeuralStagger rollout; the model's weights are never stepped",
 }
 
 

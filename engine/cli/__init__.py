@@ -32,7 +32,7 @@ bench_app = typer.Typer(help="Benchmarks that print ratios measured in one run."
 app.add_typer(bench_app, name="bench")
 
 #: Modules that add their commands with ``register(app)``.
-_COMMAND_MODULES = ("mesh", "solve", "koopman", "rom", "engine", "fe2", "giorom", "invert", "rgnp")
+_COMMAND_MODULES = ("mesh", "solve", "koopman", "rom", "engine", "fe2", "giorom", "invert", "rgnp", "control")
 
 _state = {"debug": False}
 
@@ -269,13 +269,18 @@ def bench_flow() -> None:
 @bench_app.command("neuralstagger")
 def bench_neuralstagger(size: str = typer.Option("small", "--size", help="small (2 CPU cores, minutes) or gpu "
                                                                      "(paper-size channel)."),
-                        device: str = typer.Option("auto", "--device", help="auto, cpu or cuda.")) -> None:
-    """Vanilla physics-constrained MAC stepper vs NeuralStagger s=2: errors vs the MAC solver, time per step."""
-    from graphfem.benchmarks.neuralstagger import run
+                        device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+                        case: str = typer.Option("all", "--case", help="all, channel or cylinder (Strouhal numbers "
+                                                                       "and the shedding control).")) -> None:
+    """Vanilla physics-constrained MAC stepper vs NeuralStagger s=2: errors vs the MAC solver, time per step,
+    Strouhal numbers past a cylinder and the control of the shedding frequency."""
+    from graphfem.benchmarks.neuralstagger import CASES, run
 
     if size not in ("small", "gpu"):
         raise GraphfemError(f"--size must be small or gpu, got {size!r}")
-    typer.echo(run(size=size, device=device))
+    if case not in CASES:
+        raise GraphfemError(f"--case must be one of {', '.join(CASES)}, got {case!r}")
+    typer.echo(run(size=size, device=device, case=case))
 
 
 def _register_commands() -> None:

@@ -45,6 +45,8 @@ FAMILY_KEYS = {"pool": 64, "visits": 4, "reset_every": 50}
 #: the navier-stokes options a NeuralStagger model takes
 ACCEPTED = ("inflow", "outflow", "no_slip", "nu", "t_end", "dt", "save_every")
 UNITS = {"velocity": "m/s", "pressure": "m^2/s^2"}
+#: the data families a NeuralStagger model trains on and is evaluated against
+DATA = ("mac-channel", "mac-cylinder")
 
 
 def _grid(sample, source) -> Grid:
@@ -112,7 +114,7 @@ class NeuralStaggerFamily(Family):
                "reference trajectories for validation"
 
     def trains_on(self, data) -> bool:
-        return data.family == "mac-channel"
+        return data.family in DATA
 
     # ---------------------------------------------------------------- data
     def setup(self, data, split, model_config, source) -> Setup:
@@ -321,8 +323,9 @@ class NeuralStaggerFamily(Family):
     def evaluate(self, model, meta, data, device, limit=0, compare_fe=False, progress=True) -> dict:
         from graphfem.physics.mac_channel import mac_reference
 
-        if data.family != "mac-channel":
-            raise GraphfemError(f"the model predicts mac-channel flows, the data set holds {data.family} samples",
+        if data.family not in DATA:
+            raise GraphfemError(f"the model predicts MAC channel flows ({' or '.join(DATA)}), the data set holds "
+                                f"{data.family} samples",
                                 data.path)
         c = model.config
         n = len(data) if limit <= 0 else min(limit, len(data))
