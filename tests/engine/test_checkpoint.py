@@ -145,12 +145,13 @@ def test_import_graphfem_stays_light():
 def test_checkpoint_with_other_node_features_is_refused(tmp_path):
     """A checkpoint trained with another feature encoding would predict garbage silently."""
     from graphfem.checkpoint import load, save_tensors
-    from graphfem.demo import DEMO_MODEL, data_file
+    from graphfem.demo import DEMO_MODEL, DEMO_OPTIONS, data_file
 
     tensors, meta = read_tensors(data_file(DEMO_MODEL))
-    meta["problem"] = {**meta["problem"], "features": ["log_kappa", "something_else"]}
+    meta["problem"] = {**meta["problem"], "features": ["E", "something_else"]}
     meta.pop("format", None)
+    meta.pop("validity", None)  # a checkpoint from before the training ranges were kept
     path = tmp_path / "old.safetensors"
     save_tensors(path, tensors, meta)
     with pytest.raises(GraphfemError, match="encodes node features"):
-        load(path).predict(Mesh.unit_square(3))
+        load(path).predict(Mesh.rectangle(4, 2, 0.0, 2.0, 0.0, 1.0), **DEMO_OPTIONS)
