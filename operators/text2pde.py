@@ -166,7 +166,6 @@ class Attention3d(nn.Module):
         self.attn = nn.MultiheadAttention(ch, 1, batch_first=True)
 
     def forward(self, x):
-        B, C = x.shape[:2]
         h = self.norm(x).flatten(2).transpose(1, 2)
         return x + self.attn(h, h, h, need_weights=False)[0].transpose(1, 2).reshape(x.shape)
 

@@ -32,7 +32,8 @@ bench_app = typer.Typer(help="Benchmarks that print ratios measured in one run."
 app.add_typer(bench_app, name="bench")
 
 #: Modules that add their commands with ``register(app)``.
-_COMMAND_MODULES = ("mesh", "solve", "koopman", "rom", "engine", "fe2", "giorom", "invert", "rgnp", "control")
+_COMMAND_MODULES = ("mesh", "solve", "koopman", "rom", "engine", "fe2", "giorom", "invert", "rgnp", "control",
+                    "text2pde")
 
 _state = {"debug": False}
 
@@ -281,6 +282,22 @@ def bench_neuralstagger(size: str = typer.Option("small", "--size", help="small 
     if case not in CASES:
         raise GraphfemError(f"--case must be one of {', '.join(CASES)}, got {case!r}")
     typer.echo(run(size=size, device=device, case=case))
+
+
+@bench_app.command("text2pde")
+def bench_text2pde(size: str = typer.Option("small", "--size", help="small (2 CPU cores; the example configs) or "
+                                                                "gpu (written, not run)."),
+                   device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+                   folder: Optional[Path] = typer.Option(None, "--folder", help="Work folder: data and runs/ kept; "
+                                                         "models trained there with the same settings are reused.")
+                   ) -> None:
+    """Text2PDE latent diffusion (first frame, text, parameters) vs an autoregressive MeshGraphNet on flow past a
+    cylinder: rel. L2 of u, v, p over the trajectory (mean +- spread over sampling seeds), time per trajectory."""
+    from graphfem.benchmarks.text2pde import run
+
+    if size not in ("small", "gpu"):
+        raise GraphfemError(f"--size must be small or gpu, got {size!r}")
+    typer.echo(run(size=size, device=device, folder=None if folder is None else str(folder)))
 
 
 def _register_commands() -> None:

@@ -170,7 +170,7 @@ FAMILIES: dict[str, Family] = {}
 #: modules that register the built-in adapters (imported on first look-up)
 _BUILTIN = ("graphfem.families.meshgraphnet", "graphfem.families.spon", "graphfem.families.giorom",
             "graphfem.families.equino", "graphfem.families.dgno", "graphfem.families.rgnp",
-            "graphfem.families.neuralstagger")
+            "graphfem.families.neuralstagger", "graphfem.families.text2pde")
 
 
 def register_family(cls: type[Family]) -> type[Family]:
