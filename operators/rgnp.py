@@ -16,7 +16,11 @@ Fourier features [sin 2πf_k x_d, cos 2πf_k x_d] of every coordinate (f_k log-s
   - ``poisson1d`` (:mod:`graphfem.physics.nonlinear_poisson`), Ω = [−1, 1]: b = 0, D = cos(πx/2),
     evaluated as 2 sin(π(1 − x)/4) sin(π(1 + x)/4) so that D(±1) = 0 exactly in floating point;
   - ``burgers`` (:mod:`graphfem.physics.parametric_burgers`), (x, t) ∈ [0, 1]²:
-    b = sin(2wπx) s(x), D = s(x) t with s(x) = sin(π min(x, 1 − x)) = sin(πx), exactly 0 at x = 0, 1.
+    b = sin(2wπx) s(x), D = s(x) t with s(x) = sin(π min(x, 1 − x)) = sin(πx), exactly 0 at x = 0, 1;
+  - ``cavity`` (:mod:`graphfem.physics.lid_cavity`), (x, y) ∈ [0, 1]²: the GP is over the stream
+    function ψ = b + Dψ̃ with b = w·16x²(1 − x)²(y³ − y²), D = 256 (x(1 − x)y(1 − y))², so the velocity
+    (u, v) = (ψ_y, −ψ_x) is divergence-free, zero on the walls and the lid's on y = 1 by construction,
+    and the residual is the vorticity form Δ²ψ − (ψ_y Δψ_x − ψ_x Δψ_y)/ν (:meth:`RGNP.velocity`).
 
 **Inverse model** (GICNet) q_β(z | ũ(X), w, X) = N(μ_β, diag σ²_β): a pointwise lift P(ũ_i / s) ∈ Rᴾ
 (s = ``u_scale``),
@@ -73,6 +77,8 @@ class Poisson1D:
     """``poisson1d``: (κ(u)u′)′ + w = 0 on [−1, 1]; u = cos(πx/2) ũ."""
 
     dim, low, high = 1, (-1.0,), (1.0,)
+    #: names of the coordinates and of the field the GP is over (observation files use them)
+    coords, field, stream = ("x",), "u", False
 
     @staticmethod
     def lift(x: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -91,6 +97,7 @@ class Burgers1D:
     """``burgers``: u_t + z₁uu_x − z₀u_xx = 0 on (x, t) ∈ [0, 1]²; u = sin(2wπx) sin(πx) + sin(πx) t ũ."""
 
     dim, low, high = 2, (0.0, 0.0), (1.0, 1.0)
+    coords, field, stream = ("x", "t"), "u", False
 
     @staticmethod
     def lift(x: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -104,8 +111,28 @@ class Burgers1D:
         return residual(cols[0], cols[1], u, z)
 
 
+class Cavity:
+    """``cavity``: steady lid-driven cavity on (x, y) ∈ [0, 1]² in the stream function,
+    ψ = b + Dψ̃ (:func:`graphfem.physics.lid_cavity.stream_lift`); z = (ν,), w = (lid speed,)."""
+
+    dim, low, high = 2, (0.0, 0.0), (1.0, 1.0)
+    coords, field, stream = ("x", "y"), "stream", True
+
+    @staticmethod
+    def lift(x: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        from graphfem.physics.lid_cavity import stream_lift
+
+        return stream_lift(x[..., 0], x[..., 1], w)
+
+    @staticmethod
+    def residual(cols: list[torch.Tensor], u: torch.Tensor, z: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        from graphfem.physics.lid_cavity import residual
+
+        return residual(cols[0], cols[1], u, z[:, :1])
+
+
 #: the problems an RGNP is built for: name -> spec (dim, box, hard-BC lift, residual)
-PDES = {"poisson1d": Poisson1D, "burgers": Burgers1D}
+PDES = {"poisson1d": Poisson1D, "burgers": Burgers1D, "cavity": Cavity}
 
 
 class KIP(nn.Module):
@@ -153,6 +180,8 @@ class RGNPConfig:
         gic_dense, w_dense, head: dense widths after the CNN, for w (3 layers), and of the head.
         sigma_y: the noise of the optional data likelihood.
         u_scale: ũ enters the GICNet lift as ũ / u_scale (a fixed input normalisation).
+        out_scale: u = b + out_scale·D ũ (a fixed output scale: ũ and σ are O(1) where u − b is
+            O(out_scale); 1 leaves the lift as it is).
     """
 
     pde: str = "poisson1d"
@@ -186,6 +215,7 @@ class RGNPConfig:
     head: tuple = (64,)
     sigma_y: float = 0.05
     u_scale: float = 0.2
+    out_scale: float = 1.0
 
 
 class GICNet(nn.Module):
@@ -251,8 +281,8 @@ class RGNP(nn.Module):
         self.pde = PDES[c.pde]
         if c.covariance not in ("diag", "lr"):
             raise ValueError(f"covariance must be diag or lr, got {c.covariance!r}")
-        if not 0 < c.var_floor < 1 or c.eps <= 0 or c.eps_min <= 0 or c.points < 2:
-            raise ValueError("var_floor must lie in (0, 1), eps and eps_min be positive and points >= 2")
+        if not 0 < c.var_floor < 1 or c.eps <= 0 or c.eps_min <= 0 or c.points < 2 or not c.out_scale > 0:
+            raise ValueError("var_floor must lie in (0, 1), eps, eps_min and out_scale be positive and points >= 2")
         self.register_buffer("freqs", torch.logspace(math.log10(c.f_min), math.log10(c.f_max), c.fourier))
         k = c.rank if c.covariance == "lr" else 0
         self.net = mlp([2 * c.fourier * self.pde.dim + c.n_z + c.n_w] + [c.width] * c.depth + [2 + k])
@@ -277,6 +307,11 @@ class RGNP(nn.Module):
     def w_normalised(self, w: torch.Tensor) -> torch.Tensor:
         c = self.config
         return 2 * (w - c.w_low) / (c.w_high - c.w_low) - 1
+
+    def lift(self, x: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(b, out_scale·D) of u = b + out_scale·D ũ at x (B, N, d): ((B, N), (B, N))."""
+        b, d = self.pde.lift(x, w)
+        return b, self.config.out_scale * d
 
     @property
     def eps(self) -> torch.Tensor:
@@ -313,8 +348,27 @@ class RGNP(nn.Module):
         mu, var, cf = self.heads(x, z, w)
         if cf is not None:
             var = var + (cf ** 2).sum(-1)
-        b, d = self.pde.lift(x, w)
+        b, d = self.lift(x, w)
         return b + d * mu, d.abs() * var.sqrt()
+
+    def velocity(self, x: torch.Tensor, z: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and standard deviation of the velocity (ψ_y, −ψ_x) of a stream-function problem
+        (``cavity``) at x (B, N, 2): ((B, N, 2), (B, N, 2)), no graph kept.
+
+        The training samples are ψ̃ = μ + σ ⊙ ε + Cη with ε, η constant in x, so a sample's
+        velocity is ∇⊥(b + Dμ) + ∇⊥(Dσ) ε + Σ_j ∇⊥(Dc_j) η_j (∇⊥ = (∂_y, −∂_x)): its variance is
+        (∇⊥(Dσ))² + Σ_j (∇⊥(Dc_j))² per component, the moments of the samples the ELBO scores."""
+        if not self.pde.stream:
+            raise ValueError(f"velocity is defined for stream-function problems, not {self.config.pde!r}")
+        with torch.enable_grad():
+            xs = x.detach().requires_grad_(True)
+            mu, var, cf = self.heads(xs, z, w)
+            b, d = self.lift(xs, w)
+            parts = [b + d * mu, d * var.sqrt()] + ([d * cf[..., j] for j in range(cf.shape[-1])] if cf is not None
+                                                   else [])
+            grads = [torch.autograd.grad(p.sum(), xs, retain_graph=True)[0] for p in parts]
+        rot = [torch.stack([g[..., 1], -g[..., 0]], -1) for g in grads]
+        return rot[0].detach(), torch.sqrt(sum(r ** 2 for r in rot[1:])).detach()
 
     # ---------------------------------------------------------------- inverse model
     def posterior(self, x: torch.Tensor, ut: torch.Tensor, w: torch.Tensor, mask: torch.Tensor | None = None
@@ -329,7 +383,7 @@ class RGNP(nn.Module):
                          ) -> dist.Distribution:
         """q_β(z | (u − b)/D, w, X) from observed u (B, N) at x (B, N, d): the points where
         |D| < ``drop`` (on the boundary, and at t = 0, (u − b)/D is singular) masked out."""
-        b, d = self.pde.lift(x, w)
+        b, d = self.lift(x, w)
         keep = d.abs() >= drop
         ut = torch.where(keep, (u - b) / torch.where(keep, d, torch.ones_like(d)), torch.zeros_like(u))
         return self.posterior(x, ut, w, keep.to(u.dtype))
@@ -343,7 +397,7 @@ class RGNP(nn.Module):
         ut = mu + var.sqrt() * noise
         if cf is not None:
             ut = ut + (cf @ noise_lr[..., None])[..., 0]
-        b, d = self.pde.lift(xs, w)
+        b, d = self.lift(xs, w)
         r = self.pde.residual(cols, b + d * ut, z, w)
         physics = dist.Normal(torch.zeros_like(r), self.eps.to(r.dtype), validate_args=False).log_prob(r).sum(-1)
         entropy = -self._gaussian(mu, var, cf).log_prob(ut)
@@ -355,11 +409,11 @@ class RGNP(nn.Module):
                             ) -> torch.Tensor:
         """log N(y; b + Dμ_α, D²Σ_α + σ_y² I) of observations y (B, K) at x (B, K, d): (B,)."""
         mu, var, cf = self.heads(x, z, w)
-        b, d = self.pde.lift(x, w)
+        b, d = self.lift(x, w)
         noise = self.config.sigma_y ** 2
         if cf is None:
             return dist.Normal(b + d * mu, (d ** 2 * var + noise).sqrt()).log_prob(y).sum(-1)
         return dist.LowRankMultivariateNormal(b + d * mu, d[..., None] * cf, d ** 2 * var + noise).log_prob(y)
 
 
-__all__ = ["Burgers1D", "GICNet", "KIP", "PDES", "Poisson1D", "RGNP", "RGNPConfig", "boundary_factor", "mlp"]
+__all__ = ["Burgers1D", "Cavity", "GICNet", "KIP", "PDES", "Poisson1D", "RGNP", "RGNPConfig", "boundary_factor", "mlp"]

@@ -250,13 +250,21 @@ def bench_dgno(size: str = typer.Option("small", "--size", help="small (2 CPU co
 
 @bench_app.command("rgnp")
 def bench_rgnp(size: str = typer.Option("small", "--size", help="small (2 CPU cores, minutes) or gpu (paper size)."),
-               device: str = typer.Option("auto", "--device", help="auto, cpu or cuda.")) -> None:
-    """RGNP vs a fixed-grid PDDLVM on 1D nonlinear Poisson: forward and inverse errors, 2-sigma coverage, time."""
-    from graphfem.benchmarks.rgnp import run
+               device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+               only: Optional[str] = typer.Option(None, "--only", help="Comma-separated rows: rgnp, fixed-grid, "
+                                                  "eps-0.1, lr, learned-eps, burgers, cavity (default all)."),
+               folder: Optional[Path] = typer.Option(None, "--folder", help="Keep the data and runs here.")) -> None:
+    """RGNP vs a fixed-grid PDDLVM on 1D nonlinear Poisson, calibration variants, Burgers and the lid-driven
+    cavity: forward and inverse errors, 2-sigma coverage, time."""
+    from graphfem.benchmarks.rgnp import ROWS, run
 
     if size not in ("small", "gpu"):
         raise GraphfemError(f"--size must be small or gpu, got {size!r}")
-    typer.echo(run(size=size, device=device))
+    rows = tuple(k.strip() for k in only.split(",")) if only else ()
+    bad = [k for k in rows if k not in ROWS]
+    if bad:
+        raise GraphfemError(f"--only: unknown row {bad[0]!r}; the rows are {', '.join(ROWS)}")
+    run(size=size, device=device, folder=None if folder is None else str(folder), only=rows, echo=typer.echo)
 
 
 @bench_app.command("flow")

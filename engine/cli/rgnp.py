@@ -17,14 +17,14 @@ import typer
 from graphfem.meshes.errors import GraphfemError, InputError
 
 
-def read_observations(path: Path, field: str = "u", low: tuple = (-1.0,), high: tuple = (1.0,)
-                      ) -> tuple[np.ndarray, np.ndarray]:
-    """(points (K, d), u (K,)) from a ``.csv`` with a header naming ``x`` (and ``t`` when the
-    model's domain is (x, t), d = 2) and ``field``, or (1D) a mesh/point file meshio reads with
-    the point field ``field``. Non-finite values, points outside the box [low, high] and fewer
+def read_observations(path: Path, field: str = "u", low: tuple = (-1.0,), high: tuple = (1.0,),
+                      columns: tuple[str, ...] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(points (K, d), u (K,)) from a ``.csv`` with a header naming the coordinates ``columns``
+    (default ``x``, and ``t`` when the model's domain is (x, t), d = 2; ``x, y`` for the cavity)
+    and ``field``, or (1D) a mesh/point file meshio reads with the point field ``field``. Non-finite values, points outside the box [low, high] and fewer
     than 2 points inside it are refused in one line."""
     path = Path(path)
-    columns = ("x", "t")[:len(low)]
+    columns = columns or ("x", "t")[:len(low)]
     if not path.is_file():
         raise InputError("no such observations file", path)
     if path.suffix.lower() == ".csv":
@@ -39,7 +39,8 @@ def read_observations(path: Path, field: str = "u", low: tuple = (-1.0,), high: 
                              path)
         x, u = np.stack([np.asarray(table[k], float) for k in columns], 1), np.asarray(table[field], float)
     elif len(columns) > 1:
-        raise InputError("observations in (x, t) are read from a .csv with columns x, t and the field", path)
+        raise InputError(f"observations in ({', '.join(columns)}) are read from a .csv with columns "
+                         f"{', '.join(columns)} and the field", path)
     else:
         from graphfem.meshes import read_meshio
 
@@ -64,12 +65,13 @@ def register(app: typer.Typer) -> None:
 
     @app.command("posterior")
     def posterior_cmd(model_path: Path = typer.Argument(..., help="RGNP checkpoint (.safetensors)."),
-                      observations: Path = typer.Argument(..., help="Observed u: .csv (x,u; x,t,u for Burgers) "
-                                                          "or a 1D .vtu."),
+                      observations: Path = typer.Argument(..., help="Observed u: .csv (x,u; x,t,u for Burgers; "
+                                                          "x,y,stream for the cavity) or a 1D .vtu."),
                       w: float = typer.Option(..., "--w", help="The known input w of the observed state (Burgers: "
-                                              "the frequency)."),
+                                              "the frequency; cavity: the lid speed)."),
                       output: Path = typer.Option(..., "-o", "--output", help="JSON file with z's mean and std."),
-                      field: str = typer.Option("u", "--field", help="Name of the observed value field."),
+                      field: Optional[str] = typer.Option(None, "--field", help="Name of the observed value field "
+                                                          "(default u; stream for the cavity)."),
                       mesh_path: Optional[Path] = typer.Option(None, "--mesh", help="1D mesh of the problem's "
                                                                "interval for --fields (steady problems)."),
                       fields: Optional[Path] = typer.Option(None, "--fields", help="VTU to write the posterior "
@@ -95,8 +97,8 @@ def register(app: typer.Typer) -> None:
             raise InputError(f"a {meta.get('model')} checkpoint; posterior needs an rgnp model", model_path)
         check_inputs(model, z_box(model)[0], w, model_path)
         if mesh_path is not None and model.pde.dim != 1:
-            raise InputError("--mesh/--fields: the predictive field is offered for steady problems; predict the "
-                             "Burgers series with graphfem predict at the posterior mean", mesh_path)
+            raise InputError("--mesh/--fields: the predictive field is offered for the 1D Poisson model; predict "
+                             "Burgers and the cavity with graphfem predict at the posterior mean", mesh_path)
         z_true = None
         if truth is not None:
             from graphfem.physics.options import vector
@@ -108,7 +110,7 @@ def register(app: typer.Typer) -> None:
                                  or mesh.points[:, 0].max() > hi[0] + 1e-12):
             raise InputError(f"--mesh: the model predicts on 1D meshes with nodes in [{lo[0]:g}, {hi[0]:g}]",
                              mesh_path)
-        x, u = read_observations(observations, field, lo, hi)
+        x, u = read_observations(observations, field or model.pde.field, lo, hi, model.pde.coords)
         mean, std = posterior(model.float(), x, u, w)
         if not (np.isfinite(mean).all() and np.isfinite(std).all()):
             raise GraphfemError("the posterior is not finite; no file written", model_path)

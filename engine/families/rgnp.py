@@ -1,15 +1,17 @@
-r"""RGNP adapter: random-grid neural processes on ``graphfem generate nonlinear-poisson`` or
-``graphfem generate parametric-burgers`` data (:data:`SPECS`).
+r"""RGNP adapter: random-grid neural processes on ``graphfem generate nonlinear-poisson``,
+``graphfem generate parametric-burgers`` or ``graphfem generate lid-cavity`` data (:data:`SPECS`).
 
 Training is physics-informed: the items of an epoch are ``draws`` prior draws, and every
 batch draws z ~ U(box), w ~ U(box), a fresh random grid X ~ U(Ω)ᴺ (Ω = [−1, 1], or
-(x, t) ∈ [0, 1]² for Burgers) **per sample and per step** and the reparameterisation noise,
+(x, t) ∈ [0, 1]² for Burgers, (x, y) ∈ [0, 1]² for the cavity) **per sample and per step** and the reparameterisation noise,
 all from the trainer's per-step rng (so a resumed run draws the same numbers). The loss is
 −mean ELBO of :class:`graphfem.operators.rgnp.RGNP`. The FE solutions of the data set are
 **never** training grids: validation and evaluation compare μ, σ at the FE nodes (and
 frames) with the stored FE reference (relative L2 in the mass-matrix norm, and the fraction
 of interior points with |u − μ| ≤ 2σ), and the GICNet posterior over z, given the FE
-solution at the interior points, with the true z.
+solution at the interior points, with the true z. For the cavity the forward scores are
+those of the velocity (ψ_y, −ψ_x) at the FE nodes (both components), and the GICNet is given
+the FE stream function.
 
 Family options (``model:``):
 
@@ -22,7 +24,9 @@ Family options (``model:``):
 
 Prediction (``graphfem predict MODEL MESH --z ... --w ...``, or ``--viscosity ... --convection ...
 --frequency ... [--t-end --dt --save-every]`` for Burgers, a PVD series): ``u`` (the mean) and
-``u_std`` at the nodes of any 1D mesh of the problem's interval. The posterior over z from
+``u_std`` at the nodes of any 1D mesh of the problem's interval; for the cavity (``--viscosity
+... --lid ...``) ``velocity``, ``velocity_std`` (per component), ``stream`` and ``stream_std``
+on any 2D mesh inside the unit square. The posterior over z from
 observations is :func:`posterior` (``graphfem posterior``).
 """
 from __future__ import annotations
@@ -50,7 +54,8 @@ class Spec:
     Attributes:
         problem: the registered problem; pde: the operator's problem key.
         z_options: the options holding z (one with all components, or one per component);
-        w_option: the option holding w; time: whether the reference is a trajectory in (x, t).
+        w_option: the option holding w; time: whether the reference is a trajectory in (x, t);
+        flow: a 2D flow whose GP is over the stream function (reference fields velocity, stream).
     """
 
     problem: str
@@ -58,6 +63,7 @@ class Spec:
     z_options: tuple[str, ...]
     w_option: str
     time: bool
+    flow: bool = False
 
     def z_of(self, options: Mapping[str, Any]) -> np.ndarray:
         return np.concatenate([np.ravel(np.asarray(options[k], float)) for k in self.z_options])
@@ -69,7 +75,8 @@ class Spec:
 
 #: problem name -> how the family reads it
 SPECS = {"nonlinear-poisson": Spec("nonlinear-poisson", "poisson1d", ("z",), "w", False),
-         "parametric-burgers": Spec("parametric-burgers", "burgers", ("viscosity", "convection"), "frequency", True)}
+         "parametric-burgers": Spec("parametric-burgers", "burgers", ("viscosity", "convection"), "frequency", True),
+         "lid-cavity": Spec("lid-cavity", "cavity", ("viscosity",), "lid", False, flow=True)}
 
 
 def spec_of(model) -> Spec:
@@ -107,6 +114,18 @@ def check_inputs(model, z: np.ndarray, w: float, source=None) -> None:
 def _points(model, x: np.ndarray) -> np.ndarray:
     """Points as (n, d): a 1D problem's (n,) is (n, 1)."""
     return np.array(x, float).reshape(-1, model.pde.dim)
+
+
+def velocity_at(model, x: np.ndarray, z: np.ndarray, w: float, device: str = "cpu"
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std of the velocity (ψ_y, −ψ_x) of a cavity model at points x (n, 2) for one
+    (z, w): ((n, 2), (n, 2)) (:meth:`graphfem.operators.rgnp.RGNP.velocity`)."""
+    import torch
+
+    dtype = next(model.parameters()).dtype
+    t = lambda v: torch.as_tensor(np.array(v, float), dtype=dtype, device=device)  # noqa: E731
+    mean, std = model.velocity(t(_points(model, x))[None], t(z)[None], t([w])[None])
+    return mean[0].double().cpu().numpy(), std[0].double().cpu().numpy()
 
 
 def field_at(model, x: np.ndarray, z: np.ndarray, w: float, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
@@ -148,7 +167,11 @@ def predictive(model, mean_z: np.ndarray, std_z: np.ndarray, w: float, x: np.nda
 
 def sample_points(sample: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Where a sample's reference lives: (points (n, d), u (n,), interior mask (n,)): the nodes
-    in 1D; every (node, frame) pair in (x, t), frames major."""
+    in 1D; every (node, frame) pair in (x, t), frames major; the nodes (x, y) of a cavity with
+    u its stream function."""
+    if sample.get("velocity") is not None:
+        pts = sample["space"].mesh.points[:, :2]
+        return pts, sample["u"], ((pts > 1e-12) & (pts < 1 - 1e-12)).all(1)
     x = sample["space"].mesh.points[:, 0]
     if sample["times"] is None:
         return x[:, None], sample["u"], np.abs(x) < 1 - 1e-12
@@ -165,6 +188,8 @@ def scores(model, sample: dict, device: str = "cpu") -> dict[str, float]:
     reference at the interior points (every 5th node and frame of a trajectory), and
     ``coverage_z`` (components with |z − μ_z| ≤ 2σ_z)."""
     pts, u, inner = sample_points(sample)
+    if sample.get("velocity") is not None:
+        return _flow_scores(model, sample, pts, u, inner, device)
     mean, std = field_at(model, pts, sample["z"], sample["w"], device)
     M = sample["space"].mass()
     n = M.shape[0]
@@ -181,17 +206,45 @@ def scores(model, sample: dict, device: str = "cpu") -> dict[str, float]:
             "coverage_z": float(np.mean(np.abs(z - mz) <= 2 * sz))}
 
 
+def _flow_scores(model, sample: dict, pts: np.ndarray, psi: np.ndarray, inner: np.ndarray, device: str
+                 ) -> dict[str, float]:
+    """:func:`scores` of a cavity sample: the velocity (both components, P1 mass-matrix norm)
+    and its ±2σ coverage at the interior nodes; the posterior given ψ at every interior node."""
+    ref = sample["velocity"]
+    mean, std = velocity_at(model, pts, sample["z"], sample["w"], device)
+    M = sample["space"].mass()
+    e = mean - ref
+    rel = float(np.sqrt(sum(e[:, c] @ (M @ e[:, c]) for c in range(2)) /
+                        sum(ref[:, c] @ (M @ ref[:, c]) for c in range(2))))
+    mz, sz = posterior(model, pts[inner], psi[inner], sample["w"], device)
+    z = sample["z"]
+    return {"rel_l2_u": rel, "coverage_u": float(np.mean(np.abs(e)[inner] <= 2 * std[inner])),
+            "z_rel_err": float(np.linalg.norm(mz - z) / np.linalg.norm(z)),
+            "coverage_z": float(np.mean(np.abs(z - mz) <= 2 * sz))}
+
+
 def read_sample(data, i: int) -> dict:
-    """One FE sample of a nonlinear-poisson or parametric-burgers data set: its P1 ``space``,
-    ``u`` at the nodes ((n,), or (T, n) at ``times``), ``z``, ``w``, ``name``."""
+    """One FE sample of a nonlinear-poisson, parametric-burgers or lid-cavity data set: its P1
+    ``space``, ``u`` at the nodes ((n,), or (T, n) at ``times``; the stream function for the
+    cavity, with ``velocity`` (n, 2)), ``z``, ``w``, ``name``."""
     from graphfem.datasets.simulations import problem_of
     from graphfem.meshes import FESpace
 
     spec = SPECS[problem_of(data.family)]
     s = data.sample(i)
-    if s.mesh is None or "u" not in s.fields or any(k not in s.options for k in spec.z_options):
-        raise GraphfemError(f"group {s.name!r} has no mesh, u or {'/'.join(spec.z_options)}; write it with "
-                            f"graphfem generate {spec.problem}", data.path)
+    field = "stream" if spec.flow else "u"
+    if s.mesh is None or field not in s.fields or any(k not in s.options for k in spec.z_options) or (
+            spec.flow and "velocity" not in s.fields):
+        raise GraphfemError(f"group {s.name!r} has no mesh, {field}{', velocity' if spec.flow else ''} or "
+                            f"{'/'.join(spec.z_options)}; write it with graphfem generate {spec.problem}", data.path)
+    if spec.flow:
+        velocity = np.asarray(s.fields["velocity"], float)
+        if s.mesh.dim != 2 or velocity.shape != (s.mesh.n_points, 2):
+            raise GraphfemError(f"group {s.name!r}: a lid-cavity sample needs a 2D mesh and a 2-component velocity",
+                                data.path)
+        return {"space": FESpace(s.mesh, order=1), "u": np.asarray(s.fields["stream"], float), "velocity": velocity,
+                "times": None, "z": spec.z_of(s.options), "w": float(s.options.get(spec.w_option, 1.0)),
+                "name": s.name}
     if s.mesh.dim != 1:
         raise GraphfemError(f"group {s.name!r}: the mesh is not a 1D mesh", data.path)
     if spec.time and s.times is None:
@@ -203,12 +256,12 @@ def read_sample(data, i: int) -> dict:
 
 @register_family
 class RGNPFamily(Family):
-    """RGNP on nonlinear-poisson and parametric-burgers data (see the module docstring)."""
+    """RGNP on nonlinear-poisson, parametric-burgers and lid-cavity data (see the module docstring)."""
 
     name = "rgnp"
     models = ("rgnp",)
-    consumes = "prior draws of (z, w) on random grids; FE samples of nonlinear-poisson or parametric-burgers " \
-               "for validation"
+    consumes = "prior draws of (z, w) on random grids; FE samples of nonlinear-poisson, parametric-burgers or " \
+               "lid-cavity for validation"
 
     def trains_on(self, data) -> bool:
         from graphfem.datasets.simulations import problem_of
@@ -229,7 +282,7 @@ class RGNPFamily(Family):
                                  f"{extras[key]!r}", source)
         if not isinstance(extras["fixed_grid"], bool):
             raise InputError(f"model.fixed_grid: expected true or false, got {extras['fixed_grid']!r}", source)
-        if extras["data"] and spec.time:
+        if extras["data"] and spec.pde != "poisson1d":
             raise InputError(f"model.data: noisy observation tuples are offered for nonlinear-poisson only, not "
                              f"{spec.problem}", source)
         if config.setdefault("pde", spec.pde) != spec.pde:
@@ -270,9 +323,13 @@ class RGNPFamily(Family):
                 y = s["u"][idx] + c.sigma_y * rng.standard_normal(idx.size)
                 state["tuples"].append({"x": x[idx], "y": y, "z": s["z"], "w": s["w"]})
         options = list(spec.z_options) + [spec.w_option] + (["t_end", "dt", "save_every"] if spec.time else [])
+        if spec.flow:
+            units = {"velocity": "m/s", "velocity_std": "m/s", "stream": "m^2/s", "stream_std": "m^2/s"}
+            shape = {"dim": 2, "cell_types": ["triangle", "quad"], "fields": list(units), "units": units}
+        else:
+            shape = {"dim": 1, "cell_types": ["line"], "fields": ["u", "u_std"], "units": {"u": "1", "u_std": "1"}}
         meta = {"family_options": extras,
-                "problem": {"name": spec.problem, "dim": 1, "cell_types": ["line"], "fields": ["u", "u_std"],
-                            "units": {"u": "1", "u_std": "1"}, "options": options, "ranges": _box(model)},
+                "problem": {"name": spec.problem, **shape, "options": options, "ranges": _box(model)},
                 "samples": {k: len(v) for k, v in split.items()}}
         return Setup(model, meta, list(range(extras["draws"])), list(split["val"]), list(split["test"]), state)
 
@@ -319,6 +376,8 @@ class RGNPFamily(Family):
         spec = spec_of(model)
         given = {k: v for k, v in options.items() if v is not None}
         check_options(given, meta["problem"]["options"], "the rgnp model", mesh.source)
+        if spec.flow:
+            return self._predict_flow(model, spec, mesh, given, device)
         if mesh.dim != 1:
             raise InputError(f"the rgnp model predicts on 1D meshes; this mesh is {mesh.dim}D", mesh.source)
         params = get_problem(spec.problem).parse(mesh, given)
@@ -341,6 +400,23 @@ class RGNPFamily(Family):
         return Prediction(mesh, {"u": mean.reshape(shape), "u_std": std.reshape(shape)},
                           {"u": "1", "u_std": "1"}, times=times)
 
+    @staticmethod
+    def _predict_flow(model, spec: Spec, mesh, given, device) -> Prediction:
+        """Velocity (mean, std per component) and stream function of a cavity model at the nodes of a 2D mesh."""
+        from graphfem.physics.problem import get_problem
+
+        if mesh.dim != 2:
+            raise InputError(f"the rgnp cavity model predicts on 2D meshes of the unit square; this mesh is "
+                             f"{mesh.dim}D", mesh.source)
+        params = get_problem(spec.problem).parse(mesh, given)
+        z, w = spec.z_of(params), float(params[spec.w_option])
+        check_inputs(model, z, w, mesh.source)
+        pts = mesh.points[:, :2]
+        vel, vel_std = velocity_at(model, pts, z, w, device)
+        psi, psi_std = field_at(model, pts, z, w, device)
+        units = {"velocity": "m/s", "velocity_std": "m/s", "stream": "m^2/s", "stream_std": "m^2/s"}
+        return Prediction(mesh, {"velocity": vel, "velocity_std": vel_std, "stream": psi, "stream_std": psi_std}, units)
+
     def evaluate(self, model, meta, data, device, limit=0, compare_fe=False, progress=True) -> dict[str, Any]:
         from graphfem.datasets.simulations import problem_of
         from graphfem.physics.problem import get_problem
@@ -361,7 +437,7 @@ class RGNPFamily(Family):
                 start = time.perf_counter()
                 fe = get_problem(spec.problem).run(s["space"].mesh, data.sample(i).options)
                 t_fe.append(time.perf_counter() - start)
-                ref = fe.trajectory.fields["u"] if spec.time else fe.fields["u"]
+                ref = fe.trajectory.fields["u"] if spec.time else fe.fields["stream" if spec.flow else "u"]
                 fe_check.append(float(np.abs(ref - s["u"]).max() / np.abs(s["u"]).max()))
         out = evaluation_summary([r["rel_l2_u"] for r in rows], t_pred, device, t_fe if compare_fe else None,
                                  fe_check if compare_fe else None)
@@ -371,4 +447,4 @@ class RGNPFamily(Family):
 
 
 __all__ = ["FAMILY_KEYS", "RGNPFamily", "SPECS", "Spec", "check_inputs", "field_at", "posterior", "predictive",
-           "read_sample", "sample_points", "scores", "spec_of", "z_box"]
+           "read_sample", "sample_points", "scores", "spec_of", "velocity_at", "z_box"]

@@ -238,3 +238,66 @@ def test_killed_and_resumed_run_matches_the_uninterrupted_one(trained, tmp_path)
     lines = lambda run: [ln for ln in (tmp_path / run / "metrics.jsonl").read_text().splitlines()  # noqa: E731
                          if "time_s" not in ln]
     assert lines("full") == lines("killed")
+
+
+def test_cavity_through_the_cli(tmp_path, capsys):
+    """lid-cavity: random (x, y) grids per sample and step, trained through graphfem train; predict
+    writes velocity, velocity_std, stream and stream_std on a mesh of our own, with the no-slip walls,
+    the lid and zero wall std exact; the posterior from (x, y, stream) observations; bad input."""
+    import meshio
+
+    from graphfem.datasets.simulations import SimulationData
+    from graphfem.physics.lid_cavity import lid_profile
+
+    data = tmp_path / "cav.h5"
+    assert main(["generate", "lid-cavity", "-n", "4", "--resolution", "6", "-o", str(data)]) == 0
+    cfg = tmp_path / "cav.yaml"
+    cfg.write_text(f"""model: {{name: rgnp, pde: cavity, points: 16, fourier: 4, width: 16, depth: 2, lift: 4,
+  lift_depth: 1, grid: 5, conv: 2, filters: 4, gic_dense: [8], w_dense: 8, head: [8], eps: 30.0, learn_eps: true,
+  eps_min: 1.0, out_scale: 0.05, u_scale: 1.0, draws: 8}}
+data: {{path: {data}, val_fraction: 0.25, test_fraction: 0.25, batch_size: 4}}
+optim: {{phases: [{{optimizer: adam, epochs: 2, lr: 1.0e-3, weight_decay: 0.0, warmup_steps: 0, clip_norm: 0.0}}]}}
+run: {{out: {tmp_path / 'run'}, seed: 0, threads: 1, progress: false}}
+""")
+    assert main(["train", str(cfg)]) == 0
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert math.isfinite(records[-1]["test_rel_l2_u"]) and 0 <= records[-1]["test_coverage_u"] <= 1
+    ckpt = str(tmp_path / "run" / "model.safetensors")
+    Mesh.rectangle(7, 5).write(tmp_path / "square.vtu")
+    out = tmp_path / "flow.vtu"
+    assert main(["predict", ckpt, str(tmp_path / "square.vtu"), "-o", str(out), "--viscosity", "0.07",
+                 "--lid", "0.65"]) == 0
+    got = meshio.read(out)
+    x, vel, std = got.points[:, :2], got.point_data["velocity"], got.point_data["velocity_std"]
+    assert vel.shape == std.shape == (len(x), 3) and {"stream", "stream_std"} <= set(got.point_data)
+    assert np.abs(vel[:, 2]).max() == 0 and (std >= 0).all()   # VTK pads 2-vectors with a zero z
+    vel, std = vel[:, :2], std[:, :2]
+    lid = x[:, 1] == 1
+    walls = (x[:, 1] == 0) | (x[:, 0] == 0) | (x[:, 0] == 1)
+    assert np.abs(vel[walls & ~lid]).max() == 0 and np.abs(std[walls | lid]).max() == 0
+    np.testing.assert_allclose(vel[lid, 0], 0.65 * lid_profile(x[lid, 0]), rtol=0, atol=1e-6)
+    assert np.abs(vel[lid, 1]).max() == 0
+    s = SimulationData(data).sample(0)
+    inner = np.flatnonzero(((s.mesh.points[:, :2] > 0) & (s.mesh.points[:, :2] < 1)).all(1))
+    rows = np.column_stack([s.mesh.points[inner, :2], s.fields["stream"][inner]])
+    np.savetxt(tmp_path / "obs.csv", rows, delimiter=",", header="x,y,stream", comments="")
+    assert main(["posterior", ckpt, str(tmp_path / "obs.csv"), "--w", str(s.options["lid"]), "-o",
+                 str(tmp_path / "z.json"), "--truth", str(s.options["viscosity"])]) == 0
+    assert len(json.loads((tmp_path / "z.json").read_text())["z_mean"]) == 1
+    np.savetxt(tmp_path / "xt.csv", rows, delimiter=",", header="x,t,stream", comments="")
+    Mesh.interval(5, 0.0, 1.0).write(tmp_path / "line.vtu")
+    sq = str(tmp_path / "square.vtu")
+    for args, words in ((["predict", ckpt, sq, "-o", str(tmp_path / "a.vtu"), "--viscosity", "0.5"],
+                         "--viscosity: z_0 = 0.5 lies outside the training range"),
+                        (["predict", ckpt, sq, "-o", str(tmp_path / "b.vtu"), "--viscosity", "0.05", "--lid", "3"],
+                         "--lid: 3 lies outside"),
+                        (["predict", ckpt, str(tmp_path / "line.vtu"), "-o", str(tmp_path / "c.vtu"),
+                          "--viscosity", "0.05"], "2D"),
+                        (["predict", ckpt, sq, "-o", str(tmp_path / "d.vtu")], "--viscosity is required"),
+                        (["posterior", ckpt, str(tmp_path / "xt.csv"), "--w", "0.7", "-o", str(tmp_path / "e.json")],
+                         "lacks y")):
+        capsys.readouterr()
+        assert main(args) == 1, args
+        err = capsys.readouterr().err.strip()
+        assert words in err and len(err.splitlines()) == 1, err
+        assert not (tmp_path / args[args.index("-o") + 1]).exists()

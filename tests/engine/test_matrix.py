@@ -96,7 +96,7 @@ CASES = {
 #: problems whose surrogate is another family's: MeshGraphNet refuses their data (test_pairings.py) and that
 #: family's tests run generate -> train -> predict (mpm: tests/engine/test_family_giorom.py; the
 #: random-grid parametric problems: tests/engine/test_family_rgnp.py)
-NO_MESH = {"mpm", "nonlinear-poisson", "parametric-burgers"}
+NO_MESH = {"mpm", "nonlinear-poisson", "parametric-burgers", "lid-cavity"}
 
 
 def test_every_solve_problem_has_a_case():
