@@ -193,7 +193,7 @@ def _include_target(line: _Line, params: dict, root: Path, allow_outside: bool, 
     target = target.resolve()
     if not allow_outside and not target.is_relative_to(root):
         raise MeshError(f"line {line.number}: INPUT={name!r} leaves the deck's folder {root}; copy it "
-                        "there, or read with graphfem.meshes.read(..., allow_outside=True)", line.file)
+                        "there, or allow it: graphfem --allow-outside-includes (API: read(..., allow_outside=True))", line.file)
     if target in stack:
         raise MeshError(f"line {line.number}: INPUT={name!r} includes itself (a cycle)", line.file)
     if len(stack) >= _MAX_INCLUDE_DEPTH:

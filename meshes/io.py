@@ -107,7 +107,19 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
 
 
 # ---------------------------------------------------------------------- reading
-def read(path: str | Path, merge_tolerance: float = 1e-12, allow_outside: bool = False) -> Mesh:
+#: set to 1 (``graphfem --allow-outside-includes``) to follow Abaqus ``*INCLUDE`` files outside the deck's folder
+ALLOW_OUTSIDE_ENV = "GRAPHFEM_ALLOW_OUTSIDE_INCLUDES"
+
+
+def outside_includes_allowed(allow_outside: bool | None = None) -> bool:
+    """``allow_outside`` itself, or (``None``) whether :data:`ALLOW_OUTSIDE_ENV` is set to 1: the
+    command line's ``--allow-outside-includes``, inherited by worker processes."""
+    if allow_outside is not None:
+        return bool(allow_outside)
+    return os.environ.get(ALLOW_OUTSIDE_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def read(path: str | Path, merge_tolerance: float = 1e-12, allow_outside: bool | None = None) -> Mesh:
     """Read a mesh file in any format meshio knows, keeping its tags.
 
     Mixed triangle/quad and tetra/wedge/hexahedron meshes are split into
@@ -118,7 +130,7 @@ def read(path: str | Path, merge_tolerance: float = 1e-12, allow_outside: bool =
     gets a ``boundary`` facet tag (all boundary facets) unless it has a tag
     of that name. Abaqus decks are read by :mod:`graphfem.meshes.abaqus`,
     whose ``*INCLUDE`` files must lie in the deck's folder unless
-    ``allow_outside``.
+    ``allow_outside`` (``None``: :func:`outside_includes_allowed`).
 
     Raises:
         MeshError: the file is missing, empty, truncated, unreadable or holds
@@ -134,7 +146,7 @@ def read(path: str | Path, merge_tolerance: float = 1e-12, allow_outside: bool =
         raise MeshError(_read_failure(path, file_format, exc), path) from None
 
 
-def read_meshio(path: str | Path, allow_outside: bool = False):
+def read_meshio(path: str | Path, allow_outside: bool | None = None):
     """The ``meshio.Mesh`` of a file, as meshio holds it (point clouds and
     fields included, no repairs), read the way :func:`read` reads it: the
     format checked, meshio's prints silenced and every failure one
@@ -142,7 +154,7 @@ def read_meshio(path: str | Path, allow_outside: bool = False):
     return _read_raw(Path(path), allow_outside)[0]
 
 
-def _read_raw(path: Path, allow_outside: bool):
+def _read_raw(path: Path, allow_outside: bool | None):
     """(meshio.Mesh, facet sets meshio drops name -> (k, c) corner nodes, format) of ``path``."""
     from .abaqus import read_deck
 
@@ -157,7 +169,7 @@ def _read_raw(path: Path, allow_outside: bool):
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
                 _vtk_type_names(), np.errstate(all="ignore"):  # and its arithmetic on damaged sizes
             if file_format == "abaqus":
-                mio, side_sets = read_deck(path, allow_outside=allow_outside)
+                mio, side_sets = read_deck(path, allow_outside=outside_includes_allowed(allow_outside))
             else:
                 mio = _meshio_reader(file_format)(str(path))
             if file_format == "exodus":

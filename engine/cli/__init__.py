@@ -41,9 +41,14 @@ _state = {"debug": False}
 @app.callback(invoke_without_command=True)
 def _root(ctx: typer.Context,
           debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
-          version: bool = typer.Option(False, "--version", help="Print the version and exit.")) -> None:
+          version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+          allow_outside_includes: bool = typer.Option(
+              False, "--allow-outside-includes",
+              help="Follow Abaqus *INCLUDE files outside the deck's folder (refused by default), in every "
+                   "command that reads a mesh.")) -> None:
     """graphfem: read meshes, solve PDEs with FE, train and run neural surrogates."""
     from graphfem import __version__
+    from graphfem.meshes.io import ALLOW_OUTSIDE_ENV
 
     if version:
         typer.echo(__version__)
@@ -52,6 +57,8 @@ def _root(ctx: typer.Context,
         typer.echo(ctx.get_help())
         raise typer.Exit(2)
     _state["debug"] = debug
+    if allow_outside_includes:  # in the environment, so that worker processes (generate --workers) follow it too
+        os.environ[ALLOW_OUTSIDE_ENV] = "1"
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(message)s",
                         handlers=[_rich_handler()])
 
@@ -338,8 +345,9 @@ def main(argv: list[str] | None = None) -> int:
 
     args = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in args
-    if debug:  # accepted anywhere on the line, handled by the root callback
-        args = ["--debug"] + [a for a in args if a != "--debug"]
+    for flag in ("--allow-outside-includes", "--debug"):  # accepted anywhere on the line, handled by the root
+        if flag in args:
+            args = [flag] + [a for a in args if a != flag]
     command = typer.main.get_command(app)
     try:
         code = command.main(args=args, prog_name="graphfem", standalone_mode=False)
