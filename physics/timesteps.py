@@ -68,6 +68,16 @@ def human_bytes(count: float) -> str:
     return f"{count:.3g} PB"
 
 
+def human_seconds(seconds: float) -> str:
+    """``22 ms``, ``45 s``, ``12 min``, ``3.5 h`` or ``2.1 days`` (3 significant digits)."""
+    if seconds < 1:
+        return f"{1e3 * seconds:.3g} ms"
+    for unit, size in (("days", 86400.0), ("h", 3600.0), ("min", 60.0)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:.3g} {unit}"
+    return f"{seconds:.3g} s"
+
+
 def check_trajectory_memory(steps: int, save_every: int, values: int) -> None:
     """Refuse a trajectory of ``values`` numbers per frame that would not fit in half the free memory.
 
@@ -81,5 +91,5 @@ def check_trajectory_memory(steps: int, save_every: int, values: int) -> None:
                          f"than the memory free ({human_bytes(free)}); raise --save-every or --dt")
 
 
-__all__ = ["TimeStepWarning", "available_memory", "check_trajectory_memory", "human_bytes", "saved_frames",
-           "time_steps"]
+__all__ = ["TimeStepWarning", "available_memory", "check_trajectory_memory", "human_bytes", "human_seconds",
+           "saved_frames", "time_steps"]

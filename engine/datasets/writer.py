@@ -26,6 +26,7 @@ import shutil
 import signal
 import sys
 import threading
+import time
 import warnings
 from pathlib import Path
 from typing import Callable, Iterator
@@ -175,11 +176,12 @@ def write(name: str, job: tuple, n: int, out: Path, seed: int, workers: int, pro
             jobs = ((*job, seed, i) for i in range(rank, n, world) if i not in done)  # lazily: n may be absurd
             columns = (TextColumn(f"generating {name}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
             console = Console(stderr=True)  # stdout is for the results; no bar (nor its blank line) off a terminal
+            arrivals: list[float] = []  # when each simulation of this run was written
             with Progress(*columns, disable=not progress or rank != 0 or not console.is_terminal, transient=True,
                           console=console) as bar:
                 task = bar.add_task("generate", total=todo)
-                for index, sample in stack.enter_context(contextlib.closing(_results(jobs, todo, workers,
-                                                                                     simulate))):
+                for index, sample, seconds in stack.enter_context(contextlib.closing(_results(jobs, todo, workers,
+                                                                                              simulate))):
                     with atomic_path(folder / f"sim_{index:06d}.h5") as tmp, h5py.File(tmp, "w") as h5:
                         group = h5.create_group(f"sim_{index:06d}")
                         write_sample(group, sample)
@@ -188,6 +190,13 @@ def write(name: str, job: tuple, n: int, out: Path, seed: int, workers: int, pro
                         group.attrs.update({**group_attrs, "index": index})
                     if finished == len(done):  # the first simulation of this run sizes the whole
                         _check_disk(out, folder / f"sim_{index:06d}.h5", n, n - len(done))
+                    arrivals.append(time.perf_counter())
+                    if len(arrivals) == 1 and seconds >= WARM_S:  # long simulations: sized by the first
+                        _estimate(folder / f"sim_{index:06d}.h5", seconds / max(1, workers), n - finished - 1,
+                                  progress and rank == 0)
+                    elif len(arrivals) == 2 * max(1, workers) + 1 and seconds < WARM_S:  # past every worker's first
+                        pace = (arrivals[-1] - arrivals[0]) / (len(arrivals) - 1)
+                        _estimate(folder / f"sim_{index:06d}.h5", pace, n - finished - 1, progress and rank == 0)
                     finished += 1
                     bar.advance(task)
             if world > 1:
@@ -216,11 +225,21 @@ def write(name: str, job: tuple, n: int, out: Path, seed: int, workers: int, pro
     return out
 
 
-def _results(jobs: Iterator[tuple], todo: int, workers: int, simulate: Callable) -> Iterator[tuple[int, dict]]:
-    """(index, sample) of every job, in order, computed by ``workers`` spawned processes (in this one for 1);
-    the jobs are handed out a few batches at a time, so that no queue ever holds all ``todo`` of them."""
+def _timed(simulate: Callable[[tuple], tuple[int, dict]], job: tuple) -> tuple[int, dict, float]:
+    """(index, sample, seconds the simulation took), where it ran (a worker's start-up not counted)."""
+    start = time.perf_counter()
+    index, sample = simulate(job)
+    return index, sample, time.perf_counter() - start
+
+
+def _results(jobs: Iterator[tuple], todo: int, workers: int, simulate: Callable
+             ) -> Iterator[tuple[int, dict, float]]:
+    """(index, sample, seconds) of every job, in order, computed by ``workers`` spawned processes (in this one
+    for 1); the jobs are handed out a few batches at a time, so that no queue ever holds all ``todo`` of them."""
+    import functools
     import itertools
 
+    simulate = functools.partial(_timed, simulate)
     if workers <= 1 or todo <= 1:
         yield from map(simulate, jobs)
         return
@@ -251,6 +270,27 @@ def _check_disk(out: Path, first: Path, n: int, remaining: int) -> None:
         raise InputError(f"-n {n}: simulations of about {human_bytes(each)} each{left} need about "
                          f"{human_bytes(need)} while writing (the kept simulations and the assembled file), more "
                          f"than the {human_bytes(free)} free on the disk of {out.parent}; use a smaller -n", out)
+
+
+#: a run expected to take longer than this (seconds) is announced once it has been sized
+ANNOUNCE_AFTER_S = 10.0
+#: a simulation this long (seconds) sizes the run at once; shorter ones are timed past each worker's first,
+#: whose one-time imports and set-up can take several times a simulation
+WARM_S = 5.0
+
+
+def _estimate(written: Path, pace: float, remaining: int, progress: bool) -> None:
+    """Say how long and how large the ``remaining`` simulations of a run will be, one finishing every ``pace``
+    seconds (solve and write, all workers together), each as large as the ``written`` one, when that passes
+    :data:`ANNOUNCE_AFTER_S`: a long run is known to be long before it is paid for (on a terminal the progress
+    bar then counts down)."""
+    from graphfem.physics.timesteps import human_bytes, human_seconds
+
+    total = pace * remaining
+    if total > ANNOUNCE_AFTER_S:
+        each = written.stat().st_size
+        _note(f"one simulation every {human_seconds(pace)}, {human_bytes(each)} each: the {remaining} left of this "
+              f"run take about {human_seconds(total)} and {human_bytes(each * remaining)}", progress)
 
 
 def _remove_leftovers(out: Path, progress: bool) -> None:

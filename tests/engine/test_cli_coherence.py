@@ -40,3 +40,20 @@ def test_allow_outside_includes_is_one_global_option(tmp_path, capsys, monkeypat
     monkeypatch.setenv(ALLOW_OUTSIDE_ENV, "0")
     code, out, _ = _cli(capsys, "--allow-outside-includes", "info", deck)
     assert code == 0 and "3 nodes" in out
+
+
+def test_generate_announces_a_long_run_once_it_is_sized(tmp_path, capfd, monkeypatch):
+    """After the first simulations (past each worker's first, which pays the imports) generate says how long
+    and how large the rest will be, once, when that is long; a short run says nothing."""
+    from graphfem.datasets import writer
+    from graphfem.datasets.generate import generate
+
+    monkeypatch.setattr(writer, "ANNOUNCE_AFTER_S", 1e9)
+    generate("heat", 4, tmp_path / "short.h5", progress=True)
+    assert "left of this run" not in capfd.readouterr().err
+    monkeypatch.setattr(writer, "ANNOUNCE_AFTER_S", 0.0)
+    generate("heat", 5, tmp_path / "long.h5", progress=True)
+    notes = [line for line in capfd.readouterr().err.splitlines() if "left of this run" in line]
+    assert len(notes) == 1, notes
+    assert notes[0].startswith("graphfem: one simulation every ") and "the 2 left of this run take about" in notes[0]
+    assert notes[0].endswith("B")  # the size of the rest
