@@ -18,6 +18,7 @@ from typing import Optional
 
 import typer
 
+from graphfem.devices import tune_cpu_runtime
 from graphfem.meshes.errors import GraphfemError
 
 app = typer.Typer(
@@ -336,6 +337,7 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: runs the app and turns user errors into one line."""
+    tune_cpu_runtime()
     warnings.showwarning = _one_line_warning
     warnings.filterwarnings("ignore", category=DeprecationWarning)  # libraries' notes to developers, not users
     try:
