@@ -15,7 +15,7 @@ from .linear_solvers import LinearSolver, condense
 from .poisson import (ORDER, SOLVER, boundary_conditions, boundary_terms, diffusion_matrix, load_vector, make_space,
                       nodal_values)
 from .problem import Option, Problem, Solution, register_problem
-from .timesteps import check_trajectory_memory, time_steps
+from .timesteps import SavedStates, time_steps
 
 logger = logging.getLogger("graphfem.physics")
 
@@ -86,12 +86,9 @@ def heat_solution(mesh: Mesh | FESpace, *, t_end: float, dt: float, kappa: Scala
     theta = constant(theta, "theta")
     if not 0 <= theta <= 1:
         raise InputError(f"theta must lie in [0, 1], got {theta}")
-    if int(save_every) < 1:
-        raise InputError(f"save_every must be at least 1, got {save_every}")
     steps, dt = time_steps(t_end, dt)
     space = make_space(mesh, order)
-    if frames is None:
-        check_trajectory_memory(steps, save_every, space.mesh.n_points)
+    saved = SavedStates(steps, save_every, space.mesh.n_points, frames)
     M = space.mass()
     K = diffusion_matrix(space, kappa)
     R, r = boundary_terms(space, neumann, robin)
@@ -110,35 +107,24 @@ def heat_solution(mesh: Mesh | FESpace, *, t_end: float, dt: float, kappa: Scala
 
     u = _initial_dofs(space, initial)
     u[D] = values
-    times, states, saved = [], [], [0]
-
-    def save(t: float, values_at_nodes: np.ndarray) -> None:
-        saved[0] += 1
-        if frames is not None:  # streamed: nothing kept
-            frames(t, {"u": values_at_nodes})
-        else:
-            times.append(t)
-            states.append(values_at_nodes)
-
-    save(0.0, nodal_values(space, u))
+    saved.save(0.0, {"u": nodal_values(space, u)})
     iterations, previous = 0, None
     for step in range(1, steps + 1):
         rhs = (B @ u + dt * b)[I] - lift
         u = fixed.copy()
         u[I] = previous = linear.solve(rhs, x0=previous)  # warm start for the iterative solvers
         iterations += linear.info.get("iterations", 0)
-        if step % int(save_every) == 0 or step == steps:
-            save(step * dt, nodal_values(space, u))
+        if saved.due(step):
+            saved.save(step * dt, {"u": nodal_values(space, u)})
         if progress is not None:
             progress(step, steps)
-    info = dict(linear.info, steps=steps, dt=dt, theta=theta, iterations=iterations, frames=saved[0],
+    info = dict(linear.info, steps=steps, dt=dt, theta=theta, iterations=iterations, frames=saved.count,
                 total_s=time.perf_counter() - start)
     logger.info("heat: %d steps of dt=%g (theta=%g), linear solver %s, %d iterations in all",
                 steps, dt, theta, linear.method, iterations)
     final = nodal_values(space, u)
-    trajectory = None if frames is not None else \
-        Trajectory(np.array(times), {"u": np.stack(states)}, space.mesh, units={"u": unit})
-    return Solution(space, {"u": u}, {"u": final}, {"u": unit}, info, trajectory=trajectory)
+    return Solution(space, {"u": u}, {"u": final}, {"u": unit}, info,
+                    trajectory=saved.trajectory(space.mesh, {"u": unit}))
 
 
 def heat(mesh: Mesh | FESpace, **params) -> Trajectory:

@@ -71,7 +71,7 @@ from graphfem.meshes.errors import GraphfemError, InputError
 from .coefficients import constant, vector_at_quadrature
 from .options import expression, number, replace_columns, split_pair, split_top_level
 from .problem import Features, Option, Problem, Solution, register_problem
-from .timesteps import check_trajectory_memory, time_steps
+from .timesteps import SavedStates, time_steps
 
 logger = logging.getLogger("graphfem.physics")
 
@@ -735,8 +735,8 @@ def navier_stokes_transient(mesh: Mesh | TaylorHood, *, nu: float, t_end: float,
                             inflow: Mapping[str, VelocityData] | None = None, no_slip: Sequence[str] = (),
                             outflow: Sequence[str] = (), f=None, initial: FlowSolution | str | None = "stokes",
                             obstacle: str | None = None, save_every: int = 1, solver: str = "auto",
-                            rtol: float = 1e-8, progress: Callable[[int, int], None] | None = None
-                            ) -> FlowSolution:
+                            rtol: float = 1e-8, progress: Callable[[int, int], None] | None = None,
+                            frames: Callable[[float, dict], None] | None = None) -> FlowSolution:
     r"""Time-dependent Navier–Stokes by BDF2 with extrapolated convection.
 
     Each step solves the Oseen problem (see the module docstring)
@@ -756,6 +756,9 @@ def navier_stokes_transient(mesh: Mesh | TaylorHood, *, nu: float, t_end: float,
         save_every: keep every k-th step in the trajectory (first and last always).
         rtol: relative residual of the iterative linear solver.
         progress: called as progress(step, steps) after every step.
+        frames: called as ``frames(t, {"velocity": (n_points, 2), "pressure": (n_points,)})`` for every
+            saved state instead of keeping it (a stream to disk,
+            :class:`~graphfem.physics.timesteps.SavedStates`); the trajectory is then ``None``.
 
     Returns:
         :class:`FlowSolution` of the final state whose ``trajectory`` holds
@@ -764,13 +767,11 @@ def navier_stokes_transient(mesh: Mesh | TaylorHood, *, nu: float, t_end: float,
     """
     start = time.perf_counter()
     nu = _check_nu(nu)
-    if int(save_every) < 1:
-        raise InputError(f"save_every must be at least 1, got {save_every}")
     steps, dt = time_steps(t_end, dt)
     if not (initial is None or initial == "stokes" or isinstance(initial, FlowSolution)):
         raise InputError(f"initial must be 'stokes', None or a FlowSolution, got {initial!r}")
     th, bc, F, x = _start(mesh, initial, inflow, no_slip, outflow, f)
-    check_trajectory_memory(steps, save_every, th.mesh.n_points * (th.mesh.dim + 1))  # velocity and pressure
+    saved = SavedStates(steps, save_every, th.mesh.n_points * (th.mesh.dim + 1), frames)  # velocity, pressure
     if x is None:
         x = _stokes_solve(th, bc, nu, F, solver, rtol)[0] if initial == "stokes" else np.zeros(th.n)
     I, n_u = bc.free, th.n_u
@@ -778,13 +779,13 @@ def navier_stokes_transient(mesh: Mesh | TaylorHood, *, nu: float, t_end: float,
     fixed[bc.fixed] = bc.values
     u_prev = x[:n_u].copy()
 
-    def record(x, t):
+    def record(x) -> dict:
         u, p = th.split(x)
         if bc.enclosed:
             p = p - (th.Mp @ p).sum() / th.area
-        return th.velocity_nodes(u), th.pressure_nodes(p)
+        return {"velocity": th.velocity_nodes(u), "pressure": th.pressure_nodes(p)}
 
-    times, states = [0.0], [record(x, 0.0)]
+    saved.save(0.0, record(x))
     forces = []
     if obstacle is not None:
         th.mesh.tag(obstacle)
@@ -812,17 +813,13 @@ def navier_stokes_transient(mesh: Mesh | TaylorHood, *, nu: float, t_end: float,
         u_prev, x = u_n.copy(), x_new
         if not np.isfinite(x).all():
             raise GraphfemError(f"transient Navier-Stokes blew up at step {step} (t = {step * dt:g}); reduce dt")
-        if step % int(save_every) == 0 or step == steps:
-            times.append(step * dt)
-            states.append(record(x, step * dt))
+        if saved.due(step):
+            saved.save(step * dt, record(x))
         if progress is not None:
             progress(step, steps)
-    velocity = np.stack([s[0] for s in states])
-    pressure = np.stack([s[1] for s in states])
-    units = {"velocity": "m/s", "pressure": "m^2/s^2"}
-    trajectory = Trajectory(np.array(times), {"velocity": velocity, "pressure": pressure}, th.mesh, units=units)
+    trajectory = saved.trajectory(th.mesh, {"velocity": "m/s", "pressure": "m^2/s^2"})
     info = {"method": linear.method, "n": int(I.size), "dofs": th.n, "steps": steps, "dt": dt,
-            "iterations": iterations, "total_s": time.perf_counter() - start}
+            "iterations": iterations, "frames": saved.count, "total_s": time.perf_counter() - start}
     if obstacle is not None:
         info["forces"] = np.array(forces)
     logger.info("transient Navier-Stokes: %d steps of dt=%g, %s solver", steps, dt, linear.method)
@@ -1062,8 +1059,8 @@ class NavierStokes(_Flow):
         Option("save_every", "integer", None, "Keep every k-th step (transient; default 1).", role="time"),
         FLOW_SOLVER,
     )
-    #: a transient solve() takes ``progress(step, steps)``: graphfem solve shows a progress bar
-    reports_progress = True
+    #: a transient solve() takes ``frames`` and ``progress``: graphfem solve streams it to disk
+    streams = True
 
     def check(self, mesh: Mesh, params: dict) -> None:
         if (params["t_end"] is None) != (params["dt"] is None):

@@ -10,13 +10,16 @@ A trajectory kept in memory holds 1 + ⌈n / save_every⌉ frames (the first
 and the last are always kept) of ``values`` numbers each, 8 bytes apiece:
 :func:`check_trajectory_memory` refuses one that cannot fit in the free
 memory before the first step, naming the size and the options that shrink
-it.
+it. :class:`SavedStates` is what every transient solver saves through: kept
+(checked that way) or streamed to disk state by state.
 """
 from __future__ import annotations
 
 import math
 import os
 import warnings
+
+import numpy as np
 
 from graphfem.meshes.errors import InputError
 
@@ -91,5 +94,49 @@ def check_trajectory_memory(steps: int, save_every: int, values: int) -> None:
                          f"than the memory free ({human_bytes(free)}); raise --save-every or --dt")
 
 
-__all__ = ["TimeStepWarning", "available_memory", "check_trajectory_memory", "human_bytes", "human_seconds",
+class SavedStates:
+    """The states a transient solver saves: every ``save_every``-th of ``steps`` steps, and the first and the
+    last. With ``frames`` each saved state goes to ``frames(t, {name: (n,) or (n, c)})`` at once (a stream to
+    disk: :func:`graphfem.meshes.io.streamed_series`) and nothing is kept; without, they are kept for a
+    :class:`~graphfem.meshes.Trajectory`, and a trajectory of ``values`` numbers per frame that cannot fit in
+    memory is refused before the first step (:func:`check_trajectory_memory`).
+
+    Raises:
+        InputError: save_every < 1, or the kept trajectory would not fit.
+    """
+
+    def __init__(self, steps: int, save_every, values: int, frames=None):
+        if int(save_every) < 1:
+            raise InputError(f"save_every must be at least 1, got {save_every}")
+        self.steps, self.every, self.frames = int(steps), int(save_every), frames
+        if frames is None:
+            check_trajectory_memory(self.steps, self.every, values)
+        self.times: list[float] = []
+        self.states: list[dict] = []
+        self.count = 0
+
+    def due(self, step: int) -> bool:
+        """Whether step ``step`` (1..steps) is saved."""
+        return step % self.every == 0 or step == self.steps
+
+    def save(self, t: float, fields: dict) -> None:
+        """Save the state at time ``t``: name -> nodal values."""
+        self.count += 1
+        if self.frames is not None:
+            self.frames(t, fields)
+        else:
+            self.times.append(float(t))
+            self.states.append(fields)
+
+    def trajectory(self, mesh, units: dict):
+        """The kept :class:`~graphfem.meshes.Trajectory` (``None`` when streamed)."""
+        from graphfem.meshes import Trajectory
+
+        if self.frames is not None:
+            return None
+        stacked = {name: np.stack([s[name] for s in self.states]) for name in self.states[0]}
+        return Trajectory(np.array(self.times), stacked, mesh, units=units)
+
+
+__all__ = ["SavedStates", "TimeStepWarning", "available_memory", "check_trajectory_memory", "human_bytes", "human_seconds",
            "saved_frames", "time_steps"]

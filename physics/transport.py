@@ -33,12 +33,12 @@ import inspect
 import logging
 import math
 import time
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 import scipy.sparse.linalg as spl
 
-from graphfem.meshes import FESpace, Mesh, Trajectory
+from graphfem.meshes import FESpace, Mesh
 from graphfem.meshes.errors import GraphfemError, InputError
 
 from .coefficients import Scalar, at_points, at_quadrature, constant, nodal_dofs, vector_at_quadrature
@@ -47,7 +47,7 @@ from .heat import DIRICHLET, DT, INITIAL, KAPPA, NEUMANN, SAVE_EVERY, SOURCE, T_
 from .options import field_value, replace_columns, tag_values, vector_field
 from .poisson import ORDER, boundary_terms, diffusion_matrix, load_vector, make_space, nodal_values
 from .problem import Features, Option, Problem, Solution, at_nodes, register_problem
-from .timesteps import check_trajectory_memory, time_steps
+from .timesteps import SavedStates, time_steps
 
 logger = logging.getLogger("graphfem.physics")
 
@@ -196,7 +196,9 @@ def advection_diffusion(mesh: Mesh | FESpace, velocity, kappa: Scalar = 1.0, f: 
                         initial: Scalar = 0.0, t_end: float | None = None, dt: float | None = None,
                         theta: float = 0.5, dirichlet: Mapping | None = None,
                         neumann: Mapping[str, Scalar] | None = None, stabilization: str = "auto",
-                        order: int | None = None, save_every: int = 1, unit: str = "1") -> Solution:
+                        order: int | None = None, save_every: int = 1, unit: str = "1",
+                        frames: Callable[[float, dict], None] | None = None,
+                        progress: Callable[[int, int], None] | None = None) -> Solution:
     """Solve b·∇u − κΔu = f (``t_end=None``) or ∂u/∂t + b·∇u − κΔu = f on (0, t_end].
 
     Each θ-step solves (M + θΔt A) uⁿ⁺¹ = (M − (1 − θ)Δt A) uⁿ + Δt F with
@@ -218,6 +220,8 @@ def advection_diffusion(mesh: Mesh | FESpace, velocity, kappa: Scalar = 1.0, f: 
         order: 1 or 2.
         save_every: keep every k-th step (the first and last are kept).
         unit: unit of u.
+        frames, progress: a stream of the saved states and a ``progress(step, steps)`` callback, as in
+            :func:`~graphfem.physics.heat.heat_solution` (with ``frames`` no trajectory is kept).
 
     Returns:
         :class:`Solution` with ``fields["u"]`` (final state, (n_points,)),
@@ -247,9 +251,7 @@ def advection_diffusion(mesh: Mesh | FESpace, velocity, kappa: Scalar = 1.0, f: 
         raise InputError("a transient solve needs dt")
     steps, dt = _steps(t_end, dt)
     theta = _check_theta(theta)
-    if int(save_every) < 1:
-        raise InputError(f"save_every must be at least 1, got {save_every}")
-    check_trajectory_memory(steps, save_every, space.mesh.n_points)
+    saved = SavedStates(steps, save_every, space.mesh.n_points, frames)
     L = (M + theta * dt * A).tocsr()
     B = (M - (1 - theta) * dt * A).tocsr()
     I = np.setdiff1d(np.arange(space.n_dofs), D)
@@ -258,21 +260,22 @@ def advection_diffusion(mesh: Mesh | FESpace, velocity, kappa: Scalar = 1.0, f: 
     u = _initial(space, initial)
     g = bc.values(0.0)
     u[D] = g[D]
-    times, states = [0.0], [nodal_values(space, u)]
+    saved.save(0.0, {"u": nodal_values(space, u)})
     for step in range(1, steps + 1):
         if bc.moving:
             g = bc.values(step * dt)
         rhs = (B @ u + dt * F)[I] - L_ID @ g[D]
         u = g.copy()
         u[I] = solver.solve(rhs)
-        if step % int(save_every) == 0 or step == steps:
-            times.append(step * dt)
-            states.append(nodal_values(space, u))
-    info.update(solver.info, steps=steps, dt=dt, theta=theta, total_s=time.perf_counter() - start)
+        if saved.due(step):
+            saved.save(step * dt, {"u": nodal_values(space, u)})
+        if progress is not None:
+            progress(step, steps)
+    info.update(solver.info, steps=steps, dt=dt, theta=theta, frames=saved.count, total_s=time.perf_counter() - start)
     logger.info("advection-diffusion: %d steps of dt=%g, Pe_max=%.3g, %s", steps, dt, info["peclet_max"],
                 info["stabilization"])
-    trajectory = Trajectory(np.array(times), {"u": np.stack(states)}, space.mesh, units={"u": unit})
-    return Solution(space, {"u": u}, {"u": states[-1]}, {"u": unit}, info, trajectory=trajectory)
+    return Solution(space, {"u": u}, {"u": nodal_values(space, u)}, {"u": unit}, info,
+                    trajectory=saved.trajectory(space.mesh, {"u": unit}))
 
 
 def travelling_gaussian(x: np.ndarray, t: float, velocity, kappa: float, centre, sigma: float) -> np.ndarray:
@@ -306,7 +309,9 @@ def _burgers_forms():
 
 def burgers(mesh: Mesh | FESpace, nu: float, *, initial, t_end: float, dt: float, theta: float = 0.5,
             dirichlet: Mapping | None = None, method: str = "newton", tol: float = 1e-10, max_iter: int = 30,
-            order: int | None = None, save_every: int = 1, unit: str = "1") -> Solution:
+            order: int | None = None, save_every: int = 1, unit: str = "1",
+            frames: Callable[[float, dict], None] | None = None,
+            progress: Callable[[int, int], None] | None = None) -> Solution:
     """Viscous Burgers ∂u/∂t + (u·∇)u = νΔu by the θ-scheme with Newton or Picard per step.
 
     In 1D u is scalar (u_t + u u_x = ν u_xx); in 2D/3D u has dim components.
@@ -326,6 +331,7 @@ def burgers(mesh: Mesh | FESpace, nu: float, *, initial, t_end: float, dt: float
             all means u = 0 on the whole boundary.
         method: ``"newton"`` or ``"picard"``.
         tol, max_iter: the nonlinear iteration's stopping rule.
+        frames, progress: as in :func:`advection_diffusion`.
 
     Returns:
         :class:`Solution` with ``dofs["u"]`` (interleaved per node for vectors),
@@ -341,15 +347,13 @@ def burgers(mesh: Mesh | FESpace, nu: float, *, initial, t_end: float, dt: float
         raise InputError(f"method must be newton or picard, got {method!r}")
     steps, dt = _steps(t_end, dt)
     theta = _check_theta(theta)
-    if int(save_every) < 1:
-        raise InputError(f"save_every must be at least 1, got {save_every}")
     if isinstance(mesh, FESpace):
         space = mesh
         if not space.vector:
             raise InputError("Burgers needs a vector FESpace (one component in 1D)")
     else:
         space = FESpace(mesh, order=order, vector=True)
-    check_trajectory_memory(steps, save_every, space.mesh.n_points * space.n_components)
+    saved = SavedStates(steps, save_every, space.mesh.n_points * space.n_components, frames)
     basis = space.basis
     M = space.mass()
     K = space.stiffness() * nu
@@ -370,7 +374,7 @@ def burgers(mesh: Mesh | FESpace, nu: float, *, initial, t_end: float, dt: float
         values = space.to_nodes(z)
         return values[:, 0] if space.n_components == 1 else values
 
-    times, states = [0.0], [fields(u)]
+    saved.save(0.0, {"u": fields(u)})
     iterations, residuals = [], []
     Mdt = M / dt
     for step in range(1, steps + 1):
@@ -397,15 +401,16 @@ def burgers(mesh: Mesh | FESpace, nu: float, *, initial, t_end: float, dt: float
         residuals.append(residual)
         if not np.all(np.isfinite(u)):
             raise GraphfemError(f"Burgers blew up at step {step} (t = {step * dt:g}); reduce dt or refine the mesh")
-        if step % int(save_every) == 0 or step == steps:
-            times.append(step * dt)
-            states.append(fields(u))
+        if saved.due(step):
+            saved.save(step * dt, {"u": fields(u)})
+        if progress is not None:
+            progress(step, steps)
     info = {"steps": steps, "dt": dt, "theta": theta, "method": method, "iterations": iterations,
-            "residuals": residuals, "total_s": time.perf_counter() - start}
+            "residuals": residuals, "frames": saved.count, "total_s": time.perf_counter() - start}
     logger.info("burgers: %d steps of dt=%g, %s iterations per step %d..%d", steps, dt, method,
                 min(iterations), max(iterations))
-    trajectory = Trajectory(np.array(times), {"u": np.stack(states)}, space.mesh, units={"u": unit})
-    return Solution(space, {"u": u}, {"u": states[-1]}, {"u": unit}, info, trajectory=trajectory)
+    return Solution(space, {"u": u}, {"u": fields(u)}, {"u": unit}, info,
+                    trajectory=saved.trajectory(space.mesh, {"u": unit}))
 
 
 def burgers_cole_hopf(x: np.ndarray, t: float, nu: float, points: int = 4001) -> np.ndarray:
@@ -470,6 +475,8 @@ class AdvectionDiffusion(Problem):
         ORDER,
     )
     geometries = ("mixed", "deformed", "perforated", "polygon", "lshape")
+    #: a transient solve() takes ``frames`` and ``progress``: graphfem solve streams it to disk
+    streams = True
 
     def check(self, mesh: Mesh, params: dict) -> None:
         if params["t_end"] is not None and params["dt"] is None:
@@ -573,6 +580,8 @@ class Burgers(Problem):
         ORDER,
     )
     geometries = ("interval",)
+    #: solve() takes ``frames`` and ``progress``: graphfem solve streams it to disk
+    streams = True
 
     def check(self, mesh: Mesh, params: dict) -> None:
         check_theta(params["theta"])

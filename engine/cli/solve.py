@@ -172,12 +172,8 @@ def command_for(problem):
             solution = _streamed_solve(problem, m, kwargs, output)
             fields, frames = list(solution.fields), solution.info.get("frames", frames)
         else:
-            if transient and getattr(problem, "reports_progress", False):
-                with progress_bar(f"solving {problem.name}") as step:
-                    solution = problem.solve(m, **kwargs, progress=step)
-            else:
-                with working(f"solving {problem.name} on {m.n_cells} {m.cell_type} cells"):
-                    solution = problem.solve(m, **kwargs)
+            with working(f"solving {problem.name} on {m.n_cells} {m.cell_type} cells"):
+                solution = problem.solve(m, **kwargs)
             solution.write(output)
             fields = list(solution.trajectory.fields if solution.trajectory is not None else solution.fields)
             frames = 0 if solution.trajectory is None else len(solution.trajectory.times)

@@ -57,3 +57,70 @@ def test_generate_announces_a_long_run_once_it_is_sized(tmp_path, capfd, monkeyp
     assert len(notes) == 1, notes
     assert notes[0].startswith("graphfem: one simulation every ") and "the 2 left of this run take about" in notes[0]
     assert notes[0].endswith("B")  # the size of the rest
+
+
+# ------------------------------------------------------------------ transient solves stream to disk
+_TRANSIENT = {
+    "advection-diffusion": ("rectangle", {"velocity": "1,0.5", "kappa": "0.05", "initial": "exp(-20*((x-1)**2+y**2))",
+                                          "t_end": "0.2", "dt": "0.02", "save_every": "3"}),
+    "burgers": ("interval", {"nu": "0.02", "initial": "sin(pi*x)", "t_end": "0.1", "dt": "0.01", "save_every": "4"}),
+    "navier-stokes": ("rectangle", {"inflow": ["left=0.3"], "no_slip": ["top", "bottom"], "outflow": ["right"],
+                                    "nu": "0.01", "t_end": "0.06", "dt": "0.02"}),
+}
+
+
+def _transient_case(name: str):
+    from graphfem.meshes import Mesh
+
+    shape, raw = _TRANSIENT[name]
+    mesh = Mesh.interval(12, 0.0, 1.3) if shape == "interval" else Mesh.rectangle(6, 3, 0.0, 1.5, 0.0, 0.5)
+    return mesh, raw
+
+
+def test_every_transient_solve_streams_its_saved_states(tmp_path, capsys):
+    """Advection-diffusion, Burgers and transient Navier-Stokes hand each saved state to a stream (the heat
+    machinery, SavedStates) and keep nothing; the stream holds what the in-memory trajectory holds, and
+    graphfem solve writes the series it streamed."""
+    import numpy as np
+
+    from graphfem.meshes.io import read_series
+    from graphfem.physics.problem import get_problem
+
+    for name in _TRANSIENT:
+        problem = get_problem(name)
+        assert problem.streams, name
+        mesh, raw = _transient_case(name)
+        kwargs = problem.kwargs(problem.parse(mesh, raw))
+        kept = problem.solve(mesh, **kwargs).trajectory
+        streamed, steps = [], []
+        solution = problem.solve(mesh, **kwargs, frames=lambda t, f: streamed.append((t, f)),
+                                 progress=lambda step, total: steps.append((step, total)))
+        assert solution.trajectory is None and solution.info["frames"] == len(streamed) == len(kept.times), name
+        assert steps[-1][0] == steps[-1][1] == len(steps), name
+        for k, (t, fields) in enumerate(streamed):
+            assert t == kept.times[k]
+            for field, values in fields.items():
+                np.testing.assert_allclose(values, kept.fields[field][k], rtol=0, atol=1e-12, err_msg=name)
+        mesh.write(tmp_path / f"{name}.msh")
+        flags = [f"--{k.replace('_', '-')}={v}" for k, vs in raw.items() for v in (vs if isinstance(vs, list)
+                                                                                    else [vs])]
+        out = tmp_path / f"{name}.xdmf"
+        code, text, _ = _cli(capsys, "solve", name, tmp_path / f"{name}.msh", "-o", out, *flags)
+        assert code == 0 and f"{len(kept.times)} frames" in text, (name, text)
+        assert len(read_series(out)[1]) == len(kept.times), name
+
+
+def test_absurd_steps_are_refused_up_front(tmp_path, capsys):
+    """--t-end 1000 --dt 1e-9 (10^12 steps, terabytes of frames): refused in one line before the first step, for
+    every transient solve."""
+    for name in _TRANSIENT:
+        mesh, raw = _transient_case(name)
+        mesh.write(tmp_path / f"{name}.msh")
+        raw = {**raw, "t_end": "1000", "dt": "1e-9", "save_every": "1"}
+        flags = [f"--{k.replace('_', '-')}={v}" for k, vs in raw.items() for v in (vs if isinstance(vs, list)
+                                                                                    else [vs])]
+        code, out, err = _cli(capsys, "solve", name, tmp_path / f"{name}.msh", "-o", tmp_path / f"{name}.xdmf",
+                              *flags)
+        assert code == 1 and out == "" and len(err.strip().splitlines()) == 1, (name, err)
+        assert "time steps write" in err and "raise --save-every or --dt" in err, (name, err)
+        assert not (tmp_path / f"{name}.xdmf").exists()
