@@ -15,6 +15,8 @@ and the reduced system is solved by one of
   rigid-body modes are passed as the near-null space);
 * ``"cg"``: conjugate gradients with a Jacobi (diagonal) preconditioner.
 
+``"iterative"`` is ``"amg"`` (the word every problem's ``--solver`` takes for
+its Krylov method: :data:`SOLVER_WORDS`, :func:`solver_option`).
 ``"auto"`` picks ``"direct"`` up to ``direct_max_dofs`` free dofs (100 000 in
 1D/2D, 5 000 in 3D, where LU fill-in grows faster) and ``"amg"`` above
 (crossovers measured on P1 Poisson on this project's 2-core machine).
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -35,9 +37,16 @@ import scipy.sparse.linalg as spl
 
 from graphfem.meshes.errors import GraphfemError, InputError
 
+if TYPE_CHECKING:
+    from .problem import Option
+
 logger = logging.getLogger("graphfem.physics")
 
-METHODS = ("auto", "direct", "amg", "cg")
+METHODS = ("auto", "direct", "iterative", "amg", "cg")
+
+#: the words of ``--solver``, one vocabulary for every problem: ``auto`` (by size), ``direct`` (sparse LU),
+#: ``iterative`` (the problem's Krylov method), ``amg`` (CG with an AMG V-cycle), ``cg`` (Jacobi-CG)
+SOLVER_WORDS = ("auto", "direct", "iterative", "amg", "cg")
 
 _ORDERING = "MMD_AT_PLUS_A"
 
@@ -50,7 +59,7 @@ def choose_method(n: int, method: str = "auto", dim: int = 2, direct_max_dofs: i
     if method not in METHODS:
         raise InputError(f"unknown linear solver {method!r}; choose one of {', '.join(METHODS)}")
     if method != "auto":
-        return method
+        return "amg" if method == "iterative" else method
     limit = DIRECT_MAX_DOFS.get(dim, DIRECT_MAX_DOFS[3]) if direct_max_dofs is None else direct_max_dofs
     return "direct" if n <= limit else "amg"
 
@@ -62,7 +71,7 @@ class LinearSolver:
 
     Args:
         A: (n, n) sparse matrix.
-        method: ``"auto"``, ``"direct"``, ``"amg"`` or ``"cg"``.
+        method: ``"auto"``, ``"direct"``, ``"amg"`` (also ``"iterative"``) or ``"cg"``.
         rtol: relative residual target of the iterative methods.
         maxiter: iteration limit of the iterative methods (default ``max(1000, n // 10)``
             for ``"cg"``, 500 for ``"amg"``).
@@ -139,6 +148,34 @@ class LinearSolver:
     def describe(self) -> str:
         """One line for logs and the CLI, e.g. ``amg-cg: 250000 dofs, 15 iterations, residual 3.1e-11``."""
         return describe(self.info)
+
+
+def solver_option(honoured: tuple[str, ...] = SOLVER_WORDS, iterative: str = "CG preconditioned by AMG",
+                  why: str = "", what: str = "this solver") -> "Option":
+    """The ``--solver`` option of a problem, in the one vocabulary :data:`SOLVER_WORDS`.
+
+    Args:
+        honoured: the words this problem's solver can honour (``auto`` and ``direct`` among them).
+        iterative: what ``iterative`` means for it (in the help).
+        why: why the other words cannot be honoured; a word of the vocabulary outside ``honoured`` is
+            refused in one line with this reason, naming ``what`` solves and the words it takes.
+    """
+    from .problem import Option
+
+    def parse(raw, mesh, option) -> str:
+        if raw in honoured:
+            return raw
+        if raw in SOLVER_WORDS:
+            raise InputError(f"--solver {raw}: {what} cannot honour it ({why}); it takes "
+                             f"{', '.join(honoured[:-1])} or {honoured[-1]}")
+        raise InputError(f"--solver must be one of {', '.join(honoured)}, got {raw!r}")
+
+    names = {"auto": "auto (by size)", "direct": "direct (sparse LU)", "iterative": f"iterative ({iterative})",
+             "amg": "amg (CG preconditioned by AMG)", "cg": "cg (Jacobi-preconditioned CG)"}
+    refused = [w for w in SOLVER_WORDS if w not in honoured]
+    text = "Linear solver: " + ", ".join(names[w] for w in honoured) + (
+        f"; {' and '.join(refused)} refused ({why})" if refused else "") + "."
+    return Option("solver", "choice", "auto", text, role="setting", choices=tuple(honoured), parse=parse)
 
 
 def describe(info: dict) -> str:

@@ -69,6 +69,7 @@ from graphfem.meshes import FESpace, Mesh, Trajectory
 from graphfem.meshes.errors import GraphfemError, InputError
 
 from .coefficients import constant, vector_at_quadrature
+from .linear_solvers import solver_option
 from .options import expression, number, replace_columns, split_pair, split_top_level
 from .problem import Features, Option, Problem, Solution, register_problem
 from .timesteps import SavedStates, time_steps
@@ -431,7 +432,9 @@ class SaddleSolver:
                  w: np.ndarray | None = None, sigma: float = 0.0, rtol: float = 1e-8, maxiter: int = 2000):
         start = time.perf_counter()
         if method not in ("auto", "direct", "iterative"):
-            raise InputError(f"unknown flow solver {method!r}; choose auto, direct or iterative")
+            why = " (a saddle-point system is not symmetric positive definite: no CG)" if method in ("amg", "cg") \
+                else ""
+            raise InputError(f"flow solver {method!r} cannot be used{why}; choose auto, direct or iterative")
         self.J = J.tocsr()
         n = self.J.shape[0]
         self.method = ("direct" if n <= DIRECT_MAX_DOFS else "iterative") if method == "auto" else method
@@ -946,8 +949,9 @@ FLOW_OPTIONS = (
     Option("length", "number", None, "Reference length of c_D, c_L (default: the obstacle's extent across the "
            "flow).", role="setting"),
 )
-FLOW_SOLVER = Option("solver", "choice", "auto", "Linear solver: auto, direct or iterative.", role="setting",
-                     choices=("auto", "direct", "iterative"))
+FLOW_SOLVER = solver_option(("auto", "direct", "iterative"), "FGMRES with a block preconditioner",
+                            "a saddle-point system is not symmetric positive definite: no CG",
+                            "the Taylor-Hood flow solver")
 
 
 class _Flow(Problem):

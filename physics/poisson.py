@@ -11,7 +11,7 @@ from graphfem.meshes import FESpace, Mesh
 from graphfem.meshes.errors import InputError
 
 from .coefficients import Scalar, at_points, at_quadrature, constant, guess_dofs, is_constant, scalar_node_dofs
-from .linear_solvers import solve_linear
+from .linear_solvers import solve_linear, solver_option
 from .problem import Features, Option, Problem, Solution, register_problem
 
 
@@ -194,7 +194,7 @@ def iterative_solver(method: str) -> str:
     (a factorisation has no use for a starting guess)."""
     if method == "direct":
         raise InputError("--refine starts an iterative solver from the prediction; --solver direct has no use "
-                         "for it (take --solver amg or cg)")
+                         "for it (take --solver iterative, amg or cg)")
     return "amg" if method == "auto" else method
 
 
@@ -207,8 +207,7 @@ def _robin_pairs(raw, mesh: Mesh, option) -> dict:
 
 ORDER = Option("order", "integer", None, "Polynomial order 1 or 2 (default: P1 on linear, P2 on quadratic cells).",
                role="setting", choices=("1", "2"))
-SOLVER = Option("solver", "choice", "auto", "Linear solver: auto, direct, amg or cg.", role="setting",
-                choices=("auto", "direct", "amg", "cg"))
+SOLVER = solver_option()
 
 
 @register_problem

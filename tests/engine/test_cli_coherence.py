@@ -124,3 +124,37 @@ def test_absurd_steps_are_refused_up_front(tmp_path, capsys):
         assert code == 1 and out == "" and len(err.strip().splitlines()) == 1, (name, err)
         assert "time steps write" in err and "raise --save-every or --dt" in err, (name, err)
         assert not (tmp_path / f"{name}.xdmf").exists()
+
+
+# ------------------------------------------------------------------ --solver: one vocabulary
+def test_solver_speaks_one_vocabulary(tmp_path, capsys):
+    """Every problem with a linear solver takes the words of SOLVER_WORDS; iterative is each one's Krylov
+    method, and a word it cannot honour is refused in one line that says why and names those it takes."""
+    from graphfem.meshes import Mesh
+    from graphfem.physics.linear_solvers import SOLVER_WORDS
+    from graphfem.physics.problem import PROBLEMS, problems
+
+    offered = {n: PROBLEMS[n].option("solver").choices for n in problems()
+               if any(o.name == "solver" for o in PROBLEMS[n].options)}
+    assert {"poisson", "heat", "darcy", "elasticity", "stokes", "navier-stokes"} <= set(offered)
+    for name, words in offered.items():
+        assert set(words) <= set(SOLVER_WORDS) and {"auto", "direct", "iterative"} <= set(words), name
+    mesh = Mesh.rectangle(5, 2, 0.0, 2.0, 0.0, 0.8)
+    mesh.write(tmp_path / "m.msh")
+    code, out, _ = _cli(capsys, "solve", "poisson", tmp_path / "m.msh", "-o", tmp_path / "p.vtu",
+                        "--solver", "iterative", "--dirichlet", "left=1")
+    assert code == 0 and "AMG-preconditioned CG" in out
+    flow = ["--inflow", "left=0.2", "--no-slip", "top", "--no-slip", "bottom", "--outflow", "right", "--nu", "0.05"]
+    code, out, _ = _cli(capsys, "solve", "stokes", tmp_path / "m.msh", "-o", tmp_path / "s.vtu", *flow,
+                        "--solver", "iterative")
+    assert code == 0 and "iterative linear solver" in out
+    for word in ("amg", "cg"):
+        code, out, err = _cli(capsys, "solve", "navier-stokes", tmp_path / "m.msh", "-o", tmp_path / "n.vtu", *flow,
+                              "--solver", word)
+        assert code == 1 and out == "" and len(err.strip().splitlines()) == 1, err
+        assert f"--solver {word}: the Taylor-Hood flow solver cannot honour it" in err
+        assert err.strip().endswith("it takes auto, direct or iterative")
+        assert not (tmp_path / "n.vtu").exists()
+    code, _, err = _cli(capsys, "solve", "heat", tmp_path / "m.msh", "-o", tmp_path / "h.xdmf", "--t-end", "0.1",
+                        "--dt", "0.05", "--solver", "gmres")
+    assert code == 1 and "--solver must be one of auto, direct, iterative, amg, cg, got 'gmres'" in err
