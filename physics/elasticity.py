@@ -13,7 +13,7 @@ from graphfem.meshes.errors import InputError
 from .coefficients import Scalar, Vector, at_points, at_quadrature, guess_dofs, scalar_node_dofs, vector_at_quadrature
 from .linear_solvers import LinearSolver, solve_linear
 from .poisson import ORDER, SOLVER, facet_basis, make_space
-from .problem import Features, Option, Problem, Solution, register_problem
+from .problem import Features, Option, Problem, Solution, Transformed, moved_mesh, register_problem
 
 _AXES = {"x": 0, "y": 1, "z": 2}
 
@@ -227,6 +227,48 @@ TRACTION = Option("traction", "tag-vectors", help="TAG=tx,ty[,tz]: surface tract
 BODY_FORCE = Option("body_force", "vector", help="fx,fy[,fz]: body force per volume.")
 
 
+def elastic_essential(problem: Problem, mesh: Mesh, raw) -> tuple[np.ndarray, np.ndarray]:
+    """(n, c) mask and values of the stacked outputs of an elastic ``problem`` that its
+    solver fixes: the displacement components of the dofs on the ``fix`` tags (zero)."""
+    params = problem.parse(mesh, raw)
+    space = make_space(mesh, params.get("order"), vector=True)
+    D, values = _fixed_dofs(space, params.get("fix"), None)
+    fixed, value = np.zeros(space.n_dofs, dtype=bool), np.zeros(space.n_dofs)
+    fixed[D], value[D] = True, values
+    nodes = scalar_node_dofs(space)
+    c = problem.output_channels(mesh)
+    mask, out = np.zeros((mesh.n_points, c), dtype=bool), np.zeros((mesh.n_points, c))
+    mask[:, :mesh.dim] = fixed.reshape(-1, mesh.dim)[nodes]
+    out[:, :mesh.dim] = value.reshape(-1, mesh.dim)[nodes]
+    return mask, out
+
+
+def elastic_scaled(problem: Problem, mesh: Mesh, raw, factor: float) -> Transformed:
+    r"""x ↦ c x of an elastic ``problem`` (−∇·σ = b, σn = t, σ a function of the strain or
+    of F = I + ∇u): with u ↦ c u(x/c) the strain and F are unchanged, so σ (P) is too, the
+    tractions stay and ∇·σ scales by 1/c, so the body force becomes b/c; E, ν stay. The
+    displacement is multiplied by c, stresses by 1: the dimensionless groups t/E and
+    b L/E are those of the original."""
+    mesh, options = problem.portable(mesh, raw)
+    c = float(factor)
+    if options.get("body_force") is not None:
+        options["body_force"] = np.asarray(options["body_force"], dtype=float) / c
+    return Transformed(moved_mesh(mesh, c * mesh.points), options, {"displacement": c})
+
+
+def elastic_rotated(problem: Problem, mesh: Mesh, raw, rotation: np.ndarray) -> Transformed:
+    """x ↦ R x of an isotropic elastic ``problem``: tractions and the body force turn by R,
+    and so does the displacement; the von Mises stress is a scalar and stays."""
+    mesh, options = problem.portable(mesh, raw)
+    R = np.asarray(rotation, dtype=float)
+    if options.get("traction"):
+        options["traction"] = {t: R @ np.asarray(v, dtype=float) for t, v in options["traction"].items()}
+    if options.get("body_force") is not None:
+        options["body_force"] = R @ np.asarray(options["body_force"], dtype=float)
+    return Transformed(moved_mesh(mesh, mesh.points @ R.T), options, rotation=R,
+                       vector_fields=tuple(problem.vector_fields))
+
+
 @register_problem
 class Elasticity(Problem):
     r"""Small-strain linear elasticity −∇·σ(u) = b, σ = 2μ ε(u) + λ tr ε(u) I; :func:`elasticity`.
@@ -305,6 +347,15 @@ class Elasticity(Problem):
             fixed[mesh.tag_nodes(tag), :mesh.dim] = True  # u = 0 there, exactly
         return Features(out.x[:, keep], [out.names[k] for k in keep], np.array([u_scale] * mesh.dim + [q]),
                         fixed, np.zeros(fixed.shape))
+
+    def essential(self, mesh: Mesh, raw):
+        return elastic_essential(self, mesh, raw)
+
+    def scaled(self, mesh: Mesh, raw, factor: float) -> Transformed:
+        return elastic_scaled(self, mesh, raw, factor)
+
+    def rotated(self, mesh: Mesh, raw, rotation: np.ndarray) -> Transformed:
+        return elastic_rotated(self, mesh, raw, rotation)
 
     def sample(self, rng: np.random.Generator, geometry: str | None = None):
         geometry = self.geometry(geometry)

@@ -37,10 +37,11 @@ from graphfem.meshes import FESpace, Mesh
 from graphfem.meshes.errors import GraphfemError, InputError
 
 from .coefficients import Vector, guess_dofs, scalar_node_dofs
-from .elasticity import BODY_FORCE, FIX, POISSONS_RATIO, TRACTION, YOUNGS_MODULUS, external_load, lame, supports
+from .elasticity import (BODY_FORCE, FIX, POISSONS_RATIO, TRACTION, YOUNGS_MODULUS, elastic_essential, elastic_rotated,
+                         elastic_scaled, external_load, lame, supports)
 from .linear_solvers import condense
 from .poisson import ORDER, make_space
-from .problem import Features, Option, Problem, Solution, register_problem
+from .problem import Features, Option, Problem, Solution, Transformed, register_problem
 
 
 def _kinematics(space: FESpace, u: np.ndarray):
@@ -281,6 +282,18 @@ class NeoHookean(Problem):
         for tag in params.get("fix") or ():
             fixed[mesh.tag_nodes(tag)] = True
         return Features(x, names, np.array([L, L]), fixed, np.zeros(fixed.shape))
+
+    def essential(self, mesh: Mesh, raw):
+        return elastic_essential(self, mesh, raw)
+
+    def scaled(self, mesh: Mesh, raw, factor: float) -> Transformed:
+        """The elastic law (:func:`~graphfem.physics.elasticity.elastic_scaled`): dead loads,
+        P(F) unchanged under u ↦ c u(x/c)."""
+        return elastic_scaled(self, mesh, raw, factor)
+
+    def rotated(self, mesh: Mesh, raw, rotation: np.ndarray) -> Transformed:
+        """Neo-Hookean energy is isotropic: :func:`~graphfem.physics.elasticity.elastic_rotated`."""
+        return elastic_rotated(self, mesh, raw, rotation)
 
     def sample(self, rng: np.random.Generator, geometry: str | None = None):
         """A random material and load on the plate, or on a mesh file given as

@@ -12,7 +12,7 @@ from graphfem.meshes.errors import InputError
 
 from .coefficients import Scalar, at_points, at_quadrature, constant, guess_dofs, is_constant, scalar_node_dofs
 from .linear_solvers import solve_linear, solver_option
-from .problem import Features, Option, Problem, Solution, register_problem
+from .problem import Features, Option, Problem, Solution, Transformed, moved_mesh, register_problem
 
 
 def make_space(mesh: Mesh | FESpace, order: int | None = None, vector: bool = False) -> FESpace:
@@ -252,6 +252,36 @@ class Poisson(Problem):
         kwargs["solver"] = iterative_solver(kwargs.get("solver", "auto"))
         space = make_space(mesh, kwargs.pop("order", None))
         return poisson(space, initial=guess_dofs(space, guess["u"]), **kwargs)
+
+    def essential(self, mesh: Mesh, raw):
+        """The Dirichlet nodes and values of :func:`boundary_conditions` (u = 0 on the whole
+        boundary when no condition is given)."""
+        params = self.parse(mesh, raw)
+        space = make_space(mesh, params.get("order"))
+        D, values = boundary_conditions(space, params.get("dirichlet"), params.get("neumann"), params.get("robin"))
+        fixed = np.zeros(space.n_dofs, dtype=bool)
+        value = np.zeros(space.n_dofs)
+        fixed[D], value[D] = True, values
+        nodes = scalar_node_dofs(space)
+        return fixed[nodes][:, None], value[nodes][:, None]
+
+    def scaled(self, mesh: Mesh, raw, factor: float) -> Transformed:
+        r"""x ↦ c x with the same u: ∇ scales by 1/c, so −∇·(κ∇u) = f needs f/c², a flux
+        κ ∂u/∂n = g needs g/c and κ ∂u/∂n + α u = g needs (α/c, g/c); κ and the Dirichlet
+        values are unchanged, and so is u."""
+        mesh, options = self.portable(mesh, raw)
+        c = float(factor)
+        options["source"] = options.get("source", 1.0) / c ** 2
+        if options.get("neumann"):
+            options["neumann"] = {t: v / c for t, v in options["neumann"].items()}
+        if options.get("robin"):
+            options["robin"] = {t: (a / c, g / c) for t, (a, g) in options["robin"].items()}
+        return Transformed(moved_mesh(mesh, c * mesh.points), options)
+
+    def rotated(self, mesh: Mesh, raw, rotation: np.ndarray) -> Transformed:
+        """x ↦ R x: κ and f are scalar fields carried with the nodes; u is unchanged."""
+        mesh, options = self.portable(mesh, raw)
+        return Transformed(moved_mesh(mesh, mesh.points @ np.asarray(rotation).T), options)
 
     def sample(self, rng: np.random.Generator, geometry: str | None = None):
         from .geometries import random_domain

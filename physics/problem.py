@@ -238,6 +238,38 @@ def local_mesh_size(mesh: Mesh) -> np.ndarray:
     return np.bincount(edges[1], weights=length, minlength=mesh.n_points) / np.maximum(count, 1)
 
 
+@dataclass
+class Transformed:
+    """The same physics on a moved mesh: what :meth:`Problem.scaled` and
+    :meth:`Problem.rotated` give.
+
+    Attributes:
+        mesh: the mesh with x ↦ c R x (tags of the options stored by name).
+        options: the options on it, changed by the problem's law.
+        factors: output field name -> c^k, the factor the law multiplies that field by
+            (absent: 1).
+        rotation: (dim, dim) R that vector fields are turned by, or None.
+        vector_fields: the fields ``rotation`` turns (the problem's vector fields).
+    """
+
+    mesh: Mesh
+    options: dict[str, Any]
+    factors: dict[str, float] = field(default_factory=dict)
+    rotation: np.ndarray | None = None
+    vector_fields: tuple[str, ...] = ()
+
+    def expected(self, fields: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The fields of the moved case by the law, from those of the original:
+        v ↦ factor · v, and v_i ↦ R v_i at every node for a vector field."""
+        out = {}
+        for name, value in fields.items():
+            v = np.asarray(value, dtype=float) * self.factors.get(name, 1.0)
+            if self.rotation is not None and name in self.vector_fields:
+                v = v @ self.rotation.T
+            out[name] = v
+        return out
+
+
 # ---------------------------------------------------------------------- problems
 class Problem:
     """A PDE problem (see the module docstring).
@@ -340,6 +372,46 @@ class Problem:
         raise InputError(f"--refine: the {self.name} solver takes no starting guess; refine is offered for "
                          f"{', '.join(sorted(p.name for p in PROBLEMS.values() if type(p).refine is not Problem.refine))}")
 
+    # ---------------------------------------------------------------- exact properties
+    def essential(self, mesh: Mesh, raw: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
+        """The output values the options fix, as the FE solver imposes them: (n, c) mask
+        and (n, c) values of the stacked output fields at the mesh nodes, or None when the
+        problem has no essential (Dirichlet) condition."""
+        return None
+
+    def portable(self, mesh: Mesh, raw: Mapping[str, Any]) -> tuple[Mesh, dict[str, Any]]:
+        """The same case with nothing left that depends on where the mesh sits: the given
+        options parsed, expressions in x evaluated at the nodes, and every tag an option
+        names (``boundary``, a condition such as ``"x<1e-9"``) stored on the mesh under
+        that name. Moving the mesh then moves the case with it."""
+        params = self.parse(mesh, raw)
+        tags, out = {}, {}
+        for opt in self.options:
+            value = params[opt.name]
+            if raw.get(opt.name) is None or value is None:
+                continue
+            if opt.kind == "field" and callable(value):
+                value = at_nodes(value, mesh, opt.name)
+            elif opt.repeatable:
+                names = list(value or ())
+                tags.update({t: mesh.tag(t) for t in names})
+                if opt.kind == "tag-values":
+                    value = {t: at_nodes(v, mesh, f"{opt.name} {t}") if callable(v) else v for t, v in value.items()}
+            out[opt.name] = value
+        return moved_mesh(mesh, mesh.points, tags), out
+
+    def scaled(self, mesh: Mesh, raw: Mapping[str, Any], factor: float) -> Transformed:
+        """The case on the mesh x ↦ c x (c = ``factor``) that the PDE maps onto this one,
+        options changed by the problem's scaling law, with how the outputs change."""
+        raise InputError(f"{self.name} declares no scaling law; laws are declared for "
+                         f"{', '.join(_declaring('scaled'))}")
+
+    def rotated(self, mesh: Mesh, raw: Mapping[str, Any], rotation: np.ndarray) -> Transformed:
+        """The case on the mesh x ↦ R x (R a (dim, dim) rotation): an isotropic problem
+        turns its vector options and vector outputs by R."""
+        raise InputError(f"{self.name} declares no rotation law; laws are declared for "
+                         f"{', '.join(_declaring('rotated'))}")
+
     def report(self, solution: Solution) -> list[str]:
         """Lines ``graphfem solve`` prints about a solve (the linear solver by default)."""
         from .linear_solvers import describe
@@ -427,6 +499,30 @@ class Problem:
         return f"{self.summary or self.name}" + (f" with {given}" if given else "") + "."
 
 
+def moved_mesh(mesh: Mesh, points: np.ndarray, tags: Mapping[str, Any] | None = None) -> Mesh:
+    """``mesh`` with new node coordinates (n, dim) (same cells, fields) and extra tags."""
+    from dataclasses import replace
+
+    return replace(mesh, points=points, tags={**mesh.tags, **(tags or {})})
+
+
+def _declaring(method: str) -> list[str]:
+    return sorted(p.name for p in PROBLEMS.values() if getattr(type(p), method) is not getattr(Problem, method))
+
+
+def rotation_matrix(angle: float, dim: int) -> np.ndarray:
+    """(dim, dim) rotation by ``angle`` radians: in the plane for dim = 2, about the axis
+    (1, 1, 1)/√3 for dim = 3 (so that no coordinate axis is kept)."""
+    c, s = np.cos(angle), np.sin(angle)
+    if dim == 2:
+        return np.array([[c, -s], [s, c]])
+    if dim != 3:
+        raise InputError(f"rotation of a {dim}D mesh: rotations are for 2D and 3D meshes")
+    k = np.ones(3) / np.sqrt(3.0)
+    K = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    return np.eye(3) + s * K + (1 - c) * K @ K
+
+
 def _short(value: Any) -> str:
     if callable(value):
         return "a function of x"
@@ -497,5 +593,6 @@ def split_fields(problem: Problem, mesh: Mesh, y: np.ndarray) -> dict[str, np.nd
     return out
 
 
-__all__ = ["Features", "KINDS", "Option", "PROBLEMS", "Problem", "Solution", "at_nodes", "get_problem",
-           "local_mesh_size", "node_average", "problems", "register_problem", "split_fields", "stack_fields"]
+__all__ = ["Features", "KINDS", "Option", "PROBLEMS", "Problem", "Solution", "Transformed", "at_nodes", "get_problem",
+           "local_mesh_size", "moved_mesh", "node_average", "problems", "register_problem", "rotation_matrix",
+           "split_fields", "stack_fields"]

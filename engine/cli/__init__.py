@@ -34,7 +34,7 @@ app.add_typer(bench_app, name="bench")
 
 #: Modules that add their commands with ``register(app)``.
 _COMMAND_MODULES = ("mesh", "solve", "koopman", "rom", "engine", "fe2", "giorom", "invert", "rgnp", "control",
-                    "text2pde")
+                    "text2pde", "check")
 
 _state = {"debug": False}
 

@@ -126,6 +126,19 @@ class Family:
         family shares."""
 
     # ---------------------------------------------------------------- inference
+    def claims(self, meta: Mapping[str, Any]) -> frozenset[str]:
+        """The exact properties of :mod:`graphfem.properties` this checkpoint's predictions hold
+        by construction: ``dirichlet`` (the values the options fix, exactly), ``scale`` (the
+        same prediction, by the problem's scaling law, on the mesh scaled by any factor),
+        ``rotation`` (vector outputs turn with the mesh). A property not claimed is measured
+        and reported, never passed."""
+        return frozenset()
+
+    def full_options(self, meta: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
+        """The problem's options a prediction with ``options`` answers: those given, plus any
+        the model holds fixed (the values every training sample shared)."""
+        return dict(options)
+
     def predict(self, model, meta: Mapping[str, Any], mesh: Mesh, options: Mapping[str, Any],
                 device: str) -> Prediction:
         """The model's fields on ``mesh`` for the problem's ``options`` (raw

@@ -481,6 +481,17 @@ class SPONFamily(Family):
         return summary(errors(model, [setup.state["samples"][i] for i in items], norm, device), f"rel_{norm}")
 
     # ---------------------------------------------------------------- inference
+    def claims(self, meta) -> frozenset[str]:
+        """The decoder sets the Dirichlet DOFs (``dirichlet``); on ``spon-poisson`` the inputs
+        f D²/(κ_h s), log κ/κ_h and the output u/s are invariant under x ↦ c x, f ↦ f/c²
+        (``scale``). The other families scale by fixed reference loads, and no input is
+        rotation-invariant (the flow's inflow is along x)."""
+        return frozenset({"dirichlet"} | ({"scale"} if meta["problem"]["data_family"] == "spon-poisson" else set()))
+
+    def full_options(self, meta, options) -> dict:
+        """The given options with the values the model was trained with for the shared ones (E, ν, fix, ...)."""
+        return {**meta["problem"]["fixed"], **{k: v for k, v in options.items() if v is not None}}
+
     def predict(self, model, meta, mesh, options, device) -> Prediction:
         from graphfem.physics.problem import get_problem
 
