@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch_geometric.nn import MessagePassing
 
 
 class MLP(nn.Sequential):
@@ -42,7 +41,7 @@ class MLP(nn.Sequential):
         super().__init__(*layers)
 
 
-class ProcessorBlock(MessagePassing):
+class ProcessorBlock(nn.Module):
     r"""One MeshGraphNet processor step with a factorised edge MLP.
 
     Edge update (residual), for an edge j -> i with latent e_ij:
@@ -61,6 +60,10 @@ class ProcessorBlock(MessagePassing):
     .. math::
         h'_i = h_i + \mathrm{LN}\Big(\mathrm{MLP}_n\big([h_i, \textstyle\sum_{j \to i} e'_{ij}]\big)\Big)
 
+    The gathers and the sum are plain ``index_select`` / ``index_add_``: PyG's
+    ``MessagePassing.propagate`` computed the same, with a per-call Python cost that was
+    40 % of a forward on the demo's 407-node mesh.
+
     Args:
         latent: width d of node and edge latents.
         mlp_layers: linear layers per MLP (>= 1).
@@ -71,7 +74,7 @@ class ProcessorBlock(MessagePassing):
     """
 
     def __init__(self, latent: int, mlp_layers: int = 2):
-        super().__init__(aggr="sum")
+        super().__init__()
         self.node_proj = nn.Linear(latent, 2 * latent, bias=False)  # [W_1; W_2]
         self.edge_proj = nn.Linear(latent, latent)  # W_3, b
         rest: list[nn.Module] = [nn.SiLU()]
@@ -83,17 +86,15 @@ class ProcessorBlock(MessagePassing):
         self.node_mlp = MLP(2 * latent, latent, latent, mlp_layers, layer_norm=True)
 
     def forward(self, h: torch.Tensor, edge_index: torch.Tensor, e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        src, dst = edge_index[0], edge_index[1]
         a, b = self.node_proj(h).chunk(2, dim=-1)  # W_1 h, W_2 h: once per node
-        e_new = e + self.edge_updater(edge_index, a=a, b=b, e=e)
-        agg = self.propagate(edge_index, msg=e_new, size=(h.size(0), h.size(0)))
+        z = self.edge_proj(e)  # W_3 e + b
+        z += a.index_select(0, dst)  # a Linear's backward does not need its output: in place is safe
+        z += b.index_select(0, src)
+        e_new = e + self.edge_rest(z)
+        agg = e_new.new_zeros(h.shape).index_add_(0, dst, e_new)  # sum over j -> i
         h_new = h + self.node_mlp(torch.cat([h, agg], dim=-1))
         return h_new, e_new
-
-    def edge_update(self, a_i: torch.Tensor, b_j: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
-        return self.edge_rest(a_i + b_j + self.edge_proj(e))
-
-    def message(self, msg: torch.Tensor) -> torch.Tensor:
-        return msg
 
 
 __all__ = ["MLP", "ProcessorBlock"]
