@@ -55,7 +55,7 @@ def main(out: Path | str = HERE / "figures", work: Path | str | None = None, sam
     idx = rng.choice(s.mesh.n_points, 100, replace=False)
     u = s.fields["u"]
     obs = u[idx] + noise_sigma(u, 25.0) * rng.standard_normal(100)
-    fields, numbers = inverse_fields(model.float(), s.mesh.points[idx, :2], obs, s.mesh, truth=s.options["a"],
+    fields, numbers = inverse_fields(model.float(), s.mesh.points[idx, :2], obs, s.mesh, truth=s.options["kappa"],
                                      restarts=restarts, iterations=iterations)
     u_err = float(np.linalg.norm(fields["u"] - u) / np.linalg.norm(u))
     p, tri = s.mesh.points, s.mesh.corner_cells

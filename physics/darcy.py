@@ -272,9 +272,12 @@ def two_phase_coefficient(rng: np.random.Generator, mesh: Mesh, grid_points: int
 class Darcy(Problem):
     r"""Darcy flow −∇·(a∇u) = f with the flux q = −a∇u; :func:`darcy`.
 
-    Options: the permeability a and the source f (numbers, mesh fields (a
-    cell field is a piecewise-constant medium) or expressions), Dirichlet
-    values and fluxes a ∂u/∂n by tag (none at all: u = 0 on the boundary).
+    Options: the permeability a, ``--kappa`` like every problem's coefficient
+    of −∇·(κ∇u) (``--a``, its earlier name, still reads with a warning, and
+    data sets and checkpoints that store ``a`` still load), and the source f
+    (numbers, mesh fields (a cell field is a piecewise-constant medium) or
+    expressions), Dirichlet values and fluxes a ∂u/∂n by tag (none at all:
+    u = 0 on the boundary).
 
     Data sets (:meth:`sample`): geometry ``"square"`` (default: the unit
     square, 12 to 20 cells a side) or a random domain of
@@ -287,7 +290,8 @@ class Darcy(Problem):
     fields = {"u": "1"}
     summary = "Darcy flow -div(a grad u) = f"
     options = (
-        Option("a", "field", 1.0, "Permeability a: number, point/cell field of the mesh or expression (default 1)."),
+        Option("kappa", "field", 1.0, "Permeability a (the kappa of -div(kappa grad u)): number, point/cell field of "
+               "the mesh or expression (default 1); --a is its deprecated name.", aliases=("a",)),
         Option("source", "field", 10.0, "Source f: number, mesh field or expression (default 10)."),
         Option("dirichlet", "tag-values", None, "TAG=VALUE: u = VALUE on the tag (repeatable); with no boundary "
                "option u = 0 on the whole boundary."),
@@ -300,6 +304,7 @@ class Darcy(Problem):
     def kwargs(self, params):
         out = super().kwargs(params)
         out["f"] = out.pop("source")
+        out["a"] = out.pop("kappa", 1.0)
         return out
 
     def solve(self, mesh: Mesh | FESpace, **params) -> Solution:
@@ -322,7 +327,7 @@ class Darcy(Problem):
 
             mesh = random_domain(geometry, rng)
         a, _ = two_phase_coefficient(rng, mesh)
-        return mesh, {"a": a, "source": 10.0, "order": 1}
+        return mesh, {"kappa": a, "source": 10.0, "order": 1}
 
 
 __all__ = ["Darcy", "boundary_flux", "darcy", "darcy_velocity", "flux_residuals", "gaussian_random_field",

@@ -103,6 +103,9 @@ class Option:
         flag: the command-line flag, when not derived from ``name``.
         parse: a custom parser ``(value, mesh, option) -> value`` for values the
             kinds do not cover (it receives strings from the command line).
+        aliases: earlier names of the option (``("a",)`` for Darcy's ``kappa``): stored
+            data sets, checkpoints and API calls that use one still read, silently,
+            and its flag (``--a``) is a deprecated spelling that warns in one line.
     """
 
     name: str
@@ -115,6 +118,7 @@ class Option:
     components: int | None = None
     flag: str | None = None
     parse: Callable[[Any, Mesh, "Option"], Any] | None = None
+    aliases: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -172,6 +176,10 @@ class Option:
                 return parse.vector(raw, mesh.dim, flag)
             return parse.vector(",".join(str(float(v)) for v in np.ravel(raw)), mesh.dim, flag)
         raise AssertionError(self.kind)
+
+
+class DeprecatedOption(UserWarning):
+    """An option given by a deprecated flag (still honoured, under its current name)."""
 
 
 # ---------------------------------------------------------------------- features
@@ -315,6 +323,7 @@ class Problem:
         if mesh.dim not in self.dims:
             raise InputError(f"{self.name} is solved on {' or '.join(f'{d}D' for d in self.dims)} meshes, "
                              f"this mesh is {mesh.dim}D", mesh.source)
+        raw = self.canonical(raw)
         known = {o.name for o in self.options}
         unknown = sorted(set(raw) - known)
         if unknown:
@@ -332,6 +341,42 @@ class Problem:
             out[opt.name] = opt.value(value, mesh)
         self.check(mesh, out)
         return out
+
+    def canonical(self, raw: Mapping[str, Any], warn: bool = False) -> dict[str, Any]:
+        """``raw`` with every option given by an earlier name (:attr:`Option.aliases`) under its
+        name; with ``warn`` (the command line) each such flag is a one-line
+        :class:`DeprecatedOption` warning naming the flag to use.
+
+        Raises:
+            InputError: an option given under two names.
+        """
+        import warnings
+
+        out = dict(raw)
+        for opt in self.options:
+            for alias in opt.aliases:
+                if alias not in out:
+                    continue
+                value = out.pop(alias)
+                if value is None or (opt.repeatable and not value):
+                    continue
+                if out.get(opt.name) not in (None, [], ()):
+                    raise InputError(f"--{alias.replace('_', '-')} and {opt.cli_flag} are one option of "
+                                     f"{self.name}; give {opt.cli_flag} only")
+                if warn:
+                    warnings.warn(f"--{alias.replace('_', '-')} is deprecated: use {opt.cli_flag} (the same "
+                                  f"option of {self.name})", DeprecatedOption, stacklevel=2)
+                out[opt.name] = value
+        return out
+
+    def current_feature(self, name: str) -> str:
+        """A model-input column name as this version calls it: a column stored under an option's
+        earlier name (``a``, ``a[0]``, ``a:mask``) gets the option's name, so checkpoints keep reading."""
+        for opt in self.options:
+            for alias in opt.aliases:
+                if name == alias or name.startswith((alias + "[", alias + ":")):
+                    return opt.name + name[len(alias):]
+        return name
 
     def geometry(self, name: str | None) -> str:
         """The ``--geometry`` a sample is drawn on: ``name``, or the default; a
@@ -593,6 +638,6 @@ def split_fields(problem: Problem, mesh: Mesh, y: np.ndarray) -> dict[str, np.nd
     return out
 
 
-__all__ = ["Features", "KINDS", "Option", "PROBLEMS", "Problem", "Solution", "Transformed", "at_nodes", "get_problem",
-           "local_mesh_size", "moved_mesh", "node_average", "problems", "register_problem", "rotation_matrix",
-           "split_fields", "stack_fields"]
+__all__ = ["DeprecatedOption", "Features", "KINDS", "Option", "PROBLEMS", "Problem", "Solution", "Transformed",
+           "at_nodes", "get_problem", "local_mesh_size", "moved_mesh", "node_average", "problems", "register_problem",
+           "rotation_matrix", "split_fields", "stack_fields"]

@@ -98,7 +98,7 @@ def run(size: str = "small", device: str = "auto", folder: str | None = None) ->
     obs = u[idx] + noise_sigma(u, 25.0) * rng.standard_normal(100)
     model, _ = load_model(root / "dgno" / "model.safetensors")
     start = time.perf_counter()
-    fields, numbers = inverse_fields(model.float(), s.mesh.points[idx, :2], obs, s.mesh, truth=s.options["a"],
+    fields, numbers = inverse_fields(model.float(), s.mesh.points[idx, :2], obs, s.mesh, truth=s.options["kappa"],
                                      restarts=cfg["restarts"], iterations=cfg["inverse_iterations"])
     t_inv = time.perf_counter() - start
     u_err = float(np.linalg.norm(fields["u"] - u) / np.linalg.norm(u))

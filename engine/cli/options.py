@@ -30,6 +30,9 @@ def click_params(problem, roles: Sequence[str] = ("input", "setting", "time")) -
         else:
             params.append(click.Option([opt.cli_flag, opt.name], default=None, metavar=opt.kind.upper(),
                                        help=help_text))
+        for alias in opt.aliases:  # a deprecated flag: read, and warned about by Problem.canonical
+            params.append(click.Option([f"--{alias.replace('_', '-')}", alias], default=None, hidden=True,
+                                       multiple=opt.repeatable))
     return params
 
 
@@ -44,8 +47,8 @@ def parse_args(problem, args: Sequence[str], command: str, roles: Sequence[str] 
     except click.UsageError as exc:
         known = ", ".join(o.cli_flag for o in problem.options if o.role in roles and o.role != "setting")
         raise InputError(f"{exc.format_message().rstrip('.')}; {command} takes {known}") from None
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in values.items()
-            if v is not None and v != ()}
+    return problem.canonical({k: (list(v) if isinstance(v, tuple) else v) for k, v in values.items()
+                              if v is not None and v != ()}, warn=True)
 
 
 __all__ = ["click_params", "parse_args"]

@@ -153,6 +153,14 @@ def _parameter(opt) -> inspect.Parameter:
     return inspect.Parameter(opt.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
 
 
+def _alias(opt, alias: str) -> inspect.Parameter:
+    """The hidden typer parameter of a deprecated flag of ``opt`` (``--a`` for ``--kappa``)."""
+    flag = f"--{alias.replace('_', '-')}"
+    default, annotation = (typer.Option([], flag, hidden=True), List[str]) if opt.repeatable else \
+        (typer.Option(None, flag, hidden=True), Optional[str])
+    return inspect.Parameter(alias, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+
+
 def command_for(problem):
     """The ``graphfem solve <problem>`` function, its signature built from the option specs."""
 
@@ -160,7 +168,7 @@ def command_for(problem):
         from graphfem.meshes import read
 
         m = read(mesh)
-        given = {k: v for k, v in raw.items() if v is not None and v != []}
+        given = problem.canonical({k: v for k, v in raw.items() if v is not None and v != []}, warn=True)
         params = problem.parse(m, given)
         transient = problem.is_transient(params)
         check_output(output, transient)
@@ -191,6 +199,7 @@ def command_for(problem):
         inspect.Parameter("output", inspect.Parameter.KEYWORD_ONLY, annotation=Path,
                           default=typer.Option(..., "-o", "--output", help=f"File to write: {series}.")),
         *(_parameter(opt) for opt in problem.options),
+        *(_alias(opt, alias) for opt in problem.options for alias in opt.aliases),
     ]
     command.__signature__ = inspect.Signature(parameters)
     command.__annotations__ = {p.name: p.annotation for p in parameters}

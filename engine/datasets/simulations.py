@@ -175,9 +175,10 @@ class SimulationData:
         problems()
         if problem_name not in PROBLEMS:
             return {}
-        names = {o.name for o in PROBLEMS[problem_name].options}
+        problem = PROBLEMS[problem_name]
+        names = {o.name for o in problem.options}
         values = {renamed.get(k, k): v for k, v in {**params, **inputs}.items()}
-        return {k: v for k, v in values.items() if k in names}
+        return {k: v for k, v in problem.canonical(values).items() if k in names}  # earlier names read too
 
     def __getstate__(self):  # picklable for worker processes: reopen the file lazily
         state = dict(self.__dict__)

@@ -25,7 +25,7 @@ Validation: the relative L2 error of u at the mesh nodes against the stored FE s
 continuous a the L² misfit (``a_misfit``) and the relative L2 error of E[a | β] on the grid
 (``a_rel_l2``).
 
-Prediction (``graphfem predict MODEL MESH --a FIELD_OR_NUMBER``): u at the mesh's nodes; the
+Prediction (``graphfem predict MODEL MESH --kappa FIELD_OR_NUMBER``): u at the mesh's nodes; the
 mesh must lie in [0, 1]² (the mollifier's box) and ``--source`` must be the training f.
 """
 from __future__ import annotations
@@ -154,8 +154,8 @@ class DGNOFamily(Family):
             _check_square(s.mesh, data.path)
             f_values.add(float(np.asarray(s.options.get("source", 10.0))))
             look = Lookup(s.mesh)
-            samples.append({"lookup": look, "a": np.asarray(s.options["a"], float), "u": s.fields["u"],
-                            "nodes": s.mesh.points[:, :2], "a_grid": look.values(s.options["a"], xg)})
+            samples.append({"lookup": look, "a": np.asarray(s.options["kappa"], float), "u": s.fields["u"],
+                            "nodes": s.mesh.points[:, :2], "a_grid": look.values(s.options["kappa"], xg)})
         if len(f_values) != 1:
             raise GraphfemError(f"the samples have sources {sorted(f_values)}; DGNO trains on one f", data.path)
         train = list(split["train"])
@@ -182,7 +182,7 @@ class DGNOFamily(Family):
             raise InputError(f"model: {exc}", source) from None
         meta = {"family_options": extras,
                 "problem": {"name": "darcy", "dim": 2, "cell_types": sorted({data.sample(0).mesh.cell_type}),
-                            "fields": ["u"], "units": {"u": "1"}, "options": ["a", "source"],
+                            "fields": ["u"], "units": {"u": "1"}, "options": ["kappa", "source"],
                             "source": float(model.config.source) if name == "dgno" else float(
                                 next(iter(f_values)))},
                 "samples": {k: len(v) for k, v in split.items()}}
@@ -268,17 +268,17 @@ class DGNOFamily(Family):
         problem = get_problem("darcy")
         given = {k: v for k, v in options.items() if v is not None and not (isinstance(v, (list, tuple, dict))
                                                                           and not v)}
-        check_options(given, ["a", "source"], f"the {model.registry_name} model", mesh.source)
+        check_options(given, ["kappa", "source"], f"the {model.registry_name} model", mesh.source)
         _check_square(mesh)
         params = problem.parse(mesh, given)
         f = params.get("source", meta["problem"]["source"])
         if not isinstance(f, (int, float)) or abs(float(f) - meta["problem"]["source"]) > 1e-12:
             raise InputError(f"--source: the model was trained for f = {meta['problem']['source']:g} only",
                              mesh.source)
-        a = params.get("a", 1.0)
+        a = params.get("kappa", 1.0)
         a_grid = coefficient_at(mesh, a, grid_points(model.config.grid))
         if not np.isfinite(a_grid).all():
-            raise InputError("--a has non-finite values", mesh.source)
+            raise InputError("--kappa has non-finite values", mesh.source)
         u = self._predict_u(model, [a_grid], [mesh.points[:, :2]], device)[0]
         return Prediction(mesh, {"u": u}, {"u": "1"})
 
@@ -295,7 +295,7 @@ class DGNOFamily(Family):
             s = data.sample(i)
             _check_square(s.mesh, data.path)
             start = time.perf_counter()
-            a_grid = coefficient_at(s.mesh, s.options["a"], xg)
+            a_grid = coefficient_at(s.mesh, s.options["kappa"], xg)
             u = self._predict_u(model, [a_grid], [s.mesh.points[:, :2]], device)[0]
             t_pred.append(time.perf_counter() - start)
             errors.append(float(np.linalg.norm(u - s.fields["u"]) / np.linalg.norm(s.fields["u"])))

@@ -296,7 +296,7 @@ class MeshGraphNetFamily(Family):
                                  "time stepping", mesh.source)
         params = problem.parse(mesh, given)
         features = problem.features(mesh, params)
-        if list(features.names) != list(p["features"]):
+        if list(features.names) != [problem.current_feature(n) for n in p["features"]]:  # earlier option names too
             raise GraphfemError(f"the checkpoint encodes node features {p['features']}, this graphfem encodes "
                                 f"{features.names}: retrain it with this version", mesh.source)
         return problem, params, features
@@ -335,7 +335,10 @@ class MeshGraphNetFamily(Family):
         from graphfem.physics.problem import split_fields
 
         problem, params, features = self._case(meta, mesh, options)
-        validity.check(meta.get("validity"), validity.describe(mesh, features.x, features.names), strict,
+        stored = meta.get("validity")
+        if stored is not None:  # ranges stored under an option's earlier name (Darcy's a) are its ranges
+            stored = {**stored, "features": {problem.current_feature(k): v for k, v in stored["features"].items()}}
+        validity.check(stored, validity.describe(mesh, features.x, features.names), strict,
                        problem.dimensionless, mesh.source)
         runner = _Runner(model, meta, device)
         scale = features.scale.reshape(1, -1)

@@ -158,3 +158,59 @@ def test_solver_speaks_one_vocabulary(tmp_path, capsys):
     code, _, err = _cli(capsys, "solve", "heat", tmp_path / "m.msh", "-o", tmp_path / "h.xdmf", "--t-end", "0.1",
                         "--dt", "0.05", "--solver", "gmres")
     assert code == 1 and "--solver must be one of auto, direct, iterative, amg, cg, got 'gmres'" in err
+
+
+# ------------------------------------------------------------------ Darcy's --kappa (earlier --a)
+def test_darcy_takes_kappa_and_its_earlier_name_warns(tmp_path, capsys):
+    """Darcy's permeability is --kappa like every other coefficient of -div(kappa grad u); --a still works with
+    one warning line and the same result, and both at once are refused."""
+    import numpy as np
+
+    from graphfem.meshes import Mesh, read
+
+    Mesh.rectangle(6, 4, 0.0, 1.2, 0.0, 0.7).write(tmp_path / "m.msh")
+    field = "where(x<0.6,4,9)"
+    code, _, err = _cli(capsys, "solve", "darcy", tmp_path / "m.msh", "-o", tmp_path / "k.vtu", "--kappa", field)
+    assert code == 0 and err == ""
+    code, _, err = _cli(capsys, "solve", "darcy", tmp_path / "m.msh", "-o", tmp_path / "a.vtu", "--a", field)
+    assert code == 0 and err.strip() == "graphfem: warning: --a is deprecated: use --kappa (the same option of darcy)"
+    np.testing.assert_array_equal(read(tmp_path / "a.vtu").point_data["u"], read(tmp_path / "k.vtu").point_data["u"])
+    code, out, err = _cli(capsys, "solve", "darcy", tmp_path / "m.msh", "-o", tmp_path / "b.vtu", "--kappa", "2",
+                          "--a", "3")
+    assert code == 1 and "--a and --kappa are one option of darcy; give --kappa only" in err
+    assert not (tmp_path / "b.vtu").exists()
+    code, _, err = _cli(capsys, "solve", "darcy", "--help")
+    assert code == 0
+
+
+def test_darcy_data_and_checkpoints_with_option_a_still_read(tmp_path, capsys):
+    """A data set written when the option was called a (inputs/a) serves kappa; generate --a fixes kappa with a
+    warning; a MeshGraphNet checkpoint whose features say a matches the kappa columns of this version."""
+    import h5py
+    import numpy as np
+
+    from graphfem.datasets.simulations import SimulationData
+    from graphfem.families.meshgraphnet import MeshGraphNetFamily
+    from graphfem.physics.problem import get_problem
+
+    code, _, err = _cli(capsys, "generate", "darcy", "-n", "2", "-o", tmp_path / "new.h5", "--a", "7")
+    assert code == 0 and "--a is deprecated: use --kappa" in err
+    data = SimulationData(tmp_path / "new.h5")
+    assert float(data.sample(0).options["kappa"]) == 7.0  # stored as given
+    code, _, _ = _cli(capsys, "generate", "darcy", "-n", "2", "-o", tmp_path / "old.h5")
+    assert code == 0
+    with h5py.File(tmp_path / "old.h5", "a") as h5:  # the layout of a data set written before the rename
+        for name in h5:
+            h5.move(f"{name}/inputs/kappa", f"{name}/inputs/a")
+    old, new = SimulationData(tmp_path / "old.h5").sample(1), SimulationData(tmp_path / "new.h5").sample(1)
+    assert "a" not in old.options and old.options["kappa"].shape == (old.mesh.n_cells,)
+    darcy = get_problem("darcy")
+    u = darcy.run(old.mesh, old.options).fields["u"]
+    np.testing.assert_allclose(u, old.fields["u"], rtol=1e-10, atol=1e-12)
+    assert float(new.options["kappa"]) == 7.0
+    features = darcy.features(old.mesh, darcy.parse(old.mesh, old.options))
+    earlier = ["a" + n[len("kappa"):] if n.startswith("kappa") else n for n in features.names]
+    assert earlier != features.names
+    meta = {"problem": {"name": "darcy", "dim": 2, "cell_types": [old.mesh.cell_type], "features": earlier}}
+    _, _, again = MeshGraphNetFamily()._case(meta, old.mesh, {"kappa": old.options["kappa"]})
+    assert again.names == features.names

@@ -72,7 +72,7 @@ def test_label_free_training_plumbing(trained):
     from graphfem.families.dgno import coefficient_at, grid_points
 
     d = SimulationData(data)
-    grids = torch.as_tensor(np.stack([coefficient_at(d.sample(i).mesh, d.sample(i).options["a"], grid_points(9))
+    grids = torch.as_tensor(np.stack([coefficient_at(d.sample(i).mesh, d.sample(i).options["kappa"], grid_points(9))
                                       for i in range(len(d))]), dtype=torch.float32)
     with torch.no_grad():
         assert float(model.data_loss(model(grids), grids)) < math.log(2) - 0.01  # left the ln 2 plateau
@@ -91,7 +91,7 @@ def test_predict_evaluate_invert_and_bad_input(trained, tmp_path, capsys):
     a = np.where(mesh.points[mesh.corner_cells].mean(1)[:, 0] > 0.5, 10.0, 5.0)
     mesh.write(tmp_path / "m.vtu", cell_data={"a": a})
     out = tmp_path / "u.vtu"
-    assert main(["predict", ckpt, str(tmp_path / "m.vtu"), "-o", str(out), "--a", "a"]) == 0 and out.exists()
+    assert main(["predict", ckpt, str(tmp_path / "m.vtu"), "-o", str(out), "--kappa", "a"]) == 0 and out.exists()
     assert main(["evaluate", ckpt, str(data)]) == 0
     from graphfem.datasets.simulations import SimulationData
 
@@ -99,7 +99,7 @@ def test_predict_evaluate_invert_and_bad_input(trained, tmp_path, capsys):
     idx = np.random.default_rng(1).choice(s.mesh.n_points, 30, replace=False)
     rows = np.column_stack([s.mesh.points[idx, :2], s.fields["u"][idx]])
     np.savetxt(tmp_path / "obs.csv", rows, delimiter=",", header="x,y,u", comments="")
-    s.mesh.write(tmp_path / "truth.vtu", cell_data={"a": s.options["a"]})
+    s.mesh.write(tmp_path / "truth.vtu", cell_data={"a": s.options["kappa"]})
     inv = tmp_path / "inv.vtu"
     assert main(["invert", ckpt, str(tmp_path / "obs.csv"), "-o", str(inv), "--truth", str(tmp_path / "truth.vtu"),
                  "--restarts", "2", "--iterations", "5"]) == 0 and inv.exists()
@@ -164,8 +164,8 @@ def test_multionet_supervised_trains(trained, tmp_path):
     model, _ = load_model(tmp_path / "run" / "model.safetensors")
     d = SimulationData(trained[1])
     s = d.sample(split_indices(len(d), 0.1, 0.1, 0)["train"][0])
-    u = DGNOFamily._predict_u(model, [coefficient_at(s.mesh, s.options["a"], grid_points(9))], [s.mesh.points[:, :2]],
-                              "cpu")[0]
+    u = DGNOFamily._predict_u(model, [coefficient_at(s.mesh, s.options["kappa"], grid_points(9))],
+                              [s.mesh.points[:, :2]], "cpu")[0]
     assert np.linalg.norm(u - s.fields["u"]) / np.linalg.norm(s.fields["u"]) < 0.3  # fits its (few) labels
 
 
@@ -192,7 +192,7 @@ def test_smooth_darcy_continuous_coefficient(tmp_path, capsys):
     data = tmp_path / "s.h5"
     assert main(["generate", "darcy-smooth", "-n", "10", "--resolution", "6", "-o", str(data), "--seed", "3"]) == 0
     s = SimulationData(data).sample(0)
-    a = s.options["a"]
+    a = s.options["kappa"]
     assert a.shape == (s.mesh.n_cells,) and (a > 0).all() and len(np.unique(a)) > 10
     cfg = _yaml(tmp_path / "s.yaml", data, tmp_path / "run", epochs=8,
                 extra="form: primal\n  w_data: 0.25\n  ")  # coefficient unset: continuous (many values)

@@ -78,7 +78,7 @@ CASES = {
     "elasticity": (_plate, ["--E", "2", "--nu", "0.3", "--fix", "left", "--traction", "right=0.01,-0.02"], ".vtu"),
     "heat": (_plate, ["--t-end", "0.05", "--dt", "0.005", "--initial", "sin(pi*x)*y", "--kappa", "0.5",
                       "--dirichlet", "left=0"], ".pvd"),
-    "darcy": (_plate, ["--a", "where(x < 1, 5, 10)", "--dirichlet", "left=0", "--dirichlet", "right=0"], ".vtu"),
+    "darcy": (_plate, ["--kappa", "where(x < 1, 5, 10)", "--dirichlet", "left=0", "--dirichlet", "right=0"], ".vtu"),
     "advection-diffusion": (_plate, ["--velocity", "1,0.5", "--kappa", "0.05", "--t-end", "0.2", "--dt", "0.02",
                                      "--initial", "exp(-20*((x-0.5)**2+(y-0.5)**2))"], ".pvd"),
     "burgers": (_line, ["--nu", "0.01", "--initial", "-sin(pi*x)", "--t-end", "0.5", "--dt", "0.01"], ".pvd"),
