@@ -71,7 +71,7 @@ def run_demo(out_dir: str | Path, device: str = "auto") -> dict:
         render = None
     if render is not None:
         titles = {"prediction": "displacement (m), surrogate", "reference": "displacement (m), FE Newton",
-                  "error_magnitude": "|u_surrogate - u_FE| (m)"}
+                  "error_magnitude": "displacement error magnitude, surrogate - FE (m)"}
         for name in titles:
             png = out / f"demo_surrogate_{name}.png"
             render(vtu, png, field=name, title=titles[name])

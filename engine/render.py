@@ -31,6 +31,28 @@ def colour_map(values: np.ndarray, signed: bool | None = None) -> dict:
     return {"cmap": "RdBu_r", "clim": (-extent, extent)}
 
 
+#: fraction of the window's height kept clear under the picture for the scalar bar and its title: a 2D
+#: window is already 150 px taller than its domain; a 3D isometric view fills its window
+BAR_STRIP = {2: 0.11, 3: 0.22}
+
+
+def _leave_room_below(camera, strip: float) -> None:
+    """Zoom the camera out by 1/(1 − strip) and move it down so that the picture keeps the
+    top of the view and ends ``strip`` of the window's height above the bottom.
+
+    In units of the view's half-height h (the parallel scale, or d·tan(α/2) in perspective at
+    the focal distance d), the zoom puts the old view's edges at ±(1 − strip); moving the
+    camera by −strip·h along its view-up vector puts them at 1 and −1 + 2·strip."""
+    camera.zoom(1 - strip)
+    if camera.parallel_projection:
+        half = camera.parallel_scale
+    else:
+        half = camera.distance * np.tan(np.radians(camera.view_angle) / 2)
+    shift = -strip * half * np.asarray(camera.up, float) / np.linalg.norm(camera.up)
+    camera.focal_point = tuple(np.asarray(camera.focal_point, float) + shift)
+    camera.position = tuple(np.asarray(camera.position, float) + shift)
+
+
 def render(path: str | Path, png: str | Path, field: str | None = None, title: str | None = None,
            window_size: tuple[int, int] | None = None, warp: float | None = None, edges: bool | None = None,
            zoom: float = 1.0, signed: bool | None = None) -> str:
@@ -91,19 +113,27 @@ def render(path: str | Path, png: str | Path, field: str | None = None, title: s
         width, height = np.ptp(grid.points[:, :2], axis=0)
         window_size = (1400, int(np.clip(1100 * height / max(width, 1e-300), 250, 1000)) + 150)
     plotter = pv.Plotter(off_screen=True, window_size=list(window_size or (1000, 700)))
-    vertical = is_2d and window_size[0] < 1.5 * window_size[1]
-    bar = {"title": label, "vertical": vertical, "title_font_size": 18, "label_font_size": 16, "fmt": "%.3g"}
-    if not vertical:  # horizontal, centred under the picture: the title is never clipped
-        bar.update(position_x=0.2, position_y=0.04, width=0.6, height=0.08)
+    # horizontal, centred under the picture: a vertical bar's title, centred on the bar at the window's
+    # edge, was clipped
+    bar = {"title": "", "vertical": False, "title_font_size": 18, "label_font_size": 16, "fmt": "%.3g",
+           "position_x": 0.2, "position_y": 0.04, "width": 0.6, "height": 0.08}
     plotter.add_mesh(grid, scalars=field, **colour_map(values, signed), show_edges=grid.n_cells < 5000 if edges is None else edges,
                      edge_color="#555555", line_width=0.3, scalar_bar_args=bar)
+    # VTK draws a bar's title and its ticks on the same side, where they overlap: ticks under the bar, the
+    # title as a centred text above it
+    plotter.scalar_bar.SetTextPositionToPrecedeScalarBar()
+    title_actor = plotter.add_text(label, position=(0, 0), font_size=12)
+    title_actor.GetTextProperty().SetJustificationToCentered()
+    title_actor.GetPositionCoordinate().SetCoordinateSystemToNormalizedViewport()
+    title_actor.GetPositionCoordinate().SetValue(0.5, bar["position_y"] + bar["height"] + 0.01)
     if is_2d:
         plotter.view_xy()
         plotter.camera.tight(padding=0.15, adjust_render_window=False)
     else:
         plotter.view_isometric()
-        plotter.camera.zoom(0.85)  # room for the horizontal scalar bar
+        plotter.reset_camera()
     plotter.camera.zoom(zoom)
+    _leave_room_below(plotter.camera, BAR_STRIP[2 if is_2d else 3])
     plotter.add_text(f"{label}: {path.name}" + (f" (warped x{warp:g})" if warp else ""), font_size=10)
     with atomic_path(png) as tmp:
         plotter.screenshot(str(tmp))
