@@ -101,7 +101,8 @@ def test_features_and_description(name):
     assert features.scale.shape == (problem.output_channels(mesh),)
     sentence = problem.describe(params)
     assert sentence.endswith(".") and "\n" not in sentence and ". " not in sentence
-    assert sentence.startswith(problem.summary)
+    if type(problem).describe is Problem.describe:  # an override writes its own caption (cylinder-wake: Text2PDE's template)
+        assert sentence.startswith(problem.summary)
 
 
 @pytest.mark.parametrize("name", NAMES)
