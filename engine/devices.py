@@ -26,6 +26,21 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
+def set_threads(threads: int) -> None:
+    """Torch's CPU threads for a command's ``--threads`` (as ``run.threads`` of ``graphfem train``): 0 keeps
+    torch's default.
+
+    Raises:
+        InputError: a negative count.
+    """
+    if threads < 0:
+        raise InputError(f"--threads must be >= 0, got {threads}")
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def tune_cpu_runtime() -> dict[str, bool]:
     """Two measured CPU levers (``PERFORMANCE.md`` in the design notes), for the command line.
 
@@ -53,4 +68,4 @@ def tune_cpu_runtime() -> dict[str, bool]:
     return {"omp_passive": omp, "malloc": malloc}
 
 
-__all__ = ["resolve_device", "tune_cpu_runtime"]
+__all__ = ["resolve_device", "set_threads", "tune_cpu_runtime"]

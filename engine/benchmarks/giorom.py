@@ -57,7 +57,7 @@ def _timed(fn, repeat: int = 3) -> float:
     return best
 
 
-def _fit(model: dict, data: Path, out: Path, epochs: int, device: str, batch: int = 2):
+def _fit(model: dict, data: Path, out: Path, epochs: int, device: str, batch: int = 2, threads: int = 0):
     """Train ``model`` on ``data`` with the one trainer; the trained (model, metadata)."""
     from graphfem.families.giorom import load_giorom
     from graphfem.training.config import DataConfig, OptimConfig, RunConfig, TrainConfig
@@ -67,15 +67,15 @@ def _fit(model: dict, data: Path, out: Path, epochs: int, device: str, batch: in
                                                    test_fraction=0.0),
                       optim=OptimConfig(optimizer="adam", lr=1e-3, weight_decay=0.0, epochs=epochs, warmup_steps=10,
                                         min_lr_ratio=0.05),
-                      run=RunConfig(out=str(out), device=device, progress=False)))
+                      run=RunConfig(out=str(out), device=device, threads=threads, progress=False)))
     return load_giorom(out / "model.safetensors", model["name"], device)
 
 
 def _cli_rollouts(folder: Path, material: str, X: np.ndarray, ids: np.ndarray, frames: int, dim: int,
-                  rng_seed: int = 0) -> list[dict]:
+                  rng_seed: int = 0, device: str = "cpu", threads: int = 1) -> list[dict]:
     """``graphfem rollout`` of the body X (N, d) with the trained stepper and
     field of ``folder``, at the N particles and at 100 N points (each
-    particle's cell of the data spacing filled with random points); the JSON
+    particle's cell of the data spacing filled with random points), on ``device`` with ``threads``; the JSON
     reports of both runs."""
     import json
     import os
@@ -96,9 +96,9 @@ def _cli_rollouts(folder: Path, material: str, X: np.ndarray, ids: np.ndarray, f
         PointCloud(queries).write(q)
         proc = subprocess.run([sys.executable, "-m", "graphfem", "rollout", str(folder / "sparse" / "model.safetensors"),
                                str(body), "-o", str(folder / f"{name}.pvd"), "--material", material, "--t-end",
-                               f"{(frames - 1) * 0.01:g}", "--threads", "1", "--field",
-                               str(folder / "field" / "model.safetensors"), "--query", str(q)],
-                              capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                               f"{(frames - 1) * 0.01:g}", "--threads", str(threads), "--device", device,
+                               "--field", str(folder / "field" / "model.safetensors"), "--query", str(q)],
+                              capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(threads)})
         if proc.returncode != 0:
             raise RuntimeError(f"graphfem rollout failed: {proc.stderr.strip()}")
         reports.append(json.loads(proc.stdout.strip().splitlines()[-1]))
@@ -106,14 +106,16 @@ def _cli_rollouts(folder: Path, material: str, X: np.ndarray, ids: np.ndarray, f
 
 
 def run(size: str = "small", materials: tuple[str, ...] = ("jelly", "water", "goo", "sand", "plasticine"),
-        seed: int = 0) -> str:
-    """Run the benchmark and return the table text."""
+        seed: int = 0, device: str = "auto", threads: int = 0) -> str:
+    """Run the benchmark and return the table text; ``device`` and ``threads`` (0: torch's default) as
+    ``graphfem train``'s run.device and run.threads, for the training and the rollouts alike."""
     import tempfile
 
     import torch
 
     from graphfem.datasets.generate import generate
     from graphfem.datasets.simulations import SimulationData
+    from graphfem.devices import resolve_device, set_threads
     from graphfem.families.giorom import chamfer, dense_rollout, relative_error, sparse_subset
     from graphfem.meshes.errors import InputError
     from graphfem.operators.giorom import GIOROM, GIOROMConfig, interpolation_matrix, sample_particles
@@ -122,7 +124,8 @@ def run(size: str = "small", materials: tuple[str, ...] = ("jelly", "water", "go
         raise InputError(f"--size must be one of {', '.join(SIZES)}, got {size!r}")
     s = SIZES[size]
     dim, W = s["dim"], 5
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    set_threads(threads)
+    device = resolve_device(device)
     lines = [f"GIOROM benchmark ({size}) on {machine()}", ""]
     lines.append("| material | N | n | sparse MSE | sparse Chamfer | GNS-dense MSE | GNS-dense Chamfer "
                  "| const.-velocity MSE | field rel-L2 | griddata rel-L2 | field / griddata | surrogate frame / MPM frame |")
@@ -147,11 +150,11 @@ def run(size: str = "small", materials: tuple[str, ...] = ("jelly", "water", "go
                     "noise_std": 1e-4 if mat in ("jelly", "plasticine") else 3e-4}
             data = folder / "train.h5"
             stepper, meta = _fit({**base, "sparse": 0.2, "radius": 0.12, "grid": 8, "gno_radius": 0.15}, data,
-                                 folder / "sparse", epochs, device)
+                                 folder / "sparse", epochs, device, threads=threads)
             gns, _ = _fit({**base, "sparse": 1.0, "radius": 4 * spacing, "grid": 0}, data, folder / "dense", epochs,
-                          device)
+                          device, threads=threads)
             field, _ = _fit({"name": "giorom-field", "sparse": 0.2, "hidden": 32}, data, folder / "field",
-                            field_epochs, device, batch=8)
+                            field_epochs, device, batch=8, threads=threads)
             test = SimulationData(folder / "test.h5").sample(0)
             x, material = test.fields["x"], test.inputs["material"]
             N = x.shape[1]
@@ -181,7 +184,8 @@ def run(size: str = "small", materials: tuple[str, ...] = ("jelly", "water", "go
                          f"{cham(gd):.2e} | {mse(cv):.2e} | {e_field:.2e} | {e_lin:.2e} | {e_field / e_lin:.3f} | "
                          f"{surrogate_frame / mpm_frame:.2f} |")
             if cli_case is None:
-                cli_case = _cli_rollouts(folder, mat, x[0], material, CLI_FRAMES, dim, rng_seed=seed)
+                cli_case = _cli_rollouts(folder, mat, x[0], material, CLI_FRAMES, dim, rng_seed=seed, device=device,
+                                         threads=threads or 1)
         lines += ["", "graphfem rollout --query on the held-out body of "
                   f"{materials[0]} (stepper + field, {cli_case[0]['frames']} frames, {device}):"]
         for r in cli_case:

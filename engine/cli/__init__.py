@@ -236,13 +236,16 @@ def bench_spon(size: str = typer.Option("small", "--size", help="small (2 CPU co
 
 
 @bench_app.command("giorom")
-def bench_giorom(size: str = typer.Option("small", "--size", help="small (CPU, minutes) or gpu (3D, larger).")) -> None:
+def bench_giorom(size: str = typer.Option("small", "--size", help="small (CPU, minutes) or gpu (3D, larger)."),
+                 device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+                 threads: int = typer.Option(0, "--threads", help="Torch CPU threads (0: torch's default; the CLI "
+                                             "rollouts then take 1), as run.threads of graphfem train.")) -> None:
     """GIOROM: rollout errors per material (sparse vs dense GNS), step times, reconstruction vs query count."""
     from graphfem.benchmarks.giorom import run
 
     if size not in ("small", "gpu"):
         raise GraphfemError(f"--size must be small or gpu, got {size!r}")
-    typer.echo(run(size=size))
+    typer.echo(run(size=size, device=device, threads=threads))
 
 
 @bench_app.command("dgno")

@@ -44,16 +44,11 @@ def register(app: typer.Typer) -> None:
         product per frame) and their sum per frame."""
         from graphfem.families.giorom import load_giorom, read_body, rollout_body
         from graphfem.physics.problem import get_problem
-        from graphfem.devices import resolve_device
+        from graphfem.devices import resolve_device, set_threads
 
         from .options import parse_args
 
-        if threads < 0:
-            raise InputError(f"--threads must be >= 0, got {threads}")
-        if threads:
-            import torch
-
-            torch.set_num_threads(threads)
+        set_threads(threads)
         device = resolve_device(device)
         options = parse_args(get_problem("mpm"), ctx.args, "rollout", roles=("input", "time"))
         model, meta = load_giorom(stepper, "giorom", device)

@@ -214,3 +214,25 @@ def test_darcy_data_and_checkpoints_with_option_a_still_read(tmp_path, capsys):
     meta = {"problem": {"name": "darcy", "dim": 2, "cell_types": [old.mesh.cell_type], "features": earlier}}
     _, _, again = MeshGraphNetFamily()._case(meta, old.mesh, {"kappa": old.options["kappa"]})
     assert again.names == features.names
+
+
+# ------------------------------------------------------------------ --device / --threads
+def test_giorom_commands_take_device_and_threads(capsys):
+    """rollout and bench giorom take --device and --threads like graphfem train's run.device / run.threads; a
+    bad value is one line before any work (the benchmark generates nothing first)."""
+    import time
+
+    import torch
+
+    for command in (["rollout"], ["bench", "giorom"]):
+        code, out, _ = _cli(capsys, *command, "--help")
+        assert code == 0 and "--device" in out and "--threads" in out, command
+    start = time.perf_counter()
+    code, _, err = _cli(capsys, "bench", "giorom", "--threads", "-1")
+    assert code == 1 and err.strip() == "graphfem: error: --threads must be >= 0, got -1"
+    if not torch.cuda.is_available():
+        code, _, err = _cli(capsys, "bench", "giorom", "--device", "cuda")
+        assert code == 1 and err.strip() == "graphfem: error: --device cuda: no CUDA device is available"
+    code, _, err = _cli(capsys, "bench", "giorom", "--device", "tpu")
+    assert code == 1 and "--device must be auto, cpu or cuda, got 'tpu'" in err
+    assert time.perf_counter() - start < 20
