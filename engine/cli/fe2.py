@@ -163,7 +163,7 @@ def register(app: typer.Typer) -> None:
                                           help="Displacement held at zero (repeatable; a bare TAG: both components)."),
             displacement: list[str] = typer.Option(["top:y:0.01"], "--displacement", metavar="TAG:x|y:VALUE",
                                                    help="Displacement component prescribed on a tag (repeatable)."),
-            steps: int = typer.Option(1, "--steps", help="Load increments."),
+            steps: int = typer.Option(1, "--steps", help="Load steps (as solve hyperelastic's --steps)."),
             micro_at: list[int] = typer.Option([], "--micro-at", metavar="POINT", help="Macro quadrature points for micro VTUs "
                                                                       "(default: the most strained one)."),
             stress_source: str = typer.Option("nn", "--stress", help="EquiNO's stress: nn (equilibrated "

@@ -1,6 +1,7 @@
 """``graphfem generate-text "PROMPT" --mesh MESH -o traj.pvd``: a whole trajectory from a text (or a first frame)."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -49,7 +50,11 @@ def register(app: typer.Typer) -> None:
                       first_frame: Optional[Path] = typer.Option(None, "--first-frame", help="VTU with u, v, p at "
                                                                  "t = 0, or a PVD series (its first frame)."),
                       seed: int = typer.Option(0, "--seed", help="Seed of the initial noise."),
-                      steps: int = typer.Option(20, "--steps", help="Sampler steps."),
+                      sampler_steps: Optional[int] = typer.Option(None, "--sampler-steps", metavar="N",
+                                                                  help="Denoising steps of the sampler (default "
+                                                                       "20)."),
+                      steps: Optional[int] = typer.Option(None, "--steps", hidden=True,
+                                                          help="Deprecated name of --sampler-steps."),
                       sampler: str = typer.Option("ddim", "--sampler", help="ddim or dpm++2m."),
                       guidance: float = typer.Option(1.0, "--guidance", help="Classifier-free guidance scale "
                                                      "(1: conditional only)."),
@@ -62,7 +67,14 @@ def register(app: typer.Typer) -> None:
         from graphfem.devices import resolve_device
         from graphfem.families.text2pde import generate
         from graphfem.meshes import Mesh
+        from graphfem.physics.problem import DeprecatedOption
 
+        if steps is not None:  # --steps means load steps elsewhere (solve hyperelastic, fe2)
+            if sampler_steps is not None:
+                raise InputError("--steps and --sampler-steps are one option; give --sampler-steps only")
+            warnings.warn("--steps is deprecated: use --sampler-steps (the same option of generate-text)",
+                          DeprecatedOption, stacklevel=2)
+        steps = sampler_steps if sampler_steps is not None else 20 if steps is None else steps
         if output.suffix.lower() not in (".pvd", ".xdmf", ".xmf"):
             raise InputError("-o: a trajectory is written as .pvd (or .xdmf)", output)
         if sampler not in ("ddim", "dpm++2m"):

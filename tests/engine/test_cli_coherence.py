@@ -236,3 +236,25 @@ def test_giorom_commands_take_device_and_threads(capsys):
     code, _, err = _cli(capsys, "bench", "giorom", "--device", "tpu")
     assert code == 1 and "--device must be auto, cpu or cuda, got 'tpu'" in err
     assert time.perf_counter() - start < 20
+
+
+# ------------------------------------------------------------------ --steps: load steps only
+def test_steps_means_load_steps_and_the_sampler_has_its_own(tmp_path, capsys):
+    """--steps is a count of load steps (solve hyperelastic, fe2); generate-text's denoising steps are
+    --sampler-steps, its old --steps a deprecated spelling (one warning line), both at once refused."""
+    for command in (["solve", "hyperelastic"], ["fe2"]):
+        code, out, _ = _cli(capsys, *command, "--help")
+        assert code == 0 and "Load steps" in out, command
+    code, out, _ = _cli(capsys, "generate-text", "--help")
+    assert code == 0 and "--sampler-steps" in out and "--steps" not in out
+    base = ["generate-text", "a caption", "--mesh", tmp_path / "m.msh", "-o", tmp_path / "t.pvd", "--model",
+            tmp_path / "none.safetensors"]
+    code, _, err = _cli(capsys, *base, "--steps", "5", "--sampler-steps", "5")
+    assert code == 1 and err.strip() == ("graphfem: error: --steps and --sampler-steps are one option; give "
+                                         "--sampler-steps only")
+    code, _, err = _cli(capsys, *base, "--steps", "5")
+    lines = err.strip().splitlines()
+    assert code == 1 and len(lines) == 2 and not (tmp_path / "t.pvd").exists()
+    assert lines[0] == ("graphfem: warning: --steps is deprecated: use --sampler-steps (the same option of "
+                        "generate-text)")
+    assert "no such checkpoint" in lines[1]
