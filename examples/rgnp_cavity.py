@@ -71,7 +71,7 @@ def main(model_path: Path | str, out: Path | str = HERE / "figures", viscosity: 
     psi_fe = (fe.flow.scalar.probe(grid) @ fe.dofs["stream"]).reshape(X.shape)
     levels = np.linspace(min(psi_fe.min(), psi_model.min()), 0, 9)[:-1]
     ax.contour(X, Y, psi_fe, levels=levels, colors="k", linestyles="--", linewidths=1.0)
-    ax.contour(X, Y, psi_model, levels=levels, colors="C0", linewidths=1.2)
+    ax.contour(X, Y, psi_model, levels=levels, colors="C0", linestyles="solid", linewidths=1.2)
     ax.plot([], [], "k--", label="FE")
     ax.plot([], [], "C0", label="RGNP mean")
     ax.set_aspect("equal")

@@ -113,3 +113,25 @@ def test_neuralstagger_channel(tmp_path):
     result = load("neuralstagger_channel").main(tmp_path, tmp_path / "work", samples=3, epochs=20, steps=20)
     assert (tmp_path / "neuralstagger_channel.png").exists()
     assert np.isfinite(result["fine_rel_l2"]).all() and np.isfinite(result["coarse_rel_l2"]).all()
+
+
+def test_rgnp_cavity_smoke(tmp_path, monkeypatch):
+    """The cavity workflow of examples/rgnp_cavity.yaml at smoke size (4 FE references, 2 steps)
+    through the CLI, then the example's figure; the numbers are the README's, not this test's."""
+    import torch
+    import yaml
+
+    from graphfem.cli import main as cli
+
+    torch.set_num_threads(1)
+    monkeypatch.chdir(tmp_path)
+    assert cli(["generate", "lid-cavity", "-n", "4", "--resolution", "8", "-o", "cav.h5"]) == 0
+    config = yaml.safe_load((EXAMPLES / "rgnp_cavity.yaml").read_text())
+    config["model"].update(draws=16, points=16)
+    config["optim"]["phases"][0]["epochs"] = 1
+    config["run"]["out"] = "run"
+    (tmp_path / "cavity.yaml").write_text(yaml.safe_dump(config))
+    assert cli(["train", "cavity.yaml"]) == 0
+    result = load("rgnp_cavity").main(tmp_path / "run" / "model.safetensors", tmp_path / "figures", 0.05, 0.7,
+                                      resolution=8)
+    assert result["figure"].exists() and np.isfinite(result["rel_l2"]) and 0.0 <= result["coverage"] <= 1.0

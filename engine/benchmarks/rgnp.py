@@ -54,7 +54,7 @@ BURGERS = {
                       "grid": 10, "conv": 4}},
 }
 CAVITY = {
-    "small": {"n": 8, "data": {"resolution": 16}, "batch": 8, "draws": 80, "epochs": 25,
+    "small": {"n": 8, "data": {"resolution": 16}, "batch": 8, "draws": 80, "epochs": 100,
               "model": {"pde": "cavity", "points": 64, "fourier": 16, "f_max": 1.0, "width": 64, "depth": 3,
                         "eps": 30.0, "learn_eps": True, "eps_min": 1.0, "lift": 8, "grid": 10, "conv": 3,
                         "filters": 8, "gic_dense": [32], "w_dense": 16, "head": [32], "u_scale": 1.0,
