@@ -5,7 +5,7 @@ import ctypes
 import os
 import sys
 
-from graphfem.meshes.errors import InputError
+from graphfem.meshes.errors import InputError, OptionValueError
 
 #: glibc's mallopt parameters (malloc.h): M_TRIM_THRESHOLD, M_MMAP_MAX
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
@@ -20,7 +20,7 @@ def resolve_device(device: str = "auto") -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise InputError(f"--device must be auto, cpu or cuda, got {device!r}")
+        raise OptionValueError(f"--device must be auto, cpu or cuda, got {device!r}")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise InputError("--device cuda: no CUDA device is available")
     return device

@@ -30,3 +30,9 @@ class MeshError(GraphfemError):
 
 class InputError(GraphfemError):
     """A wrong option or value given by the user."""
+
+
+class OptionValueError(InputError):
+    """An option value of the wrong form: not a number, not ``TAG=VALUE``, not one of the listed words, an
+    expression that does not parse, or a flag the command does not have. A wrong command line, like a
+    malformed typed option: the CLI exits 2 (1 is for bad input: files, tags, values out of range)."""

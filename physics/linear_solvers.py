@@ -35,7 +35,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spl
 
-from graphfem.meshes.errors import GraphfemError, InputError
+from graphfem.meshes.errors import GraphfemError, InputError, OptionValueError
 
 if TYPE_CHECKING:
     from .problem import Option
@@ -168,7 +168,7 @@ def solver_option(honoured: tuple[str, ...] = SOLVER_WORDS, iterative: str = "CG
         if raw in SOLVER_WORDS:
             raise InputError(f"--solver {raw}: {what} cannot honour it ({why}); it takes "
                              f"{', '.join(honoured[:-1])} or {honoured[-1]}")
-        raise InputError(f"--solver must be one of {', '.join(honoured)}, got {raw!r}")
+        raise OptionValueError(f"--solver must be one of {', '.join(honoured)}, got {raw!r}")
 
     names = {"auto": "auto (by size)", "direct": "direct (sparse LU)", "iterative": f"iterative ({iterative})",
              "amg": "amg (CG preconditioned by AMG)", "cg": "cg (Jacobi-preconditioned CG)"}

@@ -49,7 +49,7 @@ from typing import Sequence
 import numpy as np
 
 from graphfem.meshes import Mesh, PointCloud, Trajectory
-from graphfem.meshes.errors import GraphfemError, InputError
+from graphfem.meshes.errors import GraphfemError, InputError, OptionValueError
 
 from .problem import Features, Option, Problem, register_problem
 
@@ -600,7 +600,7 @@ def _material_option(raw, body, option) -> str:
     """A material name, or the point field of material ids of a body of one material -> the name."""
     if isinstance(raw, str):
         if raw not in MATERIALS:
-            raise InputError(f"{option.cli_flag} must be one of {', '.join(MATERIALS)}, got {raw!r}")
+            raise OptionValueError(f"{option.cli_flag} must be one of {', '.join(MATERIALS)}, got {raw!r}")
         return raw
     ids = np.unique(np.asarray(raw, dtype=float).reshape(-1))
     names = {v: k for k, v in MATERIALS.items()}

@@ -66,7 +66,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spl
 
 from graphfem.meshes import FESpace, Mesh, Trajectory
-from graphfem.meshes.errors import GraphfemError, InputError
+from graphfem.meshes.errors import GraphfemError, InputError, OptionValueError
 
 from .coefficients import constant, vector_at_quadrature
 from .linear_solvers import solver_option
@@ -286,7 +286,7 @@ def inflow_options(pairs, mesh: Mesh, option: "Option | str" = "--inflow") -> di
         for pair in pairs:
             tag, value = split_pair(str(pair))
             if not tag or not value:
-                raise InputError(f"{flag}: expected TAG=VALUE, got {pair!r}")
+                raise OptionValueError(f"{flag}: expected TAG=VALUE, got {pair!r}")
             items.append((tag, value))
     out: dict[str, VelocityData] = {}
     for tag, value in items:

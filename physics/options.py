@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 import numpy as np
 
 from graphfem.meshes import Mesh
-from graphfem.meshes.errors import InputError
+from graphfem.meshes.errors import InputError, OptionValueError
 
 if TYPE_CHECKING:
     from .problem import Features, Option
@@ -37,10 +37,10 @@ def expression(text: str, option: str) -> Callable[[np.ndarray], np.ndarray]:
     try:
         code = compile(text, f"<{option}>", "eval")
     except SyntaxError:
-        raise InputError(f"{option}: cannot parse {text!r} (a number, a mesh field or an expression in x, y, z)")
+        raise OptionValueError(f"{option}: cannot parse {text!r} (a number, a mesh field or an expression in x, y, z)")
     unknown = set(code.co_names) - set(_NAMESPACE) - {"x", "y", "z"}
     if unknown:
-        raise InputError(f"{option}: unknown name(s) {', '.join(sorted(unknown))} in {text!r}")
+        raise OptionValueError(f"{option}: unknown name(s) {', '.join(sorted(unknown))} in {text!r}")
 
     def evaluate(x: np.ndarray) -> np.ndarray:
         coords = {"x": x[0], "y": x[1] if len(x) > 1 else 0.0 * x[0], "z": x[2] if len(x) > 2 else 0.0 * x[0]}
@@ -92,7 +92,7 @@ def number(value, option: str) -> float:
     try:
         out = float(value)
     except (TypeError, ValueError):
-        raise InputError(f"{option}: expected a number, got {value!r}") from None
+        raise OptionValueError(f"{option}: expected a number, got {value!r}") from None
     if not math.isfinite(out):
         raise InputError(f"{option}: {value!r} is not a finite number")
     return out
@@ -103,7 +103,7 @@ def integer(value, option: str) -> int:
     try:
         out = int(str(value).strip()) if not isinstance(value, (int, np.integer)) else int(value)
     except ValueError:
-        raise InputError(f"{option}: expected a whole number, got {value!r}") from None
+        raise OptionValueError(f"{option}: expected a whole number, got {value!r}") from None
     return out
 
 
@@ -121,7 +121,7 @@ def tag_values(pairs, option: str, mesh: Mesh, components: int | None = None) ->
         for pair in pairs:
             tag, value = split_pair(str(pair))
             if not tag or not value:
-                raise InputError(f"{option}: expected TAG=VALUE, got {pair!r}")
+                raise OptionValueError(f"{option}: expected TAG=VALUE, got {pair!r}")
             items.append((tag, value))
     out = {}
     for tag, value in items:
@@ -131,11 +131,11 @@ def tag_values(pairs, option: str, mesh: Mesh, components: int | None = None) ->
             continue
         parts = value.split(",") if isinstance(value, str) else list(np.ravel(value))
         if len(parts) != components:
-            raise InputError(f"{option}: {tag} needs {components} comma-separated components, got {value!r}")
+            raise OptionValueError(f"{option}: {tag} needs {components} comma-separated components, got {value!r}")
         try:
             out[tag] = np.array([float(p) for p in parts])
         except (TypeError, ValueError):
-            raise InputError(f"{option}: components of {tag} must be numbers, got {value!r}") from None
+            raise OptionValueError(f"{option}: components of {tag} must be numbers, got {value!r}") from None
         if not np.isfinite(out[tag]).all():
             raise InputError(f"{option}: {tag} has non-finite components")
     return out
@@ -159,9 +159,9 @@ def vector(text: str | None, components: int, option: str) -> np.ndarray | None:
     try:
         values = np.array([float(p) for p in parts])
     except ValueError:
-        raise InputError(f"{option}: expected {components} comma-separated numbers, got {text!r}") from None
+        raise OptionValueError(f"{option}: expected {components} comma-separated numbers, got {text!r}") from None
     if len(values) != components or not np.isfinite(values).all():
-        raise InputError(f"{option}: expected {components} finite comma-separated numbers, got {text!r}")
+        raise OptionValueError(f"{option}: expected {components} finite comma-separated numbers, got {text!r}")
     return values
 
 
@@ -194,11 +194,11 @@ def vector_field(value: Any, mesh: Mesh, option: "Option | str"):
         return value
     parts = split_top_level(value) if isinstance(value, str) else list(np.ravel(np.asarray(value, dtype=object)))
     if len(parts) != mesh.dim or any(isinstance(p, str) and not p.strip() for p in parts):
-        raise InputError(f"{flag}: expected {mesh.dim} comma-separated components, got {value!r}")
+        raise OptionValueError(f"{flag}: expected {mesh.dim} comma-separated components, got {value!r}")
     comps = [coefficient(p.strip(), mesh, f"{flag} component {i + 1}", 0.0) if isinstance(p, str)
              else number(p, f"{flag} component {i + 1}") for i, p in enumerate(parts)]
     if any(isinstance(c, np.ndarray) for c in comps):
-        raise InputError(f"{flag}: components must be numbers or expressions, not mesh fields")
+        raise OptionValueError(f"{flag}: components must be numbers or expressions, not mesh fields")
     if not any(callable(c) for c in comps):
         return np.array(comps)
 

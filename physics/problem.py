@@ -26,7 +26,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from graphfem.meshes import FESpace, Mesh, Trajectory
-from graphfem.meshes.errors import InputError
+from graphfem.meshes.errors import InputError, OptionValueError
 
 
 @dataclass(eq=False)
@@ -152,15 +152,15 @@ class Option:
         if self.kind == "integer":
             value = parse.integer(raw, flag)
             if self.choices and str(value) not in self.choices:
-                raise InputError(f"{flag} must be {' or '.join(self.choices)}, got {value}")
+                raise OptionValueError(f"{flag} must be {' or '.join(self.choices)}, got {value}")
             return value
         if self.kind == "choice":
             if raw not in self.choices:
-                raise InputError(f"{flag} must be one of {', '.join(self.choices)}, got {raw!r}")
+                raise OptionValueError(f"{flag} must be one of {', '.join(self.choices)}, got {raw!r}")
             return raw
         if self.kind == "flag":
             if not isinstance(raw, (bool, np.bool_)):
-                raise InputError(f"{flag} is on or off, got {raw!r}")
+                raise OptionValueError(f"{flag} is on or off, got {raw!r}")
             return bool(raw)
         if self.kind == "tag-values":
             return parse.tag_values(raw, flag, mesh)

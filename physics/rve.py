@@ -53,7 +53,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spl
 
 from graphfem.meshes import Mesh, Tag
-from graphfem.meshes.errors import GraphfemError, InputError, MeshError
+from graphfem.meshes.errors import GraphfemError, InputError, MeshError, OptionValueError
 
 from .problem import Option, Problem, Solution, register_problem
 
@@ -633,7 +633,7 @@ def _numbers(raw: Any, count: int, option: Option, form: str) -> np.ndarray:
     except (TypeError, ValueError):
         values = np.array([])
     if values.size != count or not np.isfinite(values).all():
-        raise InputError(f"{option.cli_flag}: expected {count} finite comma-separated numbers {form}, got {raw!r}")
+        raise OptionValueError(f"{option.cli_flag}: expected {count} finite comma-separated numbers {form}, got {raw!r}")
     return values
 
 

@@ -1,12 +1,14 @@
 """``graphfem bench surrogate MODEL``: surrogate predict time against the FE
-solve, and peak memory, on unit-square meshes from about 1k to 1M cells,
-measured in one run; without a checkpoint (:func:`compare`), single-level
+solve of the checkpoint's problem (Poisson, elasticity, hyperelastic), its error,
+peak memory and the ``--refine`` time, on unit-square meshes from about 1k to 1M
+cells, measured in one run; without a checkpoint (:func:`compare`), single-level
 against multi-scale MeshGraphNet trained here at an equal parameter count,
 and the achieved GFLOP/s of one MeshGraphNet forward against a plain matmul.
 
-Problem: −Δu = 1 (κ = 1), u = 0 on the boundary, P1. "predict" includes the
-graph encoding; "FE" is :func:`graphfem.physics.poisson` (assembly and the
-automatic direct/AMG solve). Peak memory is the largest resident-set growth
+Cases (:data:`CASES`): −Δu = 1, u = 0 on the boundary (Poisson); clamped on the
+left, pulled on the right (elasticity, hyperelastic). "predict" includes the graph
+encoding; "FE" is the problem's own solve (assembly and the automatic direct/AMG
+solve, or load-stepped Newton). Peak memory is the largest resident-set growth
 above the value before each step, sampled every 2 ms (CPU), or
 ``torch.cuda.max_memory_allocated`` (GPU).
 """
@@ -49,37 +51,90 @@ def peak_memory(fn: Callable[[], object]) -> tuple[object, float, float]:
     return result, seconds, (peak[0] - base) / 2**20
 
 
-def run(model_path: str, sizes: Sequence[int] = DEFAULT_SIZES, device: str = "auto") -> str:
-    """Measure every size in one run and return the table text."""
+#: the case of ``run`` per problem on the unit square: options of ``graphfem solve`` and the compared field
+#: (hyperelastic: the demo's load case, :data:`graphfem.demo.DEMO_OPTIONS`)
+CASES = {"poisson": ({"kappa": 1.0, "source": 1.0}, "u"),
+         "elasticity": ({"E": 1.0, "nu": 0.3, "fix": ["left"], "traction": {"right": [0.01, -0.002]}}, "displacement"),
+         "hyperelastic": ({"E": 1.1, "nu": 0.33, "fix": ["left"], "traction": {"right": [0.09, -0.015]},
+                           "body_force": [0.01, -0.02]}, "displacement")}
+
+
+def meshes_for(sizes: Sequence[int], base=None) -> list:
+    """Unit squares of about ``sizes`` triangles each; or, given a ``base`` mesh, it and its
+    uniform refinements (×4 cells each) up to the first one past ``max(sizes)``."""
+    from graphfem.meshes import Mesh
+
+    if base is None:
+        return [Mesh.unit_square(max(2, int(round((target / 2) ** 0.5)))) for target in sizes]
+    out = [base]
+    while out[-1].n_cells < max(sizes):
+        out.append(out[-1].refined())
+    return out
+
+
+def run(model_path: str, sizes: Sequence[int] = DEFAULT_SIZES, device: str = "auto", mesh_path: str | None = None
+        ) -> str:
+    """Measure every size in one run and return the table text: the checkpoint's predict time
+    against its problem's FE solve on unit squares, or on the mesh at ``mesh_path`` refined
+    (:func:`meshes_for`), for the case :data:`CASES`; the error, peak memory, and the time of
+    ``--refine`` (the FE solver started from the prediction) to the FE tolerance."""
+    import warnings
+
     import torch
 
-    from graphfem.meshes import Mesh
-    from graphfem.physics import poisson
+    from graphfem.families.meshgraphnet import relative_error
+    from graphfem.meshes import Mesh, read
+    from graphfem.meshes.errors import InputError
+    from graphfem.physics.problem import get_problem
+    from graphfem.validity import ValidityWarning
 
     from . import machine
     from graphfem.checkpoint import load
 
     surrogate = load(model_path, device=device)
+    name = surrogate.problem.get("name")
+    if name not in CASES:
+        raise InputError(f"bench surrogate MODEL measures {', '.join(CASES)} models; this one is "
+                         f"{name or 'of no problem'}", model_path)
+    options, field = CASES[name]
+    problem = get_problem(name)
     cuda = surrogate.device.startswith("cuda")
-    surrogate.predict(Mesh.unit_square(8))  # warm-up
-    header = (f"{'cells':>9} {'nodes':>9} {'predict s':>10} {'FE s':>8} {'predict/FE':>10} "
-              f"{'predict MiB':>11} {'FE MiB':>8} {'rel L2':>7}")
-    rows = [f"graphfem bench surrogate: {surrogate.meta['model']} on {surrogate.device} ({machine()}); "
-            "problem: unit square, kappa = 1, f = 1, u = 0 on the boundary", header]
-    for target in sizes:
-        n = max(2, int(round((target / 2) ** 0.5)))
-        mesh = Mesh.unit_square(n)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        surrogate.predict(Mesh.unit_square(8), **options)  # warm-up
+    header = (f"{'cells':>9} {'nodes':>9} {'predict s':>10} {'FE s':>8} {'FE/predict':>10} {'refine s':>9} "
+              f"{'FE/(pred+ref)':>13} {'predict MiB':>11} {'FE MiB':>8} {'rel L2':>7}  range")
+    given = ", ".join(f"{k} {v}" for k, v in options.items())
+    where = "unit squares" if mesh_path is None else f"{mesh_path} and its uniform refinements"
+    rows = [f"graphfem bench surrogate: {surrogate.meta['model']} ({name}) on {surrogate.device} ({machine()}); "
+            f"{where}, {given}", header]
+    for mesh in meshes_for(sizes, None if mesh_path is None else read(mesh_path)):
         if cuda:
             torch.cuda.reset_peak_memory_stats()
-        pred, t_pred, mem_pred = peak_memory(lambda: surrogate.timed_prediction(mesh))
-        u_hat, t_pred = pred[0].fields["u"], pred[1]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            pred, _, mem_pred = peak_memory(lambda: surrogate.timed_prediction(mesh, **options))
+        prediction, t_pred = pred
         if cuda:
             mem_pred = torch.cuda.max_memory_allocated() / 2**20
-        sol, t_fe, mem_fe = peak_memory(lambda: poisson(mesh, kappa=1.0, f=1.0))
-        rel = sol.space.relative_l2_error(u_hat, sol.fields["u"])
-        rows.append(f"{mesh.n_cells:>9} {mesh.n_points:>9} {t_pred:>10.3f} {t_fe:>8.3f} {t_pred / t_fe:>10.2f} "
-                    f"{mem_pred:>11.0f} {mem_fe:>8.0f} {rel:>7.3f}")
-    rows.append("predict includes graph encoding; peak MiB: resident-set growth (CPU) or CUDA max allocated (GPU)")
+        sol, t_fe, mem_fe = peak_memory(lambda: problem.run(mesh, options))
+        rel = relative_error(mesh, prediction.fields[field], sol.fields[field])
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                start = time.perf_counter()
+                problem.refine(mesh, options, prediction.fields)
+                t_ref = time.perf_counter() - start
+            refine = f"{t_ref:>9.3f} {t_fe / (t_pred + t_ref):>13.2f}"
+        except InputError:
+            refine = f"{'n/a':>9} {'n/a':>13}"
+        outside = sum(1 for w in caught if issubclass(w.category, ValidityWarning))
+        rows.append(f"{mesh.n_cells:>9} {mesh.n_points:>9} {t_pred:>10.3f} {t_fe:>8.3f} {t_fe / t_pred:>10.2f} "
+                    f"{refine} {mem_pred:>11.0f} {mem_fe:>8.0f} {rel:>7.3f}  "
+                    f"{'inside' if not outside else f'outside ({outside})'}")
+    rows.append("predict includes graph encoding; refine: the problem's solver from the prediction to its usual "
+                "tolerance (Newton, or AMG-CG); peak MiB: resident-set growth (CPU) or CUDA max allocated (GPU); "
+                "range: the checkpoint's domain of validity (number of warnings)")
     return "\n".join(rows)
 
 
@@ -257,5 +312,5 @@ def compare(size: str = "small", device: str = "auto", folder: str | None = None
     return "\n".join(lines)
 
 
-__all__ = ["DEFAULT_SIZES", "SIZES", "compare", "equal_size_layers", "linear_shapes", "parameters", "peak_memory",
+__all__ = ["CASES", "DEFAULT_SIZES", "SIZES", "compare", "equal_size_layers", "linear_shapes", "meshes_for", "parameters", "peak_memory",
            "run", "throughput"]

@@ -19,7 +19,7 @@ from typing import Optional
 import typer
 
 from graphfem.devices import tune_cpu_runtime
-from graphfem.meshes.errors import GraphfemError
+from graphfem.meshes.errors import GraphfemError, OptionValueError
 
 app = typer.Typer(
     name="graphfem",
@@ -186,7 +186,7 @@ def bench_rom(problem: str = typer.Option("poisson", "--problem", help="poisson 
     from graphfem.benchmarks.rom import run
 
     if problem not in ("poisson", "elasticity"):
-        raise GraphfemError(f"--problem must be poisson or elasticity, got {problem!r}")
+        raise OptionValueError(f"--problem must be poisson or elasticity, got {problem!r}")
     typer.echo(run(problem=problem, n=n, tol=tol))
 
 
@@ -197,22 +197,26 @@ def bench_surrogate(model: Optional[Path] = typer.Argument(None, help="Checkpoin
                                                                                              "(with MODEL)."),
                     size: str = typer.Option("small", "--size", help="Without MODEL: small (2 CPU cores, minutes, "
                                                                       "to 64k cells) or gpu (to 1M cells)."),
-                    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda.")) -> None:
-    """Surrogate predict time / FE solve time, 1k cells up, in one run: a checkpoint's (with peak memory), or
+                    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+                    mesh: Optional[Path] = typer.Option(None, "--mesh", help="With MODEL: this mesh and its uniform "
+                                                        "refinements up to the largest of --sizes, instead of unit "
+                                                        "squares.")) -> None:
+    """Surrogate predict time / FE solve time, 1k cells up, in one run: a checkpoint's (with its error, peak
+    memory and the --refine time to FE tolerance), or
     single-level against multi-scale MeshGraphNet trained on Poisson at an equal parameter count (held-out
     error, time ratio, GFLOP/s of one forward against a plain matmul)."""
     from graphfem.benchmarks.surrogate import compare, run
 
     if model is None:
         if size not in ("small", "gpu"):
-            raise GraphfemError(f"--size must be small or gpu, got {size!r}")
+            raise OptionValueError(f"--size must be small or gpu, got {size!r}")
         typer.echo(compare(size=size, device=device))
         return
     try:
         cells = [int(s) for s in sizes.split(",")]
     except ValueError:
-        raise GraphfemError(f"--sizes must be comma-separated integers, got {sizes!r}") from None
-    typer.echo(run(str(model), cells, device))
+        raise OptionValueError(f"--sizes must be comma-separated integers, got {sizes!r}") from None
+    typer.echo(run(str(model), cells, device, None if mesh is None else str(mesh)))
 
 
 @bench_app.command("equino")
@@ -244,7 +248,7 @@ def bench_giorom(size: str = typer.Option("small", "--size", help="small (CPU, m
     from graphfem.benchmarks.giorom import run
 
     if size not in ("small", "gpu"):
-        raise GraphfemError(f"--size must be small or gpu, got {size!r}")
+        raise OptionValueError(f"--size must be small or gpu, got {size!r}")
     typer.echo(run(size=size, device=device, threads=threads))
 
 
@@ -255,7 +259,7 @@ def bench_dgno(size: str = typer.Option("small", "--size", help="small (2 CPU co
     from graphfem.benchmarks.dgno import run
 
     if size not in ("small", "gpu"):
-        raise GraphfemError(f"--size must be small or gpu, got {size!r}")
+        raise OptionValueError(f"--size must be small or gpu, got {size!r}")
     typer.echo(run(size=size, device=device))
 
 
@@ -297,9 +301,9 @@ def bench_neuralstagger(size: str = typer.Option("small", "--size", help="small 
     from graphfem.benchmarks.neuralstagger import CASES, run
 
     if size not in ("small", "gpu"):
-        raise GraphfemError(f"--size must be small or gpu, got {size!r}")
+        raise OptionValueError(f"--size must be small or gpu, got {size!r}")
     if case not in CASES:
-        raise GraphfemError(f"--case must be one of {', '.join(CASES)}, got {case!r}")
+        raise OptionValueError(f"--case must be one of {', '.join(CASES)}, got {case!r}")
     typer.echo(run(size=size, device=device, case=case))
 
 
@@ -315,7 +319,7 @@ def bench_text2pde(size: str = typer.Option("small", "--size", help="small (2 CP
     from graphfem.benchmarks.text2pde import run
 
     if size not in ("small", "gpu"):
-        raise GraphfemError(f"--size must be small or gpu, got {size!r}")
+        raise OptionValueError(f"--size must be small or gpu, got {size!r}")
     typer.echo(run(size=size, device=device, folder=None if folder is None else str(folder)))
 
 
@@ -360,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         typer.echo(f"graphfem: error: {exc}", err=True)
-        return 1
+        return 2 if isinstance(exc, OptionValueError) else 1  # a value of the wrong form: a wrong command line
     except getattr(click_errors, "NoArgsIsHelpError", ()) as exc:
         typer.echo(exc.ctx.get_help() if exc.ctx else "", err=True)
         return 2

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from graphfem.meshes.errors import InputError
+from graphfem.meshes.errors import InputError, OptionValueError
 
 
 def _pair(text: str, option: str) -> tuple[float, float]:
@@ -19,7 +19,7 @@ def _pair(text: str, option: str) -> tuple[float, float]:
     except ValueError:
         values = ()
     if len(values) != 2 or not all(math.isfinite(v) for v in values):
-        raise InputError(f"{option}: expected two numbers X,Y, got {text!r}")
+        raise OptionValueError(f"{option}: expected two numbers X,Y, got {text!r}")
     return values
 
 

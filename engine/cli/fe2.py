@@ -14,7 +14,7 @@ import numpy as np
 import typer
 
 from graphfem.meshes import Mesh, Tag
-from graphfem.meshes.errors import GraphfemError, InputError
+from graphfem.meshes.errors import GraphfemError, InputError, OptionValueError
 
 _SIDES = ("left", "right", "bottom", "top")
 
@@ -77,7 +77,7 @@ def _bc(specs: list[str], with_value: bool, option: str) -> dict:
             parts.append("xy")
         if len(parts) != (3 if with_value else 2) or parts[1] not in ("x", "y", "xy") or not parts[0]:
             form = "TAG:x|y:VALUE" if with_value else "TAG or TAG:x|y|xy"
-            raise InputError(f"{option} {spec!r}: expected {form}")
+            raise OptionValueError(f"{option} {spec!r}: expected {form}")
         comp = None if parts[1] == "xy" else parts[1]
         if parts[0] in out:
             raise InputError(f"{option} {spec!r}: the tag {parts[0]!r} is given twice (one {option} per tag)")
@@ -173,7 +173,7 @@ def register(app: typer.Typer) -> None:
         if (model_path is None) == (not reference):
             raise InputError("give exactly one of --model and --reference")
         if stress_source not in ("nn", "law"):
-            raise InputError(f"--stress must be nn or law, got {stress_source!r}")
+            raise OptionValueError(f"--stress must be nn or law, got {stress_source!r}")
         model, meta = load_model(model_path) if model_path is not None else (None, {})
         if model is not None and stress_source != "nn" and model.registry_name != "equino":
             raise InputError(f"--stress {stress_source}: only EquiNO has two stress fields")

@@ -21,7 +21,7 @@ import numpy as np
 import typer
 
 from graphfem.meshes import Mesh, Tag
-from graphfem.meshes.errors import InputError
+from graphfem.meshes.errors import InputError, OptionValueError
 
 #: shape -> what it is (the help text and the refusal list)
 SHAPES = {
@@ -44,8 +44,10 @@ def _corners(text: str | None, dim: int, default: float, option: str) -> tuple[f
     try:
         values = tuple(float(v) for v in text.split(","))
     except ValueError:
-        raise InputError(f"{option} {text!r}: expected {dim} comma-separated numbers") from None
-    if len(values) != dim or not all(math.isfinite(v) for v in values):
+        raise OptionValueError(f"{option} {text!r}: expected {dim} comma-separated numbers") from None
+    if len(values) != dim:
+        raise OptionValueError(f"{option} {text!r}: expected {dim} comma-separated numbers")
+    if not all(math.isfinite(v) for v in values):
         raise InputError(f"{option} {text!r}: expected {dim} finite comma-separated numbers")
     return values
 
@@ -59,7 +61,7 @@ def standard_mesh(shape: str, resolution: int, lower: str | None = None, upper: 
     from graphfem.physics.geometries import random_domain
 
     if shape not in SHAPES:
-        raise InputError(f"unknown shape {shape!r}; graphfem mesh makes {', '.join(SHAPES)}")
+        raise OptionValueError(f"unknown shape {shape!r}; graphfem mesh makes {', '.join(SHAPES)}")
     largest = MAX_RESOLUTION[3 if shape == "box" else 2]
     if not 1 <= resolution <= largest:
         raise InputError(f"--resolution {resolution}: cells per side of a {shape} must lie in 1..{largest}")
@@ -78,7 +80,7 @@ def standard_mesh(shape: str, resolution: int, lower: str | None = None, upper: 
         if dim == 3:
             return Mesh.box(resolution, lo, hi)
         if cell not in ("triangle", "quad"):
-            raise InputError(f"--cell {cell!r}: expected triangle or quad")
+            raise OptionValueError(f"--cell {cell!r}: expected triangle or quad")
         extent = np.subtract(hi, lo)
         ny = max(1, round(resolution * extent[1] / extent[0]))  # square cells
         return Mesh.rectangle(resolution, ny, lo[0], hi[0], lo[1], hi[1], cell=cell)

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import click
 
-from graphfem.meshes.errors import InputError
+from graphfem.meshes.errors import OptionValueError
 
 
 def click_params(problem, roles: Sequence[str] = ("input", "setting", "time")) -> list[click.Option]:
@@ -46,7 +46,7 @@ def parse_args(problem, args: Sequence[str], command: str, roles: Sequence[str] 
             values = dict(ctx.params)
     except click.UsageError as exc:
         known = ", ".join(o.cli_flag for o in problem.options if o.role in roles and o.role != "setting")
-        raise InputError(f"{exc.format_message().rstrip('.')}; {command} takes {known}") from None
+        raise OptionValueError(f"{exc.format_message().rstrip('.')}; {command} takes {known}") from None
     return problem.canonical({k: (list(v) if isinstance(v, tuple) else v) for k, v in values.items()
                               if v is not None and v != ()}, warn=True)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from graphfem.meshes.errors import InputError
+from graphfem.meshes.errors import InputError, OptionValueError
 
 REPORT_FILES = ("summary.json", "labels.csv", "bases.npz", "errors.png")
 
@@ -123,9 +123,9 @@ def register(app: typer.Typer) -> None:
         from graphfem.meshes.io import atomic_dir
 
         if dissimilarity not in ("angle", "euclidean"):
-            raise InputError(f"--dissimilarity must be angle or euclidean, got {dissimilarity!r}")
+            raise OptionValueError(f"--dissimilarity must be angle or euclidean, got {dissimilarity!r}")
         if method not in ("kmedoids", "kmeans", "agglomerative"):
-            raise InputError(f"--method must be kmedoids, kmeans or agglomerative, got {method!r}")
+            raise OptionValueError(f"--method must be kmedoids, kmeans or agglomerative, got {method!r}")
         if k < 1 or n < 1:
             raise InputError(f"-k and --modes must be positive, got k={k}, modes={n}")
         d = load_snapshot_data(data, field, test_fraction, seed)
@@ -187,7 +187,7 @@ def run_solve(report: Path, mesh_path: Path, param: str, problem: str | None = N
     try:
         mu = np.array([float(v) for v in param.split(",")])
     except ValueError:
-        raise InputError(f"--param must be comma-separated numbers, got {param!r}") from None
+        raise OptionValueError(f"--param must be comma-separated numbers, got {param!r}") from None
     mesh = Mesh.read(mesh_path)
     prob = build_problem(mesh, config)
     with np.load(report / "bases.npz") as z:

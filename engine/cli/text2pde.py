@@ -8,7 +8,7 @@ from typing import Optional
 import numpy as np
 import typer
 
-from graphfem.meshes.errors import InputError
+from graphfem.meshes.errors import InputError, OptionValueError
 
 #: where ``graphfem train examples/text2pde_text.yaml`` writes the text model
 DEFAULT_MODEL = Path("runs/text2pde-text/model.safetensors")
@@ -78,7 +78,7 @@ def register(app: typer.Typer) -> None:
         if output.suffix.lower() not in (".pvd", ".xdmf", ".xmf"):
             raise InputError("-o: a trajectory is written as .pvd (or .xdmf)", output)
         if sampler not in ("ddim", "dpm++2m"):
-            raise InputError(f"--sampler {sampler!r}: ddim or dpm++2m")
+            raise OptionValueError(f"--sampler {sampler!r}: ddim or dpm++2m")
         if not np.isfinite(guidance):
             raise InputError(f"--guidance must be finite, got {guidance}")
         if (prompt is None) == (first_frame is None):

@@ -157,7 +157,7 @@ def test_solver_speaks_one_vocabulary(tmp_path, capsys):
         assert not (tmp_path / "n.vtu").exists()
     code, _, err = _cli(capsys, "solve", "heat", tmp_path / "m.msh", "-o", tmp_path / "h.xdmf", "--t-end", "0.1",
                         "--dt", "0.05", "--solver", "gmres")
-    assert code == 1 and "--solver must be one of auto, direct, iterative, amg, cg, got 'gmres'" in err
+    assert code == 2 and "--solver must be one of auto, direct, iterative, amg, cg, got 'gmres'" in err
 
 
 # ------------------------------------------------------------------ Darcy's --kappa (earlier --a)
@@ -234,7 +234,7 @@ def test_giorom_commands_take_device_and_threads(capsys):
         code, _, err = _cli(capsys, "bench", "giorom", "--device", "cuda")
         assert code == 1 and err.strip() == "graphfem: error: --device cuda: no CUDA device is available"
     code, _, err = _cli(capsys, "bench", "giorom", "--device", "tpu")
-    assert code == 1 and "--device must be auto, cpu or cuda, got 'tpu'" in err
+    assert code == 2 and "--device must be auto, cpu or cuda, got 'tpu'" in err
     assert time.perf_counter() - start < 20
 
 
@@ -258,3 +258,31 @@ def test_steps_means_load_steps_and_the_sampler_has_its_own(tmp_path, capsys):
     assert lines[0] == ("graphfem: warning: --steps is deprecated: use --sampler-steps (the same option of "
                         "generate-text)")
     assert "no such checkpoint" in lines[1]
+
+
+# ------------------------------------------------------------------ exit codes
+def test_a_value_of_the_wrong_form_exits_2_like_any_wrong_command_line(tmp_path, capsys):
+    """A value that does not parse is a wrong command line (exit 2) whether typer or the problem reads it; bad
+    input (a missing file, a tag the mesh lacks, a value out of range) exits 1. One line each, no file."""
+    from graphfem.meshes import Mesh
+
+    Mesh.rectangle(4, 3, 0.0, 1.0, 0.0, 0.6).write(tmp_path / "m.msh")
+    m, out = tmp_path / "m.msh", tmp_path / "o.vtu"
+    cases = [
+        (["generate", "poisson", "-n", "many", "-o", tmp_path / "d.h5"], 2),
+        (["generate", "poisson", "-n", "2", "-o", tmp_path / "d.h5", "--bogus", "1"], 2),
+        (["solve", "heat", m, "-o", tmp_path / "h.xdmf", "--t-end", "soon", "--dt", "0.1"], 2),
+        (["solve", "poisson", m, "-o", out, "--dirichlet", "left"], 2),
+        (["solve", "poisson", m, "-o", out, "--kappa", "sin("], 2),
+        (["solve", "poisson", m, "-o", out, "--order", "3"], 2),
+        (["solve", "poisson", m, "-o", out, "--solver", "gmres"], 2),
+        (["bench", "fe", "--size", "huge"], 2),
+        (["solve", "poisson", m, "-o", out, "--dirichlet", "wall=1"], 1),
+        (["solve", "poisson", tmp_path / "missing.msh", "-o", out], 1),
+        (["solve", "heat", m, "-o", tmp_path / "h.xdmf", "--t-end", "0.1", "--dt", "-1"], 1),
+    ]
+    for args, expected in cases:
+        code, _, err = _cli(capsys, *args)
+        assert code == expected and len(err.strip().splitlines()) == 1, (args, code, err)
+        assert err.startswith("graphfem: error: "), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.msh"]

@@ -48,14 +48,14 @@ def test_transient_writes_pvd(channel, tmp_path):
     assert np.allclose(times, [0, 0.01, 0.02]) and "velocity" in fields
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--inflow", "inlet=0.3", "--no-slip", "wall", "--nu", "1e-3"], "unknown tag 'wall'"),
-    (["--inflow", "inlet=0.3", "--nu", "1e-3", "--t-end", "1"], "needs both --t-end and --dt"),
-    (["--inflow", "inlet=foo(x)", "--nu", "1e-3"], "unknown name"),
+@pytest.mark.parametrize("args, message, code", [
+    (["--inflow", "inlet=0.3", "--no-slip", "wall", "--nu", "1e-3"], "unknown tag 'wall'", 1),
+    (["--inflow", "inlet=0.3", "--nu", "1e-3", "--t-end", "1"], "needs both --t-end and --dt", 1),
+    (["--inflow", "inlet=foo(x)", "--nu", "1e-3"], "unknown name", 2),  # a value of the wrong form
 ])
-def test_bad_input_one_line_no_file(channel, tmp_path, capsys, args, message):
+def test_bad_input_one_line_no_file(channel, tmp_path, capsys, args, message, code):
     out = tmp_path / "bad.vtu"
-    assert cli.main(["solve", "navier-stokes", str(channel), "-o", str(out), *args]) == 1
+    assert cli.main(["solve", "navier-stokes", str(channel), "-o", str(out), *args]) == code
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
     assert not out.exists()

@@ -44,18 +44,19 @@ def test_random_shapes_follow_the_seed_and_solve(tmp_path, capsys):
                  "--dirichlet", "left=0"]) == 0
 
 
-@pytest.mark.parametrize("args, words", [
-    (["circle"], "unknown shape 'circle'"),
-    (["rectangle", "--resolution", "0"], "--resolution 0"),
-    (["box", "--resolution", "500"], "1..200"),
-    (["rectangle", "--upper", "0,1"], "must exceed"),
-    (["rectangle", "--lower", "0,nan"], "finite"),
-    (["lshape", "--lower", "0,0"], "only interval, rectangle and box"),
-    (["box", "--cell", "quad"], "only a rectangle"),
+@pytest.mark.parametrize("args, words, code", [  # 2: a word or value of the wrong form, 1: out of range
+    (["circle"], "unknown shape 'circle'", 2),
+    (["rectangle", "--resolution", "0"], "--resolution 0", 1),
+    (["box", "--resolution", "500"], "1..200", 1),
+    (["rectangle", "--upper", "0,1"], "must exceed", 1),
+    (["rectangle", "--lower", "0,nan"], "finite", 1),
+    (["rectangle", "--lower", "0,0,0"], "expected 2 comma-separated numbers", 2),
+    (["lshape", "--lower", "0,0"], "only interval, rectangle and box", 1),
+    (["box", "--cell", "quad"], "only a rectangle", 1),
 ])
-def test_bad_values_are_one_line_and_no_file(tmp_path, capsys, args, words):
+def test_bad_values_are_one_line_and_no_file(tmp_path, capsys, args, words, code):
     out = tmp_path / "m.msh"
-    assert main(["mesh", *args, "-o", str(out)]) == 1
+    assert main(["mesh", *args, "-o", str(out)]) == code
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("graphfem: error: ") and words in err[0], err
     assert list(tmp_path.iterdir()) == []
