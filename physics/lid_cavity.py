@@ -33,6 +33,7 @@ import numpy as np
 from graphfem.meshes import FESpace, Mesh
 from graphfem.meshes.errors import InputError
 
+from .navier_stokes import FLOW_SOLVER, navier_stokes
 from .problem import Option, Problem, Solution, register_problem
 
 #: the sampler's box: ν ~ U(NU_LOW, NU_HIGH), lid speed w ~ U(W_LOW, W_HIGH) (Re = w/ν ∈ [2.5, 50])
@@ -75,8 +76,6 @@ def lid_cavity(mesh: Mesh, viscosity: float, lid: float = 1.0, *, solver: str = 
         (n, 2), pressure (n,) (zero mean) and stream (n,) at the nodes, ``dofs["stream"]`` (P2)
         and ``info["re"]`` = w/ν.
     """
-    from .navier_stokes import navier_stokes
-
     if not np.isfinite(viscosity) or viscosity <= 0 or not np.isfinite(lid):
         raise InputError(f"--viscosity must be positive and --lid finite, got {viscosity:g}, {lid:g}")
     inflow = {"top": lambda x: np.stack([lid * lid_profile(x[0]), 0 * x[0]])}
@@ -129,8 +128,7 @@ class LidCavity(Problem):
     options = (
         Option("viscosity", "number", None, "nu: the kinematic viscosity (> 0).", required=True),
         Option("lid", "number", 1.0, "w: the lid speed (default 1)."),
-        Option("solver", "choice", "auto", "Linear solver: auto, direct or iterative.", role="setting",
-               choices=("auto", "direct", "iterative")),
+        FLOW_SOLVER,
     )
     geometries = ("square",)
 

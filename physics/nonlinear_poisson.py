@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from graphfem.meshes import FESpace, Mesh
-from graphfem.meshes.errors import InputError
+from graphfem.meshes.errors import InputError, OptionValueError
 
 from .problem import Option, Problem, Solution, register_problem
 
@@ -164,7 +164,7 @@ def _z_values(raw, mesh: Mesh, option: Option) -> np.ndarray:
         return vector(raw, N_Z, option.cli_flag)
     values = np.asarray(raw, dtype=float).ravel()
     if values.shape != (N_Z,) or not np.isfinite(values).all():
-        raise InputError(f"{option.cli_flag}: expected {N_Z} finite comma-separated numbers, got {raw!r}")
+        raise OptionValueError(f"{option.cli_flag}: expected {N_Z} finite comma-separated numbers, got {raw!r}")
     return values
 
 

@@ -274,7 +274,7 @@ def bench_rgnp(size: str = typer.Option("small", "--size", help="small (2 CPU co
     from graphfem.benchmarks.rgnp import ROWS, run
 
     if size not in ("small", "gpu"):
-        raise GraphfemError(f"--size must be small or gpu, got {size!r}")
+        raise OptionValueError(f"--size must be small or gpu, got {size!r}")
     rows = tuple(k.strip() for k in only.split(",")) if only else ()
     bad = [k for k in rows if k not in ROWS]
     if bad:
