@@ -93,6 +93,8 @@ class PropertyNotChecked(Exception):
 # ---------------------------------------------------------------------- the checks
 def dirichlet(surrogate, mesh: Mesh, options: Mapping[str, Any]) -> Result:
     """The prediction's largest deviation from the values the FE solver fixes (module docstring)."""
+    from graphfem.physics.problem import field_slices
+
     problem = _problem(surrogate)
     claimed = "dirichlet" in surrogate.family.claims(surrogate.meta)
     full = surrogate.family.full_options(surrogate.meta, options)
@@ -102,7 +104,7 @@ def dirichlet(surrogate, mesh: Mesh, options: Mapping[str, Any]) -> Result:
     mask, values = fixed
     fields = _predict(surrogate, mesh, options)
     worst, where = 0.0, ""
-    for name, (a, b) in _slices(problem, mesh).items():
+    for name, (a, b) in field_slices(problem, mesh).items():
         if name not in fields or not mask[:, a:b].any():
             continue
         got = np.asarray(fields[name], dtype=float).reshape(mesh.n_points, -1)
@@ -216,15 +218,6 @@ def _compare(name: str, claimed: bool, tolerance: float, surrogate, base, moved,
         if d >= worst:
             worst, which = d, field
     return Result(name, claimed, worst, tolerance, f"{detail}; largest in {which}")
-
-
-def _slices(problem, mesh: Mesh) -> dict[str, tuple[int, int]]:
-    out, k = {}, 0
-    for field in problem.fields:
-        w = problem.field_width(field, mesh)
-        out[field] = (k, k + w)
-        k += w
-    return out
 
 
 __all__ = ["PROPERTIES", "PropertyNotChecked", "Result", "TOLERANCE", "assert_dirichlet_exact",

@@ -628,16 +628,22 @@ def stack_fields(problem: Problem, mesh: Mesh, fields: Mapping[str, np.ndarray])
                            for name in problem.fields], axis=1)
 
 
-def split_fields(problem: Problem, mesh: Mesh, y: np.ndarray) -> dict[str, np.ndarray]:
-    """The inverse of :func:`stack_fields`: (n, c) -> name -> (n,) or (n, dim)."""
+def field_slices(problem: Problem, mesh: Mesh) -> dict[str, tuple[int, int]]:
+    """name -> (first, last + 1) of the field's columns in :func:`stack_fields`' (n, c) layout."""
     out, k = {}, 0
     for name in problem.fields:
         w = problem.field_width(name, mesh)
-        out[name] = y[:, k] if w == 1 and name not in problem.vector_fields else y[:, k:k + w]
+        out[name] = (k, k + w)
         k += w
     return out
 
 
+def split_fields(problem: Problem, mesh: Mesh, y: np.ndarray) -> dict[str, np.ndarray]:
+    """The inverse of :func:`stack_fields`: (n, c) -> name -> (n,) or (n, dim)."""
+    return {name: y[:, a] if b - a == 1 and name not in problem.vector_fields else y[:, a:b]
+            for name, (a, b) in field_slices(problem, mesh).items()}
+
+
 __all__ = ["DeprecatedOption", "Features", "KINDS", "Option", "PROBLEMS", "Problem", "Solution", "Transformed",
-           "at_nodes", "get_problem", "local_mesh_size", "moved_mesh", "node_average", "problems", "register_problem",
+           "at_nodes", "field_slices", "get_problem", "local_mesh_size", "moved_mesh", "node_average", "problems", "register_problem",
            "rotation_matrix", "split_fields", "stack_fields"]

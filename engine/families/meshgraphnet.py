@@ -178,8 +178,10 @@ class MeshGraphNetFamily(Family):
                             "features": first["names"], "transient": transient,
                             "frame_dt": first["frame_dt"], "options": [o.name for o in problem.options
                                                                        if o.role != "setting"]}}
+        from graphfem.physics.problem import field_slices
+
         state = {"encoded": encoded, "problem": problem, "transient": transient, "norm": norm,
-                 "noise": float(extras["noise"]), "groups": list(_field_slices(problem, first["mesh"]).values())}
+                 "noise": float(extras["noise"]), "groups": list(field_slices(problem, first["mesh"]).values())}
         return Setup(model, meta, train, list(split["val"]), list(split["test"]), state)
 
     @staticmethod
@@ -252,6 +254,8 @@ class MeshGraphNetFamily(Family):
                            batch.groups).mean()
 
     def validate(self, setup: Setup, model, items: Sequence, device: str) -> dict[str, float]:
+        from graphfem.physics.problem import field_slices
+
         problem, enc = setup.state["problem"], setup.state["encoded"]
         errors: dict[str, list[float]] = {}
         for i in items:
@@ -262,7 +266,7 @@ class MeshGraphNetFamily(Family):
                 errors.setdefault("rel_l2_rollout", []).append(relative_error(e["mesh"], frames, e["frames"]))
             else:
                 y = runner.steady(e["mesh"], e["x"])
-                for name, (a, b) in _field_slices(problem, e["mesh"]).items():
+                for name, (a, b) in field_slices(problem, e["mesh"]).items():
                     errors.setdefault(f"rel_l2_{name}", []).append(relative_error(e["mesh"], y[:, a:b],
                                                                                   e["y"][:, a:b]))
         out = {}
@@ -454,15 +458,6 @@ class _Runner:
         for _ in range(steps):
             frames.append(frames[-1] + self._forward(g, np.concatenate([x, frames[-1]], axis=1)))
         return np.stack(frames)
-
-
-def _field_slices(problem, mesh: Mesh) -> dict[str, tuple[int, int]]:
-    out, k = {}, 0
-    for name in problem.fields:
-        w = problem.field_width(name, mesh)
-        out[name] = (k, k + w)
-        k += w
-    return out
 
 
 def _std(a: np.ndarray) -> np.ndarray:
