@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import ctypes
-import os
 import sys
 
 from graphfem.meshes.errors import InputError, OptionValueError
@@ -42,22 +41,20 @@ def set_threads(threads: int) -> None:
 
 
 def tune_cpu_runtime() -> dict[str, bool]:
-    """Two measured CPU levers (``PERFORMANCE.md`` in the design notes), for the command line.
+    """A measured CPU lever (``PERFORMANCE.md`` in the design notes), for the command line:
+    glibc ``mallopt`` keeps large temporaries off ``mmap`` and stops trimming freed memory, so
+    the edge-sized tensors of a message-passing step are not page-faulted in again at every
+    layer (6-11 million faults per timed loop before; forward 1.9x faster at 16k nodes, about
+    250 MiB more resident memory). Skipped off glibc.
 
-    - ``OMP_WAIT_POLICY=PASSIVE`` unless the user set it: idle OpenMP threads sleep instead
-      of spinning, which made two threads 3-8x slower than one on a shared machine. It only
-      takes effect if torch is not imported yet.
-    - glibc ``mallopt``: large temporaries are kept off ``mmap`` and freed memory is not
-      trimmed, so the edge-sized tensors of a message-passing step are not page-faulted in
-      again at every layer (6-11 million faults per timed loop before; forward 1.9x faster
-      at 16k nodes, about 250 MiB more resident memory). Skipped off glibc.
+    ``OMP_WAIT_POLICY=PASSIVE``, the note's other lever for shared machines, is not set: on
+    the idle 2-core machine it made the demo's 407-node prediction 3-4x slower with two
+    threads (124-175 ms against 41-43 ms; one thread 46 ms either way), since every parallel
+    region then wakes sleeping threads.
 
     Returns:
-        Which of the two took effect: ``{"omp_passive": ..., "malloc": ...}``.
+        ``{"malloc": ...}``: whether the setting took effect.
     """
-    omp = "torch" not in sys.modules and "OMP_WAIT_POLICY" not in os.environ
-    if omp:
-        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     malloc = False
     if sys.platform.startswith("linux"):
         try:
@@ -65,7 +62,7 @@ def tune_cpu_runtime() -> dict[str, bool]:
             malloc = bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
         except (OSError, AttributeError):  # musl or another libc: no mallopt
             malloc = False
-    return {"omp_passive": omp, "malloc": malloc}
+    return {"malloc": malloc}
 
 
 __all__ = ["resolve_device", "set_threads", "tune_cpu_runtime"]
