@@ -70,7 +70,7 @@ def run_demo(out_dir: str | Path, device: str = "auto") -> dict:
     except ImportError:
         render = None
     if render is not None:
-        titles = {"prediction": "displacement (m), surrogate", "reference": "displacement (m), FE Newton",
+        titles = {"prediction": "displacement magnitude (m), surrogate", "reference": "displacement magnitude (m), FE Newton",
                   "error_magnitude": "displacement error magnitude, surrogate - FE (m)"}
         for name in titles:
             png = out / f"demo_surrogate_{name}.png"
