@@ -3,17 +3,17 @@ from __future__ import annotations
 
 import time
 import warnings
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
 from graphfem.meshes import FESpace, Mesh
-from graphfem.meshes.errors import InputError
+from graphfem.meshes.errors import InputError, OptionValueError
 
 from .coefficients import Scalar, Vector, at_points, at_quadrature, guess_dofs, scalar_node_dofs, vector_at_quadrature
 from .linear_solvers import LinearSolver, solve_linear
 from .poisson import ORDER, SOLVER, facet_basis, make_space
-from .problem import Features, Option, Problem, Solution, Transformed, moved_mesh, register_problem
+from .problem import Features, NoLaw, Option, Problem, Solution, Transformed, moved_mesh, register_problem
 
 _AXES = {"x": 0, "y": 1, "z": 2}
 
@@ -41,24 +41,45 @@ def rigid_body_modes(space: FESpace) -> np.ndarray:
     return np.stack(modes, axis=1)
 
 
+def held_components(fixed, dim: int) -> dict[str, tuple[int, ...]]:
+    """{tag: the components held at zero there} from the ``fixed`` argument of
+    :func:`elasticity`: a tag or a list of tags (every component), or a mapping
+    tag -> component: an index 0..dim−1, axis letters (``"x"``, ``"y"``, ``"z"`` or
+    several, ``"xy"``) or ``None`` (every component)."""
+    if isinstance(fixed, str):
+        fixed = [fixed]
+    return _held(fixed.items() if isinstance(fixed, Mapping) else [(tag, None) for tag in (fixed or ())], dim)
+
+
+def _held(items: Iterable[tuple[str, Any]], dim: int) -> dict[str, tuple[int, ...]]:
+    """:func:`held_components` of (tag, component) pairs; a tag named twice holds both."""
+    out: dict[str, tuple[int, ...]] = {}
+    for tag, component in items:
+        if component is None:
+            held = tuple(range(dim))
+        elif isinstance(component, str):
+            if not component or any(c not in _AXES or _AXES[c] >= dim for c in component):
+                raise InputError(f"fixed component {component!r} on {tag!r}: use one or more of {'xyz'[:dim]}")
+            held = tuple(_AXES[c] for c in component)
+        else:
+            if not 0 <= int(component) < dim:
+                raise InputError(f"fixed component {component} on {tag!r}: use 0..{dim - 1}")
+            held = (int(component),)
+        out[str(tag)] = tuple(sorted(set(out.get(str(tag), ())) | set(held)))
+    return out
+
+
 def _fixed_dofs(space: FESpace, fixed, displacement) -> tuple[np.ndarray, np.ndarray]:
-    """Constrained dofs and their values: ``fixed`` (zero) and ``displacement`` (prescribed)."""
+    """Constrained dofs and their values: ``fixed`` (zero, :func:`held_components`) and
+    ``displacement`` (prescribed)."""
     dim = space.n_components
     values = np.zeros(space.n_dofs)
     mask = np.zeros(space.n_dofs, dtype=bool)
-    if isinstance(fixed, str):
-        fixed = [fixed]
-    items = fixed.items() if isinstance(fixed, Mapping) else ((tag, None) for tag in (fixed or ()))
-    for tag, component in items:
-        if isinstance(component, str):
-            if component not in _AXES or _AXES[component] >= dim:
-                raise InputError(f"fixed component {component!r} on {tag!r}: use one of {'xyz'[:dim]}")
-            component = _AXES[component]
-        if component is not None and not 0 <= int(component) < dim:
-            raise InputError(f"fixed component {component} on {tag!r}: use 0..{dim - 1}")
-        dofs = space.dofs_on(tag, component=None if component is None else int(component))
-        values[dofs] = 0.0
-        mask[dofs] = True
+    for tag, components in held_components(fixed, dim).items():
+        for component in components:
+            dofs = space.dofs_on(tag, component=component)
+            values[dofs] = 0.0
+            mask[dofs] = True
     for tag, value in (displacement or {}).items():
         dofs = space.dofs_on(tag)
         nodes = dofs[dofs % dim == 0]
@@ -218,18 +239,49 @@ def elasticity(mesh: Mesh | FESpace, E: Scalar = 1.0, nu: Scalar = 0.3, *, plane
     return Solution(space, {"displacement": u, "von_mises": vm}, fields, unit, info)
 
 
+def parse_fix(raw, mesh: Mesh, option: Option) -> dict[str, str]:
+    """``--fix`` values, ``["left", "bottom:y"]`` (or a mapping tag -> component, as
+    :func:`elasticity` takes ``fixed``) -> {tag: the axis letters held at zero}, here
+    ``{"left": "xy", "bottom": "y"}``: ``TAG`` holds every component, ``TAG:c`` the
+    components c (``x``, ``y``, ``z`` or several, ``xy``); a tag given twice holds both.
+    A malformed component is an :class:`OptionValueError`, a tag the mesh lacks or a
+    component beyond its dimension an :class:`InputError`, one line each."""
+    flag, dim = option.cli_flag, mesh.dim
+    if isinstance(raw, Mapping):
+        items = [(str(tag), component) for tag, component in raw.items()]
+    else:
+        items = []
+        for spec in [raw] if isinstance(raw, str) else list(raw):
+            spec = str(spec)
+            tag, colon, component = spec.rpartition(":")
+            if not colon or spec in mesh.tags:
+                items.append((spec, None))
+                continue
+            if not tag or not component or set(component) - set("xyz"):
+                raise OptionValueError(f"{flag} {spec!r}: expected TAG or TAG:c, c one or more of x, y, z "
+                                       "(TAG alone holds every component)")
+            if set(component) - set("xyz"[:dim]):
+                raise InputError(f"{flag} {spec!r}: the mesh is {dim}D, its components are {', '.join('xyz'[:dim])}",
+                                 mesh.source)
+            items.append((tag, component))
+    for tag, _ in items:
+        mesh.tag(tag)  # a tag the mesh lacks: one line naming those it has
+    return {tag: "".join("xyz"[c] for c in held) for tag, held in _held(items, dim).items()}
+
+
 #: the options of the elastic solids, linear (:class:`Elasticity`) and neo-Hookean
 YOUNGS_MODULUS = Option("E", "number", help="Young's modulus E > 0.", required=True)
 POISSONS_RATIO = Option("nu", "number", help="Poisson's ratio nu in (-1, 1/2).", required=True)
-FIX = Option("fix", "tags", help="Tag with zero displacement (repeatable); give at least one tag to hold the body "
-             "in place", required=True)
+FIX = Option("fix", "tags", help="TAG or TAG:c with zero displacement, c one or more of x, y, z (repeatable): TAG "
+             "holds every component, TAG:c those named (a roller: --fix bottom:y --fix left:x); enough to hold "
+             "the body in place", required=True, parse=parse_fix, metavar="TAG[:x|y|z]")
 TRACTION = Option("traction", "tag-vectors", help="TAG=tx,ty[,tz]: surface traction (force per area) on the tag.")
 BODY_FORCE = Option("body_force", "vector", help="fx,fy[,fz]: body force per volume.")
 
 
 def elastic_essential(problem: Problem, mesh: Mesh, raw) -> tuple[np.ndarray, np.ndarray]:
     """(n, c) mask and values of the stacked outputs of an elastic ``problem`` that its
-    solver fixes: the displacement components of the dofs on the ``fix`` tags (zero)."""
+    solver fixes: the displacement components each ``fix`` tag holds (zero)."""
     params = problem.parse(mesh, raw)
     space = make_space(mesh, params.get("order"), vector=True)
     D, values = _fixed_dofs(space, params.get("fix"), None)
@@ -241,6 +293,39 @@ def elastic_essential(problem: Problem, mesh: Mesh, raw) -> tuple[np.ndarray, np
     mask[:, :mesh.dim] = fixed.reshape(-1, mesh.dim)[nodes]
     out[:, :mesh.dim] = value.reshape(-1, mesh.dim)[nodes]
     return mask, out
+
+
+def support_features(mesh: Mesh, x: np.ndarray, names: list[str], fix) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """The generic features ``x`` (n, F) with ``names`` of an elastic problem, plus one
+    column per component after ``fix:mask``: ``fix[k]`` is 1 on the nodes of the tags that
+    hold u_k = 0 (``--fix TAG`` all k, ``--fix TAG:c`` those of c). Returns (x (n, F + dim),
+    names, held (n, dim) bool: the node components fixed at zero)."""
+    held = np.zeros((mesh.n_points, mesh.dim), dtype=bool)
+    for tag, components in held_components(fix, mesh.dim).items():
+        held[np.ix_(mesh.tag_nodes(tag), components)] = True
+    at = names.index("fix:mask") + 1
+    x = np.concatenate([x[:, :at], held.astype(float), x[:, at:]], axis=1)
+    return x, names[:at] + [f"fix[{k}]" for k in range(mesh.dim)] + names[at:], held
+
+
+def elastic_layout(problem: Problem, mesh: Mesh, params, names) -> Features:
+    r"""The features of an elastic ``problem`` in the layout ``names`` of a checkpoint. Layout 1,
+    of checkpoints written before supports by component, has ``fix:mask`` and no ``fix[k]``
+    columns; layout 2 (this version) adds them (:func:`support_features`). A layout-1 model
+    gets its own columns, and is refused in one line a support of some components only,
+    which it never saw."""
+    out = problem.features(mesh, params)
+    component = {f"fix[{k}]" for k in range(mesh.dim)}
+    keep = [k for k, name in enumerate(out.names) if name not in component]
+    if component & set(names) or [out.names[k] for k in keep] != list(names):
+        return out  # this version's layout, or none the problem writes (the caller names the mismatch)
+    partial = [f"{tag}:{''.join('xyz'[k] for k in held)}"
+               for tag, held in held_components(params.get("fix"), mesh.dim).items() if len(held) < mesh.dim]
+    if partial:
+        raise InputError(f"--fix {partial[0]}: the model was trained before supports by component (its inputs have "
+                         "fix:mask, no fix[k]); give whole tags (--fix TAG) or retrain it with this version",
+                         mesh.source)
+    return Features(out.x[:, keep], [out.names[k] for k in keep], out.scale, out.dirichlet, out.dirichlet_values)
 
 
 def elastic_scaled(problem: Problem, mesh: Mesh, raw, factor: float) -> Transformed:
@@ -258,8 +343,13 @@ def elastic_scaled(problem: Problem, mesh: Mesh, raw, factor: float) -> Transfor
 
 def elastic_rotated(problem: Problem, mesh: Mesh, raw, rotation: np.ndarray) -> Transformed:
     """x ↦ R x of an isotropic elastic ``problem``: tractions and the body force turn by R,
-    and so does the displacement; the von Mises stress is a scalar and stays."""
+    and so does the displacement; the von Mises stress is a scalar and stays. A support of some
+    components only holds them along the mesh's axes, which do not turn: :class:`NoLaw`."""
     mesh, options = problem.portable(mesh, raw)
+    partial = [tag for tag, held in held_components(options.get("fix"), mesh.dim).items() if len(held) < mesh.dim]
+    if partial:
+        raise NoLaw(f"--fix {partial[0]}:{options['fix'][partial[0]]} holds a component along the mesh's axes, "
+                    "which do not turn with the mesh: no rotation law for this case")
     R = np.asarray(rotation, dtype=float)
     if options.get("traction"):
         options["traction"] = {t: R @ np.asarray(v, dtype=float) for t, v in options["traction"].items()}
@@ -274,7 +364,7 @@ class Elasticity(Problem):
     r"""Small-strain linear elasticity −∇·σ(u) = b, σ = 2μ ε(u) + λ tr ε(u) I; :func:`elasticity`.
 
     Options: E and ν (giving λ, μ; in 2D plane stress or plane strain), the
-    tags held in place (u = 0), surface tractions t by tag (σn = t) and a
+    supports (u = 0 on a tag, or some of its components: ``--fix bottom:y``), surface tractions t by tag (σn = t) and a
     constant body force b; the rest of the boundary is traction-free.
 
     Data sets (:meth:`sample`): geometry ``"2d"``, a random domain of
@@ -342,11 +432,13 @@ class Elasticity(Problem):
         out = super().features(mesh, scaled)
         keep = [k for k, name in enumerate(out.names) if name != "E"]
         u_scale = q * L / float(params["E"])
+        x, names, held = support_features(mesh, out.x[:, keep], [out.names[k] for k in keep], params.get("fix"))
         fixed = np.zeros((mesh.n_points, mesh.dim + 1), dtype=bool)
-        for tag in params.get("fix") or ():
-            fixed[mesh.tag_nodes(tag), :mesh.dim] = True  # u = 0 there, exactly
-        return Features(out.x[:, keep], [out.names[k] for k in keep], np.array([u_scale] * mesh.dim + [q]),
-                        fixed, np.zeros(fixed.shape))
+        fixed[:, :mesh.dim] = held  # u_k = 0 there, exactly
+        return Features(x, names, np.array([u_scale] * mesh.dim + [q]), fixed, np.zeros(fixed.shape))
+
+    def features_in(self, mesh: Mesh, params, names) -> Features:
+        return elastic_layout(self, mesh, params, names)
 
     def essential(self, mesh: Mesh, raw):
         return elastic_essential(self, mesh, raw)

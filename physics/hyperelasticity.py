@@ -37,8 +37,8 @@ from graphfem.meshes import FESpace, Mesh
 from graphfem.meshes.errors import GraphfemError, InputError
 
 from .coefficients import Vector, guess_dofs, scalar_node_dofs
-from .elasticity import (BODY_FORCE, FIX, POISSONS_RATIO, TRACTION, YOUNGS_MODULUS, elastic_essential, elastic_rotated,
-                         elastic_scaled, external_load, lame, supports)
+from .elasticity import (BODY_FORCE, FIX, POISSONS_RATIO, TRACTION, YOUNGS_MODULUS, elastic_essential, elastic_layout,
+                         elastic_rotated, elastic_scaled, external_load, lame, support_features, supports)
 from .linear_solvers import condense
 from .poisson import ORDER, make_space
 from .problem import Features, Option, Problem, Solution, Transformed, register_problem
@@ -200,7 +200,7 @@ class NeoHookean(Problem):
     r"""Compressible neo-Hookean plane strain by load-stepped Newton; :func:`neo_hookean`.
 
     Options: E and ν (the plane-strain λ, μ of the small-strain limit), the
-    tags held in place, dead surface tractions by tag and a constant dead
+    supports (a tag, or some of its components: ``--fix bottom:y``), dead surface tractions by tag and a constant dead
     body force (reference configuration), and the number of load steps.
 
     Data sets (:meth:`sample`): the plate 1 × 0.5 of SPON's
@@ -263,7 +263,9 @@ class NeoHookean(Problem):
         the assembled load vector summed (the P1 basis is a partition of unity),
         is repeated on every node: message passing would otherwise need as many
         steps as the mesh is edges across to learn how hard the body is pulled.
-        Nodes of the fixed tags hold u = 0 exactly.
+        The supports are ``fix:mask`` and ``fix[k]`` per component held
+        (:func:`~graphfem.physics.elasticity.support_features`); those components hold
+        u_k = 0 exactly.
         """
         lo, hi = mesh.bounding_box
         L = float(np.max(hi - lo))
@@ -278,10 +280,11 @@ class NeoHookean(Problem):
         resultant = force.reshape(-1, 2).sum(axis=0) / L
         x = np.concatenate([out.x[:, keep], np.tile(resultant, (mesh.n_points, 1))], axis=1)
         names = [out.names[k] for k in keep] + ["load_resultant[0]", "load_resultant[1]"]
-        fixed = np.zeros((mesh.n_points, 2), dtype=bool)
-        for tag in params.get("fix") or ():
-            fixed[mesh.tag_nodes(tag)] = True
+        x, names, fixed = support_features(mesh, x, names, params.get("fix"))
         return Features(x, names, np.array([L, L]), fixed, np.zeros(fixed.shape))
+
+    def features_in(self, mesh: Mesh, params, names) -> Features:
+        return elastic_layout(self, mesh, params, names)
 
     def essential(self, mesh: Mesh, raw):
         return elastic_essential(self, mesh, raw)

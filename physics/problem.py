@@ -21,7 +21,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -106,6 +106,7 @@ class Option:
         aliases: earlier names of the option (``("a",)`` for Darcy's ``kappa``): stored
             data sets, checkpoints and API calls that use one still read, silently,
             and its flag (``--a``) is a deprecated spelling that warns in one line.
+        metavar: the value's form in ``--help``, when not the kind's (``TAG[:x|y|z]``).
     """
 
     name: str
@@ -119,6 +120,7 @@ class Option:
     flag: str | None = None
     parse: Callable[[Any, Mesh, "Option"], Any] | None = None
     aliases: tuple[str, ...] = ()
+    metavar: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -176,6 +178,12 @@ class Option:
                 return parse.vector(raw, mesh.dim, flag)
             return parse.vector(",".join(str(float(v)) for v in np.ravel(raw)), mesh.dim, flag)
         raise AssertionError(self.kind)
+
+
+class NoLaw(InputError):
+    """A law the problem declares does not map this case (:meth:`Problem.rotated` of a support
+    along the mesh's axes, ``--fix bottom:y``, which does not turn with the mesh): a property
+    check reports it n/a with this line."""
 
 
 class DeprecatedOption(UserWarning):
@@ -527,6 +535,13 @@ class Problem:
         x = np.concatenate(columns, axis=1) if columns else np.zeros((n, 0))
         return Features(x, names, np.ones(self.output_channels(mesh)))
 
+    def features_in(self, mesh: Mesh, params: Mapping[str, Any], names: Sequence[str]) -> Features:
+        """:meth:`features` in the layout of a model trained with the input columns ``names``
+        (a checkpoint's, after :meth:`current_feature`): this version's, or an earlier layout
+        the problem still writes so that its checkpoints keep working (the elastic supports
+        before ``fix[k]``). Default: this version's; the caller refuses a mismatch."""
+        return self.features(mesh, params)
+
     def output_channels(self, mesh: Mesh) -> int:
         """Channels of the stacked output fields on ``mesh`` (vector fields have ``mesh.dim``)."""
         return sum(self.field_width(name, mesh) for name in self.fields)
@@ -644,6 +659,6 @@ def split_fields(problem: Problem, mesh: Mesh, y: np.ndarray) -> dict[str, np.nd
             for name, (a, b) in field_slices(problem, mesh).items()}
 
 
-__all__ = ["DeprecatedOption", "Features", "KINDS", "Option", "PROBLEMS", "Problem", "Solution", "Transformed",
+__all__ = ["DeprecatedOption", "Features", "KINDS", "NoLaw", "Option", "PROBLEMS", "Problem", "Solution", "Transformed",
            "at_nodes", "field_slices", "get_problem", "local_mesh_size", "moved_mesh", "node_average", "problems", "register_problem",
            "rotation_matrix", "split_fields", "stack_fields"]

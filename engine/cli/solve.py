@@ -143,7 +143,7 @@ def _parameter(opt) -> inspect.Parameter:
         flags = opt.cli_flag if "/" in opt.cli_flag else f"{opt.cli_flag}/--no-{opt.cli_flag[2:]}"
         default, annotation = typer.Option(None, flags, help=help_text), Optional[bool]
     elif opt.repeatable:
-        metavar = {"tag-values": "TAG=VALUE", "tag-vectors": "TAG=V1,V2", "tags": "TAG"}[opt.kind]
+        metavar = opt.metavar or {"tag-values": "TAG=VALUE", "tag-vectors": "TAG=V1,V2", "tags": "TAG"}[opt.kind]
         default, annotation = typer.Option([], opt.cli_flag, help=help_text, metavar=metavar), List[str]
     else:
         vector = ",".join(f"V{k + 1}" for k in range(opt.components)) if opt.components else "V1,V2[,V3]"

@@ -299,8 +299,9 @@ class MeshGraphNetFamily(Family):
                 raise InputError(f"{opt.cli_flag}: the model predicts the steady {problem.name} problem; it has no "
                                  "time stepping", mesh.source)
         params = problem.parse(mesh, given)
-        features = problem.features(mesh, params)
-        if list(features.names) != [problem.current_feature(n) for n in p["features"]]:  # earlier option names too
+        trained = [problem.current_feature(n) for n in p["features"]]  # earlier option names too
+        features = problem.features_in(mesh, params, trained)  # and earlier layouts
+        if list(features.names) != trained:
             raise GraphfemError(f"the checkpoint encodes node features {p['features']}, this graphfem encodes "
                                 f"{features.names}: retrain it with this version", mesh.source)
         return problem, params, features

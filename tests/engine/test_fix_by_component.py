@@ -1,0 +1,200 @@
+"""One vocabulary for fixed supports (issue 18): ``--fix TAG[:c]`` for elasticity and hyperelastic, as fe2
+takes it, through the solvers, ``--refine``, the MeshGraphNet inputs, the exact Dirichlet values of a
+prediction and ``graphfem check``; checkpoints written before it keep their inputs.
+
+The reference is independent of the code: a block on rollers (u_x = 0 on x = 0, u_y = 0 on y = 0)
+under a uniaxial traction σ on x = a is in uniform stress, u_x = σ x / E', u_y = −ν' σ y / E' with the
+plane-strain E' = E / (1 − ν²), ν' = ν / (1 − ν); linear, so P1 elements reproduce it to round-off.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+import graphfem
+from graphfem.cli import main
+from graphfem.meshes import Mesh, read
+from graphfem.physics.problem import get_problem, moved_mesh
+
+torch.set_num_threads(1)
+
+E, NU, SIGMA = 2.6, 0.27, 0.015
+ROLLERS = ["left:x", "bottom:y"]
+
+
+def _block() -> Mesh:
+    """A 1.4 x 0.9 block of 8 x 5 nodes, its interior nodes moved at random (seed 18)."""
+    mesh = Mesh.rectangle(7, 4, 0.0, 1.4, 0.0, 0.9)
+    points = mesh.points.copy()
+    inner = np.setdiff1d(np.arange(mesh.n_points), mesh.boundary_nodes())
+    points[inner] += np.random.default_rng(18).uniform(-0.05, 0.05, (inner.size, 2))
+    return moved_mesh(mesh, points)
+
+
+def _uniform_stress(points: np.ndarray, sigma: float = SIGMA) -> np.ndarray:
+    Ep, nup = E / (1 - NU ** 2), NU / (1 - NU)
+    return np.stack([sigma * points[:, 0] / Ep, -nup * sigma * points[:, 1] / Ep], axis=1)
+
+
+def _cli(capsys, *args) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_rollers_through_the_cli_give_the_uniform_stress_solution(tmp_path, capsys):
+    mesh = _block()
+    mesh.write(tmp_path / "block.msh")
+    code, _, err = _cli(capsys, "solve", "elasticity", tmp_path / "block.msh", "-o", tmp_path / "u.vtu",
+                        "--E", E, "--nu", NU, "--plane-strain", "--fix", "left:x", "--fix", "bottom:y",
+                        "--traction", f"right={SIGMA},0")
+    assert code == 0, err
+    u = read(tmp_path / "u.vtu").point_data["displacement"][:, :2]
+    exact = _uniform_stress(mesh.points)
+    assert np.abs(u - exact).max() <= 1e-10 * np.abs(exact).max()
+    # the rollers let the fixed sides slide: u_y moves on the left, u_x on the bottom
+    assert np.abs(u[mesh.tag_nodes("left"), 1]).max() > 0.1 * np.abs(exact[:, 1]).max()
+
+
+def test_3d_rollers_and_several_letters_in_one_support():
+    """--fix xmin:x --fix ymin:y --fix zmin:z, and TAG:xy = TAG:x plus TAG:y (fe2's form)."""
+    problem = get_problem("elasticity")
+    mesh = Mesh.box(2, upper=(1.5, 1.0, 0.8), cell="tetra")
+    sol = problem.run(mesh, {"E": E, "nu": NU, "fix": ["xmin:x", "ymin:y", "zmin:z"],
+                             "traction": [f"xmax={SIGMA},0,0"]})
+    expected = SIGMA / E * mesh.points * np.array([1.0, -NU, -NU])
+    assert np.abs(sol.fields["displacement"] - expected).max() <= 1e-10 * np.abs(expected).max()
+    parse = lambda fix: problem.parse(mesh, {"E": E, "nu": NU, "fix": fix})["fix"]  # noqa: E731
+    assert parse(["xmin:xy", "xmin:z"]) == parse(["xmin"]) == parse(["xmin:x", "xmin:yz"]) == {"xmin": "xyz"}
+
+
+def test_hyperelastic_on_rollers_is_the_small_strain_answer_at_a_tiny_load():
+    """Neo-Hookean Newton with load steps on rollers: at σ/E = 4e-7 the small-strain answer (to the
+    strain's order), and the deviation shrinks with the load as the strain does."""
+    problem, mesh = get_problem("hyperelastic"), _block()
+    gaps = []
+    for sigma in (1e-6, 1e-5):
+        sol = problem.run(mesh, {"E": E, "nu": NU, "fix": ROLLERS, "traction": [f"right={sigma},0"], "steps": "2"})
+        exact = _uniform_stress(mesh.points, sigma)
+        gaps.append(np.abs(sol.fields["displacement"] - exact).max() / np.abs(exact).max())
+    assert gaps[0] < 1e-5 and 5 < gaps[1] / gaps[0] < 20, gaps
+
+
+@pytest.mark.parametrize("name", ["elasticity", "hyperelastic"])
+def test_refine_from_a_guess_on_rollers_is_the_solve(name):
+    problem, mesh = get_problem(name), _block()
+    raw = {"E": E, "nu": NU, "fix": ROLLERS, "traction": [f"right={20 * SIGMA},{SIGMA}"]}
+    ref = problem.run(mesh, raw).fields["displacement"]
+    guess = ref * 1.05 + 1e-4  # not even zero on the supports: the solver imposes them
+    got = problem.refine(mesh, raw, {"displacement": guess}).fields["displacement"]
+    assert np.abs(got - ref).max() <= 1e-7 * np.abs(ref).max()
+    assert np.all(got[mesh.tag_nodes("left"), 0] == 0.0) and np.all(got[mesh.tag_nodes("bottom"), 1] == 0.0)
+
+
+@pytest.mark.parametrize("name", ["elasticity", "hyperelastic"])
+def test_a_bare_tag_holds_every_component_as_before(name):
+    """--fix left is --fix left:x --fix left:y and --fix left:xy: the dofs scikit-fem finds on the tag."""
+    from graphfem.physics.elasticity import supports
+    from graphfem.physics.poisson import make_space
+
+    problem, mesh = get_problem(name), _block()
+    raw = {"E": E, "nu": NU, "traction": [f"right={SIGMA},-{SIGMA}"]}
+    runs = [problem.run(mesh, {**raw, "fix": fix}).fields["displacement"]
+            for fix in (["left"], ["left:x", "left:y"], ["left:xy"], "left")]
+    for u in runs[1:]:
+        np.testing.assert_array_equal(u, runs[0])
+    space = make_space(mesh, 1, vector=True)
+    D, _ = supports(space, problem.kwargs(problem.parse(mesh, {**raw, "fix": ["left"]}))["fixed"], None)
+    np.testing.assert_array_equal(D, space.dofs_on("left"))
+
+
+def test_malformed_or_unknown_supports_are_one_line(tmp_path, capsys):
+    _block().write(tmp_path / "block.msh")
+    m, out = tmp_path / "block.msh", tmp_path / "u.vtu"
+    base = ["--E", E, "--nu", NU, "--traction", "right=0.01,0"]
+    cases = [(["solve", "elasticity", m, "-o", out, *base, "--fix", "left:w"], 2, "--fix 'left:w': expected TAG"),
+             (["solve", "hyperelastic", m, "-o", out, *base, "--fix", "bottom:"], 2, "expected TAG or TAG:c"),
+             (["generate", "elasticity", "-n", "1", "-o", tmp_path / "d.h5", "--fix", "left:q"], 2, "expected TAG"),
+             (["solve", "elasticity", m, "-o", out, *base, "--fix", "wall:x"], 1, "unknown tag 'wall'"),
+             (["solve", "hyperelastic", m, "-o", out, *base, "--fix", "left:z"], 1, "the mesh is 2D")]
+    for args, expected, words in cases:
+        code, _, err = _cli(capsys, *args)
+        assert code == expected and len(err.strip().splitlines()) == 1 and words in err, (args, code, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["block.msh"]
+    code, text, _ = _cli(capsys, "solve", "elasticity", "--help")
+    assert code == 0 and "TAG[:x|y|z]" in text
+
+
+# ------------------------------------------------------------------ the surrogate's inputs
+def test_the_inputs_carry_one_support_column_per_component():
+    problem, mesh = get_problem("hyperelastic"), _block()
+    params = problem.parse(mesh, {"E": E, "nu": NU, "fix": ROLLERS, "traction": ["right=0.01,0"]})
+    features = problem.features(mesh, params)
+    at = features.names.index("fix:mask")
+    assert features.names[at + 1:at + 3] == ["fix[0]", "fix[1]"]
+    left, bottom = mesh.tag_nodes("left"), mesh.tag_nodes("bottom")
+    held = np.zeros((mesh.n_points, 2), dtype=bool)
+    held[left, 0] = held[bottom, 1] = True
+    np.testing.assert_array_equal(features.x[:, at + 1:at + 3], held.astype(float))
+    np.testing.assert_array_equal(features.dirichlet, held)
+    assert set(np.flatnonzero(features.x[:, at])) == set(left) | set(bottom)
+
+
+def test_the_shipped_checkpoint_keeps_its_inputs_and_refuses_a_roller_in_one_line():
+    """The demo model (hyperelastic, trained before fix[k]) reads its own layout: the same prediction as its
+    features of that version (no fix[k] columns); a support by component it never saw is refused."""
+    from graphfem.demo import DEMO_OPTIONS, data_file
+    from graphfem.meshes.errors import InputError
+
+    surrogate = graphfem.load(data_file("demo_mgn.safetensors"))
+    trained = surrogate.meta["problem"]["features"]
+    assert "fix:mask" in trained and "fix[0]" not in trained
+    mesh = read(data_file("perforated_plate.msh"))
+    problem = get_problem("hyperelastic")
+    params = problem.parse(mesh, DEMO_OPTIONS)
+    new, old = problem.features(mesh, params), problem.features_in(mesh, params, trained)
+    at = new.names.index("fix[0]")
+    assert old.names == trained and new.names[:at] + new.names[at + 2:] == trained
+    np.testing.assert_array_equal(old.x, np.delete(new.x, [at, at + 1], axis=1))
+    u = surrogate.predict(mesh, **DEMO_OPTIONS)["displacement"]
+    assert np.all(u[mesh.tag_nodes("left")] == 0.0) and np.abs(u).max() > 1e-2
+    with pytest.raises(InputError, match=r"--fix left:x: the model was trained before supports by component"):
+        surrogate.predict(mesh, **{**DEMO_OPTIONS, "fix": ["left:x", "bottom:y"]})
+
+
+def _tiny_model(tmp_path: Path, problem: str) -> Path:
+    """A one-epoch MeshGraphNet (latent 8, 2 layers) on 4 generated samples, through the CLI."""
+    assert main(["generate", problem, "-n", "4", "-o", str(tmp_path / "d.h5"), "--seed", "18"]) == 0
+    cfg = {"model": {"name": "meshgraphnet", "latent": 8, "layers": 2},
+           "data": {"path": str(tmp_path / "d.h5"), "batch_size": 2, "val_fraction": 0.25, "test_fraction": 0.25},
+           "optim": {"epochs": 1, "warmup_steps": 1},
+           "run": {"out": str(tmp_path / "run"), "threads": 1, "progress": False, "device": "cpu"}}
+    (tmp_path / "train.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["train", str(tmp_path / "train.yaml")]) == 0
+    return tmp_path / "run" / "model.safetensors"
+
+
+def test_a_new_model_takes_the_roller_values_exactly_and_check_says_so(tmp_path, capsys):
+    """Only the held components are set: u_x = 0 on the left and u_y = 0 on the bottom exactly, the other
+    components predicted; graphfem check reports dirichlet 0.0 on the roller case and rotation n/a."""
+    path = _tiny_model(tmp_path, "hyperelastic")
+    surrogate, mesh = graphfem.load(path), _block()
+    assert "fix[1]" in surrogate.meta["problem"]["features"]
+    options = {"E": E, "nu": NU, "fix": ROLLERS, "traction": {"right": [0.05, 0.0]}}
+    with pytest.warns(graphfem.validity.ValidityWarning):
+        u = surrogate.predict(mesh, **options)["displacement"]
+    left, bottom = mesh.tag_nodes("left"), mesh.tag_nodes("bottom")
+    assert np.all(u[left, 0] == 0.0) and np.all(u[bottom, 1] == 0.0)
+    assert np.all(u[np.setdiff1d(left, bottom), 1] != 0.0) and np.all(u[np.setdiff1d(bottom, left), 0] != 0.0)
+    mesh.write(tmp_path / "block.msh")
+    code, out, err = _cli(capsys, "check", path, tmp_path / "block.msh", "--E", E, "--nu", NU,
+                          "--fix", "left:x", "--fix", "bottom:y", "--traction", "right=0.05,0")
+    lines = {line.split()[0]: line for line in out.strip().splitlines()[1:]}
+    assert code == 0, err
+    assert lines["dirichlet"].startswith("dirichlet  pass         deviation 0.000e+00")
+    assert f"over {left.size + bottom.size} fixed values of displacement" in lines["dirichlet"]
+    assert "n/a" in lines["rotation"] and "--fix left:x holds a component along the mesh's axes" in lines["rotation"]
