@@ -92,13 +92,31 @@ def _fixed_dofs(space: FESpace, fixed, displacement) -> tuple[np.ndarray, np.nda
     return D, values[D]
 
 
+#: the rigid motions of :func:`rigid_body_modes`, in its order
+_MOTIONS = {2: ("a translation along x", "a translation along y", "a rotation in the x-y plane"),
+            3: ("a translation along x", "a translation along y", "a translation along z", "a rotation about z",
+                "a rotation about x", "a rotation about y")}
+
+
 def supports(space: FESpace, fixed, displacement) -> tuple[np.ndarray, np.ndarray]:
     """The constrained dofs and their values (see :func:`elasticity`); an
-    InputError when nothing holds the body (a rigid motion is left free)."""
+    InputError when they leave a rigid motion free: nothing fixed, or supports by
+    component that do not stop every translation and rotation (``--fix left:x``
+    alone lets the body slide along y). A motion m is free when the rigid-body
+    modes restricted to the constrained dofs, R_D (|D|, 3 | 6), have m in their
+    null space (columns scaled to unit norm, singular value ≤ 1e-10 of the largest)."""
     D, values = _fixed_dofs(space, fixed, displacement)
     if D.size == 0:
         raise InputError("no fixed or displaced tag: the displacement is defined only up to a rigid motion",
                          space.mesh.source)
+    modes = rigid_body_modes(space)
+    held = modes[D] / np.maximum(np.linalg.norm(modes, axis=0), 1e-300)
+    _, sv, vt = np.linalg.svd(held, full_matrices=True)
+    sv = np.concatenate([sv, np.zeros(held.shape[1] - sv.size)])
+    if sv[-1] <= 1e-10 * sv[0]:
+        motion = _MOTIONS[space.n_components][int(np.argmax(np.abs(vt[-1])))]
+        raise InputError(f"the supports leave {motion} free, so the displacement is not unique: add a support "
+                         "that stops it (--fix TAG:c for some components, --fix TAG for all)", space.mesh.source)
     return D, values
 
 

@@ -112,6 +112,24 @@ def test_a_bare_tag_holds_every_component_as_before(name):
     np.testing.assert_array_equal(D, space.dofs_on("left"))
 
 
+def test_supports_that_leave_a_rigid_motion_free_are_refused():
+    """A roller on one side only lets the body slide along that side, and y-rollers on two sides still let it
+    slide along x: refused in one line naming the motion (3D: u_x held on x = 0 only leaves the translations
+    along y and z and the rotation about x)."""
+    from graphfem.meshes.errors import InputError
+
+    elastic, mesh = get_problem("elasticity"), _block()
+    raw = {"E": E, "nu": NU, "traction": ["right=0.01,0"]}
+    for fix, motion in ((["left:x"], "a translation along y"), (["left:y", "right:y"], "a translation along x"),
+                        (["bottom:y", "top:y"], "a translation along x")):
+        with pytest.raises(InputError, match=f"the supports leave {motion} free"):
+            elastic.run(mesh, {**raw, "fix": fix})
+    box = Mesh.box(2, cell="tetra")
+    with pytest.raises(InputError, match="the supports leave a (translation along [yz]|rotation about x) free"):
+        elastic.run(box, {"E": E, "nu": NU, "fix": ["xmin:x"], "traction": ["xmax=0.01,0,0"]})
+    elastic.run(mesh, {**raw, "fix": ["left:x", "bottom:y"]})  # rollers on two sides hold it
+
+
 def test_malformed_or_unknown_supports_are_one_line(tmp_path, capsys):
     _block().write(tmp_path / "block.msh")
     m, out = tmp_path / "block.msh", tmp_path / "u.vtu"
@@ -120,7 +138,11 @@ def test_malformed_or_unknown_supports_are_one_line(tmp_path, capsys):
              (["solve", "hyperelastic", m, "-o", out, *base, "--fix", "bottom:"], 2, "expected TAG or TAG:c"),
              (["generate", "elasticity", "-n", "1", "-o", tmp_path / "d.h5", "--fix", "left:q"], 2, "expected TAG"),
              (["solve", "elasticity", m, "-o", out, *base, "--fix", "wall:x"], 1, "unknown tag 'wall'"),
-             (["solve", "hyperelastic", m, "-o", out, *base, "--fix", "left:z"], 1, "the mesh is 2D")]
+             (["solve", "hyperelastic", m, "-o", out, *base, "--fix", "left:z"], 1, "the mesh is 2D"),
+             (["solve", "elasticity", m, "-o", out, *base, "--fix", "left:x"], 1,
+              "the supports leave a translation along y free"),
+             (["solve", "hyperelastic", m, "-o", out, *base, "--fix", "bottom:y"], 1,
+              "the supports leave a translation along x free")]
     for args, expected, words in cases:
         code, _, err = _cli(capsys, *args)
         assert code == expected and len(err.strip().splitlines()) == 1 and words in err, (args, code, err)
