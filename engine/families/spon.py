@@ -375,12 +375,16 @@ def serve(model, meta_problem: Mapping[str, Any], mesh: Mesh, options: Mapping[s
 
 # ---------------------------------------------------------------------- options
 def _same(value, trained) -> bool:
+    if isinstance(trained, Mapping):
+        return dict(value) == dict(trained)
     if isinstance(trained, (list, tuple)):
         return sorted(map(str, value)) == sorted(map(str, trained))
     return bool(np.isclose(float(value), float(trained), rtol=1e-12, atol=0.0))
 
 
 def _shown(value) -> str:
+    if isinstance(value, Mapping):
+        return ",".join(f"{tag}:{held}" for tag, held in value.items())
     return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else f"{float(value):g}"
 
 
@@ -398,6 +402,8 @@ def parse_options(problem, meta_problem: Mapping[str, Any], mesh: Mesh, options:
     fixed = meta_problem["fixed"]
     params = problem.parse(mesh, {**fixed, **given})
     for key, trained in fixed.items():
+        if isinstance(params[key], Mapping):  # --fix {tag: components held}: compared as parsed, TAG:x is not TAG
+            trained = problem.option(key).value(trained, mesh)
         if key in given and not _same(params[key], trained):
             flag = problem.option(key).cli_flag
             raise InputError(f"{flag} {_shown(params[key])}: the SPON model was trained with {flag} "

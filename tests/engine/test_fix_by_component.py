@@ -220,3 +220,20 @@ def test_a_new_model_takes_the_roller_values_exactly_and_check_says_so(tmp_path,
     assert lines["dirichlet"].startswith("dirichlet  pass         deviation 0.000e+00")
     assert f"over {left.size + bottom.size} fixed values of displacement" in lines["dirichlet"]
     assert "n/a" in lines["rotation"] and "--fix left:x holds a component along the mesh's axes" in lines["rotation"]
+
+
+def test_a_spon_model_trained_clamped_refuses_a_roller_on_the_same_tag():
+    """SPON fixes --fix at its training value; --fix left:x names the same tag as the trained --fix left but
+    holds another support, and is refused like any other value (it was served as the clamp before)."""
+    from graphfem.datasets import spon as spon_data
+    from graphfem.families.spon import parse_options
+    from graphfem.meshes.errors import InputError
+
+    family = "spon-hyperelastic"
+    meta = {"data_family": family, "options": list(spon_data.INPUTS[family] + spon_data.FIXED[family]),
+            "fixed": {"E": 1.0, "nu": 0.3, "fix": ["left"]}}
+    problem, mesh = get_problem("hyperelastic"), _block()
+    for fix in ([], ["left"], ["left:xy"], ["left:x", "left:y"]):
+        assert parse_options(problem, meta, mesh, {"traction": ["right=0.1,0"], "fix": fix})["fix"] == {"left": "xy"}
+    with pytest.raises(InputError, match="--fix left:x: the SPON model was trained with --fix left:xy"):
+        parse_options(problem, meta, mesh, {"traction": ["right=0.1,0"], "fix": ["left:x"]})
