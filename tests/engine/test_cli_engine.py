@@ -1,5 +1,4 @@
 """The engine commands through a test app built with register(app)."""
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +14,6 @@ from graphfem.operators.meshgraphnet import MeshGraphNet, MeshGraphNetConfig
 from graphfem.physics.poisson_encoding import POISSON_FEATURES
 
 torch.set_num_threads(1)
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "meshes"
 
 
 @pytest.fixture(scope="module")
@@ -26,14 +24,14 @@ def app():
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
+def files(tmp_path_factory, shared_meshes):
     d = tmp_path_factory.mktemp("cli")
     torch.manual_seed(0)
     meta = {"normalisation": {"x_mean": [0.0] * 8, "x_std": [1.0] * 8, "y_mean": [0.0], "y_std": [1.0]},
             "problem": {"name": "poisson", "dim": 2, "cell_types": ["triangle"], "fields": ["u"],
                         "features": list(POISSON_FEATURES), "options": ["kappa", "source", "dirichlet", "neumann"]}}
     save(d / "m.safetensors", MeshGraphNet(MeshGraphNetConfig(in_node=8, latent=8, layers=2)), meta)
-    (d / "sq.msh").write_bytes((SHARED / "skfem_square.msh").read_bytes())  # tags left, right, top
+    (d / "sq.msh").write_bytes((shared_meshes / "skfem_square.msh").read_bytes())  # tags left, right, top
     Mesh.box(2).write(d / "box.msh")
     return d
 
