@@ -27,7 +27,7 @@ from typing import Callable
 import numpy as np
 
 from graphfem.meshes import Mesh, PointCloud
-from graphfem.meshes.errors import InputError
+from graphfem.meshes.errors import InputError, OptionValueError
 
 from .writer import write
 
@@ -83,16 +83,16 @@ def generate(problem: str, n: int, out: str | Path, *, seed: int = 0, workers: i
             raise InputError("generate mpm needs --material (jelly, water, goo, sand or plasticine)")
         options = {**(options or {}), "material": material}
     elif material is not None:
-        raise InputError(f"--material is an option of generate mpm, not of {problem}")
+        raise OptionValueError(f"--material is an option of generate mpm, not of {problem}")
     if options and (problem not in registered() or problem in families()):
-        raise InputError(f"generate {problem} draws every input itself; it takes no problem options "
+        raise OptionValueError(f"generate {problem} draws every input itself; it takes no problem options "
                          f"({', '.join('--' + k.replace('_', '-') for k in options)})")
     known = families()
     if problem.startswith("spon-") and problem in known:  # SPON families take a geometry and keep the coarse mesh
         job = ("spon", problem, geometry, resolution or 1, {})
     elif problem in known:
         if geometry is not None:
-            raise InputError(f"--geometry: {problem} has one geometry; --geometry is not one of its options")
+            raise OptionValueError(f"--geometry: {problem} has one geometry; --geometry is not one of its options")
         job = ("family", problem, None, resolution, None)
     elif problem in registered():
         sampler = inspect.signature(PROBLEMS[problem].sample).parameters

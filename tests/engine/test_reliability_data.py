@@ -263,7 +263,7 @@ def test_elasticity_with_no_load_warns_that_the_answer_is_zero(square, tmp_path,
 
 def test_material_is_refused_outside_mpm(tmp_path, capsys):
     code, out, err = _cli(capsys, "generate", "poisson", "-n", "2", "-o", tmp_path / "p.h5", "--material", "sand")
-    assert code == 1 and err.count("\n") == 1 and "--material is an option of generate mpm, not of poisson" in err
+    assert code == 2 and err.count("\n") == 1 and "--material is an option of generate mpm, not of poisson" in err
     assert list(tmp_path.iterdir()) == []
 
 
