@@ -293,7 +293,7 @@ class Poisson(Problem):
         return mesh, {"kappa": case.kappa, "source": case.source, "dirichlet": dict(case.dirichlet), "order": 1}
 
     def features(self, mesh: Mesh, params) -> Features:
-        from .poisson_encoding import POISSON_FEATURES, poisson_case, poisson_features
+        from .poisson_encoding import POISSON_FEATURES, poisson_case, poisson_features, poisson_parts
 
         if params.get("robin"):
             raise InputError("--robin: the surrogate was trained with Dirichlet and zero-flux boundaries only",
@@ -301,4 +301,5 @@ class Poisson(Problem):
         case = poisson_case(mesh, kappa=params.get("kappa", 1.0), source=params.get("source", 1.0),
                             dirichlet=params.get("dirichlet"), neumann=params.get("neumann"))
         x, scale, mask, values = poisson_features(mesh, case)
-        return Features(x, list(POISSON_FEATURES), np.array([scale]), mask[:, None], values[:, None])
+        return Features(x, list(POISSON_FEATURES), np.array([scale]), mask[:, None], values[:, None],
+                        parts=poisson_parts(mesh, case))

@@ -216,9 +216,11 @@ def dirichlet_blend(mesh: Mesh, case: PoissonCase, pos: np.ndarray, mask: np.nda
     return out
 
 
-def poisson_features(mesh: Mesh, case: PoissonCase) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
-    """``x`` (n, 8) features (see the module docstring), the output scale s,
-    and the (n,) Dirichlet mask and values."""
+def _encoding(mesh: Mesh, case: PoissonCase) -> dict:
+    """The pieces of the encoding (module docstring): columns that do not depend on the
+    data (log κ', Dirichlet flag, boundary flag, h, wall distance; (n,) each), the
+    dimensionless source f' and Dirichlet values g and their blend (n,), and the two
+    scales s_g = max|g| and s_f = ⟨|f'|⟩ D²/2."""
     from scipy.spatial import cKDTree
 
     from graphfem.meshes.graph import mesh_edges
@@ -239,16 +241,51 @@ def poisson_features(mesh: Mesh, case: PoissonCase) -> tuple[np.ndarray, float, 
     w = lumped_mass(mesh) / (L * L)
     f_mean = float((w * np.abs(f)).sum() / w.sum())
     reach = max(float(wall.max()), float(h.max()))  # D, at least one cell
-    s = max(float(np.abs(g).max()), f_mean * reach ** 2 / 2.0, 1e-12)
     corners = mesh.corner_cells
     log_k = np.log(case.kappa / k_ref)
     count = np.bincount(corners.ravel(), minlength=n)
     node_log_k = np.bincount(corners.ravel(), weights=np.repeat(log_k, corners.shape[1]), minlength=n) / count
     boundary = np.zeros(n)
     boundary[mesh.boundary_nodes()] = 1.0
-    x = np.stack([node_log_k, f / s, mask.astype(float), g / s, boundary, h, wall,
-                  dirichlet_blend(mesh, case, pos, mask, g) / s], axis=1)
-    return x, s, mask, g
+    return {"log_k": node_log_k, "f": f, "mask": mask, "g": g, "boundary": boundary, "h": h, "wall": wall,
+            "blend": dirichlet_blend(mesh, case, pos, mask, g), "s_g": float(np.abs(g).max()),
+            "s_f": f_mean * reach ** 2 / 2.0}
+
+
+def _columns(e: dict, f: np.ndarray, g: np.ndarray, blend: np.ndarray) -> np.ndarray:
+    """(n, 8) the :data:`POISSON_FEATURES` columns with the given (already scaled) data."""
+    return np.stack([e["log_k"], f, e["mask"].astype(float), g, e["boundary"], e["h"], e["wall"], blend], axis=1)
+
+
+def poisson_features(mesh: Mesh, case: PoissonCase) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
+    """``x`` (n, 8) features (see the module docstring), the output scale
+    s = max(s_g, s_f), and the (n,) Dirichlet mask and values."""
+    e = _encoding(mesh, case)
+    s = max(e["s_g"], e["s_f"], 1e-12)
+    return _columns(e, e["f"] / s, e["g"] / s, e["blend"] / s), s, e["mask"], e["g"]
+
+
+def poisson_parts(mesh: Mesh, case: PoissonCase) -> tuple[tuple[np.ndarray, float], tuple[np.ndarray, float]]:
+    r"""The superposition u = u_g + u_f of the linear problem: u_g solves it with the
+    Dirichlet values and no source, u_f with the source and zero Dirichlet values (same κ,
+    same Dirichlet set). Each part is encoded with its own scale, s_g = max|g| (so
+    |u_g| ≤ s_g by the maximum principle) and s_f = ⟨|f'|⟩ D²/2:
+
+        x_g = [log κ', 0, flag, g/s_g, boundary, h, wall, blend/s_g],
+        x_f = [log κ', f'/s_f, flag, 0, boundary, h, wall, 0],
+
+    returned as ((x_g, s_g/s), (x_f, s_f/s)) with s of :func:`poisson_features`; a part
+    without data (g ≡ 0 or f ≡ 0) has zero columns and weight 0. A model U then predicts
+    u = s_g U(x_g) + s_f U(x_f): multiplying the Dirichlet values by a and the source by b
+    multiplies the two terms by a and b exactly for a, b ≥ 0 (a negative factor flips the
+    sign of that part's columns, which U sees as another input)."""
+    e = _encoding(mesh, case)
+    s = max(e["s_g"], e["s_f"], 1e-12)
+    zero = np.zeros(mesh.n_points)
+    s_g, s_f = e["s_g"], e["s_f"]
+    x_g = _columns(e, zero, e["g"] / s_g, e["blend"] / s_g) if s_g > 0 else _columns(e, zero, zero, zero)
+    x_f = _columns(e, e["f"] / s_f, zero, zero) if s_f > 0 else _columns(e, zero, zero, zero)
+    return (x_g, s_g / s), (x_f, s_f / s)
 
 
 # ------------------------------------------------------------------ data
@@ -295,4 +332,4 @@ def solve_poisson(mesh: Mesh, case: PoissonCase) -> np.ndarray:
 
 
 __all__ = ["POISSON_FEATURES", "PoissonCase", "dirichlet_blend", "dirichlet_nodes", "lumped_mass", "parse_pairs",
-           "poisson_case", "poisson_features", "sample_poisson", "solve_poisson"]
+           "poisson_case", "poisson_features", "poisson_parts", "sample_poisson", "solve_poisson"]

@@ -205,6 +205,11 @@ class Features:
             (1 where the problem has no scaling law).
         dirichlet: (n, c) bool mask of output values fixed by the options, or None.
         dirichlet_values: (n, c) those values (0 elsewhere), or None.
+        parts: superposition of a linear problem, or None: pairs (x_k (n, F), r_k) with the
+            same F columns as ``x``, each the features of the problem with only part k of its
+            data (Poisson: the Dirichlet values alone, the source alone), and r_k ≥ 0 that
+            part's own scale over ``scale``; a model U then predicts
+            y / scale = Σ_k r_k U(x_k), exactly linear in each part's data.
     """
 
     x: np.ndarray
@@ -212,6 +217,7 @@ class Features:
     scale: np.ndarray
     dirichlet: np.ndarray | None = None
     dirichlet_values: np.ndarray | None = None
+    parts: tuple[tuple[np.ndarray, float], ...] | None = None
 
 
 def node_average(mesh: Mesh, cell_values: np.ndarray) -> np.ndarray:

@@ -8,8 +8,13 @@ masks and values, global numbers, boundary flag, local mesh size),
 standardised with the training set's mean and standard deviation.
 
 * **Steady problems:** the model predicts the stacked output fields
-  y/s (s the problem's output scale, 1 where it has no scaling law); the
-  loss is the per-graph, per-field relative L2 error in the lumped mass
+  y/s (s the problem's output scale, 1 where it has no scaling law). A
+  linear problem that gives superposition parts (``Features.parts``: Poisson's
+  Dirichlet part and source part, each with its own scale) is predicted as
+  y/s = Σ_k r_k U(x_k), one forward pass of the same network U per part on the
+  part's features, r_k the part's scale over s (family option
+  ``superposition``, default on; no output mean, so U(0) = 0 gives y = 0 for
+  zero data). The loss is the per-graph, per-field relative L2 error in the lumped mass
   norm, sqrt(Σ_i w_i |ŷ_i − y_i|² / Σ_i w_i |y_i|²) with |·| the norm over
   a field's components, averaged over graphs and fields (the validation metric).
 * **Time-dependent problems** (data with ``times``): a one-step model. The
@@ -38,7 +43,7 @@ from . import Family, Prediction, Setup, evaluation_summary, register_family
 from . import model_config as family_model_config
 
 #: family options in ``model:`` besides MeshGraphNetConfig's fields
-FAMILY_KEYS = {"noise": 0.01}
+FAMILY_KEYS = {"noise": 0.01, "superposition": True}
 
 
 def lumped_mass(mesh: Mesh) -> np.ndarray:
@@ -153,19 +158,21 @@ class MeshGraphNetFamily(Family):
                 raise InputError(f"model.{key}: the data gives {value}, the config says {config[key]}", source)
             config[key] = value
         train_ids = list(split["train"])
+        parted = not transient and bool(extras["superposition"]) and first["parts"] is not None
         if transient:
             train = [(i, t) for i in train_ids for t in range(len(encoded[i]["frames"]) - 1)]
             xs = [np.concatenate([encoded[i]["x"], encoded[i]["frames"][t]], axis=1) for i, t in train]
             ys = [encoded[i]["frames"][t + 1] - encoded[i]["frames"][t] for i, t in train]
         else:
             train = train_ids
-            xs = [encoded[i]["x"] for i in train]
+            xs = [xk for i in train for xk, _ in encoded[i]["parts"]] if parted else [encoded[i]["x"] for i in train]
             ys = [encoded[i]["y"] for i in train]
         x, y = np.concatenate(xs).astype(np.float64), np.concatenate(ys).astype(np.float64)
         norm = {"x_mean": x.mean(0).tolist(), "x_std": _std(x).tolist(), "y_mean": y.mean(0).tolist(),
                 "y_std": _std(y).tolist()}
+        if transient or parted:  # increments: a mean drift would be integrated T times; parts: linear in data
+            norm["y_mean"] = [0.0] * y.shape[1]
         if transient:
-            norm["y_mean"] = [0.0] * y.shape[1]  # increments: a mean drift would be integrated T times
             norm["state_std"] = _std(np.concatenate([f.reshape(-1, first["c"]) for f in
                                                       (encoded[i]["frames"] for i in train_ids)])).tolist()
         model = cls(cls.Config(**config))
@@ -176,11 +183,11 @@ class MeshGraphNetFamily(Family):
                             "cell_types": sorted({m.cell_type for m in meshes}),
                             "fields": list(problem.fields), "units": dict(problem.fields),
                             "features": first["names"], "transient": transient,
-                            "frame_dt": first["frame_dt"], "options": [o.name for o in problem.options
-                                                                       if o.role != "setting"]}}
+                            "frame_dt": first["frame_dt"], "superposition": parted,
+                            "options": [o.name for o in problem.options if o.role != "setting"]}}
         from graphfem.physics.problem import field_slices
 
-        state = {"encoded": encoded, "problem": problem, "transient": transient, "norm": norm,
+        state = {"encoded": encoded, "problem": problem, "transient": transient, "norm": norm, "parted": parted,
                  "noise": float(extras["noise"]), "groups": list(field_slices(problem, first["mesh"]).values())}
         return Setup(model, meta, train, list(split["val"]), list(split["test"]), state)
 
@@ -199,7 +206,7 @@ class MeshGraphNetFamily(Family):
         scale = features.scale.reshape(1, -1)
         out = {"mesh": s.mesh, "x": features.x, "names": features.names, "scale": scale,
                "c": problem.output_channels(s.mesh), "graph": graph(s.mesh, features.x), "frames": None,
-               "frame_dt": None}
+               "frame_dt": None, "parts": features.parts}
         if s.times is not None:
             frames = np.stack([stack_fields(problem, s.mesh, {k: v[t] for k, v in s.fields.items()})
                                for t in range(len(s.times))]) / scale
@@ -228,12 +235,19 @@ class MeshGraphNetFamily(Family):
                 g.x = torch.as_tensor(np.concatenate([e["x"], noisy], axis=1), dtype=torch.float32)
                 g.y = torch.as_tensor(e["frames"][t + 1] - noisy, dtype=torch.float32)
             else:
-                g = _model_graph(enc[item], levels).clone()
-                g.y = torch.as_tensor(enc[item]["y"], dtype=torch.float32)
+                e = enc[item]
+                g = _model_graph(e, levels).clone()
+                g.y = torch.as_tensor(e["y"], dtype=torch.float32)
+                if setup.state["parted"]:  # (n, P, F) part features and (n, P) their weights r_k
+                    g.xp = torch.as_tensor(np.stack([xk for xk, _ in e["parts"]], axis=1), dtype=torch.float32)
+                    g.wp = torch.as_tensor([[r for _, r in e["parts"]]], dtype=torch.float32).expand(g.num_nodes, -1)
             graphs.append(g)
         batch = Batch.from_data_list(graphs).to(device)
         stats = {k: torch.tensor(norm[k], dtype=dtype, device=device) for k in ("x_mean", "x_std", "y_mean", "y_std")}
         batch.x = ((batch.x.to(dtype) - stats["x_mean"]) / stats["x_std"])
+        if setup.state["parted"]:
+            batch.xp = (batch.xp.to(dtype) - stats["x_mean"]) / stats["x_std"]
+            batch.wp = batch.wp.to(dtype)
         batch.y_norm = (batch.y.to(dtype) - stats["y_mean"]) / stats["y_std"]
         batch.transient = setup.state["transient"]
         batch.groups = setup.state["groups"]
@@ -245,7 +259,12 @@ class MeshGraphNetFamily(Family):
     def loss(self, net, batch):
         from graphfem.training.losses import relative_l2
 
-        out = net(batch.x, batch.edge_index, batch.edge_attr.to(batch.x.dtype), *_hierarchy(batch))
+        edge_attr = batch.edge_attr.to(batch.x.dtype)
+        if "xp" in batch:  # y/s = Σ_k r_k U(x_k), the parts of a linear problem
+            out = sum(batch.wp[:, k, None] * net(batch.xp[:, k], batch.edge_index, edge_attr, *_hierarchy(batch))
+                      for k in range(batch.xp.shape[1]))
+        else:
+            out = net(batch.x, batch.edge_index, edge_attr, *_hierarchy(batch))
         if batch.transient:
             w = batch.mass[:, None].to(out.dtype)
             return (w * (out - batch.y_norm) ** 2).sum() / (w.sum() * out.shape[1])
@@ -265,7 +284,7 @@ class MeshGraphNetFamily(Family):
                 frames = runner.rollout(e["mesh"], e["x"], e["frames"][0], len(e["frames"]) - 1)
                 errors.setdefault("rel_l2_rollout", []).append(relative_error(e["mesh"], frames, e["frames"]))
             else:
-                y = runner.steady(e["mesh"], e["x"])
+                y = runner.steady(e["mesh"], e["x"], e["parts"] if setup.state["parted"] else None)
                 for name, (a, b) in field_slices(problem, e["mesh"]).items():
                     errors.setdefault(f"rel_l2_{name}", []).append(relative_error(e["mesh"], y[:, a:b],
                                                                                   e["y"][:, a:b]))
@@ -349,7 +368,8 @@ class MeshGraphNetFamily(Family):
         scale = features.scale.reshape(1, -1)
         units = {k: v for k, v in meta["problem"].get("units", problem.fields).items()}
         if not meta["problem"].get("transient"):
-            y = runner.steady(mesh, features.x) * scale
+            parts = features.parts if meta["problem"].get("superposition") else None
+            y = runner.steady(mesh, features.x, parts) * scale
             if features.dirichlet is not None:  # values the options fix hold exactly
                 y[features.dirichlet] = features.dirichlet_values[features.dirichlet]
             return Prediction(mesh, split_fields(problem, mesh, y), units)
@@ -448,9 +468,13 @@ class _Runner:
             out = self.model(xt, g.edge_index, g.edge_attr.to(self.dtype), *extra)
         return (out * self.stats["y_std"] + self.stats["y_mean"]).double().cpu().numpy()
 
-    def steady(self, mesh: Mesh, x: np.ndarray) -> np.ndarray:
-        """(n, c) the model output (in units of the scale) on ``mesh``."""
-        return self._forward(graph(mesh, x).to(self.device), x)
+    def steady(self, mesh: Mesh, x: np.ndarray, parts=None) -> np.ndarray:
+        """(n, c) the model output (in units of the scale) on ``mesh``: U(x), or
+        Σ_k r_k U(x_k) over the superposition ``parts`` ((x_k, r_k) pairs)."""
+        g = graph(mesh, x).to(self.device)
+        if parts is None:
+            return self._forward(g, x)
+        return sum(r * self._forward(g, xk) for xk, r in parts)
 
     def rollout(self, mesh: Mesh, x: np.ndarray, state: np.ndarray, steps: int) -> np.ndarray:
         """(steps + 1, n, c): ``state`` then ``steps`` autoregressive model steps."""
