@@ -87,6 +87,21 @@ def test_a_training_case_predicts_without_warning(poisson_model, tmp_path):
     assert "domain of validity: nodes" not in run.stderr and "aspect" not in run.stderr
 
 
+def test_predict_threads_sets_torch_threads_and_refuses_a_negative_count(poisson_model, tmp_path):
+    mesh, out = tmp_path / "m.msh", tmp_path / "u.vtu"
+    Mesh.rectangle(8, 5, 0.0, 1.6, 0.0, 1.0).write(mesh)
+    before = torch.get_num_threads()
+    try:
+        run = _cli("predict", poisson_model, mesh, "-o", out, "--threads", 1, "--dirichlet", "left=0.3")
+        assert run.returncode == 0 and torch.get_num_threads() == 1 and out.exists(), run.stderr
+        out.unlink()
+        run = _cli("predict", poisson_model, mesh, "-o", out, "--threads", -2, "--dirichlet", "left=0.3")
+        assert run.returncode != 0 and run.stderr.count("\n") == 1 and "--threads" in run.stderr
+        assert not out.exists()
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_outside_the_ranges_warns_and_strict_refuses(poisson_model, tmp_path):
     mesh = tmp_path / "fine.msh"
     Mesh.rectangle(70, 70, 0.0, 3.0, 0.0, 1.0).write(mesh)  # 5,041 nodes, aspect 3
