@@ -14,6 +14,9 @@ encoding:
   relative error on both meshes.
 * **rotation**: the case on x ↦ R x (:meth:`graphfem.physics.Problem.rotated`: vector
   options and vector outputs turned by R, scalars unchanged), the same relative deviation.
+* **superposition**: a linear problem's case split into cases of one data part each
+  (:meth:`graphfem.physics.Problem.superposed`: Poisson's Dirichlet values and its source,
+  elasticity's loads); the deviation max_fields ‖û − Σ_k û_k‖_∞ / ‖û‖_∞ over the fields that add up.
 
 A model claims the properties it holds by construction (:meth:`graphfem.families.Family.claims`).
 A claimed property is passed or failed against its tolerance; one not claimed is measured and
@@ -37,7 +40,7 @@ from graphfem.meshes.errors import GraphfemError
 from . import validity
 
 #: the properties, in the order :func:`check` runs them
-PROPERTIES = ("dirichlet", "scale", "rotation")
+PROPERTIES = ("dirichlet", "scale", "rotation", "superposition")
 
 #: relative deviation a claimed scale or rotation property may show (float32 networks)
 TOLERANCE = 1e-5
@@ -48,7 +51,7 @@ class Result:
     """One property of one surrogate on one case.
 
     Attributes:
-        name: ``dirichlet``, ``scale`` or ``rotation``.
+        name: ``dirichlet``, ``scale``, ``rotation`` or ``superposition``.
         claimed: whether the model claims the property.
         deviation: the measured deviation (see the module docstring), None when n/a.
         tolerance: the largest deviation a claimed property passes with.
@@ -77,9 +80,9 @@ class Result:
     def line(self) -> str:
         """One line: property, status, deviation against the tolerance, what was compared."""
         if self.deviation is None:
-            return f"{self.name:<10} n/a          {self.detail}"
+            return f"{self.name:<13} n/a          {self.detail}"
         bound = f"(tolerance {self.tolerance:g})" if self.claimed else "(the model does not claim it)"
-        return f"{self.name:<10} {self.status:<12} deviation {self.deviation:.3e} {bound}; {self.detail}"
+        return f"{self.name:<13} {self.status:<12} deviation {self.deviation:.3e} {bound}; {self.detail}"
 
 
 class PropertyNotChecked(Exception):
@@ -152,11 +155,36 @@ def rotation(surrogate, mesh: Mesh, options: Mapping[str, Any], angle: float = m
                                                                     problem.vector_fields else "the scalar output kept"))
 
 
+def superposition(surrogate, mesh: Mesh, options: Mapping[str, Any], tolerance: float = TOLERANCE) -> Result:
+    """The prediction of the whole case against the sum of the predictions of its parts."""
+    from graphfem.physics.problem import NoLaw
+
+    problem = _problem(surrogate)
+    claimed = "superposition" in surrogate.family.claims(surrogate.meta)
+    if not _declares(problem, "superposed"):
+        return Result("superposition", claimed, None, tolerance, f"{problem.name} declares no superposition law")
+    try:
+        law = problem.superposed(mesh, surrogate.family.full_options(surrogate.meta, options))
+    except NoLaw as exc:
+        return Result("superposition", claimed, None, tolerance, exc.problem)
+    whole = _predict(surrogate, law.mesh, law.whole)
+    parts = [_predict(surrogate, law.mesh, part) for part in law.parts]
+    worst, which = 0.0, ""
+    for field in law.fields:
+        want = np.asarray(whole[field], dtype=float)
+        size = float(np.abs(want).max())
+        d = float(np.abs(want - sum(np.asarray(p[field], dtype=float) for p in parts)).max()) / (size or 1.0)
+        if d >= worst:
+            worst, which = d, field
+    return Result("superposition", claimed, worst, tolerance,
+                  f"the case against the sum of its parts ({', '.join(law.names)}); largest in {which}")
+
+
 def check(surrogate, mesh: Mesh, options: Mapping[str, Any], factor: float = 1e-6,
           angle: float = math.pi / 6) -> list[Result]:
     """Every property of :data:`PROPERTIES` on one case."""
     return [dirichlet(surrogate, mesh, options), scale(surrogate, mesh, options, factor),
-            rotation(surrogate, mesh, options, angle)]
+            rotation(surrogate, mesh, options, angle), superposition(surrogate, mesh, options)]
 
 
 # ---------------------------------------------------------------------- asserting forms
@@ -175,6 +203,11 @@ def assert_rotation_equivariant(surrogate, mesh: Mesh, options: Mapping[str, Any
                                 tolerance: float = TOLERANCE) -> float:
     """The relative deviation under x ↦ R x, at most ``tolerance`` (:func:`rotation`)."""
     return _held(rotation(surrogate, mesh, options, angle, tolerance))
+
+
+def assert_superposition(surrogate, mesh: Mesh, options: Mapping[str, Any], tolerance: float = TOLERANCE) -> float:
+    """The relative deviation of the whole case from the sum of its parts (:func:`superposition`)."""
+    return _held(superposition(surrogate, mesh, options, tolerance))
 
 
 def _held(result: Result) -> float:
@@ -225,4 +258,5 @@ def _compare(name: str, claimed: bool, tolerance: float, surrogate, base, moved,
 
 
 __all__ = ["PROPERTIES", "PropertyNotChecked", "Result", "TOLERANCE", "assert_dirichlet_exact",
-           "assert_rotation_equivariant", "assert_scale_invariant", "check", "dirichlet", "rotation", "scale"]
+           "assert_rotation_equivariant", "assert_scale_invariant", "assert_superposition", "check", "dirichlet",
+           "rotation", "scale", "superposition"]

@@ -13,7 +13,8 @@ from graphfem.meshes.errors import InputError, OptionValueError
 from .coefficients import Scalar, Vector, at_points, at_quadrature, guess_dofs, scalar_node_dofs, vector_at_quadrature
 from .linear_solvers import LinearSolver, solve_linear
 from .poisson import ORDER, SOLVER, facet_basis, make_space
-from .problem import Features, NoLaw, Option, Problem, Solution, Transformed, moved_mesh, register_problem
+from .problem import (Features, NoLaw, Option, Problem, Solution, Superposition, Transformed, moved_mesh,
+                      register_problem)
 
 _AXES = {"x": 0, "y": 1, "z": 2}
 
@@ -466,6 +467,21 @@ class Elasticity(Problem):
 
     def rotated(self, mesh: Mesh, raw, rotation: np.ndarray) -> Transformed:
         return elastic_rotated(self, mesh, raw, rotation)
+
+    def superposed(self, mesh: Mesh, raw) -> Superposition:
+        """For fixed E, ν and supports the displacement is linear in the loads: the sum over
+        the traction of each tag alone and the body force alone (von Mises is not linear)."""
+        mesh, options = self.portable(mesh, raw)
+        base = {k: v for k, v in options.items() if k not in ("traction", "body_force")}
+        traction = options.get("traction") or {}
+        parts = [{**base, "traction": {tag: value}} for tag, value in traction.items()]
+        names = [f"traction on {tag}" for tag in traction]
+        if options.get("body_force") is not None:
+            parts.append({**base, "body_force": options["body_force"]})
+            names.append("body force")
+        if len(parts) < 2:
+            raise NoLaw("one load only: nothing to superpose")
+        return Superposition(mesh, options, parts, ("displacement",), names)
 
     def sample(self, rng: np.random.Generator, geometry: str | None = None):
         geometry = self.geometry(geometry)

@@ -12,7 +12,8 @@ from graphfem.meshes.errors import InputError
 
 from .coefficients import Scalar, at_points, at_quadrature, constant, guess_dofs, is_constant, scalar_node_dofs
 from .linear_solvers import solve_linear, solver_option
-from .problem import Features, Option, Problem, Solution, Transformed, moved_mesh, register_problem
+from .problem import (Features, NoLaw, Option, Problem, Solution, Superposition, Transformed, moved_mesh,
+                      register_problem)
 
 
 def make_space(mesh: Mesh | FESpace, order: int | None = None, vector: bool = False) -> FESpace:
@@ -277,6 +278,22 @@ class Poisson(Problem):
         if options.get("robin"):
             options["robin"] = {t: (a / c, g / c) for t, (a, g) in options["robin"].items()}
         return Transformed(moved_mesh(mesh, c * mesh.points), options)
+
+    def superposed(self, mesh: Mesh, raw) -> Superposition:
+        r"""For a fixed κ the problem is linear in its data (g on the Dirichlet tags, f, the
+        Neumann flux h, the Robin g): u = u(g, 0, 0) + u(0, f, h), both parts on the same
+        Dirichlet set (and Robin α). Without a Dirichlet tag (u = 0 on the whole boundary) the
+        first part is zero: :class:`NoLaw`."""
+        mesh, options = self.portable(mesh, raw)
+        dirichlet = options.get("dirichlet")
+        if not dirichlet:
+            raise NoLaw("no --dirichlet: u = 0 on the whole boundary, so there is one data part only")
+        boundary = {k: v for k, v in options.items() if k != "neumann"}
+        boundary["source"] = 0.0
+        if options.get("robin"):
+            boundary["robin"] = {t: (a, 0.0) for t, (a, _) in options["robin"].items()}
+        interior = {**options, "dirichlet": {t: 0.0 for t in dirichlet}}
+        return Superposition(mesh, options, [boundary, interior], ("u",), ["dirichlet values", "source and fluxes"])
 
     def rotated(self, mesh: Mesh, raw, rotation: np.ndarray) -> Transformed:
         """x ↦ R x: κ and f are scalar fields carried with the nodes; u is unchanged."""

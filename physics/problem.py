@@ -261,6 +261,26 @@ def local_mesh_size(mesh: Mesh) -> np.ndarray:
 
 
 @dataclass
+class Superposition:
+    """A case of a linear problem as a sum of cases: what :meth:`Problem.superposed` gives.
+
+    Attributes:
+        mesh: the mesh (tags of the options stored by name).
+        whole: the options of the case.
+        parts: options of cases that each keep one part of the data (the rest zero), whose
+            solutions add up to the whole case's solution.
+        fields: the output fields that add up (a stress norm such as von Mises does not).
+        names: one short name per part (``dirichlet``, ``traction on right``, ...).
+    """
+
+    mesh: Mesh
+    whole: dict[str, Any]
+    parts: list[dict[str, Any]]
+    fields: tuple[str, ...]
+    names: list[str]
+
+
+@dataclass
 class Transformed:
     """The same physics on a moved mesh: what :meth:`Problem.scaled` and
     :meth:`Problem.rotated` give.
@@ -471,6 +491,12 @@ class Problem:
         raise InputError(f"{self.name} declares no rotation law; laws are declared for "
                          f"{', '.join(_declaring('rotated'))}")
 
+    def superposed(self, mesh: Mesh, raw: Mapping[str, Any]) -> Superposition:
+        """A linear problem's case split into cases of one data part each, whose solutions
+        sum to this one's (raises :class:`NoLaw` for a case with a single part)."""
+        raise InputError(f"{self.name} declares no superposition law; laws are declared for "
+                         f"{', '.join(_declaring('superposed'))}")
+
     def report(self, solution: Solution) -> list[str]:
         """Lines ``graphfem solve`` prints about a solve (the linear solver by default)."""
         from .linear_solvers import describe
@@ -665,6 +691,6 @@ def split_fields(problem: Problem, mesh: Mesh, y: np.ndarray) -> dict[str, np.nd
             for name, (a, b) in field_slices(problem, mesh).items()}
 
 
-__all__ = ["DeprecatedOption", "Features", "KINDS", "NoLaw", "Option", "PROBLEMS", "Problem", "Solution", "Transformed",
+__all__ = ["DeprecatedOption", "Features", "KINDS", "NoLaw", "Option", "PROBLEMS", "Problem", "Solution", "Superposition", "Transformed",
            "at_nodes", "field_slices", "get_problem", "local_mesh_size", "moved_mesh", "node_average", "problems", "register_problem",
            "rotation_matrix", "split_fields", "stack_fields"]

@@ -29,7 +29,8 @@ def register(app: typer.Typer) -> None:
         mesh scaled by --factor with the options scaled by the problem's law, the same prediction
         by that law) and rotation (the mesh turned by --angle, vector outputs turned with it),
         each pass / FAIL against its tolerance, "not claimed" with the measured deviation when
-        the model does not hold it by construction, or n/a. Exit status 1 when a claimed
+        the model does not hold it by construction, or n/a; superposition (a linear problem's
+        case against the sum of its one-part cases). Exit status 1 when a claimed
         property fails."""
         from graphfem import properties
         from graphfem.checkpoint import load

@@ -327,7 +327,8 @@ class MeshGraphNetFamily(Family):
 
     def claims(self, meta) -> frozenset[str]:
         """Steady predictions take the values the options fix (``dirichlet``); a problem whose
-        features are dimensionless gives the same inputs on a scaled case (``scale``). Not
+        features are dimensionless gives the same inputs on a scaled case (``scale``); one that
+        predicts by parts (Poisson, ``superposition``) is linear in each part's data. Not
         ``rotation``: the edge features [x_j − x_i, |x_j − x_i|]/h and vector inputs (tractions,
         body forces) enter the MLPs by their components in the mesh's axes."""
         from graphfem.physics.problem import get_problem
@@ -335,7 +336,8 @@ class MeshGraphNetFamily(Family):
         p = meta["problem"]
         if p.get("transient"):
             return frozenset()
-        return frozenset({"dirichlet"} | ({"scale"} if get_problem(p["name"]).dimensionless else set()))
+        return frozenset({"dirichlet"} | ({"scale"} if get_problem(p["name"]).dimensionless else set())
+                         | ({"superposition"} if p.get("superposition") else set()))
 
     def check_meta(self, model, meta, source) -> None:
         """The normalisation: x_mean, x_std of the model's ``in_node`` features and y_mean, y_std

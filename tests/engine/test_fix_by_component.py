@@ -217,7 +217,7 @@ def test_a_new_model_takes_the_roller_values_exactly_and_check_says_so(tmp_path,
                           "--fix", "left:x", "--fix", "bottom:y", "--traction", "right=0.05,0")
     lines = {line.split()[0]: line for line in out.strip().splitlines()[1:]}
     assert code == 0, err
-    assert lines["dirichlet"].startswith("dirichlet  pass         deviation 0.000e+00")
+    assert lines["dirichlet"].startswith("dirichlet     pass         deviation 0.000e+00")
     assert f"over {left.size + bottom.size} fixed values of displacement" in lines["dirichlet"]
     assert "n/a" in lines["rotation"] and "--fix left:x holds a component along the mesh's axes" in lines["rotation"]
 

@@ -214,6 +214,27 @@ def test_the_fe_solver_as_a_model_passes_every_check(name):
     assert properties.assert_rotation_equivariant(oracle, mesh, options, angle=ANGLE) < 1e-8
 
 
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_the_fe_solver_adds_up_where_the_problem_is_linear(name):
+    """Poisson and linear elasticity: the FE solutions of the parts sum to the whole (1e-8); the
+    neo-Hookean problem declares no superposition law (n/a); a model that is not linear fails."""
+    oracle, mesh, options = _Stub(name, _fe(name)), _mesh(), CASES[name][0]
+    if name == "hyperelastic":
+        with pytest.raises(properties.PropertyNotChecked, match="declares no superposition law"):
+            properties.assert_superposition(oracle, mesh, options)
+        return
+    assert properties.assert_superposition(oracle, mesh, options) < 1e-8
+    field = {"poisson": "u", "elasticity": "displacement"}[name]
+
+    def cubed(m, o):  # a response that grows faster than the data
+        out = _fe(name)(m, o)
+        out[field] = out[field] + out[field] ** 3
+        return out
+
+    with pytest.raises(AssertionError, match="superposition +FAIL"):
+        properties.assert_superposition(_Stub(name, cubed), mesh, options)
+
+
 def test_each_check_catches_a_model_that_breaks_it(models):
     mesh, options = _mesh(), CASES["elasticity"][0]
     fe = _fe("elasticity")
@@ -243,7 +264,7 @@ def test_a_problem_without_a_law_is_not_applicable():
     mesh = Mesh.rectangle(4, 4)
     stub = _Stub("heat", lambda m, o: {"u": np.zeros(m.n_points)})
     results = {r.name: r for r in properties.check(stub, mesh, {})}
-    assert [r.status for r in results.values()] == ["n/a", "n/a", "n/a"]
+    assert [r.status for r in results.values()] == ["n/a"] * len(properties.PROPERTIES)
     assert "declares no scaling law" in results["scale"].line()
 
 
@@ -266,12 +287,12 @@ def test_graphfem_check_prints_one_line_per_property(models, tmp_path, capsys, m
     code, out, err = _cli(capsys, *args)
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[1].startswith("dirichlet  pass") and "deviation 0.000e+00" in lines[1]
-    assert lines[2].startswith("scale      pass")
-    assert lines[3].startswith("rotation   not claimed")
+    assert lines[1].startswith("dirichlet     pass") and "deviation 0.000e+00" in lines[1]
+    assert lines[2].startswith("scale         pass")
+    assert lines[3].startswith("rotation      not claimed")
     monkeypatch.setattr(MeshGraphNetFamily, "claims", lambda self, meta: frozenset(properties.PROPERTIES))
     code, out, err = _cli(capsys, *args)
-    assert code == 1 and "rotation   FAIL" in out and err.strip() == "failed: rotation"
+    assert code == 1 and "rotation      FAIL" in out and err.strip() == "failed: rotation"
     for bad, says in ((("--factor", "0"), "--factor"), (("--kappa",), "--kappa"),
                       (("--dirichlet", "nowhere=1"), "nowhere")):
         code, out, err = _cli(capsys, "check", path, plate, *bad)
