@@ -18,6 +18,10 @@ the cylinder (about 130 to 280 nodes); a trajectory takes seconds on one core.
 :meth:`CylinderWake.describe` writes the templated caption of Text2PDE's cylinder
 data (radius, position, inlet velocity, Re rounded to 10, a regime word): its
 numbers are the parameters, so conditioning on it is parameter conditioning.
+
+Dirichlet data (:func:`boundary_values`, :meth:`CylinderWake.features`): u = v = 0 on
+``walls`` and ``cylinder``, the parabolic profile of peak U on ``inlet``, p free; constant
+in time, and what a generated trajectory is made to hold exactly.
 """
 from __future__ import annotations
 
@@ -29,7 +33,7 @@ import numpy as np
 from graphfem.meshes import Mesh, Trajectory
 from graphfem.meshes.errors import InputError
 
-from .problem import Option, Problem, Solution, register_problem
+from .problem import Features, Option, Problem, Solution, register_problem
 
 #: ν of the data sets
 NU = 1e-3
@@ -59,6 +63,52 @@ def reynolds(u_max: float, radius: float, nu: float = NU) -> float:
 def regime(re: float) -> str:
     """Text2PDE's regime word: laminar below 200, transitional below 350, else turbulent."""
     return "laminar" if re < 200 else ("transitional" if re < 350 else "turbulent")
+
+
+def boundary_values(mesh: Mesh, u_max: float) -> tuple[np.ndarray, np.ndarray]:
+    """The Dirichlet data of the fields (u, v, p) at the nodes, the solver's
+    (:func:`graphfem.physics.navier_stokes.dfg_setup`): u = v = 0 on ``walls`` and
+    ``cylinder``, (u, v) = U·4s(1 − s)·n_in on ``inlet`` (zero at its ends, where it meets
+    the walls), p free.
+
+    Returns:
+        mask (n, 3) bool (True = a value the problem fixes), values (n, 3) (0 elsewhere).
+    """
+    from .navier_stokes import inflow_velocity
+
+    mask, values = np.zeros((mesh.n_points, 3), bool), np.zeros((mesh.n_points, 3))
+    for tag in ("walls", "cylinder", "inlet"):
+        if tag not in mesh.tags:
+            raise InputError(f"cylinder-wake needs the facet tags inlet, walls and cylinder (graphfem mesh channel); "
+                             f"the mesh has no {tag!r}", mesh.source)
+        nodes = mesh.tag_nodes(tag)
+        mask[nodes, :2] = True
+        values[nodes, :2] = 0.0 if tag != "inlet" else inflow_velocity(mesh, tag, float(u_max),
+                                                                       mesh.points[nodes, :2].T).T
+    return mask, values
+
+
+def channel_tags(mesh: Mesh) -> Mesh:
+    """``mesh`` with the channel's facet tags from its geometry where one of ``inlet``, ``outlet``,
+    ``walls``, ``cylinder`` is missing (a mesh read back from a VTU/PVD series carries none): inlet
+    x = x_min, outlet x = x_max, walls y = y_min or y_max, cylinder the rest of the boundary."""
+    if all(t in mesh.tags for t in ("inlet", "outlet", "walls", "cylinder")):
+        return mesh
+    (x0, y0), (x1, y1) = (np.asarray(v, float)[:2] for v in mesh.bounding_box)
+    tol = 1e-9 * max(x1 - x0, y1 - y0)
+    on = {"inlet": lambda x: np.abs(x[:, 0] - x0) < tol, "outlet": lambda x: np.abs(x[:, 0] - x1) < tol,
+          "walls": lambda x: (np.abs(x[:, 1] - y0) < tol) | (np.abs(x[:, 1] - y1) < tol)}
+    box = lambda x: on["inlet"](x) | on["outlet"](x) | on["walls"](x)  # noqa: E731
+    return mesh.with_boundary_tags(**on, cylinder=lambda x: ~box(x))
+
+
+def inlet_peak(mesh: Mesh, u: np.ndarray, v: np.ndarray) -> float:
+    """The peak U of the parabolic inflow that best fits the velocity (u, v) (n,) on ``inlet``:
+    U = ⟨w, φ⟩/⟨φ, φ⟩ over the inlet nodes, φ the profile of peak 1 and w the velocity there."""
+    _, unit = boundary_values(mesh, 1.0)
+    nodes = mesh.tag_nodes("inlet")
+    phi, w = unit[nodes, :2].ravel(), np.column_stack([u, v])[nodes].ravel()
+    return float(w @ phi / (phi @ phi))
 
 
 #: the caption's numbers, in order, with the words that introduce them
@@ -126,6 +176,13 @@ class CylinderWake(Problem):
     def is_transient(self, params) -> bool:
         return True
 
+    def features(self, mesh: Mesh, params) -> Features:
+        """The generic encoding, with the Dirichlet data of :func:`boundary_values` (n, 3)."""
+        from dataclasses import replace
+
+        mask, values = boundary_values(mesh, params["u_max"])
+        return replace(super().features(mesh, params), dirichlet=mask, dirichlet_values=values)
+
     def solve(self, mesh: Mesh, *, u_max: float, nu: float = NU, radius: float | None = None, centre=None,
               t_end: float = 2.0, dt: float = 0.025, save_every: int = 10) -> Solution:
         """The BDF2 trajectory (T frames) with fields u, v, p (T, n)."""
@@ -165,4 +222,5 @@ class CylinderWake(Problem):
                 f"of {u:.3f} m/s; the Reynolds number is {re_:.0f}, so the flow is {regime(re_)}.")
 
 
-__all__ = ["CAPTION_NUMBERS", "CylinderWake", "NU", "cylinder_of", "parse_caption", "regime", "reynolds"]
+__all__ = ["CAPTION_NUMBERS", "CylinderWake", "NU", "boundary_values", "channel_tags", "cylinder_of", "inlet_peak",
+           "parse_caption", "regime", "reynolds"]

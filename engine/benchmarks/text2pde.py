@@ -110,7 +110,7 @@ def run(size: str = "small", device: str = "auto", folder: str | None = None) ->
     from graphfem.datasets.simulations import SimulationData
     from graphfem.devices import resolve_device
     from graphfem.families.meshgraphnet import _Runner
-    from graphfem.families.text2pde import (_condition, _sample_of, conditioning_of, relative_errors,
+    from graphfem.families.text2pde import (_condition, _sample_of, conditioning_of, dirichlet_of, relative_errors,
                                             sample_trajectories)
     from graphfem.physics.problem import get_problem
     from graphfem.training.trainer import split_indices
@@ -159,9 +159,10 @@ def run(size: str = "small", device: str = "auto", folder: str | None = None) ->
                     given = conditioning_of(model, problem, s)
                     cond = _condition(model, problem, s["mesh"], given.get("prompt"), given.get("first_frame"),
                                       given.get("params"), "")
+                    fixed = dirichlet_of(model, problem, s["mesh"], options=s["options"])
                     start = time.perf_counter()
                     y = sample_trajectories(model, s["mesh"], s["times"], cond, [seed], steps, sampler, 1.0, device,
-                                            unconditional=uncond)[0]
+                                            unconditional=uncond, dirichlet=fixed)[0]
                     spent.append(time.perf_counter() - start)
                     for k, v in relative_errors(s["mesh"], y, s["y"], FIELDS).items():
                         errs[k].append(v)

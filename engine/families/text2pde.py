@@ -22,7 +22,9 @@ trainer:
 
 Inference: :func:`generate` (``graphfem generate-text``) samples trajectories from a prompt, a first frame
 or parameters; :meth:`Text2PDEFamily.predict` (``graphfem predict LDM MESH --u-max 1.2``) turns the problem's
-options into the caption (text models) or the vector (params models) and returns one sample.
+options into the caption (text models) or the vector (params models) and returns one sample. Both set the
+problem's Dirichlet values (no slip, the inflow profile) exactly in every generated frame
+(:func:`dirichlet_of`); ∇·u = 0 is not imposed.
 
 Captions are templated from the parameters: conditioning on them is parameter conditioning, not language
 understanding.
@@ -370,7 +372,7 @@ class Text2PDEFamily(Family):
             cond = {"prompt": problem.describe(params)}
         else:
             cond = {"params": param_vector(problem, params)[1]}
-        return generate(model, meta, mesh, **cond, device=device)[0]
+        return generate(model, meta, mesh, **cond, device=device, options=params)[0]
 
     def evaluate(self, model, meta, data, device, limit=0, compare_fe=False, progress=True) -> dict:
         from graphfem.datasets.simulations import problem_of
@@ -387,7 +389,8 @@ class Text2PDEFamily(Family):
         for i in range(n):
             s = _sample_of(problem, data, i)
             start = time.perf_counter()
-            pred = generate(model, meta, s["mesh"], **conditioning_of(model, problem, s), device=device)[0]
+            pred = generate(model, meta, s["mesh"], **conditioning_of(model, problem, s), device=device,
+                            options=s["options"])[0]
             times.append(time.perf_counter() - start)
             y = np.stack([pred.fields[k] for k in meta["problem"]["fields"]], -1)
             errors.append(float(np.mean(list(relative_errors(s["mesh"], y, s["y"],
@@ -405,10 +408,37 @@ def conditioning_of(model, problem, s: Mapping[str, Any]) -> dict:
     return {"first_frame": s["y"][0]}
 
 
+def dirichlet_of(model, problem, mesh: Mesh, *, prompt: str | None = None, first_frame: np.ndarray | None = None,
+                 params: np.ndarray | None = None, options: Mapping[str, Any] | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The values the problem fixes on ``mesh`` (``Features.dirichlet``, ``dirichlet_values``: (n, C) mask
+    and values; cylinder-wake: no slip on walls and cylinder, the parabolic inflow on inlet), with the
+    inflow peak from ``options`` when given, else from the conditioning: the prompt's inlet velocity, the
+    parameter vector's u_max, or the least-squares peak of the first frame's inlet velocity. A mesh without
+    the channel's facet tags gets them from its geometry (:func:`~graphfem.physics.cylinder_wake.channel_tags`)."""
+    from graphfem.physics.cylinder_wake import channel_tags, inlet_peak, parse_caption
+
+    mesh = channel_tags(mesh)  # a mesh read from a VTU/PVD series has no facet tags
+    if options is None:
+        if prompt is not None:
+            u_max = parse_caption(prompt)["inlet velocity"]
+        elif params is not None:
+            u_max = float(np.asarray(params, float).ravel()[list(model.config.param_names).index("u_max")])
+        else:
+            y0 = np.asarray(first_frame, float)
+            u_max = inlet_peak(mesh, y0[:, 0], y0[:, 1])
+        options = {"u_max": u_max}
+    given = {"u_max": options["u_max"], **({"nu": options["nu"]} if options.get("nu") is not None else {})}
+    features = problem.features(mesh, problem.parse(mesh, given))
+    return features.dirichlet, features.dirichlet_values
+
+
 def sample_trajectories(model, mesh: Mesh, times: np.ndarray, cond: Mapping[str, Any], seeds: Sequence[int],
                         steps: int = 20, sampler: str = "ddim", guidance: float = 1.0, device: str = "cpu",
-                        unconditional: bool = False) -> list[np.ndarray]:
-    """One trajectory (T, n, C) in physical units per seed, decoded at the mesh's nodes at ``times``."""
+                        unconditional: bool = False, dirichlet: tuple[np.ndarray, np.ndarray] | None = None
+                        ) -> list[np.ndarray]:
+    """One trajectory (T, n, C) in physical units per seed, decoded at the mesh's nodes at ``times``; with
+    ``dirichlet`` = (mask, values) (n, C) every frame takes those values where the mask is set."""
     import torch
 
     dtype = next(model.parameters()).dtype
@@ -420,19 +450,24 @@ def sample_trajectories(model, mesh: Mesh, times: np.ndarray, cond: Mapping[str,
         g = torch.Generator().manual_seed(int(seed))
         z = model.sample(batch, 1, steps=steps, sampler=sampler, guidance=guidance, generator=g,
                          unconditional=unconditional)
-        f = model.decode(z, xq)[0].double().cpu().numpy()
-        out.append(f.reshape(len(times), mesh.n_points, -1))
+        f = model.decode(z, xq)[0].double().cpu().numpy().reshape(len(times), mesh.n_points, -1)
+        if dirichlet is not None:
+            f[:, dirichlet[0]] = dirichlet[1][dirichlet[0]]
+        out.append(f)
     return out
 
 
 def generate(model, meta: Mapping[str, Any], mesh: Mesh, *, prompt: str | None = None,
              first_frame: np.ndarray | None = None, params: np.ndarray | None = None, seeds: Sequence[int] = (0,),
-             steps: int = 20, sampler: str = "ddim", guidance: float = 1.0, device: str = "cpu") -> list[Prediction]:
+             steps: int = 20, sampler: str = "ddim", guidance: float = 1.0, device: str = "cpu",
+             options: Mapping[str, Any] | None = None) -> list[Prediction]:
     """Generated trajectories on ``mesh`` (one :class:`Prediction` per seed, fields u, v, p (T, n)).
 
     Exactly the conditioning the model was trained with: ``prompt`` (its numbers checked by the problem's
     caption parser, their count against the training captions'), ``first_frame`` (n, C) on ``mesh``'s
-    nodes, or ``params`` (the vector). Bad input is a one-line :class:`InputError`."""
+    nodes, or ``params`` (the vector). The Dirichlet data of the problem (:func:`dirichlet_of`, from
+    ``options`` when given, else from the conditioning) hold exactly in every frame. Bad input is a
+    one-line :class:`InputError`."""
     from graphfem.physics.problem import get_problem
 
     if model.registry_name != "text2pde-ldm":
@@ -447,8 +482,9 @@ def generate(model, meta: Mapping[str, Any], mesh: Mesh, *, prompt: str | None =
     problem = get_problem(meta["problem"]["name"])
     times = np.asarray(meta["problem"]["times"], float)
     cond = _condition(model, problem, mesh, prompt, first_frame, params, meta.get("caption_example", ""))
+    fixed = dirichlet_of(model, problem, mesh, prompt=prompt, first_frame=first_frame, params=params, options=options)
     preds = []
-    for y in sample_trajectories(model, mesh, times, cond, seeds, steps, sampler, guidance, device):
+    for y in sample_trajectories(model, mesh, times, cond, seeds, steps, sampler, guidance, device, dirichlet=fixed):
         if not np.isfinite(y).all():
             raise GraphfemError("the generated fields are not finite; the checkpoint may be damaged")
         preds.append(Prediction(mesh, {k: y[..., j] for j, k in enumerate(meta["problem"]["fields"])},
@@ -486,5 +522,5 @@ def _condition(model, problem, mesh: Mesh, prompt, first_frame, params, example:
     return Text2PDEFamily.first_frame(model.ae, mesh, y0)
 
 
-__all__ = ["FAMILY_KEYS", "PROBLEMS", "Text2PDEFamily", "cloud", "conditioning_of", "generate", "param_vector",
-           "relative_errors", "sample_trajectories"]
+__all__ = ["FAMILY_KEYS", "PROBLEMS", "Text2PDEFamily", "cloud", "conditioning_of", "dirichlet_of", "generate",
+           "param_vector", "relative_errors", "sample_trajectories"]

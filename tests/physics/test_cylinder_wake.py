@@ -39,3 +39,32 @@ def test_a_wrong_geometry_or_value_is_one_line():
         from graphfem.meshes import Mesh
 
         problem.parse(Mesh.rectangle(4), {"u_max": 1})
+
+
+def test_dirichlet_data_are_the_solvers_and_survive_a_series_file(tmp_path):
+    """Features.dirichlet of cylinder-wake: exactly the FE trajectory's values at the no-slip and inlet
+    nodes, in every frame; a mesh read back from a PVD series (no facet tags) gets the same nodes from its
+    geometry, and the inflow peak is recovered from a frame."""
+    from graphfem.families import Prediction
+    from graphfem.meshes.io import read_series
+    from graphfem.physics.cylinder_wake import boundary_values, channel_tags, inlet_peak
+
+    problem = get_problem("cylinder-wake")
+    mesh = channel_mesh(16, order=1, centre=(0.23, 0.22), radius=0.035)
+    tr = problem.run(mesh, {"u_max": 1.3, "t_end": 0.1, "dt": 0.05, "save_every": 1}).trajectory
+    y = np.stack([tr.fields[k] for k in ("u", "v", "p")], -1)                  # (T, n, 3)
+    f = problem.features(mesh, problem.parse(mesh, {"u_max": 1.3}))
+    assert f.dirichlet.shape == (mesh.n_points, 3) and not f.dirichlet[:, 2].any()
+    fixed = np.unique(np.concatenate([mesh.tag_nodes(t) for t in ("walls", "cylinder", "inlet")]))
+    assert np.array_equal(np.flatnonzero(f.dirichlet[:, 0]), fixed)
+    assert np.abs(y[:, f.dirichlet] - f.dirichlet_values[f.dirichlet]).max() == 0.0
+    Prediction(mesh, tr.fields, {}, tr.times).write(tmp_path / "ref.pvd")
+    back = read_series(tmp_path / "ref.pvd")[0]
+    assert "inlet" not in back.tags
+    mask, values = boundary_values(channel_tags(back), 1.3)
+    assert np.array_equal(mask, f.dirichlet) and np.array_equal(values, f.dirichlet_values)
+    assert abs(inlet_peak(channel_tags(back), y[0, :, 0], y[0, :, 1]) - 1.3) < 1e-12
+    with pytest.raises(InputError, match="no 'walls'"):
+        from graphfem.meshes import Mesh
+
+        boundary_values(Mesh.rectangle(4), 1.0)
