@@ -105,11 +105,13 @@ def info(mesh: Path = typer.Argument(..., help="Mesh file (any format meshio rea
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
-    console.print(f"[bold]{summary['file']}[/bold]: {summary['dimension']}D, {summary['nodes']} nodes, "
+    from rich.markup import escape
+
+    console = Console(soft_wrap=True)  # a long path stays on its line (the terminal wraps it, scripts can grep it)
+    console.print(f"[bold]{escape(str(summary['file']))}[/bold]: {summary['dimension']}D, {summary['nodes']} nodes, "
                   + ", ".join(f"{n} {t}" for t, n in summary["cells"].items()))
     lo, hi = summary["bounding_box"]["lower"], summary["bounding_box"]["upper"]
-    console.print("bounding box: " + " x ".join(f"[{a:.6g}, {b:.6g}]" for a, b in zip(lo, hi)))
+    console.print("bounding box: " + " x ".join(f"[{a:.6g}, {b:.6g}]" for a, b in zip(lo, hi)), markup=False)
     console.print(f"worst element quality: {summary['worst_quality']:.3f} (1 = regular)")
     if summary["tags"]:
         table = Table("tag", "kind", "size")
