@@ -101,21 +101,22 @@ def _group_cat(a: torch.Tensor, b: torch.Tensor, groups: int) -> torch.Tensor:
 class GroupedUNet(nn.Module):
     r"""G independent U-Nets in one module: every convolution has ``groups = G``.
 
-    Level ℓ (0 … L) has width w 2^ℓ; each level is two 3 × 3 convolutions with GELU, levels are
+    Level ℓ (0 … L) has width w 2^ℓ (``padding_mode`` ``circular`` for periodic fields); each level is two 3 × 3 convolutions with GELU, levels are
     joined by 2 × 2 average pooling and nearest upsampling with group-wise skip concatenation;
     a 1 × 1 convolution, initialised to zero, gives the outputs.
 
     Shapes: x (B, G·c_in, H, W) -> (B, G·c_out, H, W), H and W divisible by 2^L.
     """
 
-    def __init__(self, groups: int, c_in: int, c_out: int, width: int, levels: int):
+    def __init__(self, groups: int, c_in: int, c_out: int, width: int, levels: int, identical_init: bool = False,
+                 padding_mode: str = "zeros"):
         super().__init__()
         self.groups, self.levels = groups, levels
         G = groups
 
         def block(i: int, o: int) -> nn.Sequential:
-            return nn.Sequential(nn.Conv2d(G * i, G * o, 3, padding=1, groups=G), nn.GELU(),
-                                 nn.Conv2d(G * o, G * o, 3, padding=1, groups=G), nn.GELU())
+            return nn.Sequential(nn.Conv2d(G * i, G * o, 3, padding=1, groups=G, padding_mode=padding_mode), nn.GELU(),
+                                 nn.Conv2d(G * o, G * o, 3, padding=1, groups=G, padding_mode=padding_mode), nn.GELU())
 
         widths = [width * 2 ** level for level in range(levels + 1)]
         self.down = nn.ModuleList([block(c_in, widths[0])] + [block(widths[k - 1], widths[k])
@@ -124,7 +125,19 @@ class GroupedUNet(nn.Module):
         self.head = nn.Conv2d(G * widths[0], G * c_out, 1, groups=G)
         nn.init.zeros_(self.head.weight)  # every solver starts as persistence (ΔA = 0, p = 0)
         nn.init.zeros_(self.head.bias)
-        self._args = (c_in, c_out, width, levels)
+        self._args = (c_in, c_out, width, levels, False, padding_mode)
+        if identical_init:
+            self._copy_group_zero()
+
+    def _copy_group_zero(self) -> None:
+        """Give every solver solver 0's initial weights (they stay separate parameters): on a shift-invariant
+        problem the exact sub-solvers are one map, and the pieces then start from it alike."""
+        with torch.no_grad():
+            for m in self.modules():
+                if isinstance(m, nn.Conv2d):
+                    o = m.out_channels // self.groups
+                    m.weight.copy_(m.weight[:o].repeat(self.groups, 1, 1, 1))
+                    m.bias.copy_(m.bias[:o].repeat(self.groups))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips = []
@@ -330,6 +343,32 @@ class NeuralStagger(nn.Module):
                 "bnd": torch.stack(bnds).mean().detach()}
 
 
+class PeriodicStagger(nn.Module):
+    r"""NeuralStagger for one scalar field on a periodic n × n grid (the method note's prototype, used to
+    verify the decomposition where the answer is known): s² sub-solvers, solver i s + j owning the
+    sub-lattice u[i + s m, j + s n], one grouped U-Net with circular padding,
+
+        u_new = unstagger(u⁽ⁱʲ⁾ + Δt · f_θij(u⁽ⁱʲ⁾)),
+
+    each solver seeing only its own piece (s = 1: the vanilla fine stepper). Trained through a fine
+    loss on the reassembled field, e.g. :func:`graphfem.physics.grid.periodic_advection_diffusion_residual`.
+    Shapes: u (B, n, n) -> (B, n, n); :meth:`sub_step` piece (B, n/s, n/s) -> (B, n/s, n/s).
+    """
+
+    def __init__(self, s: int, dt: float, width: int = 16, levels: int = 2):
+        super().__init__()
+        self.s, self.dt = s, dt
+        self.net = GroupedUNet(s * s, 1, 1, width, levels, padding_mode="circular", identical_init=True)
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        pieces = stagger(u, self.s, self.s)
+        return unstagger(pieces + self.dt * self.net(pieces), self.s, self.s)
+
+    def sub_step(self, piece: torch.Tensor, g: int) -> torch.Tensor:
+        """Solver ``g`` alone on its piece: the coarse simulation of one sub-solver (the others never run)."""
+        return piece + self.dt * _run_groups(self.net, piece[:, None], [g])[:, 0]
+
+
 def _run_groups(net: GroupedUNet, x: torch.Tensor, groups: Sequence[int]) -> torch.Tensor:
     """``net`` restricted to the solvers ``groups``: every grouped convolution applied with the
     weight and bias slices of those groups only, so the cost is that of len(groups) solvers.
@@ -343,6 +382,10 @@ def _run_groups(net: GroupedUNet, x: torch.Tensor, groups: Sequence[int]) -> tor
         return shaped[idx].reshape(-1, *t.shape[1:])
 
     def conv(m: nn.Conv2d, h: torch.Tensor) -> torch.Tensor:
+        if m.padding_mode == "circular" and m.padding != (0, 0):
+            ph, pw = m.padding
+            return nn.functional.conv2d(nn.functional.pad(h, (pw, pw, ph, ph), mode="circular"), pick(m.weight),
+                                        pick(m.bias), groups=n)
         return nn.functional.conv2d(h, pick(m.weight), pick(m.bias), padding=m.padding, groups=n)
 
     def block(seq: nn.Sequential, h: torch.Tensor) -> torch.Tensor:
@@ -362,5 +405,5 @@ def _run_groups(net: GroupedUNet, x: torch.Tensor, groups: Sequence[int]) -> tor
     return conv(net.head, h)
 
 
-__all__ = ["GroupedUNet", "INPUTS", "NeuralStagger", "NeuralStaggerConfig", "stagger", "stagger_mac", "unstagger",
+__all__ = ["GroupedUNet", "INPUTS", "NeuralStagger", "NeuralStaggerConfig", "PeriodicStagger", "stagger", "stagger_mac", "unstagger",
            "unstagger_mac"]

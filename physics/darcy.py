@@ -181,7 +181,7 @@ def darcy_velocity(solution: Solution, a: Scalar) -> np.ndarray:
 
 # ------------------------------------------------------------------ random two-phase media
 def gaussian_random_field(rng: np.random.Generator, shape: tuple[int, ...], alpha: float = 2.0,
-                          tau: float = 3.0, length: float = 1.0) -> np.ndarray:
+                          tau: float = 3.0, length: float = 1.0, k_max: int | None = None) -> np.ndarray:
     """A zero-mean Gaussian random field on a periodic grid, by FFT.
 
     The covariance operator is C = (−Δ + τ²)^(−α) on the periodic box of side
@@ -196,6 +196,9 @@ def gaussian_random_field(rng: np.random.Generator, shape: tuple[int, ...], alph
         shape: grid points per axis, e.g. (29, 29).
         alpha, tau: smoothness and inverse length scale (> 0).
         length: side of the periodic box.
+        k_max: if given, the field is band-limited: every mode with a wavenumber index
+            |k_i| > k_max on some axis is removed (k_max < n/(2s) keeps the field resolved on
+            every s-fold sub-lattice).
 
     Returns:
         (*shape,) float64 values.
@@ -212,6 +215,11 @@ def gaussian_random_field(rng: np.random.Generator, shape: tuple[int, ...], alph
         k2 = k2 + (k ** 2).reshape([-1 if i == axis else 1 for i in range(len(shape))])
     spectrum = (4 * np.pi ** 2 * k2 / length ** 2 + tau ** 2) ** (-alpha / 2)
     spectrum.flat[0] = 0.0
+    if k_max is not None:
+        for axis, n in enumerate(shape):
+            k = np.fft.rfftfreq(n, 1.0 / n) if axis == len(shape) - 1 else np.fft.fftfreq(n, 1.0 / n)
+            keep = (np.abs(k) <= k_max).reshape([-1 if i == axis else 1 for i in range(len(shape))])
+            spectrum = spectrum * keep
     axes = list(range(len(shape)))
     field = np.fft.irfftn(np.fft.rfftn(white, axes=axes) * spectrum, s=shape, axes=axes)
     std = field.std()

@@ -22,7 +22,10 @@ step residual; θ = 0 is the solver's own step, whose output it zeroes),
 :func:`mac_divergence`, :func:`darcy_residual` (cell-centred finite volumes
 for −∇·(a∇u) = f, u = 0 on the boundary, harmonic face means) and
 :func:`burgers_residual` (the 1D P1 Galerkin θ-step of
-:func:`graphfem.physics.transport.burgers` on uniform nodes, exactly).
+:func:`graphfem.physics.transport.burgers` on uniform nodes, exactly) and
+:func:`periodic_advection_diffusion_residual` (the θ-step of c·∇u − νΔu by central
+differences on a periodic grid; :func:`periodic_advection_diffusion_step` is its exact
+solution by FFT).
 All accept a leading batch dimension and are differentiable.
 """
 from __future__ import annotations
@@ -532,3 +535,44 @@ __all__ = ["MacGeometry", "MacState", "SIDES", "Side", "burgers_residual", "cavi
            "darcy_grid", "darcy_grid_matrix", "darcy_residual", "lid_driven_cavity", "mac_divergence",
            "mac_momentum_residual", "mac_operators", "mac_pressure_gradient", "navier_stokes_mac", "stable_dt",
            "vertical_centreline_u"]
+
+
+# ------------------------------------------------------------------ periodic advection–diffusion
+def _periodic_operator(u, velocity, nu: float, h: float):
+    """L u = c·∇_h u − ν Δ_h u, central differences and the 5-point Laplacian, periodic (torch.roll)."""
+    torch = _torch()
+    cx, cy = velocity
+    east, west = torch.roll(u, -1, -2), torch.roll(u, 1, -2)
+    north, south = torch.roll(u, -1, -1), torch.roll(u, 1, -1)
+    advect = (cx * (east - west) + cy * (north - south)) / (2 * h)
+    return advect - nu * (east + west + north + south - 4 * u) / h ** 2
+
+
+def periodic_advection_diffusion_residual(u, u_old, dt: float, velocity, nu: float, h: float,
+                                          theta: float = 0.5):
+    """Residual of the θ-step of ∂u/∂t + c·∇u = νΔu on a periodic uniform grid of spacing h:
+
+        r = (u − u_old)/Δt + θ L u + (1 − θ) L u_old,   L = c·∇_h − νΔ_h,
+
+    with central differences for ∇_h and the 5-point Δ_h (θ = ½: Crank–Nicolson).
+    :func:`periodic_advection_diffusion_step` zeroes it. Shapes: u, u_old (..., nx, ny) -> (..., nx, ny).
+    """
+    return ((u - u_old) / dt + theta * _periodic_operator(u, velocity, nu, h)
+            + (1 - theta) * _periodic_operator(u_old, velocity, nu, h))
+
+
+def periodic_advection_diffusion_step(u: np.ndarray, dt: float, velocity, nu: float, h: float,
+                                      theta: float = 0.5) -> np.ndarray:
+    """The exact solution of :func:`periodic_advection_diffusion_residual` = 0 for u given u_old = ``u``,
+    by FFT: L is diagonal in Fourier modes with symbol
+    L̂(k) = i (c_x sin(k_x h) + c_y sin(k_y h))/h + (4ν/h²)(sin²(k_x h/2) + sin²(k_y h/2)),
+    so û_new = (1 − (1 − θ)Δt L̂)/(1 + θ Δt L̂) û. Shapes: (..., nx, ny) -> (..., nx, ny)."""
+    u = np.asarray(u, dtype=float)
+    nx, ny = u.shape[-2:]
+    kx = 2 * np.pi * np.fft.fftfreq(nx)[:, None]   # k h on the grid
+    ky = 2 * np.pi * np.fft.rfftfreq(ny)[None, :]
+    cx, cy = velocity
+    symbol = 1j * (cx * np.sin(kx) + cy * np.sin(ky)) / h + 4 * nu / h ** 2 * (np.sin(kx / 2) ** 2
+                                                                             + np.sin(ky / 2) ** 2)
+    gain = (1 - (1 - theta) * dt * symbol) / (1 + theta * dt * symbol)
+    return np.fft.irfft2(np.fft.rfft2(u, axes=(-2, -1)) * gain, s=(nx, ny), axes=(-2, -1))
