@@ -8,6 +8,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from graphfem.meshes import FESpace, Mesh
+from graphfem.meshes.mesh import simplex_measure
 from graphfem.meshes.errors import InputError, OptionValueError
 
 from .coefficients import Scalar, Vector, at_points, at_quadrature, guess_dofs, scalar_node_dofs, vector_at_quadrature
@@ -134,6 +135,28 @@ def external_load(space: FESpace, traction: Mapping[str, Vector] | None, body_fo
         fb = facet_basis(space, tag, vector=True)
         f += load.assemble(fb, t=vector_at_quadrature(t, space, fb, f"traction on {tag!r}"))
     return f
+
+
+def load_resultant(mesh: Mesh, traction: Mapping[str, Vector] | None, body_force: Vector | None) -> np.ndarray:
+    """The resultant R = Σ_tags ∫ t ds + ∫ b dx (dim,) of :func:`external_load` (its components summed: the P1
+    basis is a partition of unity). Constant t and b on straight facets: t |Γ_tag| + b |Ω| from the facet and
+    cell measures, exactly and without an FE space; otherwise the assembled load vector, summed."""
+    def constant(value) -> np.ndarray | None:
+        if value is None or callable(value):
+            return None
+        a = np.asarray(value)
+        return a.astype(float) if a.dtype.kind in "iuf" and a.shape == (mesh.dim,) else None
+
+    tags = {name: mesh.tag(name) for name in (traction or {})}
+    straight = all(t.kind == "facet" and t.indices.shape[1] == mesh.dim for t in tags.values()) and mesh.order == 1
+    loads = [constant(t) for t in (traction or {}).values()]
+    body = constant(body_force)
+    if not straight or any(t is None for t in loads) or (body_force is not None and body is None):
+        return external_load(make_space(mesh, 1, vector=True), traction, body_force).reshape(-1, mesh.dim).sum(0)
+    R = np.zeros(mesh.dim) if body is None else body * mesh.cell_measures().sum()
+    for t, tag in zip(loads, tags.values()):
+        R = R + t * simplex_measure(mesh.points, tag.indices).sum()
+    return R
 
 
 def stress_at_quadrature(space: FESpace, u: np.ndarray, lam, mu, plane: str) -> np.ndarray:

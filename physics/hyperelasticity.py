@@ -38,7 +38,7 @@ from graphfem.meshes.errors import GraphfemError, InputError
 
 from .coefficients import Vector, guess_dofs, scalar_node_dofs
 from .elasticity import (BODY_FORCE, FIX, POISSONS_RATIO, TRACTION, YOUNGS_MODULUS, elastic_essential, elastic_layout,
-                         elastic_rotated, elastic_scaled, external_load, lame, support_features, supports)
+                         elastic_rotated, elastic_scaled, external_load, lame, load_resultant, support_features, supports)
 from .linear_solvers import condense
 from .poisson import ORDER, make_space
 from .problem import Features, Option, Problem, Solution, Transformed, register_problem
@@ -275,9 +275,7 @@ class NeoHookean(Problem):
         scaled = {**params, "E": 1.0, "traction": traction or None, "body_force": body}
         out = super().features(mesh, scaled)
         keep = [k for k, name in enumerate(out.names) if name != "E"]
-        space = make_space(mesh, 1, vector=True)
-        force = external_load(space, traction, None if body is None else body / L)  # (t/E, b/E): force / (E L)
-        resultant = force.reshape(-1, 2).sum(axis=0) / L
+        resultant = load_resultant(mesh, traction, None if body is None else body / L) / L  # force / (E L)
         x = np.concatenate([out.x[:, keep], np.tile(resultant, (mesh.n_points, 1))], axis=1)
         names = [out.names[k] for k in keep] + ["load_resultant[0]", "load_resultant[1]"]
         x, names, fixed = support_features(mesh, x, names, params.get("fix"))

@@ -137,3 +137,28 @@ def test_plane_stress_lame():
 def test_bad_input(kwargs, error):
     with pytest.raises(error):
         elasticity(Mesh.unit_square(2), **kwargs)
+
+
+@pytest.mark.parametrize("cell", ["triangle", "quad", "tetra"])
+def test_load_resultant_in_closed_form_equals_the_assembled_load(cell):
+    """t |Γ| + b |Ω| from the measures against the summed FE load vector (a partition of unity); a load that
+    varies in space takes the assembly."""
+    from graphfem.meshes import Mesh
+    from graphfem.physics.elasticity import external_load, load_resultant
+    from graphfem.physics.poisson import make_space
+
+    if cell == "tetra":
+        mesh = Mesh.box(3, upper=(2.0, 1.0, 0.5)).with_boundary_tags(end=lambda x: x[:, 0] > 2 - 1e-9)
+        t, b = {"end": [0.3, -0.1, 0.2]}, [0.0, 0.5, -1.0]
+    else:
+        mesh = Mesh.rectangle(5, 3, x1=2.0, cell=cell).with_boundary_tags(end=lambda x: x[:, 0] > 2 - 1e-9)
+        t, b = {"end": [0.3, -0.1]}, [0.0, -1.0]
+    space = make_space(mesh, 1, vector=True)
+    assembled = external_load(space, t, b).reshape(-1, mesh.dim).sum(0)
+    np.testing.assert_allclose(load_resultant(mesh, t, b), assembled, rtol=1e-12, atol=1e-14)
+    face, volume = (0.5, 1.0) if cell == "tetra" else (1.0, 2.0)
+    expected = np.asarray(t["end"]) * face + np.asarray(b) * volume
+    np.testing.assert_allclose(load_resultant(mesh, t, b), expected, rtol=1e-12)
+    varying = {"end": lambda x: np.stack([x[1], 0 * x[1]] + ([0 * x[1]] if mesh.dim == 3 else []))}
+    np.testing.assert_allclose(load_resultant(mesh, varying, None),
+                               external_load(space, varying, None).reshape(-1, mesh.dim).sum(0), rtol=1e-12)
