@@ -391,6 +391,9 @@ class DiT(nn.Module):
         self.cz, self.dims = cz, dims
         self.tokens_shape = [d // p for d, p in zip(dims, self.patch)]
         n_tok, p_dim = int(np.prod(self.tokens_shape)), cz * int(np.prod(self.patch))
+        if p_dim >= width:  # measured: 32 latent values in a width-32 token gave samples far off the data
+            raise ValueError(f"patch {self.patch} puts {cz} x {int(np.prod(self.patch))} = {p_dim} latent values in a "
+                             f"token of the DiT width {width}; use a width above {p_dim} or a smaller patch")
         self.embed = nn.Linear(p_dim, width)
         self.pos = nn.Parameter(sincos_3d(self.tokens_shape, width)[None].clone())
         self.t_embed = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))

@@ -37,8 +37,8 @@ def test_ddim_is_bitwise_repeatable_and_the_samplers_run():
 
     torch.manual_seed(0)
     ae = AEConfig(grid=[8, 4, 4], gno_width=8, kernel_hidden=16, channels=8, latent_channels=2)
-    model = LatentDiffusion(LDMConfig(autoencoder=vars(ae), context="params", width=16, depth=1, heads=2,
-                                      context_width=16, param_names=["a", "b"], param_mean=[0, 0],
+    model = LatentDiffusion(LDMConfig(autoencoder=vars(ae), context="params", patch=[2, 2, 1], width=16, depth=1,
+                                      heads=2, context_width=16, param_names=["a", "b"], param_mean=[0, 0],
                                       param_std=[1, 1])).eval()
     for p in model.denoiser.out.parameters():  # the zero-initialised output, made non-trivial
         torch.nn.init.normal_(p, std=0.1)
@@ -67,3 +67,15 @@ def test_minilm_token_states_separate_one_number():
     assert cos > 0.95
     tok_cos = [float(x @ y / np.linalg.norm(x) / np.linalg.norm(y)) for x, y in zip(h[0][m[0]], h[1][m[1]])]
     assert min(tok_cos) < 0.9 < cos
+
+
+def test_dit_refuses_a_token_no_wider_than_its_patch():
+    """c_z · ∏ patch latent values per token must stay below the DiT width: 2 x 2 x 2 patches of 4 channels (32
+    values) in a width-32 DiT gave samples of norm 122 against the data's 32 (b92aff7); 16 values worked."""
+    import pytest
+
+    from graphfem.operators.text2pde import DiT
+
+    with pytest.raises(ValueError, match=r"4 x 8 = 32 latent values in a token of the DiT width 32"):
+        DiT((4, 16, 4, 4), [2, 2, 2], 32, 1, 2, 4.0, 16)
+    assert DiT((4, 16, 4, 4), [2, 2, 1], 32, 1, 2, 4.0, 16).n_tok == 64
