@@ -492,12 +492,17 @@ def minilm_states(texts: Sequence[str], max_tokens: int = 64) -> tuple[np.ndarra
 
 
 class NumberTokens(nn.Module):
-    """[NUM] tokens: MLP((v_k − m_k)/s_k) + E[k] for the k-th number v_k of a text: (B, K) -> (B, K, d)."""
+    """[NUM] tokens: MLP((v_k − m_k)/s_k) + E[k] for the k-th number v_k of a text: (B, K) -> (B, K, d).
+
+    The value MLP is shared by all places, so the place embedding E is what tells the DiT's cross-attention
+    which number a token carries; it starts at N(0, 1), the size of the MLP's output. At 0.02 (a positional
+    embedding's usual start) the tokens of different numbers were nearly alike and a fixture-sized model
+    (800 steps) did not learn the condition (issue 17; README, Text2PDE)."""
 
     def __init__(self, count: int, width: int, mean: Sequence[float], std: Sequence[float]):
         super().__init__()
         self.mlp = MLP(1, width, width, n_layers=2, layer_norm=False)
-        self.place = nn.Parameter(torch.randn(max(count, 1), width) * 0.02)
+        self.place = nn.Parameter(torch.randn(max(count, 1), width))
         self.register_buffer("mean", torch.tensor([float(v) for v in mean]), persistent=False)
         self.register_buffer("std", torch.tensor([float(v) for v in std]), persistent=False)
 
