@@ -115,6 +115,16 @@ def test_neuralstagger_channel(tmp_path):
     assert np.isfinite(result["fine_rel_l2"]).all() and np.isfinite(result["coarse_rel_l2"]).all()
 
 
+@pytest.mark.slow
+def test_neuralstagger_control_smoke(tmp_path):
+    """The control example end to end at smoke size (2 epochs, 2 Adam iterations, short windows): a figure and a
+    result that names the found inflow inside the training range."""
+    result = load("neuralstagger_control").main(tmp_path, tmp_path / "work", epochs=2, iterations=2, window=40,
+                                                t_end=3.0, spectrum_window=2.0)
+    assert (tmp_path / "neuralstagger_control.png").exists()
+    assert 1.2 <= result["u_max"] <= 1.8 and len(result["history"]) == 2  # CYLINDER_RANGES
+
+
 def test_rgnp_cavity_smoke(tmp_path, monkeypatch):
     """The cavity workflow of examples/rgnp_cavity.yaml at smoke size (4 FE references, 2 steps)
     through the CLI, then the example's figure; the numbers are the README's, not this test's."""
