@@ -166,13 +166,32 @@ def test_the_inputs_carry_one_support_column_per_component():
     assert set(np.flatnonzero(features.x[:, at])) == set(left) | set(bottom)
 
 
-def test_the_shipped_checkpoint_keeps_its_inputs_and_refuses_a_roller_in_one_line():
-    """The demo model (hyperelastic, trained before fix[k]) reads its own layout: the same prediction as its
-    features of that version (no fix[k] columns); a support by component it never saw is refused."""
+def _pre_component_checkpoint(path: Path) -> Path:
+    """The shipped demo checkpoint as one written before the fix[k] columns: those input columns taken out of
+    the node encoder's first layer, the normalisation, the validity ranges and the feature names."""
+    from graphfem.checkpoint import read_tensors, save_tensors
+    from graphfem.demo import data_file
+
+    tensors, meta = read_tensors(data_file("demo_mgn.safetensors"))
+    names = meta["problem"]["features"]
+    keep = [k for k, name in enumerate(names) if not name.startswith("fix[")]
+    tensors["node_encoder.0.weight"] = tensors["node_encoder.0.weight"][:, keep].contiguous()
+    meta["config"]["in_node"] = len(keep)
+    meta["problem"]["features"] = [names[k] for k in keep]
+    for key in ("x_mean", "x_std"):
+        meta["normalisation"][key] = [meta["normalisation"][key][k] for k in keep]
+    meta["validity"]["features"] = {n: r for n, r in meta["validity"]["features"].items() if not n.startswith("fix[")}
+    save_tensors(path, tensors, meta)
+    return path
+
+
+def test_a_checkpoint_from_before_fix_by_component_keeps_its_inputs_and_refuses_a_roller_in_one_line(tmp_path):
+    """A hyperelastic model trained before fix[k] reads its own layout: the same prediction as its features of
+    that version (no fix[k] columns); a support by component it never saw is refused."""
     from graphfem.demo import DEMO_OPTIONS, data_file
     from graphfem.meshes.errors import InputError
 
-    surrogate = graphfem.load(data_file("demo_mgn.safetensors"))
+    surrogate = graphfem.load(_pre_component_checkpoint(tmp_path / "old.safetensors"))
     trained = surrogate.meta["problem"]["features"]
     assert "fix:mask" in trained and "fix[0]" not in trained
     mesh = read(data_file("perforated_plate.msh"))
