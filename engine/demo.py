@@ -17,6 +17,8 @@ import numpy as np
 
 DEMO_MODEL = "demo_mgn.safetensors"
 DEMO_MESH = "perforated_plate.msh"
+#: timed runs of the prediction, the FE solve and the refinement (the fastest is printed)
+REPEATS = 5
 #: the demo case: options of ``graphfem solve hyperelastic``
 DEMO_OPTIONS = {"E": 1.1, "nu": 0.33, "fix": ["left"], "traction": {"right": [0.09, -0.015]},
                 "body_force": [0.01, -0.02]}
@@ -49,14 +51,15 @@ def run_demo(out_dir: str | Path, device: str = "auto") -> dict:
     mesh = read(data_file(DEMO_MESH))
     problem = get_problem("hyperelastic")
     surrogate.predict(mesh, **DEMO_OPTIONS)  # warm-up (first call builds kernels)
-    timed = [surrogate.timed_prediction(mesh, **DEMO_OPTIONS) for _ in range(3)]  # the fastest of 3 runs each
+    # the fastest of REPEATS warm runs each: one slow run on a shared machine should not decide the ratio
+    timed = [surrogate.timed_prediction(mesh, **DEMO_OPTIONS) for _ in range(REPEATS)]
     prediction, predict_s = min(timed, key=lambda run: run[1])
     fe_s = float("inf")
-    for _ in range(3):
+    for _ in range(REPEATS):
         start = time.perf_counter()
         solution = problem.run(mesh, DEMO_OPTIONS)
         fe_s = min(fe_s, time.perf_counter() - start)
-    refined, _, refine_s = min((surrogate.refine(mesh, **DEMO_OPTIONS) for _ in range(3)), key=lambda run: run[2])
+    refined, _, refine_s = min((surrogate.refine(mesh, **DEMO_OPTIONS) for _ in range(REPEATS)), key=lambda run: run[2])
     u_hat, u = prediction.fields["displacement"], solution.fields["displacement"]
     rel = relative_error(mesh, u_hat, u)
     refine_gap = float(np.abs(refined.fields["displacement"] - u).max() / np.abs(u).max())

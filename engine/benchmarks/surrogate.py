@@ -72,6 +72,23 @@ def meshes_for(sizes: Sequence[int], base=None) -> list:
     return out
 
 
+def _seconds(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def _fastest(timed: Callable[[], float], budget: float = 2.0) -> float:
+    """The fastest of up to 3 calls of ``timed`` (which returns its own seconds), as the demo times: one
+    call only when it takes more than ``budget`` seconds."""
+    best = timed()
+    for _ in range(2):
+        if best > budget:
+            break
+        best = min(best, timed())
+    return best
+
+
 def run(model_path: str, sizes: Sequence[int] = DEFAULT_SIZES, device: str = "auto", mesh_path: str | None = None
         ) -> str:
     """Measure every size in one run and return the table text: the checkpoint's predict time
@@ -113,18 +130,20 @@ def run(model_path: str, sizes: Sequence[int] = DEFAULT_SIZES, device: str = "au
             torch.cuda.reset_peak_memory_stats()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            pred, _, mem_pred = peak_memory(lambda: surrogate.timed_prediction(mesh, **options))
-        prediction, t_pred = pred
+            (prediction, _), _, mem_pred = peak_memory(lambda: surrogate.timed_prediction(mesh, **options))
         if cuda:
             mem_pred = torch.cuda.max_memory_allocated() / 2**20
-        sol, t_fe, mem_fe = peak_memory(lambda: problem.run(mesh, options))
+        sol, _, mem_fe = peak_memory(lambda: problem.run(mesh, options))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            # times without the memory watcher (its polling thread slowed small predictions), warm
+            t_pred = _fastest(lambda: surrogate.timed_prediction(mesh, **options)[1])
+            t_fe = _fastest(lambda: _seconds(lambda: problem.run(mesh, options)))
         rel = relative_error(mesh, prediction.fields[field], sol.fields[field])
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                start = time.perf_counter()
-                problem.refine(mesh, options, prediction.fields)
-                t_ref = time.perf_counter() - start
+                t_ref = _fastest(lambda: _seconds(lambda: problem.refine(mesh, options, prediction.fields)))
             refine = f"{t_ref:>9.3f} {t_fe / (t_pred + t_ref):>13.2f}"
         except InputError:
             refine = f"{'n/a':>9} {'n/a':>13}"
@@ -132,9 +151,10 @@ def run(model_path: str, sizes: Sequence[int] = DEFAULT_SIZES, device: str = "au
         rows.append(f"{mesh.n_cells:>9} {mesh.n_points:>9} {t_pred:>10.3f} {t_fe:>8.3f} {t_fe / t_pred:>10.2f} "
                     f"{refine} {mem_pred:>11.0f} {mem_fe:>8.0f} {rel:>7.3f}  "
                     f"{'inside' if not outside else f'outside ({outside})'}")
-    rows.append("predict includes graph encoding; refine: the problem's solver from the prediction to its usual "
-                "tolerance (Newton, or AMG-CG); peak MiB: resident-set growth (CPU) or CUDA max allocated (GPU); "
-                "range: the checkpoint's domain of validity (number of warnings)")
+    rows.append("times: the fastest of 3 warm calls (1 above 2 s); predict includes the features and graph encoding; "
+                "refine: the problem's solver from the prediction to its usual tolerance (Newton, or AMG-CG); "
+                "peak MiB (a separate call): resident-set growth (CPU) or CUDA max allocated (GPU); range: the "
+                "checkpoint's domain of validity (number of warnings)")
     return "\n".join(rows)
 
 

@@ -207,14 +207,20 @@ def bench_surrogate(model: Optional[Path] = typer.Argument(None, help="Checkpoin
                     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
                     mesh: Optional[Path] = typer.Option(None, "--mesh", help="With MODEL: this mesh and its uniform "
                                                         "refinements up to the largest of --sizes, instead of unit "
-                                                        "squares.")) -> None:
+                                                        "squares."),
+                    threads: Optional[int] = typer.Option(None, "--threads", help="With MODEL: torch CPU threads "
+                                                          "(0: torch's default; default 1, as graphfem demo).")
+                    ) -> None:
     """Surrogate predict time / FE solve time, 1k cells up, in one run: a checkpoint's (with its error, peak
     memory and the --refine time to FE tolerance), or
     single-level against multi-scale MeshGraphNet trained on Poisson at an equal parameter count (held-out
     error, time ratio, GFLOP/s of one forward against a plain matmul)."""
     from graphfem.benchmarks.surrogate import compare, run
+    from graphfem.devices import set_threads
 
     if model is None:
+        if threads is not None:
+            raise OptionValueError("--threads is for a MODEL's bench; the comparison trains and times on one thread")
         if size not in ("small", "gpu"):
             raise OptionValueError(f"--size must be small or gpu, got {size!r}")
         typer.echo(compare(size=size, device=device))
@@ -223,6 +229,7 @@ def bench_surrogate(model: Optional[Path] = typer.Argument(None, help="Checkpoin
         cells = [int(s) for s in sizes.split(",")]
     except ValueError:
         raise OptionValueError(f"--sizes must be comma-separated integers, got {sizes!r}") from None
+    set_threads(1 if threads is None else threads)
     typer.echo(run(str(model), cells, device, None if mesh is None else str(mesh)))
 
 
