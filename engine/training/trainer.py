@@ -247,6 +247,7 @@ class Trainer:
 
     # ---------------------------------------------------------------- loop
     def fit(self) -> dict:
+        from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         c = self.config
@@ -263,7 +264,8 @@ class Trainer:
                    MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.3e}"), TimeRemainingColumn())
         start = time.perf_counter()
         self.model.train()
-        with Progress(*columns, disable=not show, transient=True) as bar:
+        console = Console(stderr=True)  # stdout is for the final JSON line; no bar (nor its blank line) off a terminal
+        with Progress(*columns, console=console, disable=not show or not console.is_terminal, transient=True) as bar:
             while self.phase < len(self.phases):
                 p = self.phases[self.phase]
                 if p.optimizer == "lbfgs":

@@ -286,3 +286,23 @@ def test_a_value_of_the_wrong_form_exits_2_like_any_wrong_command_line(tmp_path,
         assert code == expected and len(err.strip().splitlines()) == 1, (args, code, err)
         assert err.startswith("graphfem: error: "), err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.msh"]
+
+
+def test_train_prints_one_json_line_on_stdout(tmp_path, capsys):
+    """stdout of graphfem train is its result alone (scripts parse it): the progress bar lives on stderr and is
+    off when that is not a terminal, so no blank line precedes the JSON."""
+    import json
+
+    import torch
+    import yaml
+
+    torch.set_num_threads(1)
+    assert main(["generate", "poisson", "-n", "4", "-o", str(tmp_path / "d.h5"), "--seed", "2"]) == 0
+    capsys.readouterr()
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump({
+        "model": {"name": "meshgraphnet", "latent": 8, "layers": 1},
+        "data": {"path": str(tmp_path / "d.h5"), "batch_size": 2, "val_fraction": 0.25, "test_fraction": 0.25},
+        "optim": {"epochs": 1}, "run": {"out": str(tmp_path / "run"), "threads": 1}}))
+    code, out, err = _cli(capsys, "train", tmp_path / "t.yaml")
+    assert code == 0 and err == ""
+    assert len(out.splitlines()) == 1 and json.loads(out)["final"] is True
