@@ -954,12 +954,15 @@ def read_series(path: str | Path) -> tuple[Mesh, np.ndarray, dict[str, np.ndarra
     for _ in range(8):  # a concurrent rewrite may delete the steps an old index named: read the new one
         if not path.exists():
             raise GraphfemError("no such file", path)
-        before = os.stat(path).st_ino
+        # the index's bytes, not its inode: a replaced file's inode number can come back two rewrites later
+        before = None
+        with contextlib.suppress(OSError):
+            before = path.read_bytes()
         try:
             return _read_series(path)
         except GraphfemError:
             with contextlib.suppress(OSError):
-                if os.stat(path).st_ino != before:  # the index was replaced while it was read
+                if path.read_bytes() != before:  # the index was replaced while it was read
                     continue
             raise
     return _read_series(path)

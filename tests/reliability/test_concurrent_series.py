@@ -119,3 +119,31 @@ def test_concurrent_atomic_dir_writers_never_fail_with_directory_not_empty(tmp_p
     assert errors == []
     texts = {p.read_text() for p in target.iterdir()}
     assert len(texts) == 1 and sorted(p.name for p in tmp_path.iterdir()) == ["report"]
+
+
+def test_a_read_that_fails_while_the_index_is_rewritten_twice_is_retried(tmp_path, monkeypatch):
+    """Two rewrites during one read can hand the new index the old one's inode number (ext4 alternates two
+    numbers under os.replace), so the retry looks at the index's bytes: the read of a deleted version is retried
+    and returns the newest series."""
+    import graphfem.meshes.io as io
+
+    path = tmp_path / "series.xdmf"
+    mesh = Mesh.unit_square(3)
+    write_series(path, mesh, *_version(mesh, 0))
+    real, calls = io._read_series, []
+
+    def racing(p):
+        calls.append(p)
+        if len(calls) == 1:  # meanwhile, a writer replaces the series twice, then this read fails
+            same_inode = tmp_path / "same_inode"
+            os.link(path, same_inode)
+            write_series(path, mesh, *_version(mesh, 1))
+            write_series(path, mesh, *_version(mesh, 2))
+            same_inode.write_bytes(path.read_bytes())  # the newest index under the first one's inode number,
+            os.replace(same_inode, path)               # as ext4 hands it out again
+            raise io.GraphfemError("cannot read time series: the old heavy data is gone", p)
+        return real(p)
+
+    monkeypatch.setattr(io, "_read_series", racing)
+    times, fields = read_series(path)[1:]
+    assert len(calls) == 2 and int(round(times[0])) == 2 and not _torn(times, fields)
