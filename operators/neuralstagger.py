@@ -101,9 +101,10 @@ def _group_cat(a: torch.Tensor, b: torch.Tensor, groups: int) -> torch.Tensor:
 class GroupedUNet(nn.Module):
     r"""G independent U-Nets in one module: every convolution has ``groups = G``.
 
-    Level ℓ (0 … L) has width w 2^ℓ (``padding_mode`` ``circular`` for periodic fields); each level is two 3 × 3 convolutions with GELU, levels are
-    joined by 2 × 2 average pooling and nearest upsampling with group-wise skip concatenation;
-    a 1 × 1 convolution, initialised to zero, gives the outputs.
+    Level ℓ (0 … L) has width w 2^ℓ; each level is two 3 × 3 convolutions with GELU (``padding_mode``
+    ``circular`` for periodic fields), levels are joined by 2 × 2 average pooling and nearest upsampling
+    with group-wise skip concatenation; a 1 × 1 convolution, initialised to zero, gives the outputs.
+    ``identical_init``: every solver starts from solver 0's weights.
 
     Shapes: x (B, G·c_in, H, W) -> (B, G·c_out, H, W), H and W divisible by 2^L.
     """
@@ -405,5 +406,5 @@ def _run_groups(net: GroupedUNet, x: torch.Tensor, groups: Sequence[int]) -> tor
     return conv(net.head, h)
 
 
-__all__ = ["GroupedUNet", "INPUTS", "NeuralStagger", "NeuralStaggerConfig", "PeriodicStagger", "stagger", "stagger_mac", "unstagger",
-           "unstagger_mac"]
+__all__ = ["GroupedUNet", "INPUTS", "NeuralStagger", "NeuralStaggerConfig", "PeriodicStagger", "stagger", "stagger_mac",
+           "unstagger", "unstagger_mac"]

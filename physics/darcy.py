@@ -210,16 +210,15 @@ def gaussian_random_field(rng: np.random.Generator, shape: tuple[int, ...], alph
         raise InputError(f"the grid needs at least 2 points per axis, got {shape}")
     white = rng.standard_normal(shape)
     k2 = np.zeros(shape[:-1] + (shape[-1] // 2 + 1,))
+    band = np.ones_like(k2)
     for axis, n in enumerate(shape):
         k = np.fft.rfftfreq(n, 1.0 / n) if axis == len(shape) - 1 else np.fft.fftfreq(n, 1.0 / n)
-        k2 = k2 + (k ** 2).reshape([-1 if i == axis else 1 for i in range(len(shape))])
-    spectrum = (4 * np.pi ** 2 * k2 / length ** 2 + tau ** 2) ** (-alpha / 2)
+        k = k.reshape([-1 if i == axis else 1 for i in range(len(shape))])
+        k2 = k2 + k ** 2
+        if k_max is not None:
+            band = band * (np.abs(k) <= k_max)
+    spectrum = (4 * np.pi ** 2 * k2 / length ** 2 + tau ** 2) ** (-alpha / 2) * band
     spectrum.flat[0] = 0.0
-    if k_max is not None:
-        for axis, n in enumerate(shape):
-            k = np.fft.rfftfreq(n, 1.0 / n) if axis == len(shape) - 1 else np.fft.fftfreq(n, 1.0 / n)
-            keep = (np.abs(k) <= k_max).reshape([-1 if i == axis else 1 for i in range(len(shape))])
-            spectrum = spectrum * keep
     axes = list(range(len(shape)))
     field = np.fft.irfftn(np.fft.rfftn(white, axes=axes) * spectrum, s=shape, axes=axes)
     std = field.std()

@@ -72,23 +72,6 @@ def meshes_for(sizes: Sequence[int], base=None) -> list:
     return out
 
 
-def _seconds(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
-def _fastest(timed: Callable[[], float], budget: float = 2.0) -> float:
-    """The fastest of up to 3 calls of ``timed`` (which returns its own seconds), as the demo times: one
-    call only when it takes more than ``budget`` seconds."""
-    best = timed()
-    for _ in range(2):
-        if best > budget:
-            break
-        best = min(best, timed())
-    return best
-
-
 def run(model_path: str, sizes: Sequence[int] = DEFAULT_SIZES, device: str = "auto", mesh_path: str | None = None
         ) -> str:
     """Measure every size in one run and return the table text: the checkpoint's predict time
@@ -116,6 +99,7 @@ def run(model_path: str, sizes: Sequence[int] = DEFAULT_SIZES, device: str = "au
     options, field = CASES[name]
     problem = get_problem(name)
     cuda = surrogate.device.startswith("cuda")
+    sync = torch.cuda.synchronize if cuda else _no_sync
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         surrogate.predict(Mesh.unit_square(8), **options)  # warm-up
@@ -137,13 +121,13 @@ def run(model_path: str, sizes: Sequence[int] = DEFAULT_SIZES, device: str = "au
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             # times without the memory watcher (its polling thread slowed small predictions), warm
-            t_pred = _fastest(lambda: surrogate.timed_prediction(mesh, **options)[1])
-            t_fe = _fastest(lambda: _seconds(lambda: problem.run(mesh, options)))
+            t_pred = _best_time(lambda: surrogate.prediction(mesh, **options), 3, sync, budget=2.0)
+            t_fe = _best_time(lambda: problem.run(mesh, options), 3, _no_sync, budget=2.0)
         rel = relative_error(mesh, prediction.fields[field], sol.fields[field])
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                t_ref = _fastest(lambda: _seconds(lambda: problem.refine(mesh, options, prediction.fields)))
+                t_ref = _best_time(lambda: problem.refine(mesh, options, prediction.fields), 3, _no_sync, budget=2.0)
             refine = f"{t_ref:>9.3f} {t_fe / (t_pred + t_ref):>13.2f}"
         except InputError:
             refine = f"{'n/a':>9} {'n/a':>13}"
@@ -151,7 +135,7 @@ def run(model_path: str, sizes: Sequence[int] = DEFAULT_SIZES, device: str = "au
         rows.append(f"{mesh.n_cells:>9} {mesh.n_points:>9} {t_pred:>10.3f} {t_fe:>8.3f} {t_fe / t_pred:>10.2f} "
                     f"{refine} {mem_pred:>11.0f} {mem_fe:>8.0f} {rel:>7.3f}  "
                     f"{'inside' if not outside else f'outside ({outside})'}")
-    rows.append("times: the fastest of 3 warm calls (1 above 2 s); predict includes the features and graph encoding; "
+    rows.append("times: the fastest of 3 warm calls (a single one above 2 s); predict includes the features and graph encoding; "
                 "refine: the problem's solver from the prediction to its usual tolerance (Newton, or AMG-CG); "
                 "peak MiB (a separate call): resident-set growth (CPU) or CUDA max allocated (GPU); range: the "
                 "checkpoint's domain of validity (number of warnings)")
@@ -205,9 +189,20 @@ def linear_shapes(model, *inputs) -> list[tuple[int, int, int]]:
     return shapes
 
 
-def _best_time(fn: Callable[[], object], repeats: int, sync: Callable[[], None]) -> float:
+def _no_sync() -> None:
+    """The CPU's stand-in for ``torch.cuda.synchronize``."""
+
+
+def _best_time(fn: Callable[[], object], repeats: int, sync: Callable[[], None], budget: float = float("inf")
+               ) -> float:
+    """Seconds of the fastest of ``repeats`` calls of ``fn`` after a warm-up call (each ended by ``sync``);
+    the warm-up's own time when it takes more than ``budget`` seconds."""
+    start = time.perf_counter()
     fn()
     sync()
+    first = time.perf_counter() - start
+    if first > budget:
+        return first
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
@@ -235,7 +230,7 @@ def throughput(nodes: int, device: str, latent: int = 128, layers: int = 15, rep
     model = model.to(device).eval()
     shapes = linear_shapes(model, g.x, g.edge_index, g.edge_attr)
     flops = sum(2 * r * i * o for r, i, o in shapes)
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else _no_sync
     with torch.no_grad():
         t_model = _best_time(lambda: model(g.x, g.edge_index, g.edge_attr), repeats, sync)
     gen = torch.Generator(device=device).manual_seed(0)

@@ -103,9 +103,8 @@ def info(mesh: Path = typer.Argument(..., help="Mesh file (any format meshio rea
         typer.echo(json.dumps(summary, indent=2))
         return
     from rich.console import Console
-    from rich.table import Table
-
     from rich.markup import escape
+    from rich.table import Table
 
     console = Console(soft_wrap=True)  # a long path stays on its line (the terminal wraps it, scripts can grep it)
     console.print(f"[bold]{escape(str(summary['file']))}[/bold]: {summary['dimension']}D, {summary['nodes']} nodes, "
