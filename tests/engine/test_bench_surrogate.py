@@ -29,6 +29,10 @@ def test_rows_of_the_demo_model_on_its_own_plate():
     cells, nodes, predict_s, fe_s, ratio, refine_s, refine_ratio, *_, rel, where = row.split()
     assert (int(cells), int(nodes)) == (plate.n_cells, plate.n_points) and where == "inside"
     assert float(rel) < 0.01
-    # the times are printed to 1 ms, the ratio from the unrounded times
-    assert abs(float(ratio) - float(fe_s) / float(predict_s)) < 0.02 * float(ratio) + 0.01
+    # the times are printed to 1 ms and the ratio from the unrounded times, so the ratio lies in
+    # the interval the rounding leaves (a 10 ms predict alone is known only to 5 %)
+    half_ms = 0.0005
+    lowest = (float(fe_s) - half_ms) / (float(predict_s) + half_ms)
+    highest = (float(fe_s) + half_ms) / (float(predict_s) - half_ms)
+    assert lowest <= float(ratio) * 1.005 and float(ratio) * 0.995 <= highest
     assert float(refine_s) > 0 and re.match(r"^\d+\.\d\d$", refine_ratio)
