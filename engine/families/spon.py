@@ -49,15 +49,41 @@ model runs on the trained levels and its prediction is prolonged exactly to
 the given mesh; any other mesh is the coarsest level of a hierarchy refined
 L times (with a warning when the mesh is finer than the training meshes).
 ``graphfem evaluate`` serves each sample's fine mesh the same way.
+
+Domain of validity (:mod:`graphfem.validity`): every checkpoint stores the
+ranges of its training split (``meta["validity"]``, the names in
+``meta["problem"]["inputs"]``, :data:`INPUT_NAMES`): the extent, aspect and
+cell types of the training meshes and the min/max over the DOFs of what the
+processor reads, after SPON's own scaling (:func:`validity_case`): the input
+channels (Poisson f D²/(κ_h s) and log κ/κ_h; the hyperelastic body force and
+traction over their units 0.1; the flow's inflow peak over 0.45 and the
+distance to the cylinder over the channel height), Poisson's Dirichlet values
+over s (on the Dirichlet DOFs; the other families' are fixed by the model),
+and the local mesh size h_i / D of the level the model runs on (the DOF
+graph's h, D the bounding-box diameter). The coordinates and flags of the
+geometry features lie in [0, 1] on every mesh and are not stored. A
+prediction is checked on the *served* fine level, before the forward pass:
+a finer mesh unrefined to the trained levels is inside where its unrefinement
+is, one the levels cannot match shows as a local mesh size outside. The node
+count is stored (of the training meshes) but never checked: the model runs
+on the trained levels whatever the given mesh's size, and its prediction is
+prolonged exactly. The extent is checked only for ``spon-hyperelastic`` and
+``spon-flow``, whose reference loads and distances are in the mesh's units;
+``spon-poisson``'s inputs are scale-free (the ``scale`` claim). Outside the
+ranges ``predict`` warns once per input, ``--strict`` refuses;
+``evaluate`` reports the errors inside and outside apart. Checkpoints from
+before the ranges were stored predict silently (refused under ``--strict``).
 """
 from __future__ import annotations
 
 import json
 import time
+import warnings
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from graphfem import validity
 from graphfem.datasets import spon as spon_data
 from graphfem.meshes import FESpace, Mesh
 from graphfem.meshes.errors import GraphfemError, InputError
@@ -70,6 +96,20 @@ HYPER_LOADS = (0.1, 0.1)  # body-force and traction units
 FLOW_SPEED = 0.45  # inflow peak unit of the spon-flow input channel
 
 _HIERARCHIES: dict = {}
+
+#: the names, in the stored training ranges, of the encoded input channels of each data family; Poisson adds
+#: :data:`DIRICHLET_INPUT`, every family :data:`SIZE_INPUT` (module docstring, :func:`validity_case`)
+INPUT_NAMES = {
+    "spon-poisson": ("source f*D^2/(kappa_h*s)", "log(kappa/kappa_h)"),
+    "spon-hyperelastic": (f"body force x / {HYPER_LOADS[0]:g}", f"body force y / {HYPER_LOADS[0]:g}",
+                          f"traction x on {spon_data.HYPER['loaded']!r} / {HYPER_LOADS[1]:g}",
+                          f"traction y on {spon_data.HYPER['loaded']!r} / {HYPER_LOADS[1]:g}"),
+    "spon-flow": (f"inflow peak U / {FLOW_SPEED:g}", "distance to the cylinder / channel height"),
+}
+#: Poisson's Dirichlet values over the output scale s, on the Dirichlet DOFs
+DIRICHLET_INPUT = "Dirichlet value u/s"
+#: the local mesh size of the level the model runs on, over the bounding-box diameter
+SIZE_INPUT = "local mesh size h/D"
 
 
 def hierarchy_for(coarse: Mesh, levels: int, order: int, vector: bool, mg_levels: int | None = None,
@@ -353,19 +393,47 @@ def _records(data, indices: Sequence[int]) -> list:
     return [spon_data.record(data.group(i), data.family, f"{data.path}:{data.names[i]}") for i in indices]
 
 
-def serve(model, meta_problem: Mapping[str, Any], mesh: Mesh, options: Mapping[str, Any], device: str = "cpu"):
+def validity_case(family: str, mesh: Mesh, sample, nodes: bool = False) -> dict[str, Any]:
+    """The :func:`graphfem.validity.describe` case of one prediction: the extent, aspect and
+    cell type of ``mesh`` (the given one), and the [min, max] over the DOFs of ``sample`` (the
+    encoded case on the level the model runs on) of its input channels (:data:`INPUT_NAMES`),
+    Poisson's Dirichlet values over s on the Dirichlet DOFs (where it has any,
+    :data:`DIRICHLET_INPUT`) and the local mesh size h_i / D of the DOF graph, D the
+    bounding-box diameter of that level (:data:`SIZE_INPUT`). With ``nodes`` the case has the
+    node count of ``mesh`` (training cases: :func:`graphfem.validity.ranges` takes it); a
+    prediction leaves it out, so that it is not checked (module docstring)."""
+    graph = sample.hierarchy.graphs[-1]
+    lo, hi = sample.hierarchy.fine.mesh.bounding_box
+    values = {name: sample.inputs[:, k] for k, name in enumerate(INPUT_NAMES[family])}
+    if family == "spon-poisson" and sample.dirichlet_mask.any():
+        values[DIRICHLET_INPUT] = sample.dirichlet_values[sample.dirichlet_mask] / sample.scale
+    values[SIZE_INPUT] = graph.h / float(np.linalg.norm(np.asarray(hi, float) - np.asarray(lo, float)))
+    case = validity.describe(mesh, np.zeros((mesh.n_points, 0)), [])
+    case["features"] = {name: [float(np.min(v)), float(np.max(v))] for name, v in values.items()}
+    if not nodes:
+        del case["nodes"]
+    return case
+
+
+def serve(model, meta_problem: Mapping[str, Any], mesh: Mesh, options: Mapping[str, Any], device: str = "cpu",
+          check=None):
     """(V_h of ``mesh``, (n, c) predicted coefficients in it) for the problem
     ``options`` (parsed, or a stored sample's :func:`case_options`), through
     the hierarchy of :func:`model_hierarchy`. A prediction on another mesh of
     the nested family is prolonged exactly to ``mesh``, and the Dirichlet
-    DOFs of ``mesh`` are then set to their values, as the decoder does."""
+    DOFs of ``mesh`` are then set to their values, as the decoder does.
+    ``check`` (a callable of the encoded :class:`~graphfem.operators.spon.SPONSample`)
+    runs before the forward pass: the domain-of-validity check of ``predict``."""
     from graphfem.operators.spon import prolongation
 
     p = meta_problem
     family, order, vector = p["data_family"], int(p["order"]), bool(p["vector"])
     H, on_mesh = model_hierarchy(mesh, float(p.get("fine_size", relative_size(mesh))), int(model.config.levels),
                                  order, vector)
-    u = coefficients(model, [encode_case(family, H, options, source_mesh=mesh)], device=device)[0]
+    sample = encode_case(family, H, options, source_mesh=mesh)
+    if check is not None:
+        check(sample)
+    u = coefficients(model, [sample], device=device)[0]
     if on_mesh:
         return H.fine, u
     here = encode_case(family, hierarchy_for(mesh, 0, order, vector), options)
@@ -418,6 +486,7 @@ class SPONFamily(Family):
 
     name = "spon"
     models = ("spon", "spon_mg")
+    checks_validity = True
     consumes = "FE spaces (nested Lagrange hierarchies, DOF graphs, FE mass/stiffness matrices) of SPON data files"
 
     # ---------------------------------------------------------------- data
@@ -458,14 +527,16 @@ class SPONFamily(Family):
             raise exc.with_source(source) from None
         problem = get_problem(problem_of(family))
         field = spon_data.FIELDS[family]
-        meta = {"normalisation": {"in_model": ["x_mean", "x_std"]},
+        domain = validity.ranges(validity_case(family, records[i].mesh, samples[i], nodes=True) for i in train)
+        meta = {"normalisation": {"in_model": ["x_mean", "x_std"]}, "validity": domain,
                 "problem": {"name": problem.name, "data_family": family, "dim": 2,
                             "cell_types": sorted({r.mesh.cell_type for r in records}), "fields": [field],
                             "units": {field: problem.fields[field]}, "order": int(shared["order"]),
                             "vector": family != "spon-poisson", "levels": refined,
                             "fine_size": float(np.median([relative_size(records[i].mesh) for i in train])),
                             "fixed": {k: shared[k] for k in spon_data.FIXED[family]},
-                            "options": list(spon_data.INPUTS[family] + spon_data.FIXED[family])}}
+                            "options": list(spon_data.INPUTS[family] + spon_data.FIXED[family]),
+                            "inputs": list(domain["features"])}}
         return Setup(model, meta, train, list(split["val"]), list(split["test"]),
                      {"samples": samples, "levels": levels, "norm": norm})
 
@@ -498,7 +569,21 @@ class SPONFamily(Family):
         """The given options with the values the model was trained with for the shared ones (E, ν, fix, ...)."""
         return {**meta["problem"]["fixed"], **{k: v for k, v in options.items() if v is not None}}
 
-    def predict(self, model, meta, mesh, options, device) -> Prediction:
+    def check_meta(self, model, meta, source) -> None:
+        """The training ranges, where the checkpoint stores them (one per name of ``problem.inputs``)."""
+        validity.check_stored(meta.get("validity"), meta.get("problem", {}).get("inputs", []), source)
+
+    @staticmethod
+    def _check(meta, mesh: Mesh, strict: bool):
+        """The ``check`` of :func:`serve`: the case against the stored ranges (:mod:`graphfem.validity`),
+        the extent left out on ``spon-poisson`` (scale-free inputs)."""
+        family = meta["problem"]["data_family"]
+        return lambda sample: validity.check(meta.get("validity"), validity_case(family, mesh, sample), strict,
+                                             family == "spon-poisson", mesh.source)
+
+    def predict(self, model, meta, mesh, options, device, strict: bool = False) -> Prediction:
+        """The field on ``mesh``; a case outside the training ranges warns once per input
+        (module docstring), or is refused with ``strict``."""
         from graphfem.physics.problem import get_problem
 
         p = meta["problem"]
@@ -506,7 +591,7 @@ class SPONFamily(Family):
             raise InputError(f"the SPON model was trained on {p['dim']}D {', '.join(p['cell_types'])} meshes, this "
                              f"mesh is {mesh.dim}D {mesh.cell_type}", mesh.source)
         params = parse_options(get_problem(p["name"]), p, mesh, options)
-        space, u = serve(model, p, mesh, params, device)
+        space, u = serve(model, p, mesh, params, device, check=self._check(meta, mesh, strict))
         field = p["fields"][0]
         return Prediction(mesh, {field: space.to_nodes(u.reshape(-1))}, {field: p["units"][field]})
 
@@ -523,22 +608,28 @@ class SPONFamily(Family):
                                 f"samples; it evaluates on {family} files (coarse meshes and V_h coefficients)",
                                 data.path)
         n = len(data) if limit <= 0 else min(limit, len(data))
-        errs, t_pred, t_fe, fe_check = [], [], [], []
+        errs, t_pred, t_fe, fe_check, inside = [], [], [], [], []
         with Progress(disable=not progress, transient=True) as bar:
             task = bar.add_task("evaluating", total=n)
             for r in _records(data, range(n)):
                 start = time.perf_counter()
-                space, u = serve(model, meta["problem"], r.mesh, case_options(r), device)
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", validity.ValidityWarning)
+                    space, u = serve(model, meta["problem"], r.mesh, case_options(r), device,
+                                     check=self._check(meta, r.mesh, False))
                 errs.append(float(space.relative_l2_error(u.reshape(-1), r.dofs.reshape(-1))))
                 t_pred.append(time.perf_counter() - start)
+                inside.append(not any(issubclass(w.category, validity.ValidityWarning) for w in caught))
                 if compare_fe:
                     start = time.perf_counter()
                     u = spon_data.solve_case(r.family, r.mesh, r.params, int(r.params["order"]))
                     t_fe.append(time.perf_counter() - start)
                     fe_check.append(space.relative_l2_error(u.dofs[spon_data.FIELDS[r.family]], r.dofs))
                 bar.advance(task)
-        return evaluation_summary(errs, t_pred, device, t_fe if compare_fe else None, fe_check)
+        return evaluation_summary(errs, t_pred, device, t_fe if compare_fe else None, fe_check,
+                                  inside if meta.get("validity") else None)
 
 
-__all__ = ["SPONFamily", "build", "case_options", "coefficients", "encode", "encode_case", "errors",
-           "hierarchy_for", "load_samples", "model_hierarchy", "parse_options", "relative_size", "serve"]
+__all__ = ["DIRICHLET_INPUT", "INPUT_NAMES", "SIZE_INPUT", "SPONFamily", "build", "case_options", "coefficients",
+           "encode", "encode_case", "errors", "hierarchy_for", "load_samples", "model_hierarchy", "parse_options",
+           "relative_size", "serve", "validity_case"]
