@@ -65,7 +65,8 @@ def violations(stored: Mapping[str, Any], case: Mapping[str, Any], dimensionless
 
     A range [lo, hi] is widened by 1e-6 of its scale max(|lo|, |hi|, hi − lo)
     so that round-off of the same case never counts; ``extent`` is skipped
-    for ``dimensionless`` inputs (the model sees x/L)."""
+    for ``dimensionless`` inputs (the model sees x/L), and a mesh quantity
+    the case leaves out (a model the node count does not reach) is not checked."""
 
     def outside(value_lo: float, value_hi: float, lo: float, hi: float) -> bool:
         slack = 1e-6 * max(abs(lo), abs(hi), hi - lo, 1e-300)
@@ -80,7 +81,7 @@ def violations(stored: Mapping[str, Any], case: Mapping[str, Any], dimensionless
     if case["cell_type"] not in stored["cell_types"]:
         lines.append(f"cell type {case['cell_type']}: the model was trained on {', '.join(stored['cell_types'])}")
     for key in MESH_KEYS:
-        if key == "extent" and dimensionless:
+        if key not in case or (key == "extent" and dimensionless):
             continue
         lo, hi = stored[key]
         if outside(case[key], case[key], lo, hi):

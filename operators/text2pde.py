@@ -699,7 +699,7 @@ class LatentDiffusion(nn.Module):
         if sampler not in ("ddim", "dpm++2m"):
             raise InputError(f"--sampler {sampler!r}: ddim or dpm++2m")
         if steps < 1 or steps > self.config.timesteps:
-            raise InputError(f"--steps must lie in 1..{self.config.timesteps}, got {steps}")
+            raise InputError(f"--sampler-steps must lie in 1..{self.config.timesteps}, got {steps}")
         p = next(self.parameters())
         z = torch.randn((n, *self.ae.latent_shape), generator=generator, dtype=torch.float64).to(p)
         if unconditional:

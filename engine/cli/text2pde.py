@@ -58,6 +58,8 @@ def register(app: typer.Typer) -> None:
                       sampler: str = typer.Option("ddim", "--sampler", help="ddim or dpm++2m."),
                       guidance: float = typer.Option(1.0, "--guidance", help="Classifier-free guidance scale "
                                                      "(1: conditional only)."),
+                      strict: bool = typer.Option(False, "--strict", help="Refuse conditioning outside the "
+                                                  "model's training ranges (default: a warning per number)."),
                       device: str = typer.Option("auto", "--device", help="auto, cpu or cuda.")) -> None:
         """Generate a whole trajectory with a Text2PDE latent diffusion model (templated captions: parameter
         conditioning, not language understanding)."""
@@ -101,7 +103,7 @@ def register(app: typer.Typer) -> None:
         y0 = read_first_frame(first_frame, meta["problem"]["fields"], mesh) if first_frame else None
         start = time.perf_counter()
         pred = generate(model, meta, mesh, prompt=prompt, first_frame=y0, seeds=[seed], steps=steps,
-                        sampler=sampler, guidance=guidance, device=device)[0]
+                        sampler=sampler, guidance=guidance, device=device, strict=strict)[0]
         took = time.perf_counter() - start
         pred.write(output)
         typer.echo(f"wrote {output}: {', '.join(pred.fields)} at {mesh.n_points} nodes, {len(pred.times)} frames "

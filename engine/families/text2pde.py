@@ -26,6 +26,12 @@ options into the caption (text models) or the vector (params models) and returns
 problem's Dirichlet values (no slip, the inflow profile) exactly in every generated frame
 (:func:`dirichlet_of`); ∇·u = 0 is not imposed.
 
+Domain of validity (:mod:`graphfem.validity`): a diffusion checkpoint stores the ranges of the numbers its
+training samples were conditioned on (:func:`conditioning_inputs`: the caption's, the parameter vector's, or a
+first frame's inflow peak and cylinder) and of their meshes' extent and aspect (and node count, for the
+first-frame encoder; the decoder only queries points). A generation outside them warns once per number, or is
+refused with ``strict``. A prompt whose cylinder is not the mesh's is refused.
+
 Captions are templated from the parameters: conditioning on them is parameter conditioning, not language
 understanding.
 """
@@ -33,10 +39,12 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from graphfem import validity
 from graphfem.meshes import Mesh
 from graphfem.meshes.errors import GraphfemError, InputError
 
@@ -123,6 +131,7 @@ class Text2PDEFamily(Family):
     name = "text2pde"
     models = ("text2pde-ae", "text2pde-ldm")
     consumes = "transient fields on meshes (cylinder-wake: u, v, p over T frames) and their captions"
+    checks_validity = True
 
     def trains_on(self, data) -> bool:
         from graphfem.datasets.simulations import problem_of
@@ -154,6 +163,10 @@ class Text2PDEFamily(Family):
         else:
             model = self._setup_ldm(cls, config, extras, samples, train, problem, state, source)
             meta["caption_example"] = samples[train[0]]["caption"]
+            cases = [_validity_case(model, samples[i]["mesh"], conditioning_inputs(
+                model, samples[i]["mesh"], **conditioning_of(model, problem, samples[i]))) for i in train]
+            meta["validity"] = validity.ranges(cases)
+            meta["problem"]["inputs"] = list(cases[0]["features"])
         return Setup(model, meta, train, list(split["val"]), list(split["test"]), state)
 
     @staticmethod
@@ -353,9 +366,12 @@ class Text2PDEFamily(Family):
     def check_meta(self, model, meta, source) -> None:
         if meta.get("problem", {}).get("name") not in PROBLEMS or not meta["problem"].get("times"):
             raise GraphfemError("text2pde checkpoint metadata lacks its problem or frame times", source)
+        validity.check_stored(meta.get("validity"), meta["problem"].get("inputs", []), source)
 
     # ---------------------------------------------------------------- inference
-    def predict(self, model, meta, mesh, options, device) -> Prediction:
+    def predict(self, model, meta, mesh, options, device, strict: bool = False) -> Prediction:
+        """One generated trajectory (seed 0) for the problem's ``options``; outside the training ranges
+        it warns once per input, or is refused with ``strict``."""
         from graphfem.physics.problem import get_problem
 
         if model.registry_name != "text2pde-ldm":
@@ -372,7 +388,7 @@ class Text2PDEFamily(Family):
             cond = {"prompt": problem.describe(params)}
         else:
             cond = {"params": param_vector(problem, params)[1]}
-        return generate(model, meta, mesh, **cond, device=device, options=params)[0]
+        return generate(model, meta, mesh, **cond, device=device, options=params, strict=strict)[0]
 
     def evaluate(self, model, meta, data, device, limit=0, compare_fe=False, progress=True) -> dict:
         from graphfem.datasets.simulations import problem_of
@@ -385,17 +401,20 @@ class Text2PDEFamily(Family):
                                 data.path)
         problem = get_problem(meta["problem"]["name"])
         n = len(data) if limit <= 0 else min(limit, len(data))
-        errors, times = [], []
+        errors, times, inside = [], [], []
         for i in range(n):
             s = _sample_of(problem, data, i)
             start = time.perf_counter()
-            pred = generate(model, meta, s["mesh"], **conditioning_of(model, problem, s), device=device,
-                            options=s["options"])[0]
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", validity.ValidityWarning)
+                pred = generate(model, meta, s["mesh"], **conditioning_of(model, problem, s), device=device,
+                                options=s["options"])[0]
             times.append(time.perf_counter() - start)
+            inside.append(not any(issubclass(w.category, validity.ValidityWarning) for w in caught))
             y = np.stack([pred.fields[k] for k in meta["problem"]["fields"]], -1)
             errors.append(float(np.mean(list(relative_errors(s["mesh"], y, s["y"],
                                                              meta["problem"]["fields"]).values()))))
-        return evaluation_summary(errors, times, device)
+        return evaluation_summary(errors, times, device, inside=inside if meta.get("validity") else None)
 
 
 def conditioning_of(model, problem, s: Mapping[str, Any]) -> dict:
@@ -406,6 +425,40 @@ def conditioning_of(model, problem, s: Mapping[str, Any]) -> dict:
     if kind == "params":
         return {"params": param_vector(problem, s["options"])[1]}
     return {"first_frame": s["y"][0]}
+
+
+def conditioning_inputs(model, mesh: Mesh, *, prompt: str | None = None, first_frame: np.ndarray | None = None,
+                        params: np.ndarray | None = None) -> dict[str, float]:
+    """The numbers one generation is conditioned on, by name: a prompt's (:func:`parse_caption`: radius, x, y,
+    inlet velocity and the Reynolds number where given), the parameter vector's (``model.config.param_names``),
+    or for a first frame (n, C) on ``mesh`` its inflow peak ``u_max`` (:func:`inlet_peak`) and the mesh's
+    cylinder (``radius``, ``centre[0]``, ``centre[1]``). A prompt whose cylinder is not the mesh's (radius off
+    by more than 5 %, centre by more than 0.2 r, as ``solve --radius/--centre``) is a one-line InputError."""
+    from graphfem.physics.cylinder_wake import channel_tags, cylinder_of, inlet_peak, parse_caption
+
+    if params is not None:
+        return dict(zip(model.config.param_names, np.asarray(params, float).ravel().tolist()))
+    mesh = channel_tags(mesh)
+    (cx, cy), r = cylinder_of(mesh)
+    if prompt is not None:
+        found = parse_caption(prompt)
+        if abs(found["radius"] - r) > 0.05 * r or np.hypot(found["x"] - cx, found["y"] - cy) > 0.2 * r:
+            raise InputError(f"prompt: a cylinder of radius {found['radius']:g} at ({found['x']:g}, {found['y']:g}); "
+                             f"the mesh's has radius {r:.4g} at ({cx:.4g}, {cy:.4g})", mesh.source)
+        return found
+    y0 = np.asarray(first_frame, float)
+    return {"u_max": inlet_peak(mesh, y0[:, 0], y0[:, 1]), "radius": r, "centre[0]": cx, "centre[1]": cy}
+
+
+def _validity_case(model, mesh: Mesh, inputs: Mapping[str, float], query: bool = False) -> dict[str, Any]:
+    """The :func:`graphfem.validity.describe` case of one generation (``query``) or training sample. A query
+    is checked on its node count only where the model encodes the mesh's nodes (a first frame): the decoder
+    queries any points."""
+    values = np.tile(np.asarray(list(inputs.values()), float), (mesh.n_points, 1))
+    case = validity.describe(mesh, values, list(inputs))
+    if query and model.config.context != "first-frame":
+        case.pop("nodes")
+    return case
 
 
 def dirichlet_of(model, problem, mesh: Mesh, *, prompt: str | None = None, first_frame: np.ndarray | None = None,
@@ -460,14 +513,15 @@ def sample_trajectories(model, mesh: Mesh, times: np.ndarray, cond: Mapping[str,
 def generate(model, meta: Mapping[str, Any], mesh: Mesh, *, prompt: str | None = None,
              first_frame: np.ndarray | None = None, params: np.ndarray | None = None, seeds: Sequence[int] = (0,),
              steps: int = 20, sampler: str = "ddim", guidance: float = 1.0, device: str = "cpu",
-             options: Mapping[str, Any] | None = None) -> list[Prediction]:
+             options: Mapping[str, Any] | None = None, strict: bool = False) -> list[Prediction]:
     """Generated trajectories on ``mesh`` (one :class:`Prediction` per seed, fields u, v, p (T, n)).
 
     Exactly the conditioning the model was trained with: ``prompt`` (its numbers checked by the problem's
     caption parser, their count against the training captions'), ``first_frame`` (n, C) on ``mesh``'s
     nodes, or ``params`` (the vector). The Dirichlet data of the problem (:func:`dirichlet_of`, from
-    ``options`` when given, else from the conditioning) hold exactly in every frame. Bad input is a
-    one-line :class:`InputError`."""
+    ``options`` when given, else from the conditioning) hold exactly in every frame. Conditioning outside the
+    checkpoint's training ranges warns once per number (:class:`~graphfem.validity.ValidityWarning`), or
+    with ``strict`` is refused. Bad input is a one-line :class:`InputError`."""
     from graphfem.physics.problem import get_problem
 
     if model.registry_name != "text2pde-ldm":
@@ -482,6 +536,9 @@ def generate(model, meta: Mapping[str, Any], mesh: Mesh, *, prompt: str | None =
     problem = get_problem(meta["problem"]["name"])
     times = np.asarray(meta["problem"]["times"], float)
     cond = _condition(model, problem, mesh, prompt, first_frame, params, meta.get("caption_example", ""))
+    inputs = conditioning_inputs(model, mesh, prompt=prompt, first_frame=first_frame, params=params)
+    validity.check(meta.get("validity"), _validity_case(model, mesh, inputs, query=True), strict,
+                   source=mesh.source)
     fixed = dirichlet_of(model, problem, mesh, prompt=prompt, first_frame=first_frame, params=params, options=options)
     preds = []
     for y in sample_trajectories(model, mesh, times, cond, seeds, steps, sampler, guidance, device, dirichlet=fixed):
@@ -522,5 +579,6 @@ def _condition(model, problem, mesh: Mesh, prompt, first_frame, params, example:
     return Text2PDEFamily.first_frame(model.ae, mesh, y0)
 
 
-__all__ = ["FAMILY_KEYS", "PROBLEMS", "Text2PDEFamily", "cloud", "conditioning_of", "dirichlet_of", "generate",
+__all__ = ["FAMILY_KEYS", "PROBLEMS", "Text2PDEFamily", "cloud", "conditioning_inputs", "conditioning_of",
+           "dirichlet_of", "generate",
            "param_vector", "relative_errors", "sample_trajectories"]

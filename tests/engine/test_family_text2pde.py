@@ -295,6 +295,51 @@ def test_generate_text_bad_input_is_one_line_and_no_file(trained, tmp_path):
     assert Mesh.read(mesh).n_points > 0
 
 
+@pytest.mark.slow
+def test_conditioning_outside_the_training_ranges_warns_and_strict_refuses(trained, tmp_path, capsys):
+    """A training sample's caption on a mesh of our own with its cylinder generates without a warning; at
+    3 m/s (the data drew u_max from [0.75, 1.5]) it warns once, naming the number and its range, and is
+    refused under --strict without a file; the same through predict's --u-max; a prompt whose cylinder is
+    not the mesh's is refused; evaluate splits the errors inside / outside."""
+    from graphfem.checkpoint import read_tensors
+    from graphfem.datasets.simulations import SimulationData
+    from graphfem.physics.channel import channel_mesh
+    from graphfem.physics.problem import get_problem
+
+    files, data = trained
+    text, params = files / "text" / "model.safetensors", files / "params" / "model.safetensors"
+    meta = read_tensors(text)[1]
+    lo, hi = meta["validity"]["features"]["inlet velocity"]
+    assert 0.75 <= lo < hi <= 1.5 and "nodes" in meta["validity"]
+    o = SimulationData(data).sample(meta["provenance"]["split"]["train"][0]).options
+    mesh, out = tmp_path / "c.msh", tmp_path / "g.pvd"
+    channel_mesh(16, order=1, centre=tuple(o["centre"]), radius=o["radius"]).write(mesh)
+    describe = get_problem("cylinder-wake").describe
+    inside, fast = describe(o), describe({**o, "u_max": 3.0})
+    capsys.readouterr()
+    assert main(["generate-text", inside, "--mesh", str(mesh), "--model", str(text), "-o", str(out)]) == 0
+    assert "domain of validity" not in capsys.readouterr().err
+    assert main(["generate-text", fast, "--mesh", str(mesh), "--model", str(text), "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert f"input 'inlet velocity' spans [3, 3], outside the training range [{lo:.4g}, {hi:.4g}]" in err
+    assert "nodes" not in err  # the decoder queries points: the text model's node count is free
+    out.unlink()
+    elsewhere = describe({**o, "radius": 1.3 * o["radius"]})
+    for args in (["generate-text", fast, "--mesh", str(mesh), "--model", str(text), "--strict"],
+                 ["generate-text", elsewhere, "--mesh", str(mesh), "--model", str(text)],
+                 ["predict", str(params), str(mesh), "--u-max", "3", "--strict"]):
+        assert main([*args, "-o", str(out)]) == 1
+        assert not out.exists()
+    err = capsys.readouterr().err
+    assert "--strict: input 'inlet velocity' spans [3, 3]" in err and "--strict: input 'u_max' spans [3, 3]" in err
+    assert f"the mesh's has radius {o['radius']:.4g}" in err
+    assert main(["predict", str(params), str(mesh), "--u-max", "3", "-o", str(out)]) == 0
+    assert "input 'u_max' spans [3, 3]" in capsys.readouterr().err
+    assert main(["evaluate", str(params), str(data), "--json", "--limit", "3"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["inside"]["samples"] + summary["outside"]["samples"] == 3
+
+
 @pytest.mark.parametrize("name", ["text2pde_ae", "text2pde_text", "text2pde_ff", "text2pde_params",
                                   "text2pde_ae_gpu", "text2pde_text_gpu"])
 def test_example_configs_name_only_known_keys(name):

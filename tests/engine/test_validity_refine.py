@@ -64,6 +64,10 @@ def test_ranges_and_violations_of_described_cases():
         validity.check(stored, out, strict=True)
     with pytest.warns(validity.ValidityWarning):
         validity.check(stored, out)
+    many = validity.describe(Mesh.rectangle(20, 10, 0.0, 2.0, 0.0, 1.0), np.full((231, 1), 2.0), ["k"])
+    assert validity.violations(stored, many) == ["nodes 231 is outside the training range [25, 45]"]
+    del many["nodes"]  # a case that leaves a quantity out is not checked on it
+    assert validity.violations(stored, many) == []
 
 
 def test_round_off_of_a_training_case_is_inside():
