@@ -154,6 +154,14 @@ class Family:
         raise NotImplementedError
 
 
+def standard_deviation(a: np.ndarray) -> np.ndarray:
+    """The per-column standard deviation (F,) of samples ``a`` (N, F) for standardising inputs, with 1 for
+    a column that is constant up to round-off (std ≤ 1e-6 max|a|): a constant input such as ν = 0.001 in
+    every sample has a std of 1e-19 from round-off, and dividing by it would make any other ν enormous."""
+    s = a.std(axis=0)
+    return np.where(s > 1e-6 * max(float(np.abs(a).max()), 1e-30), s, 1.0)
+
+
 def evaluation_summary(errors: Sequence[float], predict_s: Sequence[float], device: str,
                        fe_s: Sequence[float] | None = None, fe_check: Sequence[float] | None = None,
                        inside: Sequence[bool] | None = None) -> dict[str, Any]:
@@ -261,4 +269,4 @@ def check_options(given: Mapping[str, Any], accepted: Sequence[str], what: str, 
 
 
 __all__ = ["FAMILIES", "Family", "Prediction", "Setup", "check_options", "evaluation_summary", "families",
-           "families_for", "family_of_model", "model_config", "register_family"]
+           "families_for", "family_of_model", "model_config", "register_family", "standard_deviation"]

@@ -39,7 +39,7 @@ from graphfem.meshes.errors import GraphfemError, InputError
 
 from graphfem import validity
 
-from . import Family, Prediction, Setup, evaluation_summary, register_family
+from . import Family, Prediction, Setup, evaluation_summary, register_family, standard_deviation
 from . import model_config as family_model_config
 
 #: family options in ``model:`` besides MeshGraphNetConfig's fields
@@ -168,12 +168,12 @@ class MeshGraphNetFamily(Family):
             xs = [xk for i in train for xk, _ in encoded[i]["parts"]] if parted else [encoded[i]["x"] for i in train]
             ys = [encoded[i]["y"] for i in train]
         x, y = np.concatenate(xs).astype(np.float64), np.concatenate(ys).astype(np.float64)
-        norm = {"x_mean": x.mean(0).tolist(), "x_std": _std(x).tolist(), "y_mean": y.mean(0).tolist(),
-                "y_std": _std(y).tolist()}
+        norm = {"x_mean": x.mean(0).tolist(), "x_std": standard_deviation(x).tolist(), "y_mean": y.mean(0).tolist(),
+                "y_std": standard_deviation(y).tolist()}
         if transient or parted:  # increments: a mean drift would be integrated T times; parts: linear in data
             norm["y_mean"] = [0.0] * y.shape[1]
         if transient:
-            norm["state_std"] = _std(np.concatenate([f.reshape(-1, first["c"]) for f in
+            norm["state_std"] = standard_deviation(np.concatenate([f.reshape(-1, first["c"]) for f in
                                                       (encoded[i]["frames"] for i in train_ids)])).tolist()
         model = cls(cls.Config(**config))
         meshes = [e["mesh"] for e in encoded]
@@ -485,11 +485,6 @@ class _Runner:
         for _ in range(steps):
             frames.append(frames[-1] + self._forward(g, np.concatenate([x, frames[-1]], axis=1)))
         return np.stack(frames)
-
-
-def _std(a: np.ndarray) -> np.ndarray:
-    s = a.std(axis=0)
-    return np.where(s > 1e-6 * max(float(np.abs(a).max()), 1e-30), s, 1.0)
 
 
 def _has_mesh(data) -> bool:

@@ -48,7 +48,7 @@ from graphfem import validity
 from graphfem.meshes import Mesh
 from graphfem.meshes.errors import GraphfemError, InputError
 
-from . import Family, Prediction, Setup, check_options, evaluation_summary, register_family
+from . import Family, Prediction, Setup, check_options, evaluation_summary, register_family, standard_deviation
 from . import model_config as family_model_config
 
 #: family options in ``model:`` with their defaults
@@ -176,7 +176,7 @@ class Text2PDEFamily(Family):
         lo, hi = pts.min(0), pts.max(0)
         box = np.column_stack([lo, np.where(hi > lo, hi, lo + 1)]).ravel().tolist()
         config = {"fields": int(y.shape[1]), "box": box, "mean": y.mean(0).tolist(),
-                  "std": np.where(y.std(0) > 0, y.std(0), 1.0).tolist(), **config}
+                  "std": standard_deviation(y).tolist(), **config}
         try:
             return cls(cls.Config(**config))
         except (TypeError, ValueError) as exc:
@@ -214,7 +214,7 @@ class Text2PDEFamily(Family):
                 raise GraphfemError("the captions have different counts of numbers; one template per data set")
             nums = np.asarray(numbers, float)
             config.update(numbers=int(nums.shape[1]), number_mean=nums[train].mean(0).tolist(),
-                          number_std=np.where(nums[train].std(0) > 0, nums[train].std(0), 1.0).tolist())
+                          number_std=standard_deviation(nums[train]).tolist())
             if kind == "minilm":
                 states, mask = minilm_states(captions)
                 for k, cnd in enumerate(conds):
@@ -229,7 +229,7 @@ class Text2PDEFamily(Family):
             names = vecs[0][0]
             p = np.stack([v for _, v in vecs])
             config.update(param_names=names, param_mean=p[train].mean(0).tolist(),
-                          param_std=np.where(p[train].std(0) > 0, p[train].std(0), 1.0).tolist())
+                          param_std=standard_deviation(p[train]).tolist())
             for k, cnd in enumerate(conds):
                 cnd["params"] = p[k]
         else:

@@ -65,6 +65,16 @@ run: {{out: {out}, seed: 0, threads: 1, checkpoint_every: 10000, progress: false
     return path
 
 
+def test_a_constant_input_is_standardised_by_one():
+    """ν = 0.001 in every sample has a round-off std of 6.5e-19 (measured on the example data); standardising
+    by it made ν = 0.004 an input of 5e15 and a non-finite trajectory."""
+    from graphfem.families import standard_deviation
+
+    a = np.column_stack([np.linspace(0.75, 1.5, 103), np.full(103, 0.001) + np.tile([0.0, 1e-19, -1e-19], 35)[:103]])
+    assert a[:, 1].std() > 0
+    np.testing.assert_array_equal(standard_deviation(a), [a[:, 0].std(), 1.0])
+
+
 def test_captions_carry_the_numbers():
     from graphfem.physics.cylinder_wake import parse_caption
     from graphfem.physics.problem import get_problem
@@ -335,6 +345,9 @@ def test_conditioning_outside_the_training_ranges_warns_and_strict_refuses(train
     assert f"the mesh's has radius {o['radius']:.4g}" in err
     assert main(["predict", str(params), str(mesh), "--u-max", "3", "-o", str(out)]) == 0
     assert "input 'u_max' spans [3, 3]" in capsys.readouterr().err
+    out.unlink()
+    assert main(["predict", str(params), str(mesh), "--u-max", str(o["u_max"]), "--nu", "0.004", "-o", str(out)]) == 0
+    assert "input 'nu' spans [0.004, 0.004], outside the training range [0.001, 0.001]" in capsys.readouterr().err
     assert main(["evaluate", str(params), str(data), "--json", "--limit", "3"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["inside"]["samples"] + summary["outside"]["samples"] == 3
