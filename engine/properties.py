@@ -6,7 +6,8 @@ encoding:
 
 * **dirichlet**: the prediction at the values the options fix, against the values the FE
   solver imposes (:meth:`graphfem.physics.Problem.essential`); the deviation
-  max |û_i − g_i| over the fixed node components must be 0.0 exactly.
+  max |û_i − g_i| over the fixed node components (and over every frame of a time
+  series) must be 0.0 exactly. The other checks take steady predictions.
 * **scale**: the case on the mesh x ↦ c x with the options of the problem's scaling law
   (:meth:`graphfem.physics.Problem.scaled`: Poisson f ↦ f/c², elastic body force b ↦ b/c,
   displacement ↦ c u); the deviation max_fields ‖û_c − law(û)‖_∞ / ‖law(û)‖_∞ is the
@@ -106,16 +107,17 @@ def dirichlet(surrogate, mesh: Mesh, options: Mapping[str, Any]) -> Result:
     if fixed is None or not fixed[0].any():
         return Result("dirichlet", claimed, None, 0.0, f"the options fix no value of the {problem.name} outputs")
     mask, values = fixed
-    fields = _predict(surrogate, mesh, options)
+    fields, frames = _predict(surrogate, mesh, options, series=True)
     worst, where = 0.0, ""
     for name, (a, b) in field_slices(problem, mesh).items():
         if name not in fields or not mask[:, a:b].any():
             continue
-        got = np.asarray(fields[name], dtype=float).reshape(mesh.n_points, -1)
+        got = np.asarray(fields[name], dtype=float).reshape(frames or 1, mesh.n_points, -1)
         m = mask[:, a:b]
-        d = float(np.abs(got[m] - values[:, a:b][m]).max())
+        d = float(np.abs(got[:, m] - values[:, a:b][m]).max())
         if d >= worst:
-            worst, where = d, f"{int(m.sum())} fixed values of {name}"
+            worst, where = d, f"{int(m.sum())} fixed values of {name}" + (f" in each of {frames} frames" if frames
+                                                                          else "")
     return Result("dirichlet", claimed, worst, 0.0, f"max |prediction - fixed value| over {where}")
 
 
@@ -233,14 +235,19 @@ def _declares(problem, law: str) -> bool:
     return getattr(type(problem), law) is not getattr(Problem, law)
 
 
-def _predict(surrogate, mesh: Mesh, options: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """The predicted fields (training-range warnings silenced: the checks move the mesh on purpose)."""
+def _predict(surrogate, mesh: Mesh, options: Mapping[str, Any], series: bool = False):
+    """The predicted fields (training-range warnings silenced: the checks move the mesh on purpose); with
+    ``series`` also the number of frames of a time series ((T, n, ...) fields), else None. A time series
+    without ``series`` is refused in one line."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", validity.ValidityWarning)
         prediction = surrogate.prediction(mesh, **options)
-    if prediction.times is not None:
-        raise GraphfemError("the properties are checked on steady predictions; this model predicts a time series",
-                            surrogate.source)
+    frames = None if prediction.times is None else len(prediction.times)
+    if series:
+        return prediction.fields, frames
+    if frames is not None:
+        raise GraphfemError("the scale, rotation and superposition properties are checked on steady predictions; "
+                            "this model predicts a time series", surrogate.source)
     return prediction.fields
 
 

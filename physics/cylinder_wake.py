@@ -183,6 +183,10 @@ class CylinderWake(Problem):
         mask, values = boundary_values(mesh, params["u_max"])
         return replace(super().features(mesh, params), dirichlet=mask, dirichlet_values=values)
 
+    def essential(self, mesh: Mesh, raw):
+        """(n, 3) mask and values of u, v, p the solver fixes in every frame (:func:`boundary_values`)."""
+        return boundary_values(mesh, self.parse(mesh, raw)["u_max"])
+
     def solve(self, mesh: Mesh, *, u_max: float, nu: float = NU, radius: float | None = None, centre=None,
               t_end: float = 2.0, dt: float = 0.025, save_every: int = 10) -> Solution:
         """The BDF2 trajectory (T frames) with fields u, v, p (T, n)."""

@@ -369,6 +369,10 @@ class Text2PDEFamily(Family):
         validity.check_stored(meta.get("validity"), meta["problem"].get("inputs", []), source)
 
     # ---------------------------------------------------------------- inference
+    def claims(self, meta) -> frozenset[str]:
+        """The problem's Dirichlet values, set in every generated frame (:func:`dirichlet_of`)."""
+        return frozenset({"dirichlet"})
+
     def predict(self, model, meta, mesh, options, device, strict: bool = False) -> Prediction:
         """One generated trajectory (seed 0) for the problem's ``options``; outside the training ranges
         it warns once per input, or is refused with ``strict``."""

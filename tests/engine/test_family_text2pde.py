@@ -242,10 +242,10 @@ def test_prompts_differing_in_one_number_give_different_fields(trained, tmp_path
 
 
 @pytest.mark.slow
-def test_generated_trajectories_hold_the_dirichlet_data_exactly(trained, tmp_path):
+def test_generated_trajectories_hold_the_dirichlet_data_exactly(trained, tmp_path, capsys):
     """Through the CLI on a mesh of our own: generate-text (text model) and predict (params model) give
     u = v = 0 on walls and cylinder and the parabolic inflow on the inlet in every frame, exactly; a
-    series file read back (no facet tags) holds them too."""
+    series file read back (no facet tags) holds them too; graphfem check passes the claim."""
     from graphfem.meshes.io import read_series
     from graphfem.physics.channel import channel_mesh
     from graphfem.physics.cylinder_wake import boundary_values
@@ -267,6 +267,9 @@ def test_generated_trajectories_hold_the_dirichlet_data_exactly(trained, tmp_pat
         y = np.stack([f[k] for k in ("u", "v", "p")], -1)
         assert len(times) == 9 and np.abs(y[:, mask] - values[mask]).max() == 0.0, name
         assert np.abs(y[:, ~mask]).max() > 0                          # the rest is generated
+    capsys.readouterr()
+    assert main(["check", str(files / "params" / "model.safetensors"), str(tmp_path / "m.msh"), "--u-max", "1.3"]) == 0
+    assert "dirichlet     pass         deviation 0.000e+00" in capsys.readouterr().out
 
 
 @pytest.mark.slow

@@ -58,6 +58,8 @@ def test_dirichlet_data_are_the_solvers_and_survive_a_series_file(tmp_path):
     fixed = np.unique(np.concatenate([mesh.tag_nodes(t) for t in ("walls", "cylinder", "inlet")]))
     assert np.array_equal(np.flatnonzero(f.dirichlet[:, 0]), fixed)
     assert np.abs(y[:, f.dirichlet] - f.dirichlet_values[f.dirichlet]).max() == 0.0
+    mask, values = problem.essential(mesh, {"u_max": 1.3})  # what graphfem check holds a model to
+    assert np.array_equal(mask, f.dirichlet) and np.array_equal(values, f.dirichlet_values)
     Prediction(mesh, tr.fields, {}, tr.times).write(tmp_path / "ref.pvd")
     back = read_series(tmp_path / "ref.pvd")[0]
     assert "inlet" not in back.tags
