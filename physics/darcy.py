@@ -29,7 +29,7 @@ from graphfem.meshes import FESpace, Mesh
 from graphfem.meshes.errors import InputError
 
 from .coefficients import Scalar, at_quadrature
-from .poisson import ORDER, SOLVER, poisson
+from .poisson import ORDER, SOLVER, essential_nodes, poisson
 from .problem import Option, Problem, Solution, register_problem
 
 
@@ -316,6 +316,11 @@ class Darcy(Problem):
 
     def solve(self, mesh: Mesh | FESpace, **params) -> Solution:
         return darcy(mesh, **params)
+
+    def essential(self, mesh: Mesh, raw):
+        """The Dirichlet nodes and values the solver imposes (u = 0 on the whole boundary when no
+        condition is given): :func:`graphfem.physics.poisson.essential_nodes`."""
+        return essential_nodes(mesh, self.parse(mesh, raw))
 
     def report(self, solution: Solution) -> list[str]:
         """The net outflow (when known) and the linear solver."""

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import scipy.sparse as sp
@@ -211,6 +211,19 @@ ORDER = Option("order", "integer", None, "Polynomial order 1 or 2 (default: P1 o
 SOLVER = solver_option()
 
 
+def essential_nodes(mesh: Mesh, params: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 1) mask and values of u at the mesh nodes that :func:`boundary_conditions` fixes for parsed
+    ``params`` (``order``, ``dirichlet``, ``neumann``, ``robin``; u = 0 on the whole boundary when no
+    condition is given), as the solver imposes them."""
+    space = make_space(mesh, params.get("order"))
+    D, values = boundary_conditions(space, params.get("dirichlet"), params.get("neumann"), params.get("robin"))
+    fixed = np.zeros(space.n_dofs, dtype=bool)
+    value = np.zeros(space.n_dofs)
+    fixed[D], value[D] = True, values
+    nodes = scalar_node_dofs(space)
+    return fixed[nodes][:, None], value[nodes][:, None]
+
+
 @register_problem
 class Poisson(Problem):
     """−∇·(κ∇u) = f with Dirichlet, Neumann and Robin conditions by tag; :func:`poisson`.
@@ -256,15 +269,8 @@ class Poisson(Problem):
 
     def essential(self, mesh: Mesh, raw):
         """The Dirichlet nodes and values of :func:`boundary_conditions` (u = 0 on the whole
-        boundary when no condition is given)."""
-        params = self.parse(mesh, raw)
-        space = make_space(mesh, params.get("order"))
-        D, values = boundary_conditions(space, params.get("dirichlet"), params.get("neumann"), params.get("robin"))
-        fixed = np.zeros(space.n_dofs, dtype=bool)
-        value = np.zeros(space.n_dofs)
-        fixed[D], value[D] = True, values
-        nodes = scalar_node_dofs(space)
-        return fixed[nodes][:, None], value[nodes][:, None]
+        boundary when no condition is given): :func:`essential_nodes`."""
+        return essential_nodes(mesh, self.parse(mesh, raw))
 
     def scaled(self, mesh: Mesh, raw, factor: float) -> Transformed:
         r"""x ↦ c x with the same u: ∇ scales by 1/c, so −∇·(κ∇u) = f needs f/c², a flux

@@ -263,6 +263,26 @@ def test_each_check_catches_a_model_that_breaks_it(models):
     assert properties.assert_dirichlet_exact(claiming, mesh, options) == 0.0
 
 
+@pytest.mark.parametrize("options", [{}, {"kappa": 5.0, "dirichlet": {"left": 1.0}, "neumann": {"right": 2.0}}])
+def test_darcy_names_the_values_its_solver_fixes(options):
+    """u = 0 on the whole boundary without a condition, else the given Dirichlet tags: the FE solve as a
+    model passes the dirichlet check, and a model 1e-9 off at one fixed node fails it."""
+    mesh = _mesh()
+    oracle = _Stub("darcy", _fe("darcy"))
+    assert properties.assert_dirichlet_exact(oracle, mesh, options) == 0.0
+    mask, _ = get_problem("darcy").essential(mesh, options)
+    assert mask.sum() == (len(mesh.boundary_nodes()) if not options else len(mesh.tag_nodes("left")))
+    node = int(np.flatnonzero(mask[:, 0])[0])
+
+    def off(m, o):
+        u = get_problem("darcy").run(m, o).fields["u"].copy()
+        u[node] += 1e-9
+        return {"u": u}
+
+    with pytest.raises(AssertionError, match="dirichlet +FAIL"):
+        properties.assert_dirichlet_exact(_Stub("darcy", off), mesh, options)
+
+
 def test_the_dirichlet_check_holds_every_frame_of_a_time_series_to_the_solver():
     """The FE trajectory of cylinder-wake as a model passes (its no-slip and inflow values in all 3 frames);
     one frame's inlet value off by 1e-9 fails; the steady-only checks are n/a (no law) for it."""
