@@ -27,14 +27,26 @@ continuous a the L² misfit (``a_misfit``) and the relative L2 error of E[a | β
 
 Prediction (``graphfem predict MODEL MESH --kappa FIELD_OR_NUMBER``): u at the mesh's nodes; the
 mesh must lie in [0, 1]² (the mollifier's box) and ``--source`` must be the training f.
+
+Domain of validity (:mod:`graphfem.validity`): the network reads a on its G × G grid and nothing
+else of the case, so a checkpoint stores, over the training split, the range of ``kappa`` (a's
+values on the grid) and one number per sample: for two-phase training a (two values) the
+``upper-phase fraction of kappa`` (the share of grid points above the phases' midpoint), else the
+``grid mean of kappa``. A prediction outside them warns once per input, or is refused with
+``strict``; :meth:`DGNOFamily.evaluate` splits its errors by them. Not checked: the node count and
+the cell type (u is queried at any points, a is read off any mesh by element lookup), extent and
+aspect (the mesh must be the unit square, refused otherwise), f (one training value, refused
+otherwise). A checkpoint written before the ranges were kept predicts silently (refused under ``strict``).
 """
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from graphfem import validity
 from graphfem.meshes import Mesh
 from graphfem.meshes.errors import GraphfemError, InputError
 
@@ -119,12 +131,38 @@ def _check_square(mesh: Mesh, source=None) -> None:
                          source or mesh.source)
 
 
+def coefficient_inputs(a_grid: np.ndarray, phases: Sequence[float] | None) -> dict[str, list[float]]:
+    """The model's inputs by name for :mod:`graphfem.validity`, each as [min, max]: ``kappa``, a's values
+    on the grid (G²,); with the two training ``phases`` the ``upper-phase fraction of kappa`` (share of the
+    grid above their midpoint), else the ``grid mean of kappa``."""
+    a = np.asarray(a_grid, dtype=float)
+    out = {"kappa": [float(a.min()), float(a.max())]}
+    if phases is not None:
+        value, name = float(np.mean(a > 0.5 * (phases[0] + phases[1]))), "upper-phase fraction of kappa"
+    else:
+        value, name = float(a.mean()), "grid mean of kappa"
+    out[name] = [value, value]
+    return out
+
+
+def _validity_case(mesh: Mesh, inputs: Mapping[str, list[float]], stored: Mapping[str, Any] | None = None) -> dict:
+    """The :func:`graphfem.validity.describe` case of a training sample, or with the ``stored`` ranges of a query:
+    a query leaves out the node count and takes a trained cell type (the network reads neither: a on its grid,
+    u at any points)."""
+    case = {**validity.describe(mesh, np.empty((mesh.n_points, 0)), []), "features": dict(inputs)}
+    if stored is not None:
+        case.pop("nodes")
+        case["cell_type"] = next(iter(stored["cell_types"]), case["cell_type"])
+    return case
+
+
 @register_family
 class DGNOFamily(Family):
     """DGNO (label-free) and supervised MultiONet on Darcy data (see the module docstring)."""
 
     name = "dgno"
     models = ("dgno", "multionet")
+    checks_validity = True
     consumes = "Darcy samples on meshes of the unit square (a cell field, u at the nodes)"
 
     def trains_on(self, data) -> bool:
@@ -180,11 +218,14 @@ class DGNOFamily(Family):
             model = cls(cls.Config(**config))
         except (TypeError, ValueError) as exc:
             raise InputError(f"model: {exc}", source) from None
-        meta = {"family_options": extras,
+        phases = [float(v) for v in np.unique(a_train)] if n_values == 2 else None
+        cases = [_validity_case(samples[i]["lookup"].mesh, coefficient_inputs(samples[i]["a_grid"], phases))
+                 for i in train]
+        meta = {"family_options": extras, "validity": validity.ranges(cases),
                 "problem": {"name": "darcy", "dim": 2, "cell_types": sorted({data.sample(0).mesh.cell_type}),
                             "fields": ["u"], "units": {"u": "1"}, "options": ["kappa", "source"],
                             "source": float(model.config.source) if name == "dgno" else float(
-                                next(iter(f_values)))},
+                                next(iter(f_values))), "inputs": list(cases[0]["features"]), "phases": phases},
                 "samples": {k: len(v) for k, v in split.items()}}
         return Setup(model, meta, train, list(split["val"]), list(split["test"]),
                      {"name": name, "samples": samples, "extras": extras})
@@ -262,7 +303,24 @@ class DGNOFamily(Family):
                 out.append(u[0].double().cpu().numpy())
         return out
 
-    def predict(self, model, meta, mesh, options, device) -> Prediction:
+    def check_meta(self, model, meta, source) -> None:
+        """The training ranges (:func:`graphfem.validity.check_stored`) of the inputs the checkpoint names."""
+        phases = meta.get("problem", {}).get("phases")
+        if phases is not None and not (isinstance(phases, list) and len(phases) == 2 and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in phases)):
+            raise GraphfemError(f"checkpoint problem 'phases' must be two numbers, got {phases!r}"[:200], source)
+        validity.check_stored(meta.get("validity"), meta.get("problem", {}).get("inputs", []), source)
+
+    @staticmethod
+    def _check_validity(meta, mesh: Mesh, a_grid: np.ndarray, strict: bool = False, source=None) -> list[str]:
+        """Warn once per input of ``a_grid`` outside the training ranges (refuse with ``strict``); the lines."""
+        stored = meta.get("validity")
+        case = _validity_case(mesh, coefficient_inputs(a_grid, meta["problem"].get("phases")), stored)
+        return validity.check(stored, case, strict, source=source or mesh.source)
+
+    def predict(self, model, meta, mesh, options, device, strict: bool = False) -> Prediction:
+        """u at the nodes of ``mesh``; a outside the training ranges warns once per input, or is
+        refused with ``strict`` (module docstring)."""
         from graphfem.physics.problem import get_problem
 
         problem = get_problem("darcy")
@@ -279,6 +337,7 @@ class DGNOFamily(Family):
         a_grid = coefficient_at(mesh, a, grid_points(model.config.grid))
         if not np.isfinite(a_grid).all():
             raise InputError("--kappa has non-finite values", mesh.source)
+        self._check_validity(meta, mesh, a_grid, strict)
         u = self._predict_u(model, [a_grid], [mesh.points[:, :2]], device)[0]
         return Prediction(mesh, {"u": u}, {"u": "1"})
 
@@ -290,12 +349,15 @@ class DGNOFamily(Family):
             raise GraphfemError(f"the model predicts darcy, the data set holds {data.family} samples", data.path)
         n = len(data) if limit <= 0 else min(limit, len(data))
         xg = grid_points(model.config.grid)
-        errors, t_pred, t_fe, fe_check = [], [], [], []
+        errors, t_pred, t_fe, fe_check, inside = [], [], [], [], []
         for i in range(n):
             s = data.sample(i)
             _check_square(s.mesh, data.path)
             start = time.perf_counter()
             a_grid = coefficient_at(s.mesh, s.options["kappa"], xg)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", validity.ValidityWarning)
+                inside.append(not self._check_validity(meta, s.mesh, a_grid, source=data.path))
             u = self._predict_u(model, [a_grid], [s.mesh.points[:, :2]], device)[0]
             t_pred.append(time.perf_counter() - start)
             errors.append(float(np.linalg.norm(u - s.fields["u"]) / np.linalg.norm(s.fields["u"])))
@@ -305,7 +367,7 @@ class DGNOFamily(Family):
                 t_fe.append(time.perf_counter() - start)
                 fe_check.append(float(np.abs(fe - s.fields["u"]).max() / np.abs(s.fields["u"]).max()))
         return evaluation_summary(errors, t_pred, device, t_fe if compare_fe else None,
-                                  fe_check if compare_fe else None)
+                                  fe_check if compare_fe else None, inside if meta.get("validity") else None)
 
 
 def inverse_fields(model, x_obs: np.ndarray, u_obs: np.ndarray, mesh: Mesh, *, truth=None, restarts: int = 4,
@@ -347,4 +409,5 @@ def inverse_fields(model, x_obs: np.ndarray, u_obs: np.ndarray, mesh: Mesh, *, t
     return fields, numbers
 
 
-__all__ = ["DGNOFamily", "FAMILY_KEYS", "Lookup", "coefficient_at", "grid_points", "inverse_fields"]
+__all__ = ["DGNOFamily", "FAMILY_KEYS", "Lookup", "coefficient_at", "coefficient_inputs", "grid_points",
+           "inverse_fields"]

@@ -161,7 +161,8 @@ def test_multionet_supervised_trains(trained, tmp_path):
     from graphfem.families.dgno import DGNOFamily, coefficient_at, grid_points
     from graphfem.training.trainer import split_indices
 
-    model, _ = load_model(tmp_path / "run" / "model.safetensors")
+    model, meta = load_model(tmp_path / "run" / "model.safetensors")
+    assert meta["validity"]["features"]["kappa"] == [5.0, 10.0]  # MultiONet stores the same ranges as DGNO
     d = SimulationData(trained[1])
     s = d.sample(split_indices(len(d), 0.1, 0.1, 0)["train"][0])
     u = DGNOFamily._predict_u(model, [coefficient_at(s.mesh, s.options["kappa"], grid_points(9))],
@@ -213,3 +214,83 @@ def test_smooth_darcy_continuous_coefficient(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert words in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "inv.vtu").exists() and not (tmp_path / "bad" / "model.safetensors").exists()
+
+
+# ---------------------------------------------------------------- the domain of validity (issue 13)
+def _cli(*args):
+    import contextlib
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args])
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_validity_predict_warns_outside_and_strict_refuses(trained, tmp_path):
+    """A two-phase a on a quad mesh of our own: inside the training ranges no warning; a in {3, 12} warns
+    naming kappa and its range; a constant a = 7 (inside [5, 10]) warns on the phase fraction; --strict is
+    one line, exit 1, no file."""
+    from graphfem.checkpoint import read_tensors
+    from graphfem.families.dgno import grid_points
+
+    files, _ = trained
+    ckpt = files / "run" / "model.safetensors"
+    meta = read_tensors(ckpt)[1]
+    assert meta["problem"]["inputs"] == ["kappa", "upper-phase fraction of kappa"]
+    assert meta["problem"]["phases"] == [5.0, 10.0] and meta["validity"]["features"]["kappa"] == [5.0, 10.0]
+    lo, hi = meta["validity"]["features"]["upper-phase fraction of kappa"]
+    s = np.sort((grid_points(9) @ [1.0, 0.7]))  # a diagonal interface x + 0.7 y = c at the range's middle share
+    c = s[int(round((1 - (lo + hi) / 2) * len(s)))] - 1e-6
+    mesh = tmp_path / "quad.vtu"
+    Mesh.rectangle(7, cell="quad").write(mesh)  # the model was trained on triangles: cells are not its input
+    inside = f"5+5*(x+0.7*y>{c:.9f})"
+    code, _, err = _cli("predict", ckpt, mesh, "-o", tmp_path / "in.vtu", "--kappa", inside)
+    assert code == 0 and (tmp_path / "in.vtu").exists() and "domain of validity" not in err, err
+    code, _, err = _cli("predict", ckpt, mesh, "-o", tmp_path / "out.vtu", "--kappa", f"3+9*(x+0.7*y>{c:.9f})")
+    warned = [ln for ln in err.splitlines() if "domain of validity" in ln]
+    assert code == 0 and (tmp_path / "out.vtu").exists()
+    assert warned == ["graphfem: warning: outside the model's domain of validity: input 'kappa' spans [3, 12], "
+                      "outside the training range [5, 10]"], err
+    code, _, err = _cli("predict", ckpt, mesh, "-o", tmp_path / "c.vtu", "--kappa", "7")
+    assert code == 0 and "'upper-phase fraction of kappa' spans [0, 0]" in err and "'kappa'" not in err, err
+    code, _, err = _cli("predict", ckpt, mesh, "-o", tmp_path / "s.vtu", "--kappa", f"3+9*(x+0.7*y>{c:.9f})",
+                        "--strict")
+    assert code == 1 and not (tmp_path / "s.vtu").exists()
+    assert len(err.strip().splitlines()) == 1 and err.strip().endswith(
+        "--strict: input 'kappa' spans [3, 12], outside the training range [5, 10]"), err
+
+
+def test_validity_evaluate_splits_and_old_or_tampered_checkpoints(trained, tmp_path):
+    """evaluate --json: every training sample inside, smooth (continuous) a outside; a checkpoint without
+    ranges predicts silently and is refused under --strict; a tampered range is refused in one line."""
+    import json
+
+    from graphfem.checkpoint import read_tensors, save_tensors
+
+    files, data = trained
+    ckpt = files / "run" / "model.safetensors"
+    code, out, _ = _cli("evaluate", ckpt, data, "--json")
+    stats = json.loads(out)
+    assert code == 0 and stats["inside"]["samples"] + stats["outside"]["samples"] == 20
+    assert stats["inside"]["samples"] >= 16  # the training split (16 of 20) is inside by construction
+    smooth = tmp_path / "smooth.h5"
+    assert main(["generate", "darcy-smooth", "-n", "3", "--resolution", "6", "-o", str(smooth), "--seed", "8"]) == 0
+    code, out, _ = _cli("evaluate", ckpt, smooth)
+    assert code == 0 and "the model's training ranges: inside 0, outside 3" in out, out
+    tensors, meta = read_tensors(ckpt)
+    mesh = tmp_path / "m.vtu"
+    Mesh.rectangle(6).write(mesh)
+    old = {k: v for k, v in meta.items() if k != "validity"}
+    save_tensors(tmp_path / "old.safetensors", tensors, old)
+    code, _, err = _cli("predict", tmp_path / "old.safetensors", mesh, "-o", tmp_path / "o.vtu", "--kappa", "3")
+    assert code == 0 and (tmp_path / "o.vtu").exists() and "warning" not in err, err
+    code, _, err = _cli("predict", tmp_path / "old.safetensors", mesh, "-o", tmp_path / "o2.vtu", "--kappa", "3",
+                        "--strict")
+    assert code == 1 and "stores no training ranges" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "o2.vtu").exists()
+    meta["validity"]["features"]["kappa"] = [10.0, 5.0]
+    save_tensors(tmp_path / "bad.safetensors", tensors, meta)
+    code, _, err = _cli("predict", tmp_path / "bad.safetensors", mesh, "-o", tmp_path / "b.vtu", "--kappa", "7")
+    assert code == 1 and "checkpoint 'validity' must hold" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "b.vtu").exists()
