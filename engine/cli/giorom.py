@@ -34,14 +34,19 @@ def register(app: typer.Typer) -> None:
                                                      "every particle of the body)."),
                 device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
                 threads: int = typer.Option(0, "--threads", help="Torch CPU threads (0: torch's default), as "
-                                            "run.threads of graphfem train.")) -> None:
+                                            "run.threads of graphfem train."),
+                strict: bool = typer.Option(False, "--strict", help="Refuse a rollout outside the ranges the "
+                                            "stepper was trained on (without it, each such input is a "
+                                            "warning).")) -> None:
         """Roll out the sparse particles of BODY and write the dense reconstruction for ParaView.
 
         After the arguments come the mpm options of the body: --material (or
         a 'material' point field of BODY), --t-end, and optionally --velocity,
         --spacing, --dt. The JSON line reports the stepper's and the
         reconstruction's seconds (assembly of the field once, then one sparse
-        product per frame) and their sum per frame."""
+        product per frame) and their sum per frame. An input outside the
+        stepper's training ranges (particle count, body size, positions,
+        velocity, spacing, rollout time) is one warning line each."""
         from graphfem.families.giorom import load_giorom, read_body, rollout_body
         from graphfem.physics.problem import get_problem
         from graphfem.devices import resolve_device, set_threads
@@ -62,7 +67,7 @@ def register(app: typer.Typer) -> None:
         if "material" not in options and "material" in initial.point_data:
             options["material"] = initial.point_data["material"]
         queries = read_body(query).points if query is not None else None
-        prediction = rollout_body(model, meta, initial, options, field_model, queries)
+        prediction = rollout_body(model, meta, initial, options, field_model, queries, strict=strict)
         prediction.write(output)
         info = prediction.info
         typer.echo(json.dumps({"wrote": str(output), "frames": len(prediction.times), "sparse": info["sparse"],

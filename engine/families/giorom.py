@@ -39,16 +39,35 @@ at any query points of the reference configuration. Particle predictions are
 written as PVD series of moving point clouds (:class:`ParticlePrediction`).
 Errors on particles are plain sums over particles: MPM particles carry equal
 masses, so this is the mass-weighted norm.
+
+Domain of validity (:mod:`graphfem.validity`): a stepper checkpoint stores, over
+the bodies of its training split, the ranges of what a rollout is asked
+(:func:`rollout_case`): the particle count (``nodes``), the initial body's
+extent and aspect (largest / smallest bounding-box side), its initial
+positions ``initial x[k]`` (the stepper reads the distances to the walls), the
+initial ``velocity[k]`` (``--velocity``), the ``particle spacing`` and the
+``rollout time`` of the predicted frames ((W + 1) dt up to ``--t-end``; the
+training trajectories' length). ``predict`` and ``rollout`` warn once per
+input outside them, or refuse it with ``strict``; ``evaluate`` splits its
+errors by them (a body of an untrained material counts outside). Refused
+always, as before: a material, ``--dt`` or spacing (beyond 1.5x) other than
+the training ones, and ``--gravity``, ``--friction``, ``--n-grid``. The
+neural field stores no ranges (it is linear in the sparse displacements and
+serves any reference points). A checkpoint written before the ranges were
+kept predicts silently (refused under ``strict``).
 """
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from graphfem import validity
 from graphfem.meshes import Mesh, PointCloud
 from graphfem.meshes.errors import GraphfemError, InputError
 
@@ -195,6 +214,29 @@ def relative_error(prediction: np.ndarray, reference: np.ndarray, origin: np.nda
     return float(np.sqrt(num / den)) if den > 0 else float(np.sqrt(num))
 
 
+def rollout_case(X: np.ndarray, velocity, spacing: float, frames: int, frame_dt: float, window: int) -> dict:
+    """The :mod:`graphfem.validity` case of one rollout from the particles ``X`` (N, d) at the initial
+    ``velocity`` (d,) (None: at rest) and particle ``spacing``, predicting frames W + 1 .. ``frames``:
+    ``nodes`` (the particle count), extent and aspect of the initial body, and the inputs ``initial x[k]``
+    (its positions), ``velocity[k]``, ``particle spacing`` and ``rollout time`` [(W + 1) dt, frames dt]."""
+    X = np.asarray(X, dtype=float)
+    d = X.shape[1]
+    v = np.zeros(d) if velocity is None else np.broadcast_to(np.asarray(velocity, dtype=float), (d,))
+    lo, hi = X.min(0), X.max(0)
+    cloud = SimpleNamespace(bounding_box=(lo, hi), n_points=len(X), cell_type="vertex")  # all describe reads
+    features = {**{f"initial x[{k}]": [float(lo[k]), float(hi[k])] for k in range(d)},
+                **{f"velocity[{k}]": [float(v[k])] * 2 for k in range(d)},
+                "particle spacing": [float(spacing)] * 2,
+                "rollout time": [(window + 1) * frame_dt, frames * frame_dt]}
+    return {**validity.describe(cloud, np.empty((len(X), 0)), []), "features": features}
+
+
+def _body_case(b: Body, window: int) -> dict:
+    """:func:`rollout_case` of a data set's body: its first frame, stored ``velocity`` and whole trajectory."""
+    return rollout_case(b.x[0], b.options.get("velocity"), float(b.scene["particle_spacing"]), len(b.x) - 1,
+                        float(b.scene["frame_dt"]), window)
+
+
 # ------------------------------------------------------------------ prediction
 @dataclass
 class ParticlePrediction(Prediction):
@@ -258,7 +300,7 @@ def dense_rollout(stepper, field_model, history: np.ndarray, material: np.ndarra
 
 
 def rollout_body(stepper, meta: Mapping[str, Any], body: Mesh | PointCloud, options: Mapping[str, Any],
-                 field_model=None, queries: np.ndarray | None = None) -> ParticlePrediction:
+                 field_model=None, queries: np.ndarray | None = None, strict: bool = False) -> ParticlePrediction:
     """The dense rollout of ``body`` for the mpm ``options`` (raw values) with a
     trained stepper (and optionally a neural field), as a :class:`ParticlePrediction`.
 
@@ -266,6 +308,8 @@ def rollout_body(stepper, meta: Mapping[str, Any], body: Mesh | PointCloud, opti
     lie in the training walls at about the training particle spacing; the
     material must be one the model was trained on, the frame step the
     training one. The W + 1 starting frames move at the constant ``velocity``.
+    A rollout outside the training ranges (:func:`rollout_case`) warns once per
+    input, or is refused with ``strict``.
     """
     from graphfem.physics.mpm import MATERIALS, body_particles, particle_spacing
     from graphfem.physics.problem import get_problem
@@ -303,6 +347,8 @@ def rollout_body(stepper, meta: Mapping[str, Any], body: Mesh | PointCloud, opti
         raise InputError(f"the body's particles are {h:.3g} apart, the model was trained on particles {h0:.3g} apart; "
                          f"{hint}", body.source)
     velocity = np.zeros(p["dim"]) if params["velocity"] is None else np.asarray(params["velocity"], dtype=float)
+    validity.check(meta.get("validity"), rollout_case(X, velocity, h, frames, frame_dt, W), strict,
+                   source=body.source)
     history = X[None] + np.arange(W + 1)[:, None, None] * (velocity * frame_dt)
     material = np.full(len(X), MATERIALS[params["material"]], dtype=np.int64)
     idx = sparse_subset(X, meta["family_options"], W + 2)
@@ -322,6 +368,7 @@ class GIOROMStepperFamily(Family):
 
     name = "giorom"
     models = ("giorom",)
+    checks_validity = True
     consumes = "windows (trajectory, frame) of the FPS-sampled sparse particles of particle trajectories"
 
     def trains_on(self, data) -> bool:
@@ -354,8 +401,10 @@ class GIOROMStepperFamily(Family):
         norm = {"vel_mean": vel.mean(0), "vel_std": vel.std(0) + 1e-12, "acc_mean": acc.mean(0),
                 "acc_std": np.sqrt(acc.var(0) + noise ** 2) + 1e-12}
         model.set_normalisation(*norm.values())
-        meta = {"problem": _problem_meta(bodies, scene), "family_options": extras,
-                "normalisation": {k: v.tolist() for k, v in norm.items()}}
+        cases = [_body_case(bodies[i], W) for i in split["train"]]
+        meta = {"problem": {**_problem_meta(bodies, scene), "inputs": list(cases[0]["features"])},
+                "family_options": extras, "normalisation": {k: v.tolist() for k, v in norm.items()},
+                "validity": validity.ranges(cases)}
         state = {"x": xs, "material": materials, "window": W, "noise": noise}
         return Setup(model, meta, train, list(split["val"]), list(split["test"]), state)
 
@@ -388,19 +437,33 @@ class GIOROMStepperFamily(Family):
             errors.append(float(np.mean((pred - xs[i][W + 1:]) ** 2)))
         return {"rollout_mse": float(np.mean(errors)), "rollout_mse_max": float(np.max(errors))}
 
-    def predict(self, model, meta, mesh, options, device) -> Prediction:
-        return rollout_body(model, meta, mesh, options)
+    def check_meta(self, model, meta, source) -> None:
+        """The training ranges (:func:`graphfem.validity.check_stored`) of the inputs the checkpoint names."""
+        validity.check_stored(meta.get("validity"), meta.get("problem", {}).get("inputs", []), source)
+
+    def predict(self, model, meta, mesh, options, device, strict: bool = False) -> Prediction:
+        """:func:`rollout_body` with linear reconstruction; outside the training ranges it warns
+        once per input, or is refused with ``strict``."""
+        return rollout_body(model, meta, mesh, options, strict=strict)
 
     def evaluate(self, model, meta, data, device, limit=0, compare_fe=False, progress=True) -> dict:
         """Displacement rel-L2 of dense rollouts (linear reconstruction) from the
         first W + 1 frames of each body, over its later frames; with
-        ``compare_fe`` also the MPM time of the same run."""
+        ``compare_fe`` also the MPM time of the same run. With stored ranges the
+        errors are also split inside / outside them (:func:`rollout_case`; a body
+        of a material the model was not trained on is outside)."""
+        from graphfem.physics.mpm import MATERIALS
         from graphfem.physics.problem import get_problem
 
         bodies = read_bodies(data)[: limit or None]
         W = model.config.window
-        errors, t_pred, t_mpm, check = [], [], [], []
+        trained = {MATERIALS[m] for m in meta["problem"].get("materials", []) if m in MATERIALS}
+        errors, t_pred, t_mpm, check, inside = [], [], [], [], []
         for b in bodies:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", validity.ValidityWarning)
+                lines = validity.check(meta.get("validity"), _body_case(b, W), source=data.path)
+            inside.append(not lines and set(np.unique(b.material).tolist()) <= trained)
             start = time.perf_counter()
             _, dense, _ = dense_rollout(model, None, b.x[:W + 1], b.material, len(b.x) - W - 1,
                                         sparse_subset(b.x[0], meta["family_options"], W + 2))
@@ -410,7 +473,8 @@ class GIOROMStepperFamily(Family):
                 solution = get_problem("mpm").run(PointCloud(b.x[0]), b.options)
                 t_mpm.append(solution.info["mpm_s"])
                 check.append(float(np.abs(solution.trajectory.fields["x"] - b.x).max()))
-        return evaluation_summary(errors, t_pred, device, t_mpm if compare_fe else None, check)
+        return evaluation_summary(errors, t_pred, device, t_mpm if compare_fe else None, check,
+                                  inside if meta.get("validity") else None)
 
 
 # ------------------------------------------------------------------ the neural field
@@ -505,9 +569,12 @@ def load_giorom(path: str | Path, kind: str, device: str = "cpu"):
     """(model, metadata) of a checkpoint of model ``kind`` (``giorom`` or ``giorom-field``); never unpickles."""
     from graphfem.checkpoint import load_model
 
+    from . import families
+
     model, meta = load_model(path)
     if meta.get("model") != kind:
         raise GraphfemError(f"not a {kind} checkpoint (model {meta.get('model')!r})", path)
+    families()[kind].check_meta(model, meta, str(path))
     return model.to(device), meta
 
 
@@ -538,4 +605,4 @@ def chamfer(a: np.ndarray, b: np.ndarray) -> float:
 
 __all__ = ["Body", "FAMILY_KEYS", "GIOROMFieldFamily", "GIOROMStepperFamily", "PREDICT_OPTIONS", "ParticlePrediction",
            "chamfer", "common_scene", "dense_rollout", "load_giorom", "read_bodies", "read_body", "read_positions",
-           "relative_error", "rollout_body", "sparse_count", "sparse_subset"]
+           "relative_error", "rollout_body", "rollout_case", "sparse_count", "sparse_subset"]

@@ -108,3 +108,82 @@ def test_sand_example_runs(tmp_path):
     result = main_(tmp_path, frames=24, epochs=6)
     assert np.isfinite(result["rollout_mse"]) and result["last_loss"] < result["first_loss"]
     assert (tmp_path / "giorom_sand.png").stat().st_size > 10_000
+
+
+# ---------------------------------------------------------------- the domain of validity (issue 13)
+def _run(*args):
+    import contextlib
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args])
+    return code, out.getvalue(), err.getvalue()
+
+
+def _block(path: Path) -> Path:
+    """A block of our own, filled (``--spacing 1/64``, the training spacing) with 22 x 17 particles (the size
+    of the training bodies), placed between the two training bodies."""
+    from graphfem.meshes import Mesh
+
+    Mesh.rectangle(4, 3, 0.3, 0.3 + 22 / 64, 0.27, 0.27 + 17 / 64).write(path)
+    return path
+
+
+def test_validity_predict_warns_outside_and_strict_refuses(models, tmp_path):
+    """Inside the stepper's training ranges (water, 374-396 particles, velocities (0.46..0.60, -0.48..-0.13),
+    40 frames) predict is silent; a body thrown at 2.5 warns naming velocity[0] and its range; --strict (predict
+    and rollout) is one line, exit 1, no file."""
+    from graphfem.checkpoint import read_tensors
+
+    _, stepper, _ = models
+    meta = read_tensors(stepper)[1]
+    assert meta["problem"]["inputs"] == ["initial x[0]", "initial x[1]", "velocity[0]", "velocity[1]",
+                                         "particle spacing", "rollout time"]
+    assert meta["validity"]["features"]["rollout time"] == pytest.approx([0.06, 0.4])
+    body = _block(tmp_path / "block.vtu")
+    common = ["--material", "water", "--t-end", "0.2", "--spacing", "0.015625", "--device", "cpu"]
+    code, _, err = _run("predict", stepper, body, "-o", tmp_path / "in.pvd", *common, "--velocity", "0.5,-0.3")
+    assert code == 0 and (tmp_path / "in.pvd").exists() and "warning" not in err, err
+    code, _, err = _run("predict", stepper, body, "-o", tmp_path / "out.pvd", *common, "--velocity", "2.5,-0.3")
+    warned = [ln for ln in err.splitlines() if "domain of validity" in ln]
+    assert code == 0 and (tmp_path / "out.pvd").exists() and len(warned) == 1, err
+    lo, hi = meta["validity"]["features"]["velocity[0]"]
+    assert warned[0] == ("graphfem: warning: outside the model's domain of validity: input 'velocity[0]' spans "
+                         f"[2.5, 2.5], outside the training range [{lo:.4g}, {hi:.4g}]")
+    for command in ("predict", "rollout"):
+        out = tmp_path / f"strict-{command}.pvd"
+        code, _, err = _run(command, stepper, body, "-o", out, *common, "--velocity", "0.5,-0.3", "--t-end", "0.6",
+                            "--strict")
+        assert code == 1 and not out.exists() and len(err.strip().splitlines()) == 1, err
+        assert "--strict: input 'rollout time' spans [0.06, 0.6], outside the training range [0.06, 0.4]" in err
+
+
+def test_validity_evaluate_splits_and_old_or_tampered_checkpoints(models, tmp_path):
+    """evaluate --json: the training bodies inside, a body of another seed outside; a checkpoint without
+    ranges predicts silently and is refused under --strict; a tampered range is refused in one line."""
+    from graphfem.checkpoint import read_tensors, save_tensors
+
+    data, stepper, _ = models
+    code, out, _ = _run("evaluate", stepper, data, "--json")
+    stats = json.loads(out)
+    assert code == 0 and (stats["inside"]["samples"], stats["outside"]["samples"]) == (2, 0)
+    other = tmp_path / "other.h5"
+    _invoke("generate", "mpm", "--material", "water", "-n", "1", "-o", str(other), "--seed", "9", "--t-end", "0.1")
+    code, out, _ = _run("evaluate", stepper, other)
+    assert code == 0 and "the model's training ranges: inside 0, outside 1" in out, out
+    tensors, meta = read_tensors(stepper)
+    body, common = _block(tmp_path / "block.vtu"), ["--material", "water", "--t-end", "0.1", "--velocity", "3,0",
+                                                "--spacing", "0.015625"]
+    save_tensors(tmp_path / "old.safetensors", tensors, {k: v for k, v in meta.items() if k != "validity"})
+    code, _, err = _run("predict", tmp_path / "old.safetensors", body, "-o", tmp_path / "o.pvd", *common)
+    assert code == 0 and (tmp_path / "o.pvd").exists() and "warning" not in err, err
+    code, _, err = _run("predict", tmp_path / "old.safetensors", body, "-o", tmp_path / "o2.pvd", *common, "--strict")
+    assert code == 1 and "stores no training ranges" in err and len(err.strip().splitlines()) == 1, err
+    meta["validity"]["features"]["rollout time"] = [0.4, 0.06]
+    save_tensors(tmp_path / "bad.safetensors", tensors, meta)
+    for command in ("predict", "rollout"):
+        out = tmp_path / f"bad-{command}.pvd"
+        code, _, err = _run(command, tmp_path / "bad.safetensors", body, "-o", out, *common)
+        assert code == 1 and "checkpoint 'validity' must hold" in err and len(err.strip().splitlines()) == 1, err
+        assert not out.exists()

@@ -202,6 +202,10 @@ def test_smooth_darcy_continuous_coefficient(tmp_path, capsys):
     losses = [r["loss"] for r in records if "loss" in r]
     assert all(math.isfinite(v) for v in losses) and np.mean(losses[-4:]) < np.mean(losses[:4])
     assert math.isfinite(records[-1]["test_a_rel_l2"]) and "test_bce" not in records[-1]
+    from graphfem.checkpoint import read_tensors
+
+    meta = read_tensors(tmp_path / "run" / "model.safetensors")[1]  # a continuous a: its grid mean, not a fraction
+    assert meta["problem"]["inputs"] == ["kappa", "grid mean of kappa"] and meta["problem"]["phases"] is None
     idx = np.arange(0, s.mesh.n_points, 3)
     rows = np.column_stack([s.mesh.points[idx, :2], s.fields["u"][idx]])
     np.savetxt(tmp_path / "obs.csv", rows, delimiter=",", header="x,y,u", comments="")
