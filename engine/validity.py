@@ -38,13 +38,23 @@ def describe(mesh: Mesh, x: np.ndarray, names: Sequence[str]) -> dict[str, Any]:
     """One case: ``nodes``, ``extent``, ``aspect``, ``cell_type`` and
     ``features`` {name: [min, max]} of the (n, F) inputs ``x``."""
     lo, hi = mesh.bounding_box
+    return _case(lo, hi, mesh.n_points, mesh.cell_type, x, names)
+
+
+def describe_points(points: np.ndarray, x: np.ndarray, names: Sequence[str]) -> dict[str, Any]:
+    """:func:`describe` of a point cloud (n, d) (a particle body): cell type ``vertex``."""
+    points = np.asarray(points, dtype=float)
+    return _case(points.min(0), points.max(0), len(points), "vertex", x, names)
+
+
+def _case(lo, hi, n: int, cell_type: str, x: np.ndarray, names: Sequence[str]) -> dict[str, Any]:
     sides = np.asarray(hi, dtype=float) - np.asarray(lo, dtype=float)
     extent = float(sides.max())
     positive = sides[sides > 1e-12 * max(extent, 1e-300)]
-    x = np.asarray(x, dtype=float).reshape(mesh.n_points, -1)
-    return {"nodes": int(mesh.n_points), "extent": extent,
+    x = np.asarray(x, dtype=float).reshape(n, -1)
+    return {"nodes": int(n), "extent": extent,
             "aspect": float(positive.max() / positive.min()) if positive.size else 1.0,
-            "cell_type": mesh.cell_type,
+            "cell_type": cell_type,
             "features": {name: [float(x[:, k].min()), float(x[:, k].max())] for k, name in enumerate(names)}}
 
 
@@ -66,7 +76,8 @@ def violations(stored: Mapping[str, Any], case: Mapping[str, Any], dimensionless
     A range [lo, hi] is widened by 1e-6 of its scale max(|lo|, |hi|, hi − lo)
     so that round-off of the same case never counts; ``extent`` is skipped
     for ``dimensionless`` inputs (the model sees x/L), and a mesh quantity
-    the case leaves out (a model the node count does not reach) is not checked."""
+    the case leaves out (the node count or cell type of a model that reads
+    neither) is not checked."""
 
     def outside(value_lo: float, value_hi: float, lo: float, hi: float) -> bool:
         slack = 1e-6 * max(abs(lo), abs(hi), hi - lo, 1e-300)
@@ -78,7 +89,7 @@ def violations(stored: Mapping[str, Any], case: Mapping[str, Any], dimensionless
     words = {"nodes": "nodes", "extent": "domain extent (largest bounding-box side)",
              "aspect": "aspect ratio of the bounding box"}
     lines = []
-    if case["cell_type"] not in stored["cell_types"]:
+    if "cell_type" in case and case["cell_type"] not in stored["cell_types"]:
         lines.append(f"cell type {case['cell_type']}: the model was trained on {', '.join(stored['cell_types'])}")
     for key in MESH_KEYS:
         if key not in case or (key == "extent" and dimensionless):
@@ -135,4 +146,5 @@ def check_stored(stored: Any, feature_names: Sequence[str], source: str | None) 
                             f"every input feature ({', '.join(feature_names)}), and the cell types", source)
 
 
-__all__ = ["MESH_KEYS", "ValidityWarning", "check", "check_stored", "describe", "ranges", "violations"]
+__all__ = ["MESH_KEYS", "ValidityWarning", "check", "check_stored", "describe", "describe_points", "ranges",
+           "violations"]

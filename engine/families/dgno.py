@@ -145,14 +145,13 @@ def coefficient_inputs(a_grid: np.ndarray, phases: Sequence[float] | None) -> di
     return out
 
 
-def _validity_case(mesh: Mesh, inputs: Mapping[str, list[float]], stored: Mapping[str, Any] | None = None) -> dict:
-    """The :func:`graphfem.validity.describe` case of a training sample, or with the ``stored`` ranges of a query:
-    a query leaves out the node count and takes a trained cell type (the network reads neither: a on its grid,
-    u at any points)."""
+def _validity_case(mesh: Mesh, inputs: Mapping[str, list[float]], query: bool = False) -> dict:
+    """The :func:`graphfem.validity.describe` case of a training sample, or of a ``query``:
+    a query leaves out the node count and the cell type (the network reads neither: a on its grid, u at any
+    points)."""
     case = {**validity.describe(mesh, np.empty((mesh.n_points, 0)), []), "features": dict(inputs)}
-    if stored is not None:
-        case.pop("nodes")
-        case["cell_type"] = next(iter(stored["cell_types"]), case["cell_type"])
+    if query:
+        del case["nodes"], case["cell_type"]
     return case
 
 
@@ -315,7 +314,7 @@ class DGNOFamily(Family):
     def _check_validity(meta, mesh: Mesh, a_grid: np.ndarray, strict: bool = False, source=None) -> list[str]:
         """Warn once per input of ``a_grid`` outside the training ranges (refuse with ``strict``); the lines."""
         stored = meta.get("validity")
-        case = _validity_case(mesh, coefficient_inputs(a_grid, meta["problem"].get("phases")), stored)
+        case = _validity_case(mesh, coefficient_inputs(a_grid, meta["problem"].get("phases")), query=True)
         return validity.check(stored, case, strict, source=source or mesh.source)
 
     def predict(self, model, meta, mesh, options, device, strict: bool = False) -> Prediction:

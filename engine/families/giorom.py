@@ -62,7 +62,6 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -223,12 +222,11 @@ def rollout_case(X: np.ndarray, velocity, spacing: float, frames: int, frame_dt:
     d = X.shape[1]
     v = np.zeros(d) if velocity is None else np.broadcast_to(np.asarray(velocity, dtype=float), (d,))
     lo, hi = X.min(0), X.max(0)
-    cloud = SimpleNamespace(bounding_box=(lo, hi), n_points=len(X), cell_type="vertex")  # all describe reads
     features = {**{f"initial x[{k}]": [float(lo[k]), float(hi[k])] for k in range(d)},
                 **{f"velocity[{k}]": [float(v[k])] * 2 for k in range(d)},
                 "particle spacing": [float(spacing)] * 2,
                 "rollout time": [(window + 1) * frame_dt, frames * frame_dt]}
-    return {**validity.describe(cloud, np.empty((len(X), 0)), []), "features": features}
+    return {**validity.describe_points(X, np.empty((len(X), 0)), []), "features": features}
 
 
 def _body_case(b: Body, window: int) -> dict:
