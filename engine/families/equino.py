@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -54,7 +53,9 @@ import numpy as np
 from graphfem.meshes import Mesh
 from graphfem.meshes.errors import GraphfemError, InputError
 
-from . import Family, Prediction, Setup, register_family
+from graphfem import validity
+
+from . import Family, Prediction, Setup, evaluation_summary, register_family
 
 if TYPE_CHECKING:
     from graphfem.training.config import TrainConfig
@@ -236,6 +237,7 @@ class EquiNOFamily(Family):
 
     name = "equino"
     models = ("equino", "rve_blackbox", "rve_vpionet")
+    checks_validity = True
     consumes = "FE snapshots of one periodic RVE (fluctuation dofs at macro strains) and collocation strains"
 
     # ---------------------------------------------------------------- data
@@ -360,7 +362,10 @@ class EquiNOFamily(Family):
         return relative_errors(rve, pred, solutions, SIGMA_KEY.get(model.registry_name, "sigma_nn"))
 
     # ---------------------------------------------------------------- inference
-    def predict(self, model, meta, mesh, options, device) -> Prediction:
+    def predict(self, model, meta, mesh, options, device, strict: bool = False) -> Prediction:
+        """The micro fields of the RVE at the macroscopic ``--strain``; a strain component outside the
+        training strains warns (:mod:`graphfem.validity`), or is refused with ``strict``. The RVE itself
+        (mesh, tags, materials) must be the trained one (:func:`check_rve`)."""
         from graphfem.physics.problem import get_problem
         from graphfem.physics.rve import RVE, Material
 
@@ -380,11 +385,7 @@ class EquiNOFamily(Family):
             raise exc.with_source(mesh.source) from None
         check_rve(model, rve, mesh.source)
         strain = np.asarray(params["strain"], dtype=float)
-        lo, hi = (np.asarray(b) for b in meta["problem"]["strain_range"])
-        if ((strain < lo - 1e-12) | (strain > hi + 1e-12)).any():
-            warnings.warn(f"--strain {','.join(f'{v:g}' for v in strain)} lies outside the training strains "
-                          f"[{', '.join(f'{a:.3g}..{b:.3g}' for a, b in zip(lo, hi))}]: the prediction extrapolates",
-                          stacklevel=2)
+        validity.check(*strain_case(meta, strain), strict, source=mesh.source)
         u, sigma = micro_fields(model, strain[None])
         return Prediction(mesh, rve.fields(u[0], sigma[0], strain), dict(meta["problem"]["units"]))
 
@@ -400,13 +401,14 @@ class EquiNOFamily(Family):
         check_rve(model, snaps.rve, data.path)
         n = len(data) if limit <= 0 else min(limit, len(data))
         key = "stress_hat" if model.registry_name == "rve_blackbox" else "sigma"
-        errors, t_pred, t_fe, fe_check = [], [], [], []
+        errors, t_pred, t_fe, fe_check, inside = [], [], [], [], []
         with Progress(disable=not progress, transient=True) as bar:
             task = bar.add_task("evaluating", total=n)
             for i in range(n):
                 start = time.perf_counter()
                 errors.append(float(self._errors(model, snaps.rve, snaps.solutions[i:i + 1])[key][0]))
                 t_pred.append(time.perf_counter() - start)
+                inside.append(not validity.violations(*strain_case(meta, snaps.solutions[i].strain)))
                 if compare_fe:
                     s = data.sample(i)
                     start = time.perf_counter()
@@ -415,15 +417,21 @@ class EquiNOFamily(Family):
                     stored = s.dofs["fluctuation"]
                     fe_check.append(float(np.abs(fe - stored).max() / max(np.abs(stored).max(), 1e-300)))
                 bar.advance(task)
-        e = np.asarray(errors)
-        out = {"samples": n, "metric": f"relative L2 error of {key}", "rel_l2_mean": float(e.mean()),
-               "rel_l2_median": float(np.median(e)), "rel_l2_p90": float(np.quantile(e, 0.9)),
-               "rel_l2_max": float(e.max()), "predict_s_mean": float(np.mean(t_pred)), "errors": e.tolist(),
-               "device": device}
-        if compare_fe:
-            out.update(fe_s_mean=float(np.mean(t_fe)), fe_vs_stored_max=float(np.max(fe_check)))
-        return out
+        return {"metric": f"relative L2 error of {key}",
+                **evaluation_summary(errors, t_pred, device, t_fe if compare_fe else None,
+                                     fe_check if compare_fe else None, inside)}
+
+
+def strain_case(meta: Mapping[str, Any], strain: np.ndarray) -> tuple[dict, dict]:
+    """The :mod:`graphfem.validity` (stored ranges, case) of a macroscopic strain (3,) (ε_xx, ε_yy, γ_xy):
+    each component against the checkpoint's training ``strain_range``. The mesh is not among them: the RVE
+    must be the trained one (:func:`check_rve`)."""
+    lo, hi = meta["problem"]["strain_range"]
+    names = [f"strain[{k}]" for k in range(len(lo))]
+    stored = {"features": {n: [float(a), float(b)] for n, a, b in zip(names, lo, hi)}}
+    case = {"features": {n: [float(v), float(v)] for n, v in zip(names, np.asarray(strain, float).ravel())}}
+    return stored, case
 
 
 __all__ = ["DERIVED", "EquiNOFamily", "FAMILY_KEYS", "SAMPLERS", "SIGMA_KEY", "Snapshots", "check_rve", "macro_material",
-           "micro_fields", "read_snapshots", "train_config"]
+           "micro_fields", "read_snapshots", "strain_case", "train_config"]

@@ -148,6 +148,26 @@ def test_evaluate_on_the_data_set(runs, capsys):
     assert stats["samples"] == 10 and stats["rel_l2_median"] < 0.2 and stats["fe_vs_stored_max"] < 1e-8
 
 
+def test_a_strain_outside_the_training_strains_warns_and_strict_refuses(runs, capsys, tmp_path):
+    """Each component outside the checkpoint's strain_range is one warning line naming it; --strict refuses
+    with no file; evaluate counts the data set's strains inside/outside the same ranges."""
+    ckpt, mesh = runs / "equino" / "model.safetensors", runs / "cell.vtu"
+    lo, hi = read_tensors(ckpt)[1]["problem"]["strain_range"]
+    far = f"{3 * hi[0]:g},0,{-3 * abs(lo[2]) - 0.01:g}"
+    code, _, err = cli("predict", ckpt, mesh, "-o", tmp_path / "in.vtu", "--strain", STRAIN, capsys=capsys)
+    assert code == 0 and "domain of validity" not in err
+    code, _, err = cli("predict", ckpt, mesh, "-o", tmp_path / "far.vtu", "--strain", far, capsys=capsys)
+    assert code == 0 and f"input 'strain[0]' spans [{3 * hi[0]:.4g}, {3 * hi[0]:.4g}], outside the training range " \
+        f"[{lo[0]:.4g}, {hi[0]:.4g}]" in err and "'strain[2]'" in err and "'strain[1]'" not in err
+    code, _, err = cli("predict", ckpt, mesh, "-o", tmp_path / "strict.vtu", "--strain", far, "--strict",
+                       capsys=capsys)
+    assert code == 1 and "--strict: input 'strain[0]'" in one_line_error(err)
+    assert not (tmp_path / "strict.vtu").exists()
+    code, out, _ = cli("evaluate", ckpt, runs / "rve.h5", "--json", capsys=capsys)
+    stats = json.loads(out)
+    assert code == 0 and stats["inside"]["samples"] + stats["outside"]["samples"] == 10
+
+
 def _bad_inputs(folder: Path) -> list[tuple[str, list, str]]:
     rve_mesh(5, "rve1").write(folder / "rve1.vtu")  # same nodes, other inclusions
     rve_mesh(4, "disc").write(folder / "small.vtu")
