@@ -53,7 +53,7 @@ class Surrogate:
         A case outside the model's training ranges warns once per input
         (:class:`graphfem.validity.ValidityWarning`); ``strict`` refuses it."""
         if not self.family.checks_validity:
-            if strict:
+            if strict and not self.family.refuses_outside:
                 raise InputError(f"--strict: {self.family.name} checkpoints store no training ranges to check",
                                  self.source)
             return self.family.predict(self.model, self.meta, mesh, options, self.device)

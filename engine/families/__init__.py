@@ -92,6 +92,9 @@ class Family:
     #: whether checkpoints store training ranges that :meth:`predict` checks
     #: (:mod:`graphfem.validity`); such a family's ``predict`` takes ``strict``
     checks_validity: bool = False
+    #: whether ``predict`` always refuses an input outside the training ranges (hard ranges such as
+    #: NeuralStagger's ν and inflow): ``--strict`` then holds without stored ranges
+    refuses_outside: bool = False
 
     # ---------------------------------------------------------------- data
     def trains_on(self, data) -> bool:

@@ -109,6 +109,7 @@ class NeuralStaggerFamily(Family):
     """NeuralStagger (vanilla: factors 1) on MAC channel flows (see the module docstring)."""
 
     name = "neuralstagger"
+    refuses_outside = True  # ν, the inflow peak, the grid and Δt outside the trained ones: refused always
     models = ("neuralstagger",)
     consumes = "MAC channel flows on a grid (graphfem generate mac-channel): conditions for training, " \
                "reference trajectories for validation"

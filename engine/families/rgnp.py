@@ -259,6 +259,7 @@ class RGNPFamily(Family):
     """RGNP on nonlinear-poisson, parametric-burgers and lid-cavity data (see the module docstring)."""
 
     name = "rgnp"
+    refuses_outside = True  # z and w outside the prior box, t beyond the trained time: refused always
     models = ("rgnp",)
     consumes = "prior draws of (z, w) on random grids; FE samples of nonlinear-poisson, parametric-burgers or " \
                "lid-cavity for validation"
