@@ -32,6 +32,35 @@ def test_poisson_on_a_mesh(tmp_path):
     assert np.isfinite(result["values"]).all()
 
 
+def test_poisson_on_meshes(tmp_path):
+    """A tiny Poisson model (8 samples, 1 epoch: plumbing) on a plate of our own (two finite errors) and two
+    shipped third-party meshes (quads and 3D: each its reason); a model of another problem is refused."""
+    import torch
+    import yaml
+
+    from graphfem.cli import main
+
+    torch.set_num_threads(1)
+    assert main(["generate", "poisson", "-n", "8", "-o", str(tmp_path / "d.h5"), "--seed", "4"]) == 0
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump({
+        "model": {"name": "meshgraphnet", "latent": 8, "layers": 2},
+        "data": {"path": str(tmp_path / "d.h5"), "batch_size": 4, "val_fraction": 0.25, "test_fraction": 0.25},
+        "optim": {"epochs": 1, "warmup_steps": 1}, "run": {"out": str(tmp_path / "run"), "threads": 1,
+                                                          "progress": False}}))
+    assert main(["train", str(tmp_path / "t.yaml")]) == 0
+    assert main(["mesh", "perforated", "--seed", "3", "--resolution", "8", "-o", str(tmp_path / "holes.msh")]) == 0
+    meshes = [tmp_path / "holes.msh", EXAMPLES / "meshes" / "channel_block_16x8.msh",
+              EXAMPLES / "meshes" / "skfem_beams.msh"]
+    result = load("poisson_on_meshes").main(tmp_path / "run" / "model.safetensors", meshes)
+    errors = result["holes.msh"]
+    assert len(errors) == 2 and all(np.isfinite(errors)) and result["skfem_beams.msh"] == "not served: a 3D mesh"
+    assert result["channel_block_16x8.msh"].endswith("the model was trained on triangle cells, not quad")
+    from graphfem.demo import DEMO_MODEL, data_file
+
+    with pytest.raises(SystemExit, match="a hyperelastic model, not a Poisson one"):
+        load("poisson_on_meshes").main(data_file(DEMO_MODEL), meshes)
+
+
 def test_darcy_two_phase_conserves_mass(tmp_path):
     result = load("darcy_two_phase").main(tmp_path)
     assert abs(result["outflow"] - 10.0) < 1e-10
