@@ -19,7 +19,8 @@ compares the new case with them:
 from __future__ import annotations
 
 import warnings
-from typing import Any, Iterable, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -38,24 +39,40 @@ def describe(mesh: Mesh, x: np.ndarray, names: Sequence[str]) -> dict[str, Any]:
     """One case: ``nodes``, ``extent``, ``aspect``, ``cell_type`` and
     ``features`` {name: [min, max]} of the (n, F) inputs ``x``."""
     lo, hi = mesh.bounding_box
-    return _case(lo, hi, mesh.n_points, mesh.cell_type, x, names)
+    x = np.asarray(x, dtype=float).reshape(mesh.n_points, -1)
+    return _case(lo, hi, mesh.n_points, mesh.cell_type,
+                 {name: [float(x[:, k].min()), float(x[:, k].max())] for k, name in enumerate(names)})
 
 
-def describe_points(points: np.ndarray, x: np.ndarray, names: Sequence[str]) -> dict[str, Any]:
-    """:func:`describe` of a point cloud (n, d) (a particle body): cell type ``vertex``."""
+def describe_inputs(mesh: Mesh, inputs: Mapping[str, Any], leave_out: Iterable[str] = ()) -> dict[str, Any]:
+    """:func:`describe` of a model whose inputs are not node features: ``inputs`` {name: values} (any
+    array of one input's values, or a single number), each kept as [min, max]; the mesh quantities in
+    ``leave_out`` (``nodes``, ``cell_type``: of a model that reads neither) are left out, so not checked."""
+    lo, hi = mesh.bounding_box
+    return _case(lo, hi, mesh.n_points, mesh.cell_type, _ranges_of(inputs), leave_out)
+
+
+def describe_points(points: np.ndarray, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`describe_inputs` of a point cloud (n, d) (a particle body): cell type ``vertex``."""
     points = np.asarray(points, dtype=float)
-    return _case(points.min(0), points.max(0), len(points), "vertex", x, names)
+    return _case(points.min(0), points.max(0), len(points), "vertex", _ranges_of(inputs))
 
 
-def _case(lo, hi, n: int, cell_type: str, x: np.ndarray, names: Sequence[str]) -> dict[str, Any]:
+def _ranges_of(inputs: Mapping[str, Any]) -> dict[str, list[float]]:
+    return {name: [float(np.min(v)), float(np.max(v))] for name, v in inputs.items()}
+
+
+def _case(lo, hi, n: int, cell_type: str, features: dict[str, list[float]], leave_out: Iterable[str] = ()
+          ) -> dict[str, Any]:
     sides = np.asarray(hi, dtype=float) - np.asarray(lo, dtype=float)
     extent = float(sides.max())
     positive = sides[sides > 1e-12 * max(extent, 1e-300)]
-    x = np.asarray(x, dtype=float).reshape(n, -1)
-    return {"nodes": int(n), "extent": extent,
+    case = {"nodes": int(n), "extent": extent,
             "aspect": float(positive.max() / positive.min()) if positive.size else 1.0,
-            "cell_type": cell_type,
-            "features": {name: [float(x[:, k].min()), float(x[:, k].max())] for k, name in enumerate(names)}}
+            "cell_type": cell_type, "features": features}
+    for key in leave_out:
+        del case[key]
+    return case
 
 
 def ranges(cases: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
@@ -107,6 +124,12 @@ def violations(stored: Mapping[str, Any], case: Mapping[str, Any], dimensionless
     return lines
 
 
+def inside(stored: Mapping[str, Any] | None, case: Mapping[str, Any], dimensionless: bool = False) -> bool:
+    """Whether ``case`` lies inside the ``stored`` ranges (no :func:`violations`); True without stored
+    ranges. What ``evaluate`` splits its errors by, without warning."""
+    return stored is None or not violations(stored, case, dimensionless)
+
+
 def check(stored: Mapping[str, Any] | None, case: Mapping[str, Any], strict: bool = False,
           dimensionless: bool = False, source: str | None = None) -> list[str]:
     """Warn once per line of :func:`violations` (refuse the first with ``strict``);
@@ -124,6 +147,18 @@ def check(stored: Mapping[str, Any] | None, case: Mapping[str, Any], strict: boo
     for line in lines:
         warnings.warn(f"outside the model's domain of validity: {line}", ValidityWarning, stacklevel=2)
     return lines
+
+
+@contextmanager
+def recorded() -> Iterator[list[str]]:
+    """Catch the :class:`ValidityWarning` lines of the block instead of showing them (so do its other
+    warnings); yields the list they are put in when the block ends. What ``evaluate`` splits its
+    errors by, where the check runs inside ``predict``."""
+    lines: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ValidityWarning)
+        yield lines
+    lines.extend(str(w.message) for w in caught if issubclass(w.category, ValidityWarning))
 
 
 def check_stored(stored: Any, feature_names: Sequence[str], source: str | None) -> None:
@@ -146,5 +181,5 @@ def check_stored(stored: Any, feature_names: Sequence[str], source: str | None) 
                             f"every input feature ({', '.join(feature_names)}), and the cell types", source)
 
 
-__all__ = ["MESH_KEYS", "ValidityWarning", "check", "check_stored", "describe", "describe_points", "ranges",
-           "violations"]
+__all__ = ["MESH_KEYS", "ValidityWarning", "check", "check_stored", "describe", "describe_inputs",
+           "describe_points", "inside", "ranges", "recorded", "violations"]

@@ -55,6 +55,17 @@ def cylinder_of(mesh: Mesh) -> tuple[tuple[float, float], float]:
     return (float(cx), float(cy)), float(np.sqrt(max(cx ** 2 + cy ** 2 - F, 0.0)))
 
 
+def cylinder_mismatch(cylinder: tuple[tuple[float, float], float], radius: float | None, centre) -> str | None:
+    """Why a stated ``radius`` or ``centre`` (None: not stated) is not the mesh's ``cylinder`` ((cx, cy), r)
+    of :func:`cylinder_of`: a radius off by more than 5 % or a centre by more than 0.2 r; None when both fit."""
+    (cx, cy), r = cylinder
+    if radius is not None and abs(radius - r) > 0.05 * r:
+        return f"radius {radius:g}: the mesh's cylinder has radius {r:.4g}"
+    if centre is not None and np.hypot(centre[0] - cx, centre[1] - cy) > 0.2 * r:
+        return f"centre ({centre[0]:g}, {centre[1]:g}): the mesh's cylinder is at ({cx:.4g}, {cy:.4g})"
+    return None
+
+
 def reynolds(u_max: float, radius: float, nu: float = NU) -> float:
     """Re = ū·2r/ν with ū = 2U/3 the mean of the parabolic inflow of peak U."""
     return 2.0 * u_max / 3.0 * 2.0 * radius / nu
@@ -161,11 +172,10 @@ class CylinderWake(Problem):
     )
 
     def check(self, mesh: Mesh, params: dict) -> None:
-        (cx, cy), r = cylinder_of(mesh)
-        if params["radius"] is not None and abs(params["radius"] - r) > 0.05 * r:
-            raise InputError(f"--radius {params['radius']:g}: the mesh's cylinder has radius {r:.4g}", mesh.source)
-        if params["centre"] is not None and np.hypot(params["centre"][0] - cx, params["centre"][1] - cy) > 0.2 * r:
-            raise InputError(f"--centre: the mesh's cylinder is at ({cx:.4g}, {cy:.4g})", mesh.source)
+        (cx, cy), r = cylinder = cylinder_of(mesh)
+        mismatch = cylinder_mismatch(cylinder, params["radius"], params["centre"])
+        if mismatch:
+            raise InputError(f"--{mismatch}", mesh.source)
         if not params["u_max"] > 0 or not params["nu"] > 0:
             raise InputError("--u-max and --nu must be positive", mesh.source)
         if not params["dt"] > 0 or not params["t_end"] > params["dt"] or params["save_every"] < 1:
@@ -226,5 +236,5 @@ class CylinderWake(Problem):
                 f"of {u:.3f} m/s; the Reynolds number is {re_:.0f}, so the flow is {regime(re_)}.")
 
 
-__all__ = ["CAPTION_NUMBERS", "CylinderWake", "NU", "boundary_values", "channel_tags", "cylinder_of", "inlet_peak",
-           "parse_caption", "regime", "reynolds"]
+__all__ = ["CAPTION_NUMBERS", "CylinderWake", "NU", "boundary_values", "channel_tags", "cylinder_mismatch",
+           "cylinder_of", "inlet_peak", "parse_caption", "regime", "reynolds"]

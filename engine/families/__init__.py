@@ -28,6 +28,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from graphfem import validity
 from graphfem.meshes import Mesh
 from graphfem.meshes.errors import GraphfemError, InputError
 
@@ -126,7 +127,10 @@ class Family:
     def check_meta(self, model, meta: Mapping[str, Any], source: str | None) -> None:
         """Refuse, in one line, checkpoint metadata this family cannot serve (a normalisation of
         the wrong length, say); :func:`graphfem.checkpoint.check_metadata` has checked what every
-        family shares."""
+        family shares. This base refuses stored training ranges (``meta["validity"]``) that do
+        not hold one [min, max] per name of ``meta["problem"]["inputs"]``
+        (:func:`graphfem.validity.check_stored`)."""
+        validity.check_stored(meta.get("validity"), meta.get("problem", {}).get("inputs", []), source)
 
     # ---------------------------------------------------------------- inference
     def claims(self, meta: Mapping[str, Any]) -> frozenset[str]:

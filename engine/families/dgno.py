@@ -41,7 +41,6 @@ otherwise). A checkpoint written before the ranges were kept predicts silently (
 from __future__ import annotations
 
 import time
-import warnings
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -146,13 +145,10 @@ def coefficient_inputs(a_grid: np.ndarray, phases: Sequence[float] | None) -> di
 
 
 def _validity_case(mesh: Mesh, inputs: Mapping[str, list[float]], query: bool = False) -> dict:
-    """The :func:`graphfem.validity.describe` case of a training sample, or of a ``query``:
+    """The :func:`graphfem.validity.describe_inputs` case of a training sample, or of a ``query``:
     a query leaves out the node count and the cell type (the network reads neither: a on its grid, u at any
     points)."""
-    case = {**validity.describe(mesh, np.empty((mesh.n_points, 0)), []), "features": dict(inputs)}
-    if query:
-        del case["nodes"], case["cell_type"]
-    return case
+    return validity.describe_inputs(mesh, inputs, ("nodes", "cell_type") if query else ())
 
 
 @register_family
@@ -303,19 +299,17 @@ class DGNOFamily(Family):
         return out
 
     def check_meta(self, model, meta, source) -> None:
-        """The training ranges (:func:`graphfem.validity.check_stored`) of the inputs the checkpoint names."""
+        """The two phases of a two-phase checkpoint, and its training ranges (the base's check)."""
         phases = meta.get("problem", {}).get("phases")
         if phases is not None and not (isinstance(phases, list) and len(phases) == 2 and all(
                 isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in phases)):
             raise GraphfemError(f"checkpoint problem 'phases' must be two numbers, got {phases!r}"[:200], source)
-        validity.check_stored(meta.get("validity"), meta.get("problem", {}).get("inputs", []), source)
+        super().check_meta(model, meta, source)
 
     @staticmethod
-    def _check_validity(meta, mesh: Mesh, a_grid: np.ndarray, strict: bool = False, source=None) -> list[str]:
-        """Warn once per input of ``a_grid`` outside the training ranges (refuse with ``strict``); the lines."""
-        stored = meta.get("validity")
-        case = _validity_case(mesh, coefficient_inputs(a_grid, meta["problem"].get("phases")), query=True)
-        return validity.check(stored, case, strict, source=source or mesh.source)
+    def _query(meta, mesh: Mesh, a_grid: np.ndarray) -> dict:
+        """The :mod:`graphfem.validity` case of a prediction from the coefficient on the grid ``a_grid``."""
+        return _validity_case(mesh, coefficient_inputs(a_grid, meta["problem"].get("phases")), query=True)
 
     def predict(self, model, meta, mesh, options, device, strict: bool = False) -> Prediction:
         """u at the nodes of ``mesh``; a outside the training ranges warns once per input, or is
@@ -336,7 +330,7 @@ class DGNOFamily(Family):
         a_grid = coefficient_at(mesh, a, grid_points(model.config.grid))
         if not np.isfinite(a_grid).all():
             raise InputError("--kappa has non-finite values", mesh.source)
-        self._check_validity(meta, mesh, a_grid, strict)
+        validity.check(meta.get("validity"), self._query(meta, mesh, a_grid), strict, source=mesh.source)
         u = self._predict_u(model, [a_grid], [mesh.points[:, :2]], device)[0]
         return Prediction(mesh, {"u": u}, {"u": "1"})
 
@@ -354,9 +348,7 @@ class DGNOFamily(Family):
             _check_square(s.mesh, data.path)
             start = time.perf_counter()
             a_grid = coefficient_at(s.mesh, s.options["kappa"], xg)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", validity.ValidityWarning)
-                inside.append(not self._check_validity(meta, s.mesh, a_grid, source=data.path))
+            inside.append(validity.inside(meta.get("validity"), self._query(meta, s.mesh, a_grid)))
             u = self._predict_u(model, [a_grid], [s.mesh.points[:, :2]], device)[0]
             t_pred.append(time.perf_counter() - start)
             errors.append(float(np.linalg.norm(u - s.fields["u"]) / np.linalg.norm(s.fields["u"])))

@@ -408,7 +408,7 @@ class EquiNOFamily(Family):
                 start = time.perf_counter()
                 errors.append(float(self._errors(model, snaps.rve, snaps.solutions[i:i + 1])[key][0]))
                 t_pred.append(time.perf_counter() - start)
-                inside.append(not validity.violations(*strain_case(meta, snaps.solutions[i].strain)))
+                inside.append(validity.inside(*strain_case(meta, snaps.solutions[i].strain)))
                 if compare_fe:
                     s = data.sample(i)
                     start = time.perf_counter()

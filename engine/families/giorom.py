@@ -59,7 +59,6 @@ kept predicts silently (refused under ``strict``).
 from __future__ import annotations
 
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -226,7 +225,7 @@ def rollout_case(X: np.ndarray, velocity, spacing: float, frames: int, frame_dt:
                 **{f"velocity[{k}]": [float(v[k])] * 2 for k in range(d)},
                 "particle spacing": [float(spacing)] * 2,
                 "rollout time": [(window + 1) * frame_dt, frames * frame_dt]}
-    return {**validity.describe_points(X, np.empty((len(X), 0)), []), "features": features}
+    return validity.describe_points(X, features)
 
 
 def _body_case(b: Body, window: int) -> dict:
@@ -435,10 +434,6 @@ class GIOROMStepperFamily(Family):
             errors.append(float(np.mean((pred - xs[i][W + 1:]) ** 2)))
         return {"rollout_mse": float(np.mean(errors)), "rollout_mse_max": float(np.max(errors))}
 
-    def check_meta(self, model, meta, source) -> None:
-        """The training ranges (:func:`graphfem.validity.check_stored`) of the inputs the checkpoint names."""
-        validity.check_stored(meta.get("validity"), meta.get("problem", {}).get("inputs", []), source)
-
     def predict(self, model, meta, mesh, options, device, strict: bool = False) -> Prediction:
         """:func:`rollout_body` with linear reconstruction; outside the training ranges it warns
         once per input, or is refused with ``strict``."""
@@ -458,10 +453,8 @@ class GIOROMStepperFamily(Family):
         trained = {MATERIALS[m] for m in meta["problem"].get("materials", []) if m in MATERIALS}
         errors, t_pred, t_mpm, check, inside = [], [], [], [], []
         for b in bodies:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", validity.ValidityWarning)
-                lines = validity.check(meta.get("validity"), _body_case(b, W), source=data.path)
-            inside.append(not lines and set(np.unique(b.material).tolist()) <= trained)
+            inside.append(validity.inside(meta.get("validity"), _body_case(b, W))
+                          and set(np.unique(b.material).tolist()) <= trained)
             start = time.perf_counter()
             _, dense, _ = dense_rollout(model, None, b.x[:W + 1], b.material, len(b.x) - W - 1,
                                         sparse_subset(b.x[0], meta["family_options"], W + 2))

@@ -29,7 +29,6 @@ standardised with the training set's mean and standard deviation.
 from __future__ import annotations
 
 import time
-import warnings
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -419,11 +418,10 @@ class MeshGraphNetFamily(Family):
                 if transient:
                     options["t_end"] = float(s.times[-1] - s.times[0])
                 start = time.perf_counter()
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always", validity.ValidityWarning)
+                with validity.recorded() as outside:
                     pred = self.predict(model, meta, s.mesh, options, device)
                 t_pred.append(time.perf_counter() - start)
-                inside.append(not any(issubclass(w.category, validity.ValidityWarning) for w in caught))
+                inside.append(not outside)
                 if pred.times is None:
                     p, r = stack_fields(problem, s.mesh, pred.fields), stack_fields(problem, s.mesh, s.fields)
                 else:

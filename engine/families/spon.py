@@ -408,11 +408,7 @@ def validity_case(family: str, mesh: Mesh, sample, nodes: bool = False) -> dict[
     if family == "spon-poisson" and sample.dirichlet_mask.any():
         values[DIRICHLET_INPUT] = sample.dirichlet_values[sample.dirichlet_mask] / sample.scale
     values[SIZE_INPUT] = graph.h / float(np.linalg.norm(np.asarray(hi, float) - np.asarray(lo, float)))
-    case = validity.describe(mesh, np.zeros((mesh.n_points, 0)), [])
-    case["features"] = {name: [float(np.min(v)), float(np.max(v))] for name, v in values.items()}
-    if not nodes:
-        del case["nodes"]
-    return case
+    return validity.describe_inputs(mesh, values, () if nodes else ("nodes",))
 
 
 def serve(model, meta_problem: Mapping[str, Any], mesh: Mesh, options: Mapping[str, Any], device: str = "cpu",
@@ -569,10 +565,6 @@ class SPONFamily(Family):
         """The given options with the values the model was trained with for the shared ones (E, ν, fix, ...)."""
         return {**meta["problem"]["fixed"], **{k: v for k, v in options.items() if v is not None}}
 
-    def check_meta(self, model, meta, source) -> None:
-        """The training ranges, where the checkpoint stores them (one per name of ``problem.inputs``)."""
-        validity.check_stored(meta.get("validity"), meta.get("problem", {}).get("inputs", []), source)
-
     @staticmethod
     def _check(meta, mesh: Mesh, strict: bool):
         """The ``check`` of :func:`serve`: the case against the stored ranges (:mod:`graphfem.validity`),
@@ -613,13 +605,12 @@ class SPONFamily(Family):
             task = bar.add_task("evaluating", total=n)
             for r in _records(data, range(n)):
                 start = time.perf_counter()
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always", validity.ValidityWarning)
+                with validity.recorded() as outside:
                     space, u = serve(model, meta["problem"], r.mesh, case_options(r), device,
                                      check=self._check(meta, r.mesh, False))
                 errs.append(float(space.relative_l2_error(u.reshape(-1), r.dofs.reshape(-1))))
                 t_pred.append(time.perf_counter() - start)
-                inside.append(not any(issubclass(w.category, validity.ValidityWarning) for w in caught))
+                inside.append(not outside)
                 if compare_fe:
                     start = time.perf_counter()
                     u = spon_data.solve_case(r.family, r.mesh, r.params, int(r.params["order"]))

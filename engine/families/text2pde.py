@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import sys
 import time
-import warnings
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -366,7 +365,7 @@ class Text2PDEFamily(Family):
     def check_meta(self, model, meta, source) -> None:
         if meta.get("problem", {}).get("name") not in PROBLEMS or not meta["problem"].get("times"):
             raise GraphfemError("text2pde checkpoint metadata lacks its problem or frame times", source)
-        validity.check_stored(meta.get("validity"), meta["problem"].get("inputs", []), source)
+        super().check_meta(model, meta, source)
 
     # ---------------------------------------------------------------- inference
     def claims(self, meta) -> frozenset[str]:
@@ -409,12 +408,11 @@ class Text2PDEFamily(Family):
         for i in range(n):
             s = _sample_of(problem, data, i)
             start = time.perf_counter()
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", validity.ValidityWarning)
+            with validity.recorded() as outside:
                 pred = generate(model, meta, s["mesh"], **conditioning_of(model, problem, s), device=device,
                                 options=s["options"])[0]
             times.append(time.perf_counter() - start)
-            inside.append(not any(issubclass(w.category, validity.ValidityWarning) for w in caught))
+            inside.append(not outside)
             y = np.stack([pred.fields[k] for k in meta["problem"]["fields"]], -1)
             errors.append(float(np.mean(list(relative_errors(s["mesh"], y, s["y"],
                                                              meta["problem"]["fields"]).values()))))
@@ -436,19 +434,19 @@ def conditioning_inputs(model, mesh: Mesh, *, prompt: str | None = None, first_f
     """The numbers one generation is conditioned on, by name: a prompt's (:func:`parse_caption`: radius, x, y,
     inlet velocity and the Reynolds number where given), the parameter vector's (``model.config.param_names``),
     or for a first frame (n, C) on ``mesh`` its inflow peak ``u_max`` (:func:`inlet_peak`) and the mesh's
-    cylinder (``radius``, ``centre[0]``, ``centre[1]``). A prompt whose cylinder is not the mesh's (radius off
-    by more than 5 %, centre by more than 0.2 r, as ``solve --radius/--centre``) is a one-line InputError."""
-    from graphfem.physics.cylinder_wake import channel_tags, cylinder_of, inlet_peak, parse_caption
+    cylinder (``radius``, ``centre[0]``, ``centre[1]``). A prompt whose cylinder is not the mesh's
+    (:func:`cylinder_mismatch`, as ``solve --radius/--centre``) is a one-line InputError."""
+    from graphfem.physics.cylinder_wake import channel_tags, cylinder_mismatch, cylinder_of, inlet_peak, parse_caption
 
     if params is not None:
         return dict(zip(model.config.param_names, np.asarray(params, float).ravel().tolist()))
     mesh = channel_tags(mesh)
-    (cx, cy), r = cylinder_of(mesh)
+    (cx, cy), r = cylinder = cylinder_of(mesh)
     if prompt is not None:
         found = parse_caption(prompt)
-        if abs(found["radius"] - r) > 0.05 * r or np.hypot(found["x"] - cx, found["y"] - cy) > 0.2 * r:
-            raise InputError(f"prompt: a cylinder of radius {found['radius']:g} at ({found['x']:g}, {found['y']:g}); "
-                             f"the mesh's has radius {r:.4g} at ({cx:.4g}, {cy:.4g})", mesh.source)
+        mismatch = cylinder_mismatch(cylinder, found["radius"], (found["x"], found["y"]))
+        if mismatch:
+            raise InputError(f"prompt: {mismatch}", mesh.source)
         return found
     y0 = np.asarray(first_frame, float)
     return {"u_max": inlet_peak(mesh, y0[:, 0], y0[:, 1]), "radius": r, "centre[0]": cx, "centre[1]": cy}
@@ -458,11 +456,8 @@ def _validity_case(model, mesh: Mesh, inputs: Mapping[str, float], query: bool =
     """The :func:`graphfem.validity.describe` case of one generation (``query``) or training sample. A query
     is checked on its node count only where the model encodes the mesh's nodes (a first frame): the decoder
     queries any points."""
-    values = np.tile(np.asarray(list(inputs.values()), float), (mesh.n_points, 1))
-    case = validity.describe(mesh, values, list(inputs))
-    if query and model.config.context != "first-frame":
-        case.pop("nodes")
-    return case
+    return validity.describe_inputs(mesh, inputs, ("nodes",) if query and model.config.context != "first-frame"
+                                    else ())
 
 
 def dirichlet_of(model, problem, mesh: Mesh, *, prompt: str | None = None, first_frame: np.ndarray | None = None,

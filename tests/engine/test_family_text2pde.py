@@ -345,7 +345,8 @@ def test_conditioning_outside_the_training_ranges_warns_and_strict_refuses(train
         assert not out.exists()
     err = capsys.readouterr().err
     assert "--strict: input 'inlet velocity' spans [3, 3]" in err and "--strict: input 'u_max' spans [3, 3]" in err
-    assert f"the mesh's has radius {o['radius']:.4g}" in err
+    stated = float(f"{1.3 * o['radius']:.4f}")  # the caption carries the radius to 4 decimals
+    assert f"prompt: radius {stated:g}: the mesh's cylinder has radius {o['radius']:.4g}" in err
     assert main(["predict", str(params), str(mesh), "--u-max", "3", "-o", str(out)]) == 0
     assert "input 'u_max' spans [3, 3]" in capsys.readouterr().err
     out.unlink()

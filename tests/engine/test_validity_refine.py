@@ -68,7 +68,7 @@ def test_ranges_and_violations_of_described_cases():
     assert validity.violations(stored, many) == ["nodes 231 is outside the training range [25, 45]"]
     del many["nodes"]  # a case that leaves a quantity out is not checked on it
     assert validity.violations(stored, many) == []
-    cloud = validity.describe_points(np.array([[0.0, 0.0], [2.0, 0.5], [1.0, 1.0]]), np.full((3, 1), 2.0), ["k"])
+    cloud = validity.describe_points(np.array([[0.0, 0.0], [2.0, 0.5], [1.0, 1.0]]), {"k": [2.0, 2.0, 2.0]})
     assert (cloud["extent"], cloud["aspect"], cloud["cell_type"]) == (2.0, 2.0, "vertex")
     assert validity.violations(stored, cloud) == ["cell type vertex: the model was trained on triangle",
                                                   "nodes 3 is outside the training range [25, 45]"]
