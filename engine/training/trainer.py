@@ -20,7 +20,8 @@ trainer owns everything else:
   gloo on CPU), each rank takes every world-th item of the epoch order, and
   rank 0 writes all files.
 
-Outputs in ``<out>``: ``model.safetensors`` (best validation metric),
+Outputs in ``<out>``: ``model.safetensors`` (best validation metric; the
+test metrics are measured on these weights and stored with them),
 ``state.safetensors``, ``metrics.jsonl``, ``curves.png``, ``config.yaml``.
 The folder is created only once the data, the model and the family pairing
 have been checked.
@@ -256,8 +257,9 @@ class Trainer:
             import yaml
 
             self.out.mkdir(parents=True, exist_ok=True)
-            if self.step == 0:  # a fresh run: the metrics of an earlier run in this folder are not this run's
+            if self.step == 0:  # a fresh run: the metrics and model of an earlier run in this folder are not this run's
                 (self.out / "metrics.jsonl").unlink(missing_ok=True)
+                (self.out / "model.safetensors").unlink(missing_ok=True)
             (self.out / "config.yaml").write_text(yaml.safe_dump(to_dict(c), sort_keys=False))
         show = c.run.progress and self.rank == 0
         columns = (TextColumn("phase {task.fields[phase]} epoch {task.fields[epoch]}"), BarColumn(),
@@ -277,6 +279,7 @@ class Trainer:
                 self.epoch, self.batch_pos, self.phase_step = 0, 0, 0
                 self._start_phase(self.phase + 1)
                 self.save_state()
+        self._restore_best()
         test = self.validate(self.setup.test)
         first = next(iter(test), "metric")
         final = {"step": self.step, "final": True, **{f"test_{k}": v for k, v in test.items()},
@@ -387,6 +390,23 @@ class Trainer:
             return
         save(self.out / "model.safetensors", self.model,
              {"family": self.family.name, **self.setup.meta, "provenance": self._provenance(extra)})
+
+    def _restore_best(self) -> None:
+        """Load the best validation checkpoint's weights (if this run wrote one) into the model, so that
+        the test metrics stored with ``model.safetensors`` are those of the weights it holds."""
+        import torch
+
+        from graphfem.checkpoint import read_tensors
+
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()  # rank 0 may have written the best checkpoint at the last validation
+        path = self.out / "model.safetensors"
+        if path.exists():
+            tensors, _ = read_tensors(path)
+            with torch.no_grad():
+                self.model.load_state_dict({k: v.to(self.device) for k, v in tensors.items()})
 
     def _add_test_metrics(self, test: dict) -> None:
         from graphfem.checkpoint import read_tensors, save_tensors

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -15,7 +16,8 @@ from graphfem.checkpoint import read_tensors
 from graphfem.training.config import load_config
 from graphfem.datasets.generate import generate
 from graphfem.meshes.errors import InputError
-from graphfem.training.trainer import FAULT_ENV, lr_factor, train
+from graphfem.evaluate import evaluate
+from graphfem.training.trainer import FAULT_ENV, lr_factor, split_indices, train
 
 torch.set_num_threads(1)
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -58,6 +60,37 @@ def test_two_seeded_runs_are_identical_and_learn(tmp_path, data):
     assert losses[-1] < losses[0]
     assert (tmp_path / "a" / "curves.png").stat().st_size > 1000
     assert {"test_rel_l2_u", "best_val_rel_l2_u"} <= set(a)
+
+
+def test_stored_test_error_is_what_evaluate_measures_with_the_saved_weights(tmp_path, data):
+    """The test metrics stored in model.safetensors belong to its weights (the best validation epoch, not
+    the last) and to what predict returns (Dirichlet values imposed): graphfem evaluate, a separate
+    path through predict, gives the same numbers on the same held-out samples."""
+    final = train(load_config(_config(tmp_path, data, "run", lr=1e-2)))
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    val = [r["val_rel_l2_u"] for r in rows if "val_rel_l2_u" in r]
+    assert int(np.argmin(val)) < len(val) - 1  # the case this checks: the last epoch is not the best
+    errors = np.array(evaluate(tmp_path / "run" / "model.safetensors", data, progress=False)["errors"])
+    held_out = errors[split_indices(14, 0.15, 0.15, 0)["test"]]
+    assert final["test_rel_l2_u"] == pytest.approx(held_out.mean(), rel=1e-6)
+    assert final["test_rel_l2_u_median"] == pytest.approx(np.median(held_out), rel=1e-6)
+    assert final["test_rel_l2_u_max"] == pytest.approx(held_out.max(), rel=1e-6)
+    provenance = read_tensors(tmp_path / "run" / "model.safetensors")[1]["provenance"]
+    assert provenance["test_rel_l2_u"] == final["test_rel_l2_u"]
+
+
+def test_a_fresh_run_replaces_an_earlier_runs_model(tmp_path, data):
+    """With no validation split the model is saved at the end; an earlier run's model.safetensors in the
+    same folder must not survive as this run's model."""
+    config = _config(tmp_path, data, "run", lr=1e-2)
+    train(load_config(config))
+    cfg = yaml.safe_load(config.read_text())
+    cfg["data"]["val_fraction"], cfg["run"]["seed"] = 0.0, 5
+    config.write_text(yaml.safe_dump(cfg))
+    train(load_config(config))
+    stored = read_tensors(tmp_path / "run" / "model.safetensors")[0]
+    final = {k[len("model."):]: v for k, v in _weights(tmp_path / "run").items()}
+    assert all(torch.equal(stored[k], final[k]) for k in stored)
 
 
 def test_killed_mid_epoch_and_resumed_matches_uninterrupted(tmp_path, data):
