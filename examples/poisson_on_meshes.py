@@ -2,10 +2,11 @@
 
     python examples/poisson_on_meshes.py MODEL MESH [MESH ...]
 
-For every 2D mesh: the relative L2 error (lumped P1 mass norm) of the prediction against the FE solve, for
+For every 2D mesh: the relative L2 error of the prediction against the FE solve (consistent mass norm of the
+mesh's nodal space: P1, or P2 on quadratic cells, which a model of linear cells serves on their corners), for
 two cases with u = 0 on the whole boundary: κ = 1, f = 1, and κ = 1 + x², f = sin 3x + 1; and the number of
-domain-of-validity warnings the prediction gave. A mesh the model cannot serve (3D, quadratic cells) is
-reported in one line instead. The README's table of third-party meshes was made this way.
+domain-of-validity warnings the prediction gave. A mesh the model cannot serve (3D) is reported in one line
+instead. The README's table of third-party meshes was made this way.
 """
 from __future__ import annotations
 

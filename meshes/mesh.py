@@ -141,6 +141,17 @@ def _cell_measures(points: np.ndarray, corners: np.ndarray, cell_type: str) -> n
     return total / 2.0 if cell_type in ("quad", "quad8", "quad9") else total
 
 
+#: For each quadratic cell type, its non-corner nodes (in meshio/VTK order) as the corners they sit between:
+#: the linear (bilinear on quads) interpolant of the corner values there is the mean over those corners.
+_NODES_BETWEEN_CORNERS: Mapping[str, tuple[tuple[int, ...], ...]] = MappingProxyType({
+    "line3": ((0, 1),),
+    "triangle6": ((0, 1), (1, 2), (2, 0)),
+    "quad8": ((0, 1), (1, 2), (2, 3), (3, 0)),
+    "quad9": ((0, 1), (1, 2), (2, 3), (3, 0), (0, 1, 2, 3)),
+    "tetra10": ((0, 1), (1, 2), (0, 2), (0, 3), (1, 3), (2, 3)),
+})
+
+
 def _linear(cell_type: str) -> str:
     return {"line3": "line", "triangle6": "triangle", "quad8": "quad", "quad9": "quad",
             "tetra10": "tetra", "hexahedron27": "hexahedron"}.get(cell_type, cell_type)
@@ -412,6 +423,50 @@ class Mesh:
         mid = self.points[bnd].mean(axis=1)
         new = {name: Tag(name, "facet", bnd[np.asarray(pred(mid), dtype=bool)]) for name, pred in predicates.items()}
         return self.with_tags(**new)
+
+    def linear_submesh(self) -> tuple["Mesh", np.ndarray]:
+        """The straight-sided linear mesh of the corner nodes (``triangle6`` -> ``triangle``,
+        ``tetra10`` -> ``tetra``, ...) and the (k,) indices of its nodes in this mesh.
+
+        Facet and cell tags carry over (facets by their corners), node tags keep their corner nodes,
+        point fields are restricted to the corners; a linear mesh is returned as it is."""
+        if self.order == 1:
+            return self, np.arange(self.n_points)
+        if self.cell_type not in _NODES_BETWEEN_CORNERS:
+            raise MeshError(f"{self.cell_type} cells have no linear sub-mesh here", self.source)
+        ctype = CELL_TYPES[self.cell_type]
+        corners = np.unique(self.corner_cells)
+        new_index = np.full(self.n_points, -1, dtype=np.int64)
+        new_index[corners] = np.arange(corners.size)
+        tags = {}
+        for name, tag in self.tags.items():
+            if tag.kind == "cell":
+                tags[name] = tag
+            elif tag.kind == "node":
+                kept = new_index[tag.indices]
+                tags[name] = Tag(name, "node", kept[kept >= 0])
+            else:
+                n_facet_corners = max(len(f) for f in ctype.facets)
+                tags[name] = Tag(name, "facet", new_index[tag.indices[:, :n_facet_corners]])
+        sub = Mesh(self.points[corners], _linear(self.cell_type), new_index[self.corner_cells], tags,
+                   {k: np.asarray(v)[corners] for k, v in self.point_data.items()}, dict(self.cell_data),
+                   self.source)
+        return sub, corners
+
+    def from_corners(self, values: np.ndarray) -> np.ndarray:
+        """(n_points, ...) values on this mesh from (k, ...) values at its corner nodes (in the order of
+        :meth:`linear_submesh`): the linear interpolant, the mean of the corners a mid-side node lies
+        between (exact at the nodes for fields linear on straight-sided cells)."""
+        values = np.asarray(values)
+        if self.order == 1:
+            return values
+        corners = np.unique(self.corner_cells)
+        out = np.zeros((self.n_points,) + values.shape[1:], dtype=np.result_type(values, float))
+        out[corners] = values
+        for local, between in enumerate(_NODES_BETWEEN_CORNERS[self.cell_type], start=CELL_TYPES[
+                self.cell_type].n_corners):
+            out[self.cells[:, local]] = np.mean([out[self.cells[:, c]] for c in between], axis=0)
+        return out
 
     def cleaned(self) -> "Mesh":
         """A copy without unused nodes (node tags and point fields follow)."""

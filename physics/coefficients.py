@@ -150,19 +150,16 @@ def _check_finite(values: np.ndarray, name: str) -> None:
 
 
 def guess_dofs(space: FESpace, nodal: np.ndarray, what: str = "--refine") -> np.ndarray:
-    """(n_dofs,) the dof vector of a P1 space whose nodal values are ``nodal``
-    ((n_points,) scalar, (n_points, dim) vector; vector dofs interleave the
-    components, dof = dim · node dof + component). Other spaces are refused:
-    their extra dofs have no nodal value to start from."""
-    if space.order != 1 or space.mesh.order != 1:
-        raise InputError(f"{what}: the guess is a nodal (P1) field; refine on a linear mesh with --order 1",
-                         space.mesh.source)
-    nodes = scalar_node_dofs(space)
+    """(n_dofs,) the dof vector of a space whose dofs all sit at mesh nodes (P1 on linear cells, the
+    isoparametric P2 of quadratic cells) with nodal values ``nodal`` ((n_points,) scalar, (n_points, dim)
+    vector; vector dofs interleave the components). P2 on linear cells is refused: its mid-side dofs
+    have no nodal value to start from."""
+    if space.order != space.mesh.order:
+        raise InputError(f"{what}: the guess is a nodal field and P{space.order} on {space.mesh.cell_type} "
+                         f"cells has dofs at no node; refine with --order {space.mesh.order}", space.mesh.source)
     values = np.asarray(nodal, dtype=float).reshape(space.mesh.n_points, -1)
     if values.shape[1] != space.n_components:
         raise InputError(f"{what}: the guess has {values.shape[1]} components per node, the space "
                          f"{space.n_components}", space.mesh.source)
-    dofs = np.zeros(space.n_dofs)
-    dofs.reshape(-1, space.n_components)[nodes] = values
-    return dofs
+    return space.from_nodes(values)
 

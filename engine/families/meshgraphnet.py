@@ -108,9 +108,12 @@ def initial_state(problem, mesh: Mesh, params: Mapping[str, Any]) -> np.ndarray:
 
 
 def relative_error(mesh: Mesh, prediction: np.ndarray, reference: np.ndarray) -> float:
-    """||p − r|| / ||r|| in the consistent P1 mass norm, summed over channels
+    """||p − r|| / ||r|| in the consistent mass norm of the mesh's nodal space (P1, P2 on quadratic
+    cells), summed over channels
     (and over frames): values (n,), (n, c) or (T, n, c)."""
-    M = FESpace(mesh, order=1).mass()
+    space = FESpace(mesh)  # P1, or the isoparametric P2 of a quadratic mesh
+    nodes = space.node_dofs()[:, 0]
+    M = space.mass()[nodes][:, nodes]
 
     def frames(a):
         a = np.asarray(a, dtype=float)
@@ -363,6 +366,8 @@ class MeshGraphNetFamily(Family):
         input (:mod:`graphfem.validity`), or is refused with ``strict``."""
         from graphfem.physics.problem import split_fields
 
+        if mesh.order > 1 and mesh.cell_type not in meta["problem"]["cell_types"]:
+            return self._predict_on_corners(model, meta, mesh, options, device, strict)
         problem, params, features = self._case(meta, mesh, options)
         stored = meta.get("validity")
         if stored is not None:  # ranges stored under an option's earlier name (Darcy's a) are its ranges
@@ -384,6 +389,32 @@ class MeshGraphNetFamily(Family):
         times = dt * np.arange(0, steps + 1, every)
         fields = {name: np.stack([split_fields(problem, mesh, f)[name] for f in kept]) for name in problem.fields}
         return Prediction(mesh, fields, units, times)
+
+    def _predict_on_corners(self, model, meta, mesh: Mesh, options, device, strict: bool) -> Prediction:
+        """A model of linear cells on a quadratic mesh: the prediction on the mesh of its corner nodes
+        (:meth:`Mesh.linear_submesh`, which the domain of validity then describes), carried to the
+        mid-side nodes by the linear interpolant (:meth:`Mesh.from_corners`), with the values the options
+        fix imposed exactly at every node of the quadratic mesh, mid-side nodes included."""
+        from graphfem.physics.problem import get_problem, split_fields, stack_fields
+
+        try:
+            sub, corners = mesh.linear_submesh()
+        except GraphfemError:
+            sub = None
+        if sub is None or sub.cell_type not in meta["problem"]["cell_types"]:
+            self._case(meta, mesh, options)  # the one-line refusal of this cell type
+        on_corners = {k: np.asarray(v)[corners] if _is_node_array(v, mesh) else v for k, v in options.items()}
+        pred = self.predict(model, meta, sub, on_corners, device, strict)
+        if pred.times is not None:
+            fields = {k: np.moveaxis(mesh.from_corners(np.moveaxis(v, 0, 1)), 0, 1) for k, v in pred.fields.items()}
+            return Prediction(mesh, fields, pred.units, pred.times)
+        problem = get_problem(meta["problem"]["name"])
+        with np.errstate(invalid="ignore", divide="ignore"):  # only the masks are used: no corner averages
+            features = problem.features(mesh, problem.parse(mesh, options))
+        y = np.stack([mesh.from_corners(c) for c in stack_fields(problem, sub, pred.fields).T], axis=1)
+        if features.dirichlet is not None:
+            y[features.dirichlet] = features.dirichlet_values[features.dirichlet]
+        return Prediction(mesh, split_fields(problem, mesh, y), pred.units)
 
     @staticmethod
     def _steps(meta, params, mesh) -> tuple[int, int, float]:
@@ -487,6 +518,12 @@ class _Runner:
         for _ in range(steps):
             frames.append(frames[-1] + self._forward(g, np.concatenate([x, frames[-1]], axis=1)))
         return np.stack(frames)
+
+
+def _is_node_array(value, mesh: Mesh) -> bool:
+    """Whether an option value is an array of one value per node of ``mesh`` (not per cell)."""
+    return isinstance(value, (np.ndarray, list, tuple)) and np.ndim(value) >= 1 \
+        and len(value) == mesh.n_points != mesh.n_cells
 
 
 def _has_mesh(data) -> bool:

@@ -208,3 +208,31 @@ def test_refine_is_refused_where_the_solver_takes_no_guess(tmp_path):
 
     with pytest.raises(InputError, match="--refine: the heat solver takes no starting guess"):
         get_problem("heat").refine(Mesh.rectangle(3, 3), {}, {})
+
+
+def test_a_model_of_linear_cells_serves_a_quadratic_mesh(poisson_model, tmp_path):
+    """On triangle6 cells: the prediction of the corner sub-mesh at the corners, its linear interpolant at
+    the mid-side nodes, the Dirichlet values exact at every node of the tags (mid-side nodes included),
+    and --refine equal to graphfem solve's isoparametric P2 solution."""
+    mesh = Mesh.rectangle(9, 6, 0.0, 1.5, 0.0, 1.0, order=2)
+    mesh = Mesh(mesh.points + 0.02 * np.sin(5 * mesh.points[:, ::-1]) * (mesh.points * (mesh.points - [1.5, 1])),
+                mesh.cell_type, mesh.cells, mesh.tags)  # curved cells, the boundary kept straight
+    sub, corners = mesh.linear_submesh()
+    mesh.write(tmp_path / "q.msh")
+    sub.write(tmp_path / "corners.msh")
+    options = ["--kappa", "2 - y", "--source", "1 + x", "--dirichlet", "left=0.5", "--dirichlet", "right=-0.25"]
+    for name in ("q", "corners"):
+        run = _cli("predict", poisson_model, tmp_path / f"{name}.msh", "-o", tmp_path / f"{name}.vtu", *options)
+        assert run.returncode == 0, run.stderr
+    served, on_corners = read(tmp_path / "q.vtu"), read(tmp_path / "corners.vtu")
+    u, u_corners = served.point_data["u"], on_corners.point_data["u"]
+    assert served.cell_type == "triangle6" and u.shape == (mesh.n_points,)
+    np.testing.assert_allclose(u[corners], u_corners, rtol=1e-6, atol=1e-9)
+    x = mesh.points[:, 0]
+    assert np.count_nonzero(x == 0.0) == 13 and (u[x == 0.0] == 0.5).all() and (u[x == 1.5] == -0.25).all()
+    free = (x > 0) & (x < 1.5)
+    np.testing.assert_allclose(u[free], mesh.from_corners(u_corners)[free], rtol=1e-6, atol=1e-9)
+    assert _cli("solve", "poisson", tmp_path / "q.msh", "-o", tmp_path / "fe.vtu", *options).returncode == 0
+    refined = _cli("predict", poisson_model, tmp_path / "q.msh", "-o", tmp_path / "r.vtu", "--refine", *options)
+    assert refined.returncode == 0, refined.stderr
+    assert _max_relative(tmp_path / "r.vtu", tmp_path / "fe.vtu", "u") < 1e-7

@@ -271,3 +271,33 @@ def test_refined_tet_mesh_keeps_cell_tags():
     assert fine.tag("low").size == 64 * low.size
     assert (fine.points[fine.cells[fine.tag("low").indices]][..., 2] <= 0.5 + 1e-12).all()
     assert fine.tag("zmax").size == 16 * mesh.tag("zmax").size
+
+
+@pytest.mark.parametrize("factory", [
+    lambda: Mesh.rectangle(4, 3, 0.0, 2.0, -1.0, 2.0, order=2),
+    lambda: Mesh.rectangle(3, 2, 0.0, 2.0, -1.0, 2.0, cell="quad", order=2),
+    lambda: Mesh.from_skfem(skfem.MeshTet2.from_mesh(skfem.MeshTet.init_tensor(*3 * [np.linspace(0, 1, 3)]))),
+], ids=["triangle6", "quad9", "tetra10"])
+def test_from_corners_is_scikit_fems_linear_interpolant(factory):
+    """Values at the corners, carried to every node of the quadratic mesh, equal the P1 (Q1) function of
+    the linear sub-mesh that scikit-fem evaluates at those nodes (straight-sided cells)."""
+    mesh = factory()
+    sub, corners = mesh.linear_submesh()
+    assert sub.order == 1 and sub.n_cells == mesh.n_cells
+    np.testing.assert_array_equal(sub.points, mesh.points[corners])
+    values = np.random.default_rng(RNG_SEED).normal(size=sub.n_points)
+    space = FESpace(sub, order=1)
+    expected = space.probe(mesh.points) @ space.from_nodes(values)
+    np.testing.assert_allclose(mesh.from_corners(values), expected, atol=1e-12)
+
+
+def test_linear_submesh_keeps_the_tags_of_a_third_party_quadratic_mesh(shared_meshes, tmp_path):
+    mesh = read(shared_meshes / "skfem_quadratic_tri.msh")
+    sub, corners = mesh.linear_submesh()
+    assert (mesh.cell_type, sub.cell_type) == ("triangle6", "triangle")
+    assert sub.tag("boundary").size == mesh.tag("boundary").size
+    np.testing.assert_array_equal(np.sort(corners[sub.boundary_nodes()]),
+                                  np.intersect1d(mesh.boundary_nodes(), corners))
+    tagged = mesh.with_tags(ends=Tag("ends", "node", mesh.boundary_nodes()))
+    kept = tagged.linear_submesh()[0].tag("ends").indices
+    np.testing.assert_array_equal(np.sort(corners[kept]), np.intersect1d(mesh.boundary_nodes(), corners))
