@@ -453,6 +453,27 @@ class Mesh:
                    self.source)
         return sub, corners
 
+    def quadratic(self) -> "Mesh":
+        """The quadratic mesh of these straight-sided linear cells (``triangle`` -> ``triangle6``, ``quad``
+        -> ``quad9``, ``tetra`` -> ``tetra10``; through scikit-fem), with a node at the middle of every edge
+        (and face, for quads); the corner nodes keep their indices, tags and point fields, so that
+        :meth:`linear_submesh` gives this mesh back. A quadratic mesh is returned as it is."""
+        import skfem
+
+        from .skfem_bridge import to_skfem
+
+        if self.order == 2:
+            return self
+        elevate = {"triangle": skfem.MeshTri2, "quad": skfem.MeshQuad2, "tetra": skfem.MeshTet2}
+        if self.cell_type not in elevate or self.point_data:
+            what = "point fields" if self.cell_type in elevate else f"{self.cell_type} cells"
+            raise MeshError(f"no quadratic mesh of a mesh with {what} here", self.source)
+        q = Mesh.from_skfem(elevate[self.cell_type].from_mesh(to_skfem(self, with_tags=False)), self.source)
+        if not (np.array_equal(q.points[:self.n_points], self.points)  # cells may be re-oriented, not renumbered
+                and np.array_equal(np.sort(q.corner_cells, axis=1), np.sort(self.cells, axis=1))):
+            raise MeshError("scikit-fem renumbered the corner nodes of the quadratic mesh", self.source)
+        return replace(q, tags=dict(self.tags), cell_data=dict(self.cell_data))
+
     def from_corners(self, values: np.ndarray) -> np.ndarray:
         """(n_points, ...) values on this mesh from (k, ...) values at its corner nodes (in the order of
         :meth:`linear_submesh`): the linear interpolant, the mean of the corners a mid-side node lies

@@ -2,7 +2,7 @@
 so that every command runs in a plain clone.
 
     graphfem mesh interval -o line.msh [--resolution 64] [--lower -1 --upper 1]
-    graphfem mesh rectangle -o square.msh [--resolution 16] [--lower 0,0 --upper 1,1] [--cell quad]
+    graphfem mesh rectangle -o square.msh [--resolution 16] [--lower 0,0 --upper 1,1] [--cell quad] [--order 2]
     graphfem mesh box -o box.msh [--resolution 6] [--lower 0,0,0 --upper 2,1,1]
     graphfem mesh plate-hole -o plate.msh [--resolution 3]     # the quarter plate with a hole of fe2
     graphfem mesh lshape -o lshape.msh [--resolution 8]        # [-1, 1]^2 minus a quadrant
@@ -52,9 +52,7 @@ def _corners(text: str | None, dim: int, default: float, option: str) -> tuple[f
     return values
 
 
-def standard_mesh(shape: str, resolution: int, lower: str | None = None, upper: str | None = None,
-                  cell: str = "triangle", seed: int = 0) -> Mesh:
-    """The mesh of a :data:`SHAPES` name (see the module docstring); bad values are one-line errors."""
+def _linear_mesh(shape: str, resolution: int, lower: str | None, upper: str | None, cell: str, seed: int) -> Mesh:
     import skfem
 
     from graphfem.physics.fe2 import plate_with_hole
@@ -96,6 +94,18 @@ def standard_mesh(shape: str, resolution: int, lower: str | None = None, upper: 
     return mesh
 
 
+def standard_mesh(shape: str, resolution: int, lower: str | None = None, upper: str | None = None,
+                  cell: str = "triangle", seed: int = 0, order: int = 1) -> Mesh:
+    """The mesh of a :data:`SHAPES` name (see the module docstring), with quadratic cells for ``order``
+    2 (mid-side nodes on the straight edges); bad values are one-line errors."""
+    if order not in (1, 2):
+        raise OptionValueError(f"--order {order}: expected 1 (linear cells) or 2 (quadratic cells)")
+    mesh = _linear_mesh(shape, resolution, lower, upper, cell, seed)
+    if order == 2 and mesh.dim == 1:
+        raise InputError("--order 2: quadratic cells are made for 2D and 3D shapes")
+    return mesh.quadratic() if order == 2 else mesh
+
+
 def register(app: typer.Typer) -> None:
     """Add ``graphfem mesh`` to ``app``."""
 
@@ -108,9 +118,11 @@ def register(app: typer.Typer) -> None:
                  lower: str = typer.Option(None, "--lower", metavar="X,Y[,Z]", help="Lower corner (rectangle, box)."),
                  upper: str = typer.Option(None, "--upper", metavar="X,Y[,Z]", help="Upper corner (rectangle, box)."),
                  cell: str = typer.Option("triangle", "--cell", help="triangle or quad (rectangle)."),
-                 seed: int = typer.Option(0, "--seed", help="Seed of the random shapes.")) -> None:
+                 seed: int = typer.Option(0, "--seed", help="Seed of the random shapes."),
+                 order: int = typer.Option(1, "--order", help="1: linear cells; 2: quadratic (triangle6, quad9, "
+                                                              "tetra10), mid-side nodes on straight edges.")) -> None:
         """Write a standard shape as a mesh file with facet tags (left/right/bottom/top, boundary, ...)."""
-        mesh = standard_mesh(shape, resolution, lower, upper, cell, seed)
+        mesh = standard_mesh(shape, resolution, lower, upper, cell, seed, order)
         mesh.write(output)
         tags = ", ".join(name for name, tag in mesh.tags.items() if tag.kind == "facet")
         typer.echo(f"wrote {output}: {mesh.dim}D, {mesh.n_points} nodes, {mesh.n_cells} {mesh.cell_type} cells; "

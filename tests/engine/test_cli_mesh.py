@@ -44,6 +44,26 @@ def test_random_shapes_follow_the_seed_and_solve(tmp_path, capsys):
                  "--dirichlet", "left=0"]) == 0
 
 
+@pytest.mark.parametrize("args, cell_type", [(["rectangle", "--upper", "1.5,1"], "triangle6"),
+                                              (["plate-hole"], "quad9"), (["box"], "tetra10"),
+                                              (["perforated", "--seed", "4"], "triangle6")])
+def test_order_2_adds_mid_side_nodes_to_the_same_mesh(tmp_path, capsys, args, cell_type):
+    """--order 2 is the linear mesh of the same options plus mid-side nodes: its corner sub-mesh is that mesh,
+    its tags are that mesh's, and the isoparametric P2 solve reproduces a quadratic solution exactly."""
+    linear, quadratic = tmp_path / "p1.msh", tmp_path / "p2.msh"
+    assert main(["mesh", *args, "--resolution", "4", "-o", str(linear)]) == 0
+    assert main(["mesh", *args, "--resolution", "4", "--order", "2", "-o", str(quadratic)]) == 0
+    p1, p2 = Mesh.read(linear), Mesh.read(quadratic)
+    assert p2.cell_type == cell_type and set(p2.tags) == set(p1.tags)
+    corners = p2.linear_submesh()[0]
+    np.testing.assert_array_equal(corners.points, p1.points)
+    np.testing.assert_array_equal(np.sort(corners.cells, axis=1), np.sort(p1.cells, axis=1))
+    assert main(["solve", "poisson", str(quadratic), "-o", str(tmp_path / "u.vtu"), "--source", "-2",
+                 "--dirichlet", "boundary=x*x"]) == 0
+    u, x = Mesh.read(tmp_path / "u.vtu").point_data["u"], p2.points[:, 0]
+    np.testing.assert_allclose(u, x * x, atol=1e-10)
+
+
 @pytest.mark.parametrize("args, words, code", [  # 2: a word or value of the wrong form, 1: out of range
     (["circle"], "unknown shape 'circle'", 2),
     (["rectangle", "--resolution", "0"], "--resolution 0", 1),
@@ -53,6 +73,8 @@ def test_random_shapes_follow_the_seed_and_solve(tmp_path, capsys):
     (["rectangle", "--lower", "0,0,0"], "expected 2 comma-separated numbers", 2),
     (["lshape", "--lower", "0,0"], "only interval, rectangle and box", 1),
     (["box", "--cell", "quad"], "only a rectangle", 1),
+    (["rectangle", "--order", "3"], "--order 3: expected 1", 2),
+    (["interval", "--order", "2"], "2D and 3D shapes", 1),
 ])
 def test_bad_values_are_one_line_and_no_file(tmp_path, capsys, args, words, code):
     out = tmp_path / "m.msh"
