@@ -1,8 +1,8 @@
 """``graphfem evaluate``: a surrogate's errors on a data set, optionally against FE timings.
 
-Errors are relative L2 errors in the consistent FE mass-matrix norm,
-||û − u||_M / ||u||_M; each family computes them on its own outputs
-(:meth:`graphfem.families.Family.evaluate`).
+Errors are relative L2 errors, ||û − u|| / ||u||, in the norm each family names
+(``stats["norm"]``): the consistent FE mass-matrix norm on meshes, a Euclidean norm over
+particles or grid faces (:meth:`graphfem.families.Family.evaluate`).
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def evaluate(model_path: str | Path, data_path: str | Path, compare_fe: bool = F
 
 def report(stats: dict) -> str:
     """The text ``graphfem evaluate`` prints."""
-    lines = [f"{stats['samples']} samples, relative L2 error (FE mass-matrix norm):",
+    lines = [f"{stats['samples']} samples, relative L2 error ({stats['norm']}):",
              f"  mean {stats['rel_l2_mean']:.4f}  median {stats['rel_l2_median']:.4f}  "
              f"p90 {stats['rel_l2_p90']:.4f}  max {stats['rel_l2_max']:.4f}",
              f"surrogate predict: {1e3 * stats['predict_s_mean']:.2f} ms per sample ({stats['device']})"]

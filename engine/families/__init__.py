@@ -156,7 +156,7 @@ class Family:
     def evaluate(self, model, meta: Mapping[str, Any], data, device: str, limit: int = 0,
                  compare_fe: bool = False, progress: bool = True) -> dict[str, Any]:
         """Errors on a data set: ``samples``, ``rel_l2_mean``, ``rel_l2_median``,
-        ``rel_l2_p90``, ``rel_l2_max``, ``errors``, ``predict_s_mean`` (and
+        ``rel_l2_p90``, ``rel_l2_max``, ``errors``, ``norm``, ``predict_s_mean`` (and
         ``fe_s_mean`` with ``compare_fe``)."""
         raise NotImplementedError
 
@@ -171,16 +171,17 @@ def standard_deviation(a: np.ndarray) -> np.ndarray:
 
 def evaluation_summary(errors: Sequence[float], predict_s: Sequence[float], device: str,
                        fe_s: Sequence[float] | None = None, fe_check: Sequence[float] | None = None,
-                       inside: Sequence[bool] | None = None) -> dict[str, Any]:
+                       inside: Sequence[bool] | None = None, *, norm: str) -> dict[str, Any]:
     """What :meth:`Family.evaluate` returns, from per-sample relative errors
-    (N,), predict times and, with an FE comparison, FE solve times and the
+    (N,) in the ``norm`` that names them (``"FE mass-matrix norm"``, ...), predict times and,
+    with an FE comparison, FE solve times and the
     FE re-solve's deviation from the stored solution. With ``inside`` (N,)
     (whether each sample lies in the model's training ranges) the errors are
     also summarised apart: ``inside`` / ``outside`` {samples, rel_l2_mean, rel_l2_max}."""
     e = np.asarray(errors, dtype=float)
     out = {"samples": int(e.size), "rel_l2_mean": float(e.mean()), "rel_l2_median": float(np.median(e)),
            "rel_l2_p90": float(np.quantile(e, 0.9)), "rel_l2_max": float(e.max()),
-           "predict_s_mean": float(np.mean(predict_s)), "errors": e.tolist(), "device": device}
+           "predict_s_mean": float(np.mean(predict_s)), "errors": e.tolist(), "device": device, "norm": norm}
     if fe_s is not None:
         out.update(fe_s_mean=float(np.mean(fe_s)), fe_vs_stored_max=float(np.max(fe_check)))
     if inside is not None:

@@ -358,7 +358,8 @@ class DGNOFamily(Family):
                 t_fe.append(time.perf_counter() - start)
                 fe_check.append(float(np.abs(fe - s.fields["u"]).max() / np.abs(s.fields["u"]).max()))
         return evaluation_summary(errors, t_pred, device, t_fe if compare_fe else None,
-                                  fe_check if compare_fe else None, inside if meta.get("validity") else None)
+                                  fe_check if compare_fe else None, inside if meta.get("validity") else None,
+                                  norm="Euclidean norm over the nodes")
 
 
 def inverse_fields(model, x_obs: np.ndarray, u_obs: np.ndarray, mesh: Mesh, *, truth=None, restarts: int = 4,

@@ -419,7 +419,8 @@ class EquiNOFamily(Family):
                 bar.advance(task)
         return {"metric": f"relative L2 error of {key}",
                 **evaluation_summary(errors, t_pred, device, t_fe if compare_fe else None,
-                                     fe_check if compare_fe else None, inside)}
+                                     fe_check if compare_fe else None, inside,
+                                     norm=f"L2 norm of {key} over the RVE's quadrature points")}
 
 
 def strain_case(meta: Mapping[str, Any], strain: np.ndarray) -> tuple[dict, dict]:

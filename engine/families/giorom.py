@@ -465,7 +465,8 @@ class GIOROMStepperFamily(Family):
                 t_mpm.append(solution.info["mpm_s"])
                 check.append(float(np.abs(solution.trajectory.fields["x"] - b.x).max()))
         return evaluation_summary(errors, t_pred, device, t_mpm if compare_fe else None, check,
-                                  inside if meta.get("validity") else None)
+                                  inside if meta.get("validity") else None,
+                                  norm="displacement over every particle and frame")
 
 
 # ------------------------------------------------------------------ the neural field
@@ -552,7 +553,7 @@ class GIOROMFieldFamily(Family):
             u = model.operator(X[s], X).reconstruct(x[:, s] - X[s][None])
             seconds.append(time.perf_counter() - start)
             errors.append(relative_error(X[None] + u, x, X))
-        return evaluation_summary(errors, seconds, device)
+        return evaluation_summary(errors, seconds, device, norm="displacement over every particle and frame")
 
 
 # ------------------------------------------------------------------ files and metrics

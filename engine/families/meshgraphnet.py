@@ -474,7 +474,8 @@ class MeshGraphNetFamily(Family):
                                               / max(np.abs(s.fields[k]).max(), 1e-300)) for k in problem.fields))
                 bar.advance(task)
         return evaluation_summary(errors, t_pred, device, t_fe if compare_fe else None,
-                                  fe_check if compare_fe else None, inside if meta.get("validity") else None)
+                                  fe_check if compare_fe else None, inside if meta.get("validity") else None,
+                                  norm="FE mass-matrix norm")
 
 
 class _Runner:

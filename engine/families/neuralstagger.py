@@ -348,7 +348,7 @@ class NeuralStaggerFamily(Family):
                 t_fe.append(seconds)
                 fe_check.append(float(np.abs(a - sample["a"]).max() / np.abs(sample["a"]).max()))
         return evaluation_summary(errors, t_pred, device, t_fe if compare_fe else None,
-                                  fe_check if compare_fe else None)
+                                  fe_check if compare_fe else None, norm="velocity, Euclidean over the MAC faces and frames")
 
 
 __all__ = ["ACCEPTED", "FAMILY_KEYS", "NeuralStaggerFamily", "domain_of", "rollout", "velocity"]

@@ -441,7 +441,7 @@ class RGNPFamily(Family):
                 ref = fe.trajectory.fields["u"] if spec.time else fe.fields["stream" if spec.flow else "u"]
                 fe_check.append(float(np.abs(ref - s["u"]).max() / np.abs(s["u"]).max()))
         out = evaluation_summary([r["rel_l2_u"] for r in rows], t_pred, device, t_fe if compare_fe else None,
-                                 fe_check if compare_fe else None)
+                                 fe_check if compare_fe else None, norm="FE mass-matrix norm")
         for key in ("coverage_u", "z_rel_err", "coverage_z"):
             out[f"{key}_mean"] = float(np.mean([r[key] for r in rows]))
         return out

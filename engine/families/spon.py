@@ -618,7 +618,7 @@ class SPONFamily(Family):
                     fe_check.append(space.relative_l2_error(u.dofs[spon_data.FIELDS[r.family]], r.dofs))
                 bar.advance(task)
         return evaluation_summary(errs, t_pred, device, t_fe if compare_fe else None, fe_check,
-                                  inside if meta.get("validity") else None)
+                                  inside if meta.get("validity") else None, norm="FE L2 norm")
 
 
 __all__ = ["DIRICHLET_INPUT", "INPUT_NAMES", "SIZE_INPUT", "SPONFamily", "build", "case_options", "coefficients",

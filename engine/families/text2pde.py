@@ -416,7 +416,8 @@ class Text2PDEFamily(Family):
             y = np.stack([pred.fields[k] for k in meta["problem"]["fields"]], -1)
             errors.append(float(np.mean(list(relative_errors(s["mesh"], y, s["y"],
                                                              meta["problem"]["fields"]).values()))))
-        return evaluation_summary(errors, times, device, inside=inside if meta.get("validity") else None)
+        return evaluation_summary(errors, times, device, inside=inside if meta.get("validity") else None,
+                                  norm="FE mass-matrix norm, mean over the fields")
 
 
 def conditioning_of(model, problem, s: Mapping[str, Any]) -> dict:

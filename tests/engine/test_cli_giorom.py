@@ -172,6 +172,7 @@ def test_validity_evaluate_splits_and_old_or_tampered_checkpoints(models, tmp_pa
     _invoke("generate", "mpm", "--material", "water", "-n", "1", "-o", str(other), "--seed", "9", "--t-end", "0.1")
     code, out, _ = _run("evaluate", stepper, other)
     assert code == 0 and "the model's training ranges: inside 0, outside 1" in out, out
+    assert "relative L2 error (displacement over every particle and frame)" in out, out
     tensors, meta = read_tensors(stepper)
     body, common = _block(tmp_path / "block.vtu"), ["--material", "water", "--t-end", "0.1", "--velocity", "3,0",
                                                 "--spacing", "0.015625"]

@@ -137,7 +137,8 @@ def test_evaluate_splits_errors_inside_and_outside(poisson_model, tmp_path):
     errors = np.asarray(stats["errors"])
     parts = [stats[k]["rel_l2_mean"] for k in ("inside", "outside") if stats[k]["samples"]]
     assert min(parts) >= errors.min() - 1e-12 and max(parts) <= errors.max() + 1e-12
-    assert "the model's training ranges: inside" in _cli("evaluate", poisson_model, other).stdout
+    text = _cli("evaluate", poisson_model, other).stdout
+    assert "the model's training ranges: inside" in text and "relative L2 error (FE mass-matrix norm)" in text
 
 
 def test_a_tampered_validity_record_is_refused(poisson_model, tmp_path):
