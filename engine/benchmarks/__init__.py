@@ -24,7 +24,8 @@ def machine() -> str:
         import torch
     except ImportError:
         return text
-    text += f", torch {torch.__version__} ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    text += f", torch {torch.__version__} ({threads} thread{'s' if threads != 1 else ''})"
     if torch.cuda.is_available():
         text += f", GPU {torch.cuda.get_device_name(0)}"
     return text
