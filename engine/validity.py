@@ -7,8 +7,11 @@ compares the new case with them:
 
 * the mesh: node count, cell types, the largest bounding-box side ``extent``
   (in the mesh's units; checked only where the problem's inputs are not
-  dimensionless, :attr:`graphfem.physics.Problem.dimensionless`) and the
-  ``aspect`` ratio of the largest to the smallest bounding-box side;
+  dimensionless, :attr:`graphfem.physics.Problem.dimensionless`), the
+  ``aspect`` ratio of the largest to the smallest bounding-box side and, for
+  models that pass messages on the mesh graph (:func:`describe`), the
+  ``mesh_size`` h/L: the median cell size over the extent (a mesh finer than
+  the training meshes has a smaller reach in units of the domain);
 * every model input feature (among them the local mesh size relative to the extent, ``h``) (the columns of
   :class:`graphfem.physics.problem.Features`, after the problem's own
   scaling): its minimum and maximum over the nodes.
@@ -28,7 +31,7 @@ from graphfem.meshes import Mesh
 from graphfem.meshes.errors import GraphfemError, InputError
 
 #: the mesh quantities a case is described by (besides its cell type and features)
-MESH_KEYS = ("nodes", "extent", "aspect")
+MESH_KEYS = ("nodes", "extent", "aspect", "mesh_size")
 
 
 class ValidityWarning(UserWarning):
@@ -36,12 +39,15 @@ class ValidityWarning(UserWarning):
 
 
 def describe(mesh: Mesh, x: np.ndarray, names: Sequence[str]) -> dict[str, Any]:
-    """One case: ``nodes``, ``extent``, ``aspect``, ``cell_type`` and
-    ``features`` {name: [min, max]} of the (n, F) inputs ``x``."""
+    """One case of a model that passes messages on the mesh graph: ``nodes``, ``extent``, ``aspect``,
+    ``mesh_size`` (median cell size / extent), ``cell_type`` and ``features`` {name: [min, max]} of the
+    (n, F) inputs ``x``."""
     lo, hi = mesh.bounding_box
     x = np.asarray(x, dtype=float).reshape(mesh.n_points, -1)
-    return _case(lo, hi, mesh.n_points, mesh.cell_type,
+    case = _case(lo, hi, mesh.n_points, mesh.cell_type,
                  {name: [float(x[:, k].min()), float(x[:, k].max())] for k, name in enumerate(names)})
+    case["mesh_size"] = float(np.median(mesh.cell_sizes())) / max(case["extent"], 1e-300)
+    return case
 
 
 def describe_inputs(mesh: Mesh, inputs: Mapping[str, Any], leave_out: Iterable[str] = ()) -> dict[str, Any]:
@@ -80,7 +86,8 @@ def ranges(cases: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     cases = list(cases)
     if not cases:
         raise GraphfemError("no training cases to take the domain of validity from")
-    out: dict[str, Any] = {k: [min(c[k] for c in cases), max(c[k] for c in cases)] for k in MESH_KEYS}
+    out: dict[str, Any] = {k: [min(c[k] for c in cases), max(c[k] for c in cases)] for k in MESH_KEYS
+                           if all(k in c for c in cases)}
     out["cell_types"] = sorted({c["cell_type"] for c in cases})
     out["features"] = {name: [min(c["features"][name][0] for c in cases), max(c["features"][name][1] for c in cases)]
                        for name in cases[0]["features"]}
@@ -104,13 +111,13 @@ def violations(stored: Mapping[str, Any], case: Mapping[str, Any], dimensionless
         return f"{v:,}" if isinstance(v, int) else f"{v:.4g}"
 
     words = {"nodes": "nodes", "extent": "domain extent (largest bounding-box side)",
-             "aspect": "aspect ratio of the bounding box"}
+             "aspect": "aspect ratio of the bounding box", "mesh_size": "mesh size h/L (median cell over extent)"}
     lines = []
     if "cell_type" in case and case["cell_type"] not in stored["cell_types"]:
         lines.append(f"cell type {case['cell_type']}: the model was trained on {', '.join(stored['cell_types'])}")
     for key in MESH_KEYS:
-        if key not in case or (key == "extent" and dimensionless):
-            continue
+        if key not in case or key not in stored or (key == "extent" and dimensionless):
+            continue  # a quantity the model does not read, or a checkpoint from before it was stored
         lo, hi = stored[key]
         if outside(case[key], case[key], lo, hi):
             lines.append(f"{words[key]} {fmt(case[key])} is outside the training range [{fmt(lo)}, {fmt(hi)}]")
@@ -171,7 +178,8 @@ def check_stored(stored: Any, feature_names: Sequence[str], source: str | None) 
             isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in value)
             and value[0] <= value[1])
 
-    ok = isinstance(stored, Mapping) and all(pair(stored.get(k)) for k in MESH_KEYS)
+    ok = isinstance(stored, Mapping) and all(pair(stored.get(k)) for k in MESH_KEYS if k != "mesh_size")
+    ok = ok and ("mesh_size" not in stored or pair(stored["mesh_size"]))  # absent from earlier checkpoints
     ok = ok and isinstance(stored.get("cell_types"), list) and all(isinstance(c, str) for c in stored["cell_types"])
     features = stored.get("features") if ok else None
     ok = ok and isinstance(features, Mapping) and set(features) == set(feature_names) and all(

@@ -54,6 +54,7 @@ def test_ranges_and_violations_of_described_cases():
     cases = [validity.describe(m, np.full((m.n_points, 1), v), ["k"]) for m, v in ((small, 1.0), (large, 3.0))]
     stored = validity.ranges(cases)
     assert stored["nodes"] == [25, 45] and stored["aspect"] == [1.0, 2.0] and stored["features"]["k"] == [1.0, 3.0]
+    assert stored["mesh_size"] == pytest.approx([2 ** 0.5 / 8, 2 ** 0.5 / 4])  # a cell's diagonal over the extent
     assert validity.violations(stored, cases[0]) == [] and validity.violations(stored, cases[1]) == []
     tiny = Mesh(small.points * 1e-6, small.cell_type, small.cells)
     out = validity.describe(tiny, np.full((tiny.n_points, 1), 3.5), ["k"])
@@ -65,8 +66,10 @@ def test_ranges_and_violations_of_described_cases():
     with pytest.warns(validity.ValidityWarning):
         validity.check(stored, out)
     many = validity.describe(Mesh.rectangle(20, 10, 0.0, 2.0, 0.0, 1.0), np.full((231, 1), 2.0), ["k"])
-    assert validity.violations(stored, many) == ["nodes 231 is outside the training range [25, 45]"]
-    del many["nodes"]  # a case that leaves a quantity out is not checked on it
+    assert validity.violations(stored, many) == [
+        "nodes 231 is outside the training range [25, 45]",
+        "mesh size h/L (median cell over extent) 0.07071 is outside the training range [0.1768, 0.3536]"]
+    del many["nodes"], many["mesh_size"]  # a case that leaves a quantity out is not checked on it
     assert validity.violations(stored, many) == []
     cloud = validity.describe_points(np.array([[0.0, 0.0], [2.0, 0.5], [1.0, 1.0]]), {"k": [2.0, 2.0, 2.0]})
     assert (cloud["extent"], cloud["aspect"], cloud["cell_type"]) == (2.0, 2.0, "vertex")
@@ -74,6 +77,9 @@ def test_ranges_and_violations_of_described_cases():
                                                   "nodes 3 is outside the training range [25, 45]"]
     del cloud["cell_type"], cloud["nodes"]
     assert validity.violations(stored, cloud) == []
+    earlier = {k: v for k, v in stored.items() if k != "mesh_size"}  # a checkpoint from before mesh_size
+    validity.check_stored(earlier, ["k"], "old.safetensors")
+    assert validity.violations(earlier, validity.describe(Mesh.rectangle(4, 4), np.full((25, 1), 2.0), ["k"])) == []
 
 
 def test_round_off_of_a_training_case_is_inside():
