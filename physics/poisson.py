@@ -306,12 +306,17 @@ class Poisson(Problem):
         mesh, options = self.portable(mesh, raw)
         return Transformed(moved_mesh(mesh, mesh.points @ np.asarray(rotation).T), options)
 
-    def sample(self, rng: np.random.Generator, geometry: str | None = None):
+    def sample(self, rng: np.random.Generator, geometry: str | None = None, resolution: int | None = None):
+        """A random domain (:func:`graphfem.physics.geometries.random_domain`) with random κ, f and
+        Dirichlet values; ``resolution``: mesh size h = 1/resolution of the domain's largest side
+        (default: h uniform in [0.055, 0.1]), e.g. to cover finer meshes than the default data."""
         from .geometries import random_domain
         from .poisson_encoding import sample_poisson
 
         geometry = self.geometry(geometry)
-        mesh = random_domain(geometry, rng)
+        if resolution is not None and not 5 <= resolution <= 400:
+            raise InputError(f"--resolution {resolution}: cells across the largest side must lie in 5..400")
+        mesh = random_domain(geometry, rng, None if resolution is None else 1.0 / resolution)
         case = sample_poisson(mesh, rng)
         return mesh, {"kappa": case.kappa, "source": case.source, "dirichlet": dict(case.dirichlet), "order": 1}
 

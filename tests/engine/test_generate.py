@@ -64,3 +64,21 @@ def test_spon_family_is_readable_by_spon_training(tmp_path):
     generate("spon-poisson", 2, path, progress=False)
     samples = read(path)
     assert len(samples) == 2
+
+
+def test_poisson_resolution_sets_the_mesh_size(tmp_path):
+    """--resolution N meshes every random Poisson domain with spacing 1/N of its largest side: the median
+    cell (its longest edge) lies between that spacing and 1.4 times it; the default spacing is coarser."""
+    from graphfem.datasets.simulations import SimulationData
+
+    def sizes(path):
+        meshes = [SimulationData(path).sample(i).mesh for i in range(4)]
+        return [float(np.median(m.cell_sizes()) / np.ptp(m.points, axis=0).max()) for m in meshes]
+
+    generate("poisson", 4, tmp_path / "fine.h5", seed=2, resolution=30, progress=False)
+    generate("poisson", 4, tmp_path / "default.h5", seed=2, progress=False)
+    assert all(1 / 30 <= s <= 1.4 / 30 for s in sizes(tmp_path / "fine.h5"))
+    assert min(sizes(tmp_path / "default.h5")) > 0.05
+    with pytest.raises(InputError, match="--resolution 3: cells across the largest side must lie in 5..400"):
+        generate("poisson", 1, tmp_path / "bad.h5", resolution=3, progress=False)
+    assert not (tmp_path / "bad.h5").exists()
