@@ -290,6 +290,16 @@ class Mesh:
         return self.cells[:, :CELL_TYPES[self.cell_type].n_corners]
 
     @property
+    def corner_nodes(self) -> np.ndarray:
+        """(k,) sorted indices of the nodes that are a corner of some cell (all nodes of a linear mesh)."""
+        return np.unique(self.corner_cells)
+
+    @property
+    def linear_cell_type(self) -> str:
+        """The linear counterpart of the cell type (``triangle6`` -> ``triangle``; itself if linear)."""
+        return _linear(self.cell_type)
+
+    @property
     def unused_nodes(self) -> np.ndarray:
         """Indices of nodes that no cell uses."""
         used = np.zeros(self.n_points, dtype=bool)
@@ -435,7 +445,7 @@ class Mesh:
         if self.cell_type not in _NODES_BETWEEN_CORNERS:
             raise MeshError(f"{self.cell_type} cells have no linear sub-mesh here", self.source)
         ctype = CELL_TYPES[self.cell_type]
-        corners = np.unique(self.corner_cells)
+        corners = self.corner_nodes
         new_index = np.full(self.n_points, -1, dtype=np.int64)
         new_index[corners] = np.arange(corners.size)
         tags = {}
@@ -448,7 +458,7 @@ class Mesh:
             else:
                 n_facet_corners = max(len(f) for f in ctype.facets)
                 tags[name] = Tag(name, "facet", new_index[tag.indices[:, :n_facet_corners]])
-        sub = Mesh(self.points[corners], _linear(self.cell_type), new_index[self.corner_cells], tags,
+        sub = Mesh(self.points[corners], self.linear_cell_type, new_index[self.corner_cells], tags,
                    {k: np.asarray(v)[corners] for k, v in self.point_data.items()}, dict(self.cell_data),
                    self.source)
         return sub, corners
@@ -481,9 +491,8 @@ class Mesh:
         values = np.asarray(values)
         if self.order == 1:
             return values
-        corners = np.unique(self.corner_cells)
         out = np.zeros((self.n_points,) + values.shape[1:], dtype=np.result_type(values, float))
-        out[corners] = values
+        out[self.corner_nodes] = values
         for local, between in enumerate(_NODES_BETWEEN_CORNERS[self.cell_type], start=CELL_TYPES[
                 self.cell_type].n_corners):
             out[self.cells[:, local]] = np.mean([out[self.cells[:, c]] for c in between], axis=0)

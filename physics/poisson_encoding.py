@@ -244,7 +244,7 @@ def _encoding(mesh: Mesh, case: PoissonCase) -> dict:
     corners = mesh.corner_cells
     log_k = np.log(case.kappa / k_ref)
     count = np.bincount(corners.ravel(), minlength=n)
-    node_log_k = np.bincount(corners.ravel(), weights=np.repeat(log_k, corners.shape[1]), minlength=n) / count
+    node_log_k = np.bincount(corners.ravel(), weights=np.repeat(log_k, corners.shape[1]), minlength=n) / np.maximum(count, 1)
     boundary = np.zeros(n)
     boundary[mesh.boundary_nodes()] = 1.0
     return {"log_k": node_log_k, "f": f, "mask": mask, "g": g, "boundary": boundary, "h": h, "wall": wall,

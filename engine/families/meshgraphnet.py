@@ -366,7 +366,8 @@ class MeshGraphNetFamily(Family):
         input (:mod:`graphfem.validity`), or is refused with ``strict``."""
         from graphfem.physics.problem import split_fields
 
-        if mesh.order > 1 and mesh.cell_type not in meta["problem"]["cell_types"]:
+        trained = meta["problem"]["cell_types"]
+        if mesh.order > 1 and mesh.cell_type not in trained and mesh.linear_cell_type in trained:
             return self._predict_on_corners(model, meta, mesh, options, device, strict)
         problem, params, features = self._case(meta, mesh, options)
         stored = meta.get("validity")
@@ -397,20 +398,14 @@ class MeshGraphNetFamily(Family):
         fix imposed exactly at every node of the quadratic mesh, mid-side nodes included."""
         from graphfem.physics.problem import get_problem, split_fields, stack_fields
 
-        try:
-            sub, corners = mesh.linear_submesh()
-        except GraphfemError:
-            sub = None
-        if sub is None or sub.cell_type not in meta["problem"]["cell_types"]:
-            self._case(meta, mesh, options)  # the one-line refusal of this cell type
+        sub, corners = mesh.linear_submesh()
         on_corners = {k: np.asarray(v)[corners] if _is_node_array(v, mesh) else v for k, v in options.items()}
         pred = self.predict(model, meta, sub, on_corners, device, strict)
         if pred.times is not None:
             fields = {k: np.moveaxis(mesh.from_corners(np.moveaxis(v, 0, 1)), 0, 1) for k, v in pred.fields.items()}
             return Prediction(mesh, fields, pred.units, pred.times)
         problem = get_problem(meta["problem"]["name"])
-        with np.errstate(invalid="ignore", divide="ignore"):  # only the masks are used: no corner averages
-            features = problem.features(mesh, problem.parse(mesh, options))
+        features = problem.features(mesh, problem.parse(mesh, options))  # for its Dirichlet masks and values
         y = np.stack([mesh.from_corners(c) for c in stack_fields(problem, sub, pred.fields).T], axis=1)
         if features.dirichlet is not None:
             y[features.dirichlet] = features.dirichlet_values[features.dirichlet]
