@@ -238,6 +238,7 @@ class Poisson(Problem):
 
     name = "poisson"
     fields = {"u": "1"}
+    resolution_range = True
     summary = "steady diffusion -div(kappa grad u) = f"
     options = (
         Option("kappa", "field", 1.0, "Conductivity: number, mesh field or expression in x, y, z (default 1)."),
@@ -306,16 +307,25 @@ class Poisson(Problem):
         mesh, options = self.portable(mesh, raw)
         return Transformed(moved_mesh(mesh, mesh.points @ np.asarray(rotation).T), options)
 
-    def sample(self, rng: np.random.Generator, geometry: str | None = None, resolution: int | None = None):
+    def sample(self, rng: np.random.Generator, geometry: str | None = None,
+               resolution: int | tuple[int, int] | None = None):
         """A random domain (:func:`graphfem.physics.geometries.random_domain`) with random κ, f and
         Dirichlet values; ``resolution``: mesh size h = 1/resolution of the domain's largest side
-        (default: h uniform in [0.055, 0.1]), e.g. to cover finer meshes than the default data."""
+        (default: h uniform in [0.055, 0.1]), e.g. to cover finer meshes than the default data, or a
+        range ``(low, high)``: resolution log-uniform in [low, high] per sample, so that one data set
+        spans mesh sizes h from 1/high to 1/low."""
         from .geometries import random_domain
         from .poisson_encoding import sample_poisson
 
         geometry = self.geometry(geometry)
-        if resolution is not None and not 5 <= resolution <= 400:
-            raise InputError(f"--resolution {resolution}: cells across the largest side must lie in 5..400")
+        low, high = resolution if isinstance(resolution, tuple) else (resolution, resolution)
+        shown = f"{low}:{high}" if isinstance(resolution, tuple) else f"{low}"
+        if resolution is not None and not (5 <= low <= 400 and 5 <= high <= 400):
+            raise InputError(f"--resolution {shown}: cells across the largest side must lie in 5..400")
+        if resolution is not None and low > high:
+            raise InputError(f"--resolution {shown}: a range is LOW:HIGH, the low end first")
+        if isinstance(resolution, tuple):  # drawn only for a range, so --resolution N keeps its samples
+            resolution = float(np.exp(rng.uniform(np.log(low), np.log(high))))
         mesh = random_domain(geometry, rng, None if resolution is None else 1.0 / resolution)
         case = sample_poisson(mesh, rng)
         return mesh, {"kappa": case.kappa, "source": case.source, "dirichlet": dict(case.dirichlet), "order": 1}

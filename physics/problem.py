@@ -342,6 +342,9 @@ class Problem:
     #: micrometres and in metres (options scaled by the problem's law) gives the
     #: same model inputs, so the domain's size is no limit of a surrogate's validity
     dimensionless: bool = False
+    #: whether :meth:`sample` takes a range ``(low, high)`` of resolutions
+    #: (``graphfem generate --resolution LOW:HIGH``), one drawn per sample
+    resolution_range: bool = False
 
     # ---------------------------------------------------------------- options
     def option(self, name: str) -> Option:

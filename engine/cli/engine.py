@@ -17,6 +17,17 @@ from graphfem.meshes.errors import InputError
 _EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
+def _resolution(text: str | None) -> int | tuple[int, int] | None:
+    """``--resolution``: ``N`` or a range ``LOW:HIGH`` of integers."""
+    if text is None:
+        return None
+    parts = text.split(":")
+    if len(parts) > 2 or not all(part.strip().lstrip("-").isdigit() for part in parts):
+        raise InputError(f"--resolution {text!r}: expected an integer N or a range LOW:HIGH of integers")
+    values = tuple(int(part) for part in parts)
+    return values[0] if len(values) == 1 else values
+
+
 def register(app: typer.Typer) -> None:
     """Add the engine commands to the ``graphfem`` app."""
 
@@ -37,8 +48,10 @@ def register(app: typer.Typer) -> None:
                                                              "channel, interval; SPON families also take a mesh "
                                                              "file. A name the problem does not take is refused, "
                                                              "listing those it does."),
-                 resolution: Optional[int] = typer.Option(None, "--resolution",
-                                                          help="Mesh/grid resolution of the family (its default)."),
+                 resolution: Optional[str] = typer.Option(None, "--resolution", metavar="N|LOW:HIGH",
+                                                          help="Mesh/grid resolution of the family (its default); "
+                                                               "poisson also takes a range LOW:HIGH, one "
+                                                               "resolution drawn per sample."),
                  material: Optional[str] = typer.Option(None, "--material",
                                                         help="mpm: jelly, water, goo, sand or plasticine."),
                  seed: int = typer.Option(0, "--seed", help="Seed; sample i depends only on (seed, i)."),
@@ -61,7 +74,7 @@ def register(app: typer.Typer) -> None:
             from .options import parse_args
 
             options = parse_args(PROBLEMS[problem], ctx.args, f"generate {problem}", roles=("input", "time"))
-        run(problem, n, output, seed=seed, workers=workers, geometry=geometry, resolution=resolution,
+        run(problem, n, output, seed=seed, workers=workers, geometry=geometry, resolution=_resolution(resolution),
             material=material, options=options, resume=resume)
         typer.echo(f"wrote {output} ({n} simulations of {problem})")
 

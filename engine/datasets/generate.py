@@ -59,9 +59,13 @@ def problems() -> tuple[str, ...]:
 
 
 def generate(problem: str, n: int, out: str | Path, *, seed: int = 0, workers: int = 1, geometry: str | None = None,
-             resolution: int | None = None, material: str | None = None, options: dict | None = None,
-             progress: bool = True, resume: bool = False) -> Path:
+             resolution: int | tuple[int, int] | None = None, material: str | None = None,
+             options: dict | None = None, progress: bool = True, resume: bool = False) -> Path:
     """Write ``n`` simulations of ``problem`` to the HDF5 file ``out`` (atomically).
+
+    ``resolution`` is the family's own (cells, grid points, refinements); a
+    range ``(low, high)`` draws one per sample where the problem takes ranges
+    (:attr:`graphfem.physics.problem.Problem.resolution_range`).
 
     ``options`` (registered problems only) fixes options for every sample,
     in place of the sampled values: ``{"kappa": "2"}`` (raw values, as
@@ -88,6 +92,11 @@ def generate(problem: str, n: int, out: str | Path, *, seed: int = 0, workers: i
         raise OptionValueError(f"generate {problem} draws every input itself; it takes no problem options "
                          f"({', '.join('--' + k.replace('_', '-') for k in options)})")
     known = families()
+    if isinstance(resolution, tuple) and (problem in known or (problem in registered()
+                                                                and not PROBLEMS[problem].resolution_range)):
+        raise OptionValueError(f"--resolution {resolution[0]}:{resolution[1]}: generate {problem} takes one "
+                               "resolution, not a range (ranges: "
+                               + ", ".join(p for p in registered() if PROBLEMS[p].resolution_range) + ")")
     if problem.startswith("spon-") and problem in known:  # SPON families take a geometry and keep the coarse mesh
         job = ("spon", problem, geometry, resolution or 1, {})
     elif problem in known:

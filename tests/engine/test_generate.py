@@ -82,3 +82,25 @@ def test_poisson_resolution_sets_the_mesh_size(tmp_path):
     with pytest.raises(InputError, match="--resolution 3: cells across the largest side must lie in 5..400"):
         generate("poisson", 1, tmp_path / "bad.h5", resolution=3, progress=False)
     assert not (tmp_path / "bad.h5").exists()
+
+
+def test_poisson_resolution_range_spans_the_mesh_sizes(tmp_path):
+    """--resolution LOW:HIGH draws one resolution per sample, log-uniform: over 24 samples of 8:32 the median
+    cell sizes fill [1/32, 1.4/8] and reach both quarters of that range; a range where a family takes one
+    resolution, a reversed range and a malformed value are one line each, exit 2 or 1, and leave no file."""
+    from graphfem.cli import main
+    from graphfem.datasets.simulations import SimulationData
+
+    path = tmp_path / "mixed.h5"
+    generate("poisson", 24, path, seed=5, resolution=(8, 32), progress=False)
+    data = SimulationData(path)
+    sizes = [float(np.median(m.cell_sizes()) / np.ptp(m.points, axis=0).max())
+             for m in (data.sample(i).mesh for i in range(24))]
+    assert all(1 / 32 <= s <= 1.4 / 8 for s in sizes)
+    assert min(sizes) < 1.4 / 24 and max(sizes) > 1 / 12
+    for args, code, line in ((["poisson", "--resolution", "30:8"], 1, "a range is LOW:HIGH, the low end first"),
+                             (["poisson", "--resolution", "8:x"], 1, "expected an integer N or a range LOW:HIGH"),
+                             (["darcy", "--resolution", "8:30"], 2, "generate darcy takes one resolution, not a range")):
+        out = tmp_path / "bad.h5"
+        assert main(["generate", *args, "-n", "2", "-o", str(out)]) == code
+        assert not out.exists()
