@@ -211,9 +211,11 @@ def _best_time(fn: Callable[[], object], repeats: int, sync: Callable[[], None],
     return best
 
 
-def throughput(nodes: int, device: str, latent: int = 128, layers: int = 15, repeats: int = 3) -> dict:
-    """GFLOP/s of one MeshGraphNet forward (``layers`` blocks of width ``latent``, PhysicsNeMo's
-    default configuration) on a unit-square mesh of about ``nodes`` nodes, and of plain
+def throughput(nodes: int, device: str, latent: int = 128, layers: int = 15, mlp_layers: int = 3,
+               repeats: int = 3) -> dict:
+    """GFLOP/s of one MeshGraphNet forward (``layers`` blocks of width ``latent``, ``mlp_layers``
+    linear layers per MLP: PhysicsNeMo's default configuration, whose MLPs have 2 hidden layers)
+    on a unit-square mesh of about ``nodes`` nodes, and of plain
     ``torch.matmul`` calls of the same shapes (the linear layers' FLOPs, counted from their
     shapes, over the best of ``repeats`` wall times)."""
     import numpy as np
@@ -225,7 +227,8 @@ def throughput(nodes: int, device: str, latent: int = 128, layers: int = 15, rep
 
     mesh = Mesh.unit_square(max(2, int(round(nodes ** 0.5)) - 1))
     g = graph(mesh, np.random.default_rng(0).normal(size=(mesh.n_points, 7))).to(device)
-    model = MeshGraphNet(MeshGraphNetConfig(in_node=7, in_edge=3, out=1, latent=latent, layers=layers))
+    model = MeshGraphNet(MeshGraphNetConfig(in_node=7, in_edge=3, out=1, latent=latent, layers=layers,
+                                            mlp_layers=mlp_layers))
     model = model.to(device).eval()
     shapes = linear_shapes(model, g.x, g.edge_index, g.edge_attr)
     flops = sum(2 * r * i * o for r, i, o in shapes)
@@ -313,7 +316,8 @@ def compare(size: str = "small", device: str = "auto", folder: str | None = None
             rel = sol.space.relative_l2_error(pred.fields["u"], sol.fields["u"])
             row += f"{t_pred:>10.3f}{t_pred / t_fe:>10.1f}{rel:>9.3f}"
         lines.append(row)
-    lines.append("one MeshGraphNet forward at PhysicsNeMo's default configuration (15 blocks, width 128), "
+    lines.append("one MeshGraphNet forward at PhysicsNeMo's default configuration (15 blocks, width 128, 3 linear "
+                 "layers per MLP), "
                  "FLOPs of the linear layers from their shapes; matmul: torch.matmul of the same shapes")
     lines.append(f"{'nodes':>9}{'edges':>9}{'GFLOP':>8}{'forward s':>11}{'GFLOP/s':>9}{'matmul s':>10}"
                  f"{'matmul GFLOP/s':>16}{'forward/matmul':>16}")

@@ -232,6 +232,24 @@ def bench_surrogate(model: Optional[Path] = typer.Argument(None, help="Checkpoin
     typer.echo(run(str(model), cells, device, None if mesh is None else str(mesh)))
 
 
+@bench_app.command("physicsnemo")
+def bench_physicsnemo(cells: str = typer.Option("64,128", "--cells", help="Unit squares of this many cells per "
+                                                                         "side (4,225 and 16,641 nodes)."),
+                      repeats: int = typer.Option(3, "--repeats", help="Timed calls per model; the fastest is kept.")
+                      ) -> None:
+    """Our MeshGraphNet vs NVIDIA PhysicsNeMo's (15 blocks, width 128), the same network on the same graphs: its
+    weights loaded into ours, inference and one training step timed in one run (needs nvidia-physicsnemo)."""
+    from graphfem.benchmarks.physicsnemo import run
+
+    try:
+        sizes = [int(s) for s in cells.split(",")]
+    except ValueError:
+        raise OptionValueError(f"--cells must be comma-separated integers, got {cells!r}") from None
+    if not 1 <= repeats <= 100:
+        raise OptionValueError(f"--repeats must lie in 1..100, got {repeats}")
+    typer.echo(run(sizes, repeats))
+
+
 @bench_app.command("equino")
 def bench_equino(n: int = typer.Option(10, "--resolution", metavar="CELLS", help="RVE cells per side."),
                  rank: int = typer.Option(10, "--rank", help="POD rank r."),
