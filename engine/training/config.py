@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -189,6 +190,12 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
                          path)
     config = from_dict(TrainConfig, apply_overrides(raw, overrides), str(path))
     config.optim.phase_list(str(path))
+    if config.optim.phases:  # the single-phase fields then configure nothing: say so rather than drop them
+        unused = [f"optim.{f.name}" for f in dataclasses.fields(OptimConfig)
+                  if f.name not in ("phases", "amp") and getattr(config.optim, f.name) != f.default]
+        if unused:
+            warnings.warn(f"{path}: optim.phases is given, so {', '.join(unused)} are not used (each phase "
+                          "sets its own)", stacklevel=2)
     return config
 
 

@@ -132,6 +132,15 @@ def test_config_errors_name_the_key(tmp_path, data, override, message):
     assert "\n" not in str(err.value)
 
 
+def test_single_phase_keys_beside_phases_are_named(tmp_path, data):
+    """With optim.phases the single-phase fields configure nothing: a changed one is named in a warning, and the
+    phases alone are what runs."""
+    phases = "optim.phases=[{optimizer: adam, lr: 0.01, epochs: 1}, {optimizer: adam, lr: 0.001, epochs: 2}]"
+    with pytest.warns(UserWarning, match=r"optim.phases is given, so optim.lr, optim.epochs, optim.warmup_steps are not used"):
+        config = load_config(_config(tmp_path, data, "p"), [phases, "optim.lr=0.5", "optim.epochs=9"])
+    assert [(p.lr, p.epochs) for p in config.optim.phase_list()] == [(0.01, 1), (0.001, 2)]
+
+
 def test_unknown_model_key_is_named(tmp_path, data):
     proc = _run([_config(tmp_path, data, "m"), "--set", "model.width=3"], check=False)
     assert proc.returncode == 1
