@@ -13,6 +13,8 @@ EXCEPTIONS: dict[str, str] = {
     "operators/dgno.py": "the inverse problem fits the latent β (through a small MLP) to observations; the decoders are frozen",
     "engine/analysis/shedding_control.py": "the shedding control optimises the inflow peak (an input) through a frozen "
                                            "NeuralStagger rollout; the model's weights are never stepped",
+    "engine/benchmarks/physicsnemo.py": "times one Adam step of our MeshGraphNet and of PhysicsNeMo's on random targets "
+                                        "(the cost of a training step, not a training); nothing is kept",
 }
 
 
