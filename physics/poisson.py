@@ -318,14 +318,15 @@ class Poisson(Problem):
         from .poisson_encoding import sample_poisson
 
         geometry = self.geometry(geometry)
-        low, high = resolution if isinstance(resolution, tuple) else (resolution, resolution)
-        shown = f"{low}:{high}" if isinstance(resolution, tuple) else f"{low}"
-        if resolution is not None and not (5 <= low <= 400 and 5 <= high <= 400):
-            raise InputError(f"--resolution {shown}: cells across the largest side must lie in 5..400")
-        if resolution is not None and low > high:
-            raise InputError(f"--resolution {shown}: a range is LOW:HIGH, the low end first")
-        if isinstance(resolution, tuple):  # drawn only for a range, so --resolution N keeps its samples
-            resolution = float(np.exp(rng.uniform(np.log(low), np.log(high))))
+        if resolution is not None:
+            low, high = resolution if isinstance(resolution, tuple) else (resolution, resolution)
+            shown = ":".join(map(str, resolution)) if isinstance(resolution, tuple) else str(resolution)
+            if not (5 <= low <= 400 and 5 <= high <= 400):
+                raise InputError(f"--resolution {shown}: cells across the largest side must lie in 5..400")
+            if low > high:
+                raise InputError(f"--resolution {shown}: a range is LOW:HIGH, the low end first")
+            if isinstance(resolution, tuple):  # drawn only for a range, so --resolution N keeps its samples
+                resolution = float(np.exp(rng.uniform(np.log(low), np.log(high))))
         mesh = random_domain(geometry, rng, None if resolution is None else 1.0 / resolution)
         case = sample_poisson(mesh, rng)
         return mesh, {"kappa": case.kappa, "source": case.source, "dirichlet": dict(case.dirichlet), "order": 1}

@@ -162,6 +162,14 @@ def demo(output: Path = typer.Option(Path("graphfem-demo"), "-o", "--output", he
 
 
 # ---------------------------------------------------------------------- bench
+def _integers(option: str, text: str) -> list[int]:
+    """A comma-separated list of integers, or the one-line error naming ``option``."""
+    try:
+        return [int(s) for s in text.split(",")]
+    except ValueError:
+        raise OptionValueError(f"{option} must be comma-separated integers, got {text!r}") from None
+
+
 @bench_app.command("fe")
 def bench_fe(max_cells: int = typer.Option(1_000_000, "--max-cells", help="Largest mesh, in triangles."),
              repeat: int = typer.Option(3, "--repeat", help="Timings per size; the minimum is kept.")) -> None:
@@ -224,10 +232,7 @@ def bench_surrogate(model: Optional[Path] = typer.Argument(None, help="Checkpoin
             raise OptionValueError(f"--size must be small or gpu, got {size!r}")
         typer.echo(compare(size=size, device=device))
         return
-    try:
-        cells = [int(s) for s in sizes.split(",")]
-    except ValueError:
-        raise OptionValueError(f"--sizes must be comma-separated integers, got {sizes!r}") from None
+    cells = _integers("--sizes", sizes)
     set_threads(1 if threads is None else threads)
     typer.echo(run(str(model), cells, device, None if mesh is None else str(mesh)))
 
@@ -241,10 +246,7 @@ def bench_physicsnemo(cells: str = typer.Option("64,128", "--cells", help="Unit 
     weights loaded into ours, inference and one training step timed in one run (needs nvidia-physicsnemo)."""
     from graphfem.benchmarks.physicsnemo import run
 
-    try:
-        sizes = [int(s) for s in cells.split(",")]
-    except ValueError:
-        raise OptionValueError(f"--cells must be comma-separated integers, got {cells!r}") from None
+    sizes = _integers("--cells", cells)
     if not 1 <= repeats <= 100:
         raise OptionValueError(f"--repeats must lie in 1..100, got {repeats}")
     typer.echo(run(sizes, repeats))
