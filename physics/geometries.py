@@ -92,6 +92,25 @@ def random_domain(family: str, rng: np.random.Generator, h: float | None = None)
     return mesh_domain(outer, holes, h, rng)
 
 
+def drawn_mesh_size(rng: np.random.Generator, resolution: int | tuple[int, int] | None) -> float | None:
+    """The target mesh size h = 1/N of a random domain (:func:`random_domain`) for ``--resolution``:
+    None for the family's default; N cells across the largest side; or a range ``(low, high)``, N
+    log-uniform in [low, high] per sample, so that one data set spans mesh sizes 1/high to 1/low.
+    Only a range draws from ``rng``, so a data set made with one N keeps its samples. N must lie in
+    5..400 (one-line :class:`InputError` otherwise)."""
+    if resolution is None:
+        return None
+    low, high = resolution if isinstance(resolution, tuple) else (resolution, resolution)
+    shown = ":".join(map(str, resolution)) if isinstance(resolution, tuple) else str(resolution)
+    if not (5 <= low <= 400 and 5 <= high <= 400):
+        raise InputError(f"--resolution {shown}: cells across the largest side must lie in 5..400")
+    if low > high:
+        raise InputError(f"--resolution {shown}: a range is LOW:HIGH, the low end first")
+    if isinstance(resolution, tuple):
+        return 1.0 / float(np.exp(rng.uniform(np.log(low), np.log(high))))
+    return 1.0 / resolution
+
+
 def _deformed_rectangle(rng: np.random.Generator, h: float) -> np.ndarray:
     w, hgt = rng.uniform(0.7, 1.0), rng.uniform(0.6, 1.0)
     square = _resample(np.array([[0, 0], [w, 0], [w, hgt], [0, hgt]]), h / 2)
@@ -222,4 +241,4 @@ def _tag_boundary(mesh: Mesh, has_holes: bool) -> Mesh:
     return mesh.with_tags(**tags)
 
 
-__all__ = ["FAMILIES", "mesh_domain", "random_domain"]
+__all__ = ["FAMILIES", "drawn_mesh_size", "mesh_domain", "random_domain"]

@@ -205,7 +205,8 @@ class NeoHookean(Problem):
 
     Data sets (:meth:`sample`): the plate 1 × 0.5 of SPON's
     ``spon-hyperelastic`` (8 × 4 squares split in two, refined once: 153
-    nodes) clamped on the left, under a tension traction t_x ∈ [0, 0.12],
+    nodes), a mesh file, or a new random domain per sample (``perforated``,
+    ``deformed``, ``lshape``: :func:`graphfem.physics.geometries.random_domain`), clamped on the left, under a tension traction t_x ∈ [0, 0.12],
     t_y ∈ [−0.03, 0.03] on the right (a compressed slender plate buckles)
     and a constant body force of up to 0.05 per component; E log-uniform in
     [0.63, 1.6], ν uniform in [0.2, 0.4].
@@ -225,8 +226,9 @@ class NeoHookean(Problem):
         Option("steps", "integer", 4, "Load steps (a step whose Newton iteration fails is halved).", role="setting"),
         ORDER,
     )
-    geometries = ("plate",)
+    geometries = ("plate", "perforated", "deformed", "lshape")
     dimensionless = True
+    resolution_range = True
 
     def kwargs(self, params):
         out = super().kwargs(params)
@@ -296,14 +298,24 @@ class NeoHookean(Problem):
         """Neo-Hookean energy is isotropic: :func:`~graphfem.physics.elasticity.elastic_rotated`."""
         return elastic_rotated(self, mesh, raw, rotation)
 
-    def sample(self, rng: np.random.Generator, geometry: str | None = None):
-        """A random material and load on the plate, or on a mesh file given as
-        ``geometry`` (clamped on its tag ``left``, pulled on ``right``)."""
+    def sample(self, rng: np.random.Generator, geometry: str | None = None,
+               resolution: int | tuple[int, int] | None = None):
+        """A random material and load on the plate, on a mesh file given as ``geometry``, or on a
+        random domain of the family ``geometry`` (clamped on its tag ``left``, pulled on ``right``);
+        ``resolution`` sets a random domain's mesh size as for Poisson
+        (:func:`graphfem.physics.geometries.drawn_mesh_size`: N or a range LOW:HIGH)."""
+        from .geometries import drawn_mesh_size, random_domain
+
+        fixed_mesh = geometry is not None and Path(geometry).suffix or self.geometry(geometry) == "plate"
+        if fixed_mesh and resolution is not None:
+            raise InputError(f"--resolution: the {'mesh file' if Path(geometry or '').suffix else 'plate'} is "
+                             "a fixed mesh; a resolution sets the random domains (perforated, deformed, lshape)")
         if geometry is not None and Path(geometry).suffix:
             mesh = _loaded_mesh(geometry)
-        else:
-            self.geometry(geometry)
+        elif fixed_mesh:
             mesh = Mesh.rectangle(8, 4, 0.0, 1.0, 0.0, 0.5).refined(1)
+        else:
+            mesh = random_domain(geometry, rng, drawn_mesh_size(rng, resolution))
         E = float(10 ** rng.uniform(-0.2, 0.2))  # with the loads below: displacements up to ~0.5
         traction = [float(rng.uniform(0.0, 0.12)), float(rng.uniform(-0.03, 0.03))]
         return mesh, {"E": E, "nu": float(rng.uniform(0.2, 0.4)), "fix": ["left"], "traction": {"right": traction},

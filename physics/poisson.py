@@ -314,20 +314,10 @@ class Poisson(Problem):
         (default: h uniform in [0.055, 0.1]), e.g. to cover finer meshes than the default data, or a
         range ``(low, high)``: resolution log-uniform in [low, high] per sample, so that one data set
         spans mesh sizes h from 1/high to 1/low."""
-        from .geometries import random_domain
+        from .geometries import drawn_mesh_size, random_domain
         from .poisson_encoding import sample_poisson
 
-        geometry = self.geometry(geometry)
-        if resolution is not None:
-            low, high = resolution if isinstance(resolution, tuple) else (resolution, resolution)
-            shown = ":".join(map(str, resolution)) if isinstance(resolution, tuple) else str(resolution)
-            if not (5 <= low <= 400 and 5 <= high <= 400):
-                raise InputError(f"--resolution {shown}: cells across the largest side must lie in 5..400")
-            if low > high:
-                raise InputError(f"--resolution {shown}: a range is LOW:HIGH, the low end first")
-            if isinstance(resolution, tuple):  # drawn only for a range, so --resolution N keeps its samples
-                resolution = float(np.exp(rng.uniform(np.log(low), np.log(high))))
-        mesh = random_domain(geometry, rng, None if resolution is None else 1.0 / resolution)
+        mesh = random_domain(self.geometry(geometry), rng, drawn_mesh_size(rng, resolution))
         case = sample_poisson(mesh, rng)
         return mesh, {"kappa": case.kappa, "source": case.source, "dirichlet": dict(case.dirichlet), "order": 1}
 

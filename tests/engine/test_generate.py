@@ -104,3 +104,29 @@ def test_poisson_resolution_range_spans_the_mesh_sizes(tmp_path):
         out = tmp_path / "bad.h5"
         assert main(["generate", *args, "-n", "2", "-o", str(out)]) == code
         assert not out.exists()
+
+
+def test_hyperelastic_plates_are_new_random_domains(tmp_path, capsys):
+    """generate hyperelastic --geometry perforated draws a new plate with holes per sample, at the resolution
+    range given, clamped on its tag ``left`` (u = 0 there exactly); the fixed plate takes no resolution."""
+    from graphfem.cli import main
+    from graphfem.datasets.simulations import SimulationData
+
+    path = tmp_path / "plates.h5"
+    generate("hyperelastic", 3, path, geometry="perforated", resolution=(10, 20), seed=4, progress=False)
+    data = SimulationData(path)
+    samples = [data.sample(i) for i in range(3)]
+    assert len({s.mesh.n_points for s in samples}) == 3
+    for s in samples:
+        assert {"left", "right", "hole"} <= set(s.mesh.tags)
+        size = float(np.median(s.mesh.cell_sizes()) / np.ptp(s.mesh.points, axis=0).max())
+        assert 1 / 20 <= size <= 1.4 / 10
+        clamped = np.unique(s.mesh.tags["left"].indices)
+        u = np.asarray(s.fields["displacement"])
+        assert np.abs(u[clamped]).max() == 0.0 and np.abs(u).max() > 1e-3
+    out = tmp_path / "bad.h5"
+    for args, line in ((["--resolution", "12"], "--resolution: the plate is a fixed mesh"),
+                       (["--geometry", "polygon"], "--geometry polygon: hyperelastic takes plate")):
+        assert main(["generate", "hyperelastic", *args, "-n", "1", "-o", str(out)]) == 1
+        assert line in capsys.readouterr().err
+        assert not out.exists()
