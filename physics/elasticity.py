@@ -350,20 +350,25 @@ def support_features(mesh: Mesh, x: np.ndarray, names: list[str], fix) -> tuple[
     return x, names[:at] + [f"fix[{k}]" for k in range(mesh.dim)] + names[at:], held
 
 
+#: input columns later versions added to the elastic layouts, that an earlier checkpoint lacks: the
+#: supports by component (``fix[k]``) and hyperelastic's distances to the supports and loads
+LATER_COLUMNS = ("fix[0]", "fix[1]", "fix[2]", "fix:distance", "traction:distance")
+
+
 def elastic_layout(problem: Problem, mesh: Mesh, params, names) -> Features:
     r"""The features of an elastic ``problem`` in the layout ``names`` of a checkpoint. Layout 1,
     of checkpoints written before supports by component, has ``fix:mask`` and no ``fix[k]``
-    columns; layout 2 (this version) adds them (:func:`support_features`). A layout-1 model
-    gets its own columns, and is refused in one line a support of some components only,
-    which it never saw."""
+    columns; layout 2 adds them (:func:`support_features`); layout 3 (this version, hyperelastic)
+    adds the distances to the supports and the loads. An earlier model gets its own columns
+    (those of :data:`LATER_COLUMNS` it lacks are left out); a layout-1 model is refused in one line
+    a support of some components only, which it never saw."""
     out = problem.features(mesh, params)
-    component = {f"fix[{k}]" for k in range(mesh.dim)}
-    keep = [k for k, name in enumerate(out.names) if name not in component]
-    if component & set(names) or [out.names[k] for k in keep] != list(names):
+    keep = [k for k, name in enumerate(out.names) if name in names or name not in LATER_COLUMNS]
+    if [out.names[k] for k in keep] != list(names) or len(keep) == len(out.names):
         return out  # this version's layout, or none the problem writes (the caller names the mismatch)
     partial = [f"{tag}:{''.join('xyz'[k] for k in held)}"
                for tag, held in held_components(params.get("fix"), mesh.dim).items() if len(held) < mesh.dim]
-    if partial:
+    if partial and "fix[0]" not in names:
         raise InputError(f"--fix {partial[0]}: the model was trained before supports by component (its inputs have "
                          "fix:mask, no fix[k]); give whole tags (--fix TAG) or retrain it with this version",
                          mesh.source)

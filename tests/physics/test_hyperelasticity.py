@@ -55,3 +55,22 @@ def test_newton_converges_quadratically(plate):
         assert all(b <= 50 * a * a for a, b in tail), history
     u = sol.fields["displacement"]
     assert u[:, 1].min() < -0.02  # the plate bends down under the downward traction
+
+
+def test_distance_features_are_the_distances_to_supports_and_loads():
+    """On the rectangle [0, 2] x [0, 1] (a structured grid, so every row has a node on each side) the
+    hyperelastic inputs ``fix:distance`` and ``traction:distance`` clamped on ``left`` and pulled on ``right``
+    are x/L and (2 - x)/L, L = 2; a quarter turn, a shift and a scaling of the mesh (which keep L the largest
+    side) leave them unchanged."""
+    from graphfem.physics.problem import get_problem, moved_mesh
+
+    problem = get_problem("hyperelastic")
+    mesh = Mesh.rectangle(8, 4, 0.0, 2.0, 0.0, 1.0)
+    raw = {"E": 1.0, "nu": 0.3, "fix": ["left"], "traction": {"right": [0.05, 0.0]}}
+    features = problem.features(mesh, problem.parse(mesh, raw))
+    columns = [features.names.index(n) for n in ("fix:distance", "traction:distance")]
+    x = mesh.points[:, 0]
+    np.testing.assert_allclose(features.x[:, columns], np.stack([x / 2, (2 - x) / 2], axis=1), atol=1e-15)
+    moved = moved_mesh(mesh, 3e-4 * mesh.points @ np.array([[0.0, -1.0], [1.0, 0.0]]).T + 5.0)
+    again = problem.features(moved, problem.parse(moved, raw))
+    np.testing.assert_allclose(again.x[:, columns], features.x[:, columns], atol=1e-12)
