@@ -174,3 +174,31 @@ def test_rgnp_cavity_smoke(tmp_path, monkeypatch):
     result = load("rgnp_cavity").main(tmp_path / "run" / "model.safetensors", tmp_path / "figures", 0.05, 0.7,
                                       resolution=8)
     assert result["figure"].exists() and np.isfinite(result["rel_l2"]) and 0.0 <= result["coverage"] <= 1.0
+
+
+def test_hyperelastic_plates_smoke(tmp_path, monkeypatch):
+    """examples/hyperelastic_plates.yaml at smoke size through the CLI: 6 random plates, one epoch, then a
+    prediction on a plate of another seed with the options of `graphfem solve hyperelastic`; the clamp holds
+    u = 0 exactly. The accuracy is the README's, not this test's."""
+    import meshio
+    import torch
+    import yaml
+
+    from graphfem.cli import main as cli
+    from graphfem.meshes import read
+
+    torch.set_num_threads(1)
+    monkeypatch.chdir(tmp_path)
+    assert cli(["generate", "hyperelastic", "-n", "6", "--geometry", "perforated", "--resolution", "8:12",
+                "-o", "plates.h5"]) == 0
+    config = yaml.safe_load((EXAMPLES / "hyperelastic_plates.yaml").read_text())
+    config["optim"]["epochs"] = 1
+    config["data"]["path"], config["run"]["out"] = "plates.h5", "run"
+    (tmp_path / "plates.yaml").write_text(yaml.safe_dump(config))
+    assert cli(["train", "plates.yaml"]) == 0
+    assert cli(["mesh", "perforated", "-o", "mine.msh", "--resolution", "10", "--seed", "41"]) == 0
+    assert cli(["predict", "run/model.safetensors", "mine.msh", "-o", "u.vtu", "--E", "1.1", "--nu", "0.33",
+                "--fix", "left", "--traction", "right=0.09,-0.015", "--body-force", "0.01,-0.02"]) == 0
+    u = meshio.read(tmp_path / "u.vtu").point_data["displacement"]
+    left = np.unique(read(tmp_path / "mine.msh").tag_nodes("left"))
+    assert np.isfinite(u).all() and np.abs(u[left]).max() == 0.0
