@@ -38,7 +38,8 @@ from graphfem.meshes.errors import GraphfemError, InputError
 
 from .coefficients import Vector, guess_dofs, scalar_node_dofs
 from .elasticity import (BODY_FORCE, FIX, POISSONS_RATIO, TRACTION, YOUNGS_MODULUS, elastic_essential, elastic_layout,
-                         elastic_rotated, elastic_scaled, external_load, held_components, lame, load_resultant, support_features, supports)
+                         elastic_rotated, elastic_scaled, external_load, held_components, lame, load_resultant,
+                         support_features, supports)
 from .linear_solvers import condense
 from .poisson import ORDER, make_space
 from .problem import Features, Option, Problem, Solution, Transformed, register_problem
@@ -206,7 +207,8 @@ class NeoHookean(Problem):
     Data sets (:meth:`sample`): the plate 1 × 0.5 of SPON's
     ``spon-hyperelastic`` (8 × 4 squares split in two, refined once: 153
     nodes), a mesh file, or a new random domain per sample (``perforated``,
-    ``deformed``, ``lshape``: :func:`graphfem.physics.geometries.random_domain`), clamped on the left, under a tension traction t_x ∈ [0, 0.12],
+    ``deformed``, ``lshape``: :func:`graphfem.physics.geometries.random_domain`),
+    clamped on the left, under a tension traction t_x ∈ [0, 0.12],
     t_y ∈ [−0.03, 0.03] on the right (a compressed slender plate buckles)
     and a constant body force of up to 0.05 per component; E log-uniform in
     [0.63, 1.6], ν uniform in [0.2, 0.4].
@@ -314,16 +316,17 @@ class NeoHookean(Problem):
         (:func:`graphfem.physics.geometries.drawn_mesh_size`: N or a range LOW:HIGH)."""
         from .geometries import drawn_mesh_size, random_domain
 
-        fixed_mesh = geometry is not None and Path(geometry).suffix or self.geometry(geometry) == "plate"
-        if fixed_mesh and resolution is not None:
-            raise InputError(f"--resolution: the {'mesh file' if Path(geometry or '').suffix else 'plate'} is "
-                             "a fixed mesh; a resolution sets the random domains (perforated, deformed, lshape)")
-        if geometry is not None and Path(geometry).suffix:
+        is_file = geometry is not None and bool(Path(geometry).suffix)
+        family = None if is_file else self.geometry(geometry)
+        if resolution is not None and family in (None, "plate"):
+            raise InputError(f"--resolution: the {'mesh file' if is_file else 'plate'} is a fixed mesh; a "
+                             "resolution sets the random domains (perforated, deformed, lshape)")
+        if is_file:
             mesh = _loaded_mesh(geometry)
-        elif fixed_mesh:
+        elif family == "plate":
             mesh = Mesh.rectangle(8, 4, 0.0, 1.0, 0.0, 0.5).refined(1)
         else:
-            mesh = random_domain(geometry, rng, drawn_mesh_size(rng, resolution))
+            mesh = random_domain(family, rng, drawn_mesh_size(rng, resolution))
         E = float(10 ** rng.uniform(-0.2, 0.2))  # with the loads below: displacements up to ~0.5
         traction = [float(rng.uniform(0.0, 0.12)), float(rng.uniform(-0.03, 0.03))]
         return mesh, {"E": E, "nu": float(rng.uniform(0.2, 0.4)), "fix": ["left"], "traction": {"right": traction},
