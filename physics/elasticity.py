@@ -350,6 +350,19 @@ def support_features(mesh: Mesh, x: np.ndarray, names: list[str], fix) -> tuple[
     return x, names[:at] + [f"fix[{k}]" for k in range(mesh.dim)] + names[at:], held
 
 
+def tag_distance(mesh: Mesh, tags: Iterable[str]) -> np.ndarray:
+    """(n,) Euclidean distance of every node to the nearest node of the facet ``tags`` (zeros without
+    tags). Invariant under translations and rotations and proportional to scale: divided by the
+    extent L it tells a node how far it lies from a support or a load, which message passing
+    would need as many steps as the mesh is edges across to find out."""
+    from scipy.spatial import cKDTree
+
+    nodes = np.unique(np.concatenate([mesh.tag_nodes(t) for t in tags] or [np.zeros(0, int)]))
+    if nodes.size == 0:
+        return np.zeros(mesh.n_points)
+    return cKDTree(mesh.points[nodes]).query(mesh.points)[0]
+
+
 #: input columns later versions added to the elastic layouts, that an earlier checkpoint lacks: the
 #: supports by component (``fix[k]``) and hyperelastic's distances to the supports and loads
 LATER_COLUMNS = ("fix[0]", "fix[1]", "fix[2]", "fix:distance", "traction:distance")
