@@ -527,9 +527,9 @@ class Elasticity(Problem):
     def sample(self, rng: np.random.Generator, geometry: str | None = None):
         geometry = self.geometry(geometry)
         if geometry == "2d":
-            from .geometries import random_domain
+            from .geometries import LEFT_RIGHT_FAMILIES, random_domain
 
-            mesh = random_domain(("deformed", "perforated", "lshape")[int(rng.integers(3))], rng)
+            mesh = random_domain(LEFT_RIGHT_FAMILIES[int(rng.integers(len(LEFT_RIGHT_FAMILIES)))], rng)
             fixed, loaded = "left", "right"
         else:
             n = int(rng.integers(4, 7))

@@ -24,6 +24,9 @@ from graphfem.meshes import Mesh, Tag
 from graphfem.meshes.errors import InputError
 
 FAMILIES = ("deformed", "perforated", "polygon", "lshape")
+#: the families whose every domain has the facet tags ``left`` and ``right`` (a random polygon may
+#: have no side facing right), which the elastic problems clamp and load
+LEFT_RIGHT_FAMILIES = ("deformed", "perforated", "lshape")
 #: the one ``--geometry`` vocabulary of every generator: a random family is
 #: drawn anew for every sample; a fixed shape is the same in every sample
 GEOMETRIES = {
@@ -38,7 +41,7 @@ GEOMETRIES = {
     "channel": "the DFG channel with a random cylinder",
     "interval": "the interval [-1, 1]",
     "square": "the unit square",
-    "2d": "a random 2D domain of a random family (elasticity)",
+    "2d": "a random 2D domain of a random family with left and right sides (elasticity, hyperelastic)",
     "3d": "a random 3D box (elasticity)",
     "disc": "a periodic cell with one central disc (rve)",
     "rve1": "the EquiNO paper's RVE 1, two circular fibres (rve)",

@@ -207,7 +207,8 @@ class NeoHookean(Problem):
     Data sets (:meth:`sample`): the plate 1 × 0.5 of SPON's
     ``spon-hyperelastic`` (8 × 4 squares split in two, refined once: 153
     nodes), a mesh file, or a new random domain per sample (``perforated``,
-    ``deformed``, ``lshape``: :func:`graphfem.physics.geometries.random_domain`),
+    ``deformed``, ``lshape``: :func:`graphfem.physics.geometries.random_domain`; ``2d``: one of
+    these three families at random per sample),
     clamped on the left, under a tension traction t_x ∈ [0, 0.12],
     t_y ∈ [−0.03, 0.03] on the right (a compressed slender plate buckles)
     and a constant body force of up to 0.05 per component; E log-uniform in
@@ -228,7 +229,7 @@ class NeoHookean(Problem):
         Option("steps", "integer", 4, "Load steps (a step whose Newton iteration fails is halved).", role="setting"),
         ORDER,
     )
-    geometries = ("plate", "perforated", "deformed", "lshape")
+    geometries = ("plate", "perforated", "deformed", "lshape", "2d")
     dimensionless = True
     resolution_range = True
 
@@ -315,7 +316,7 @@ class NeoHookean(Problem):
         random domain of the family ``geometry`` (clamped on its tag ``left``, pulled on ``right``);
         ``resolution`` sets a random domain's mesh size as for Poisson
         (:func:`graphfem.physics.geometries.drawn_mesh_size`: N or a range LOW:HIGH)."""
-        from .geometries import drawn_mesh_size, random_domain
+        from .geometries import LEFT_RIGHT_FAMILIES, drawn_mesh_size, random_domain
 
         is_file = geometry is not None and bool(Path(geometry).suffix)
         family = None if is_file else self.geometry(geometry)
@@ -328,6 +329,8 @@ class NeoHookean(Problem):
         elif family == "plate":
             mesh = Mesh.rectangle(8, 4, 0.0, 1.0, 0.0, 0.5).refined(1)
         else:
+            if family == "2d":
+                family = LEFT_RIGHT_FAMILIES[int(rng.integers(len(LEFT_RIGHT_FAMILIES)))]
             mesh = random_domain(family, rng, drawn_mesh_size(rng, resolution))
         E = float(10 ** rng.uniform(-0.2, 0.2))  # with the loads below: displacements up to ~0.5
         traction = [float(rng.uniform(0.0, 0.12)), float(rng.uniform(-0.03, 0.03))]

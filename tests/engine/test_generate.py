@@ -106,6 +106,29 @@ def test_poisson_resolution_range_spans_the_mesh_sizes(tmp_path):
         assert not out.exists()
 
 
+def _shape_family(mesh) -> str:
+    """Which random family a domain looks like, from its shape alone: wavy sides (deformed), a
+    rectangle with or without holes (perforated), a rectangle short of a quadrant (lshape)."""
+    bottom = mesh.points[np.unique(mesh.tags["bottom"].indices)]
+    if np.ptp(bottom[:, 1]) > 1e-9:
+        return "deformed"
+    p = mesh.points[mesh.cells]
+    (ax, ay), (bx, by) = (p[:, 1] - p[:, 0]).T, (p[:, 2] - p[:, 0]).T
+    area = 0.5 * np.abs(ax * by - ay * bx).sum()
+    return "perforated" if "hole" in mesh.tags or area > 0.99 * np.prod(np.ptp(mesh.points, axis=0)) else "lshape"
+
+
+def test_hyperelastic_2d_mixes_the_three_families(tmp_path):
+    """--geometry 2d draws each sample from one of the families with left and right sides."""
+    from graphfem.datasets.simulations import SimulationData
+
+    path = tmp_path / "mixed.h5"
+    generate("hyperelastic", 12, path, geometry="2d", resolution=(9, 14), seed=2, progress=False)
+    data = SimulationData(path)
+    families = [_shape_family(data.sample(i).mesh) for i in range(len(data))]
+    assert set(families) == {"deformed", "perforated", "lshape"}, families
+
+
 def test_hyperelastic_plates_are_new_random_domains(tmp_path, capsys):
     """generate hyperelastic --geometry perforated draws a new plate with holes per sample, at the resolution
     range given, clamped on its tag ``left`` (u = 0 there exactly); the fixed plate takes no resolution."""
