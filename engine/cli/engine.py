@@ -50,8 +50,8 @@ def register(app: typer.Typer) -> None:
                                                              "listing those it does."),
                  resolution: Optional[str] = typer.Option(None, "--resolution", metavar="N|LOW:HIGH",
                                                           help="Mesh/grid resolution of the family (its default); "
-                                                               "poisson also takes a range LOW:HIGH, one "
-                                                               "resolution drawn per sample."),
+                                                               "poisson and hyperelastic also take a range "
+                                                               "LOW:HIGH, one resolution drawn per sample."),
                  material: Optional[str] = typer.Option(None, "--material",
                                                         help="mpm: jelly, water, goo, sand or plasticine."),
                  seed: int = typer.Option(0, "--seed", help="Seed; sample i depends only on (seed, i)."),
@@ -76,7 +76,12 @@ def register(app: typer.Typer) -> None:
             options = parse_args(PROBLEMS[problem], ctx.args, f"generate {problem}", roles=("input", "time"))
         run(problem, n, output, seed=seed, workers=workers, geometry=geometry, resolution=_resolution(resolution),
             material=material, options=options, resume=resume)
-        typer.echo(f"wrote {output} ({n} simulations of {problem})")
+        import h5py
+
+        with h5py.File(output, "r") as h5:
+            count, failed = int(h5.attrs["count"]), len(json.loads(h5.attrs.get("failed", "{}")))
+        skipped = f"; {failed} failed and were skipped, listed in its attribute 'failed'" if failed else ""
+        typer.echo(f"wrote {output} ({count} simulations of {problem}{skipped})")
 
     @app.command()
     def train(config: Path = typer.Argument(..., help="YAML training configuration."),

@@ -15,6 +15,14 @@ removes the half-written leftovers (saying how many); the result equals an
 uninterrupted run's group by group (every dataset and attribute). A run
 without ``--resume`` discards an interrupted run's folder, with a warning.
 A lock file in the folder keeps two runs from writing one output.
+
+Failed simulations. A simulation whose solver fails (a :class:`GraphfemError` that is not an
+:class:`InputError`: Newton did not converge, a random domain could not be meshed) is skipped with a
+one-line warning, and kept as ``fail_NNNNNN.json`` (its reason) so that ``--resume`` does not redo it.
+The output then holds the others under their own indices (sample i stays the one of (seed, i)); its
+attribute ``count`` is the number written and ``failed`` maps each skipped index to its reason (JSON).
+More than :data:`MAX_FAILED_FRACTION` of ``n`` failing stops the run with one line: that is the
+options, not bad luck. An :class:`InputError` stops the run at once.
 """
 from __future__ import annotations
 
@@ -94,7 +102,7 @@ def _kept(folder: Path, manifest: dict, resume: bool, out: Path, progress: bool)
     without ``resume``); removes what it does not reuse (half-written files, damaged parts)."""
     import h5py
 
-    files = sorted(folder.glob("sim_*.h5"))
+    files = sorted([*folder.glob("sim_*.h5"), *folder.glob("fail_*.json")])
     if not resume:
         if files:
             warnings.warn(f"{out}: discarding the {len(files)} simulations kept by an interrupted run "
@@ -114,6 +122,9 @@ def _kept(folder: Path, manifest: dict, resume: bool, out: Path, progress: bool)
     done, removed = set(), 0
     for p in folder.iterdir():
         if p.name in ("lock", "manifest.json"):
+            continue
+        if re.fullmatch(r"fail_\d{6}\.json", p.name):  # a simulation that failed: it would fail again
+            done.add(int(p.stem[5:]))
             continue
         index = int(p.stem[4:]) if re.fullmatch(r"sim_\d{6}\.h5", p.name) else None
         if index is not None:
@@ -180,8 +191,15 @@ def write(name: str, job: tuple, n: int, out: Path, seed: int, workers: int, pro
             with Progress(*columns, disable=not progress or rank != 0 or not console.is_terminal, transient=True,
                           console=console) as bar:
                 task = bar.add_task("generate", total=todo)
+                failed = len(list(folder.glob("fail_*.json")))
                 for index, sample, seconds in stack.enter_context(contextlib.closing(_results(jobs, todo, workers,
                                                                                               simulate))):
+                    if isinstance(sample, str):  # the solver failed: record it, skip it
+                        failed += 1
+                        _skip(folder, index, sample, failed, n, out)
+                        finished += 1
+                        bar.advance(task)
+                        continue
                     with atomic_path(folder / f"sim_{index:06d}.h5") as tmp, h5py.File(tmp, "w") as h5:
                         group = h5.create_group(f"sim_{index:06d}")
                         write_sample(group, sample)
@@ -202,9 +220,12 @@ def write(name: str, job: tuple, n: int, out: Path, seed: int, workers: int, pro
             if world > 1:
                 _barrier_broadcast(None)
             if rank == 0:
+                reasons = {int(p.stem[5:]): json.loads(p.read_text())["reason"] for p in folder.glob("fail_*.json")}
                 with atomic_path(out) as tmp, h5py.File(tmp, "w") as h5:
-                    h5.attrs.update(file_attrs)
-                    for i in range(n):
+                    h5.attrs.update({**file_attrs, "count": n - len(reasons)})
+                    if reasons:
+                        h5.attrs["failed"] = json.dumps({str(i): reasons[i] for i in sorted(reasons)})
+                    for i in (i for i in range(n) if i not in reasons):
                         with h5py.File(folder / f"sim_{i:06d}.h5", "r") as part:
                             part.copy(part[f"sim_{i:06d}"], h5, name=f"sim_{i:06d}")
         except (KeyboardInterrupt, Terminated) as exc:  # the user stops the run: keep the finished simulations
@@ -225,11 +246,32 @@ def write(name: str, job: tuple, n: int, out: Path, seed: int, workers: int, pro
     return out
 
 
-def _timed(simulate: Callable[[tuple], tuple[int, dict]], job: tuple) -> tuple[int, dict, float]:
-    """(index, sample, seconds the simulation took), where it ran (a worker's start-up not counted)."""
+#: a run stops once more than this fraction of its simulations failed (module notes)
+MAX_FAILED_FRACTION = 0.1
+
+
+def _timed(simulate: Callable[[tuple], tuple[int, dict]], job: tuple) -> tuple[int, dict | str, float]:
+    """(index, sample, seconds the simulation took), where it ran (a worker's start-up not counted); the
+    sample is the one-line reason where the solver failed (module notes)."""
     start = time.perf_counter()
-    index, sample = simulate(job)
+    try:
+        index, sample = simulate(job)
+    except InputError:
+        raise
+    except GraphfemError as exc:
+        return job[-1], str(exc), time.perf_counter() - start
     return index, sample, time.perf_counter() - start
+
+
+def _skip(folder: Path, index: int, reason: str, failed: int, n: int, out: Path) -> None:
+    """Keep the failure of simulation ``index`` in ``folder`` and warn; stop the run (one line) once more than
+    :data:`MAX_FAILED_FRACTION` of ``n`` failed."""
+    if failed > MAX_FAILED_FRACTION * n:
+        raise GraphfemError(f"{failed} simulation{'s' if failed > 1 else ''} failed, more than {MAX_FAILED_FRACTION:.0%} of -n {n} (the "
+                            f"last, simulation {index}: {reason}); the options, not bad luck: check them", out)
+    with atomic_path(folder / f"fail_{index:06d}.json") as tmp:
+        tmp.write_text(json.dumps({"index": index, "reason": reason}))
+    warnings.warn(f"{out}: simulation {index} failed and is skipped ({reason})", stacklevel=3)
 
 
 def _results(jobs: Iterator[tuple], todo: int, workers: int, simulate: Callable
