@@ -23,6 +23,17 @@ Weak form: find u ∈ V^2, u = u_D on the fixed tags, with
 
 for load factors t_k = k / n_steps, each solved by Newton's method from the
 previous converged state (a step that fails is halved).
+
+Newton is globalised by a backtracking line search on the potential energy
+Π(u) = ∫ W(F) dx − t_k f_extᵀu, whose gradient is R: the step u + α δu, α = 1, ½, …,
+is taken at the first α where no element inverts and Π decreases by at least
+10⁻⁴ α Rᵀδu (Armijo), up to the round-off of Π. Where the tangent is indefinite (strongly
+compressed elements: the term (μ − λ ln J) of 𝔸 grows with −ln J) the Newton direction may climb
+Π; then the search takes δu = −K₀⁻¹R instead, K₀ the tangent at rest (the linear stiffness,
+positive definite), which always descends. Where the full Newton step does both
+(near the solution, and in every step of a small enough load increment) the iterates are
+plain Newton's. It is what lets Newton start from a rough guess (a surrogate's
+prediction, whose residual can be ten times the load) instead of giving up.
 """
 from __future__ import annotations
 
@@ -64,8 +75,12 @@ def piola(F: np.ndarray, FinvT: np.ndarray, lnJ: np.ndarray, lam, mu) -> np.ndar
 
 
 def _forms(lam, mu):
-    from skfem import BilinearForm, LinearForm
+    from skfem import BilinearForm, Functional, LinearForm
     from skfem.helpers import grad
+
+    @Functional
+    def energy(w):
+        return w["W"]
 
     @LinearForm
     def internal(v, w):
@@ -80,7 +95,12 @@ def _forms(lam, mu):
         A = w["mu"] * dF + (w["mu"] - w["lam"] * w["lnJ"]) * swap + w["lam"] * tr * Fit
         return np.einsum("ij...,ij...->...", A, gv)
 
-    return internal, tangent
+    return internal, tangent, energy
+
+
+def stored_energy(F: np.ndarray, lnJ: np.ndarray, lam, mu) -> np.ndarray:
+    """W(F) = μ/2 (tr C − 2 − 2 ln J) + λ/2 (ln J)², C = FᵀF, at the quadrature points (m, q)."""
+    return 0.5 * mu * (np.einsum("ij...,ij...->...", F, F) - 2.0 - 2.0 * lnJ) + 0.5 * lam * lnJ ** 2
 
 
 def neo_hookean(mesh: Mesh | FESpace, E: float = 1.0, nu: float = 0.3, *,
@@ -115,6 +135,7 @@ def neo_hookean(mesh: Mesh | FESpace, E: float = 1.0, nu: float = 0.3, *,
         :class:`Solution` with ``dofs``/``fields`` ``"displacement"`` and
         ``info["residuals"]``: one list of relative residual norms per load step
         (the first entry before the first Newton update), ``newton_iterations``,
+        ``shortened_steps`` (Newton updates the line search cut, α < 1),
         ``load_factors`` and timings.
     """
     start = time.perf_counter()
@@ -127,24 +148,57 @@ def neo_hookean(mesh: Mesh | FESpace, E: float = 1.0, nu: float = 0.3, *,
     lam, mu = lame(float(E), float(nu), 2, "strain")
     D, u_D = supports(space, fixed, displacement)
     f_ext = external_load(space, traction, body_force)
-    internal, tangent = _forms(lam, mu)
+    internal, tangent, energy = _forms(lam, mu)
     free = np.setdiff1d(np.arange(space.n_dofs), D)
 
-    def residual_and_tangent(u, factor):
-        """R(u) (n_dofs,), the tangent, and the round-off floor of ||R_free||:
-        the internal force of μ(|F| + |F⁻ᵀ|) times 64 machine epsilons, since
-        P = μ(F − F⁻ᵀ) + … cancels to O(|∇u|) near F = I."""
-        F, FinvT, lnJ = _kinematics(space, u)
+    def residual_and_tangent(kinematics, factor):
+        """R(u) (n_dofs,), the tangent, and the round-off floor of ||R_free|| at u's
+        kinematics (F, F⁻ᵀ, ln J): the internal force of μ(|F| + |F⁻ᵀ|) times 64 machine
+        epsilons, since P = μ(F − F⁻ᵀ) + … cancels to O(|∇u|) near F = I."""
+        F, FinvT, lnJ = kinematics
         r = internal.assemble(space.basis, P=piola(F, FinvT, lnJ, lam, mu)) - factor * f_ext
         K = tangent.assemble(space.basis, FinvT=FinvT, lnJ=lnJ, lam=lam, mu=mu).tocsr()
         size = internal.assemble(space.basis, P=mu * (np.abs(F) + np.abs(FinvT)))
         return r, K, 64 * np.finfo(float).eps * float(np.linalg.norm(size[free]))
 
+    def potential(u, kinematics, factor) -> tuple[float, float]:
+        """Π(u) and the round-off of its evaluation (64 ε times ∫W + |t f·u|)."""
+        stored = energy.assemble(space.basis, W=stored_energy(kinematics[0], kinematics[2], lam, mu))
+        work = factor * float(f_ext @ u)
+        return stored - work, 64 * np.finfo(float).eps * (abs(stored) + abs(work))
+
+    rest: list = []  # the factorised free block of the tangent at rest, made on first use
+
+    def rest_solve(b: np.ndarray) -> np.ndarray:
+        """K₀_II⁻¹ b, K₀ = :func:`tangent_at_rest`."""
+        if not rest:
+            rest.append(sp.linalg.splu(tangent_at_rest(space, E, nu)[free][:, free].tocsc()))
+        return rest[0].solve(b)
+
+    def line_search(u, du, r, kinematics, factor):
+        """The Armijo step (module docstring): (u + α du, its kinematics, α), or None
+        where no α ≥ 2⁻¹⁰ inverts no element and lowers Π."""
+        value, slack = potential(u, kinematics, factor)
+        slope = float(r @ du)  # dΠ/dα at α = 0: negative where K is positive definite
+        alpha = 1.0
+        while alpha >= 2.0 ** -10:
+            trial = u + alpha * du
+            try:
+                moved = _kinematics(space, trial)
+            except GraphfemError:  # an element inverts: shorter
+                alpha /= 2
+                continue
+            new, _ = potential(trial, moved, factor)
+            if new <= value + 1e-4 * alpha * min(slope, 0.0) + slack:
+                return trial, moved, alpha
+            alpha /= 2
+        return None
+
     u = np.zeros(space.n_dofs)
     history, factors = [], []
     guess = None if initial is None else np.asarray(initial, dtype=float).reshape(space.n_dofs)
     done, step = 0.0, 1.0 if guess is not None else 1.0 / int(steps)
-    halvings = 0
+    halvings = backtracks = 0
     initial_failed = False
     while done < 1.0 - 1e-12:
         target = min(1.0, done + step)
@@ -153,8 +207,9 @@ def neo_hookean(mesh: Mesh | FESpace, E: float = 1.0, nu: float = 0.3, *,
         ref = float(np.linalg.norm(target * f_ext[free]))
         residuals, ok = [], False
         try:
+            kinematics = _kinematics(space, trial)
             for _ in range(max_iter + 1):
-                r, K, floor = residual_and_tangent(trial, target)
+                r, K, floor = residual_and_tangent(kinematics, target)
                 if ref == 0.0:  # displacement-driven: relative to the first residual
                     ref = max(float(np.linalg.norm(r[free])), 1e-30)
                 residuals.append(float(np.linalg.norm(r[free])) / ref)
@@ -162,8 +217,17 @@ def neo_hookean(mesh: Mesh | FESpace, E: float = 1.0, nu: float = 0.3, *,
                     ok = True
                     break
                 A_II, b_I, _, I = condense(K, -r, D, np.zeros(D.size))
-                trial[I] += sp.linalg.spsolve(A_II.tocsc(), b_I)
-        except GraphfemError:  # an element inverted: cut the step
+                du = np.zeros(space.n_dofs)
+                du[I] = sp.linalg.spsolve(A_II.tocsc(), b_I)
+                step_taken = line_search(trial, du, r, kinematics, target)
+                if step_taken is None:  # Newton's direction climbs Π: the linear stiffness's descends
+                    du[I] = rest_solve(-r[I])
+                    step_taken = line_search(trial, du, r, kinematics, target)
+                if step_taken is None:  # no descent: cut the load step
+                    break
+                trial, kinematics, alpha = step_taken
+                backtracks += alpha < 1.0
+        except GraphfemError:  # the start inverts an element: cut the load step
             ok = False
         if not ok and guess is not None:  # the guess was no good: the usual load-stepped start
             guess, initial_failed, step = None, True, 1.0 / int(steps)
@@ -181,7 +245,8 @@ def neo_hookean(mesh: Mesh | FESpace, E: float = 1.0, nu: float = 0.3, *,
         factors.append(target)
     nodes = scalar_node_dofs(space)
     info = {"residuals": history, "load_factors": factors, "newton_iterations": sum(len(h) - 1 for h in history),
-            "halvings": halvings, "lame": (lam, mu), "total_s": time.perf_counter() - start}
+            "halvings": halvings, "shortened_steps": int(backtracks), "lame": (lam, mu),
+            "total_s": time.perf_counter() - start}
     if initial is not None:
         info["initial_failed"] = initial_failed
     return Solution(space, {"displacement": u}, {"displacement": u.reshape(-1, 2)[nodes]},
@@ -191,7 +256,7 @@ def neo_hookean(mesh: Mesh | FESpace, E: float = 1.0, nu: float = 0.3, *,
 def tangent_at_rest(space: FESpace, E: float = 1.0, nu: float = 0.3) -> sp.csr_matrix:
     """The Newton tangent at u = 0 (n_dofs, n_dofs): the linear plane-strain stiffness."""
     lam, mu = lame(float(E), float(nu), 2, "strain")
-    _, tangent = _forms(lam, mu)
+    _, tangent, _ = _forms(lam, mu)
     F, FinvT, lnJ = _kinematics(space, np.zeros(space.n_dofs))
     return tangent.assemble(space.basis, FinvT=FinvT, lnJ=lnJ, lam=lam, mu=mu).tocsr()
 
@@ -254,7 +319,9 @@ class NeoHookean(Problem):
         start = {None: "", False: " from the given guess", True: " (Newton failed from the given guess; "
                  "solved again from u = 0)"}[info.get("initial_failed")]
         return [f"Newton: {len(info['load_factors'])} load steps ({info['halvings']} halvings), "
-                f"{info['newton_iterations']} iterations in all{start}"]
+                f"{info['newton_iterations']} iterations in all"
+                + (f" ({info['shortened_steps']} shortened by the line search)" if info["shortened_steps"] else "")
+                + start]
 
     def features(self, mesh: Mesh, params) -> Features:
         r"""The generic encoding made dimensionless by the two exact scalings of
