@@ -221,7 +221,7 @@ def neo_hookean(mesh: Mesh | FESpace, E: float = 1.0, nu: float = 0.3, *,
                 du[I] = sp.linalg.spsolve(A_II.tocsc(), b_I)
                 step_taken = line_search(trial, du, r, kinematics, target)
                 if step_taken is None:  # Newton's direction climbs Π: the linear stiffness's descends
-                    du[I] = rest_solve(-r[I])
+                    du[free] = rest_solve(-r[free])
                     step_taken = line_search(trial, du, r, kinematics, target)
                 if step_taken is None:  # no descent: cut the load step
                     break
