@@ -175,10 +175,10 @@ def neo_hookean(mesh: Mesh | FESpace, E: float = 1.0, nu: float = 0.3, *,
             rest.append(sp.linalg.splu(tangent_at_rest(space, E, nu)[free][:, free].tocsc()))
         return rest[0].solve(b)
 
-    def line_search(u, du, r, kinematics, factor):
-        """The Armijo step (module docstring): (u + α du, its kinematics, α), or None
-        where no α ≥ 2⁻¹⁰ inverts no element and lowers Π."""
-        value, slack = potential(u, kinematics, factor)
+    def line_search(u, du, r, value, slack, factor):
+        """The Armijo step (module docstring) from u, where Π = ``value`` (round-off ``slack``):
+        (u + α du, its kinematics, its Π and round-off, α), or None where no α ≥ 2⁻¹⁰ inverts
+        no element and lowers Π."""
         slope = float(r @ du)  # dΠ/dα at α = 0: negative where K is positive definite
         alpha = 1.0
         while alpha >= 2.0 ** -10:
@@ -188,9 +188,9 @@ def neo_hookean(mesh: Mesh | FESpace, E: float = 1.0, nu: float = 0.3, *,
             except GraphfemError:  # an element inverts: shorter
                 alpha /= 2
                 continue
-            new, _ = potential(trial, moved, factor)
+            new, new_slack = potential(trial, moved, factor)
             if new <= value + 1e-4 * alpha * min(slope, 0.0) + slack:
-                return trial, moved, alpha
+                return trial, moved, new, new_slack, alpha
             alpha /= 2
         return None
 
@@ -208,6 +208,7 @@ def neo_hookean(mesh: Mesh | FESpace, E: float = 1.0, nu: float = 0.3, *,
         residuals, ok = [], False
         try:
             kinematics = _kinematics(space, trial)
+            value, slack = potential(trial, kinematics, target)
             for _ in range(max_iter + 1):
                 r, K, floor = residual_and_tangent(kinematics, target)
                 if ref == 0.0:  # displacement-driven: relative to the first residual
@@ -219,13 +220,13 @@ def neo_hookean(mesh: Mesh | FESpace, E: float = 1.0, nu: float = 0.3, *,
                 A_II, b_I, _, I = condense(K, -r, D, np.zeros(D.size))
                 du = np.zeros(space.n_dofs)
                 du[I] = sp.linalg.spsolve(A_II.tocsc(), b_I)
-                step_taken = line_search(trial, du, r, kinematics, target)
+                step_taken = line_search(trial, du, r, value, slack, target)
                 if step_taken is None:  # Newton's direction climbs Π: the linear stiffness's descends
                     du[free] = rest_solve(-r[free])
-                    step_taken = line_search(trial, du, r, kinematics, target)
+                    step_taken = line_search(trial, du, r, value, slack, target)
                 if step_taken is None:  # no descent: cut the load step
                     break
-                trial, kinematics, alpha = step_taken
+                trial, kinematics, value, slack, alpha = step_taken
                 backtracks += alpha < 1.0
         except GraphfemError:  # the start inverts an element: cut the load step
             ok = False

@@ -267,8 +267,9 @@ def _skip(folder: Path, index: int, reason: str, failed: int, n: int, out: Path)
     """Keep the failure of simulation ``index`` in ``folder`` and warn; stop the run (one line) once more than
     :data:`MAX_FAILED_FRACTION` of ``n`` failed."""
     if failed > MAX_FAILED_FRACTION * n:
-        raise GraphfemError(f"{failed} simulation{'s' if failed > 1 else ''} failed, more than {MAX_FAILED_FRACTION:.0%} of -n {n} (the "
-                            f"last, simulation {index}: {reason}); the options, not bad luck: check them", out)
+        plural = "s" if failed > 1 else ""
+        raise GraphfemError(f"{failed} simulation{plural} failed, more than {MAX_FAILED_FRACTION:.0%} of -n {n} "
+                            f"(the last, simulation {index}: {reason}); the options, not bad luck: check them", out)
     with atomic_path(folder / f"fail_{index:06d}.json") as tmp:
         tmp.write_text(json.dumps({"index": index, "reason": reason}))
     warnings.warn(f"{out}: simulation {index} failed and is skipped ({reason})", stacklevel=3)
