@@ -11,7 +11,10 @@ compares the new case with them:
   ``aspect`` ratio of the largest to the smallest bounding-box side and, for
   models that pass messages on the mesh graph (:func:`describe`), the
   ``mesh_size`` h/L: the median cell size over the extent (a mesh finer than
-  the training meshes has a smaller reach in units of the domain);
+  the training meshes has a smaller reach in units of the domain) and, for
+  planar meshes, the shape of the domain: its ``holes`` (boundary loops beyond
+  one per connected piece) and its ``fill`` (area over the area of its convex
+  hull), which tell a plate with holes, a rectangle and an L-shape apart;
 * every model input feature (among them the local mesh size relative to the extent, ``h``) (the columns of
   :class:`graphfem.physics.problem.Features`, after the problem's own
   scaling): its minimum and maximum over the nodes.
@@ -31,7 +34,9 @@ from graphfem.meshes import Mesh
 from graphfem.meshes.errors import GraphfemError, InputError
 
 #: the mesh quantities a case is described by (besides its cell type and features)
-MESH_KEYS = ("nodes", "extent", "aspect", "mesh_size")
+MESH_KEYS = ("nodes", "extent", "aspect", "mesh_size", "holes", "fill")
+#: those a checkpoint written before them does not store (not checked against it)
+LATER_KEYS = ("mesh_size", "holes", "fill")
 
 
 class ValidityWarning(UserWarning):
@@ -40,14 +45,39 @@ class ValidityWarning(UserWarning):
 
 def describe(mesh: Mesh, x: np.ndarray, names: Sequence[str]) -> dict[str, Any]:
     """One case of a model that passes messages on the mesh graph: ``nodes``, ``extent``, ``aspect``,
-    ``mesh_size`` (median cell size / extent), ``cell_type`` and ``features`` {name: [min, max]} of the
-    (n, F) inputs ``x``."""
+    ``mesh_size`` (median cell size / extent), for a planar mesh ``holes`` and ``fill``
+    (:func:`planar_shape`), ``cell_type`` and ``features`` {name: [min, max]} of the (n, F) inputs ``x``."""
     lo, hi = mesh.bounding_box
     x = np.asarray(x, dtype=float).reshape(mesh.n_points, -1)
     case = _case(lo, hi, mesh.n_points, mesh.cell_type,
                  {name: [float(x[:, k].min()), float(x[:, k].max())] for k, name in enumerate(names)})
     case["mesh_size"] = float(np.median(mesh.cell_sizes())) / max(case["extent"], 1e-300)
+    if mesh.dim == 2 and mesh.tdim == 2:
+        case["holes"], case["fill"] = planar_shape(mesh)
     return case
+
+
+def planar_shape(mesh: Mesh) -> tuple[int, float]:
+    """(holes, fill) of a planar mesh: the boundary edges form closed loops, one outer loop per connected
+    piece of the mesh, so holes = loops − pieces (the first Betti number); fill = |Ω| / |conv Ω| ∈ (0, 1]
+    (1 for a convex domain, 3/4 for an L cut from a square by a quarter). Both are unchanged by moving,
+    turning and scaling the mesh."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import ConvexHull
+
+    def pieces(pairs: np.ndarray) -> int:
+        nodes, local = np.unique(pairs, return_inverse=True)
+        local = local.reshape(pairs.shape)
+        graph = coo_matrix((np.ones(len(local)), (local[:, 0], local[:, 1])), shape=(nodes.size, nodes.size))
+        return int(connected_components(graph, directed=False)[0])
+
+    def stars(rows: np.ndarray) -> np.ndarray:  # joins every node of a row to its first node
+        return np.concatenate([rows[:, [0, k]] for k in range(1, rows.shape[1])])
+
+    loops = pieces(stars(mesh.boundary_facets()))
+    hull = ConvexHull(mesh.points[mesh.corner_nodes]).volume
+    return loops - pieces(stars(mesh.corner_cells)), float(mesh.cell_measures().sum() / hull)
 
 
 def describe_inputs(mesh: Mesh, inputs: Mapping[str, Any], leave_out: Iterable[str] = ()) -> dict[str, Any]:
@@ -111,7 +141,8 @@ def violations(stored: Mapping[str, Any], case: Mapping[str, Any], dimensionless
         return f"{v:,}" if isinstance(v, int) else f"{v:.4g}"
 
     words = {"nodes": "nodes", "extent": "domain extent (largest bounding-box side)",
-             "aspect": "aspect ratio of the bounding box", "mesh_size": "mesh size h/L (median cell over extent)"}
+             "aspect": "aspect ratio of the bounding box", "mesh_size": "mesh size h/L (median cell over extent)",
+             "holes": "holes in the domain", "fill": "fill of the domain (area over its convex hull's)"}
     lines = []
     if "cell_type" in case and case["cell_type"] not in stored["cell_types"]:
         lines.append(f"cell type {case['cell_type']}: the model was trained on {', '.join(stored['cell_types'])}")
@@ -178,8 +209,8 @@ def check_stored(stored: Any, feature_names: Sequence[str], source: str | None) 
             isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in value)
             and value[0] <= value[1])
 
-    ok = isinstance(stored, Mapping) and all(pair(stored.get(k)) for k in MESH_KEYS if k != "mesh_size")
-    ok = ok and ("mesh_size" not in stored or pair(stored["mesh_size"]))  # absent from earlier checkpoints
+    ok = isinstance(stored, Mapping) and all(pair(stored.get(k)) for k in MESH_KEYS if k not in LATER_KEYS)
+    ok = ok and all(k not in stored or pair(stored[k]) for k in LATER_KEYS)  # absent from earlier checkpoints
     ok = ok and isinstance(stored.get("cell_types"), list) and all(isinstance(c, str) for c in stored["cell_types"])
     features = stored.get("features") if ok else None
     ok = ok and isinstance(features, Mapping) and set(features) == set(feature_names) and all(
@@ -189,5 +220,5 @@ def check_stored(stored: Any, feature_names: Sequence[str], source: str | None) 
                             f"every input feature ({', '.join(feature_names)}), and the cell types", source)
 
 
-__all__ = ["MESH_KEYS", "ValidityWarning", "check", "check_stored", "describe", "describe_inputs",
-           "describe_points", "inside", "ranges", "recorded", "violations"]
+__all__ = ["LATER_KEYS", "MESH_KEYS", "ValidityWarning", "check", "check_stored", "describe", "describe_inputs",
+           "describe_points", "inside", "planar_shape", "ranges", "recorded", "violations"]
