@@ -368,14 +368,15 @@ def tag_distance(mesh: Mesh, tags: Iterable[str]) -> np.ndarray:
 LATER_COLUMNS = ("fix[0]", "fix[1]", "fix[2]", "fix:distance", "traction:distance")
 
 
-def elastic_layout(problem: Problem, mesh: Mesh, params, names) -> Features:
+def elastic_layout(problem: Problem, mesh: Mesh, params, names, out: Features | None = None) -> Features:
     r"""The features of an elastic ``problem`` in the layout ``names`` of a checkpoint. Layout 1,
     of checkpoints written before supports by component, has ``fix:mask`` and no ``fix[k]``
     columns; layout 2 adds them (:func:`support_features`); layout 3 (this version, hyperelastic)
     adds the distances to the supports and the loads. An earlier model gets its own columns
     (those of :data:`LATER_COLUMNS` it lacks are left out); a layout-1 model is refused in one line
-    a support of some components only, which it never saw."""
-    out = problem.features(mesh, params)
+    a support of some components only, which it never saw. ``out``: the problem's features of the
+    case when they are not ``problem.features(mesh, params)``."""
+    out = problem.features(mesh, params) if out is None else out
     keep = [k for k, name in enumerate(out.names) if name in names or name not in LATER_COLUMNS]
     if [out.names[k] for k in keep] != list(names) or len(keep) == len(out.names):
         return out  # this version's layout, or none the problem writes (the caller names the mismatch)

@@ -124,3 +124,49 @@ def test_distance_features_are_the_distances_to_supports_and_loads():
     moved = moved_mesh(mesh, 3e-4 * mesh.points @ np.array([[0.0, -1.0], [1.0, 0.0]]).T + 5.0)
     again = problem.features(moved, problem.parse(moved, raw))
     np.testing.assert_allclose(again.x[:, columns], features.x[:, columns], atol=1e-12)
+
+
+def test_load_magnitude_is_the_parts_resultants_in_norm_and_factors_the_loads_out():
+    """On the rectangle [0, 2] x [0, 1] pulled by t on ``right`` (length 1) under a body force b
+    (area 2), λ = (|t| · 1 + |b| · 2)/(E L), L = 2, by hand. Multiplying every load by 3 multiplies λ
+    and the output scale L λ by 3 and leaves every other input as it was; the layout of checkpoints
+    from before λ (``by_load=False``) keeps the loads over E and the scale L."""
+    from graphfem.physics.problem import get_problem
+
+    problem = get_problem("hyperelastic")
+    mesh = Mesh.rectangle(8, 4, 0.0, 2.0, 0.0, 1.0)
+    t, b, E = np.array([0.06, -0.08]), np.array([0.0, -0.03]), 1.25
+    raw = {"E": E, "nu": 0.3, "fix": ["left"], "traction": {"right": list(t)}, "body_force": list(b)}
+    features = problem.features(mesh, problem.parse(mesh, raw))
+    column = features.names.index("load:magnitude")
+    lam = (np.linalg.norm(t) * 1.0 + np.linalg.norm(b) * 2.0) / (E * 2.0)
+    np.testing.assert_allclose(features.x[:, column], lam, rtol=1e-12)
+    np.testing.assert_allclose(features.scale, [2.0 * lam, 2.0 * lam], rtol=1e-12)
+    right = mesh.tag_nodes("right")
+    traction = [features.names.index(f"traction[{k}]") for k in range(2)]
+    np.testing.assert_allclose(features.x[right][:, traction], np.tile(t / (E * lam), (right.size, 1)), rtol=1e-12)
+
+    tripled = {**raw, "traction": {"right": list(3 * t)}, "body_force": list(3 * b)}
+    again = problem.features(mesh, problem.parse(mesh, tripled))
+    np.testing.assert_allclose(again.scale, 3 * features.scale, rtol=1e-12)
+    others = [k for k in range(len(features.names)) if k != column]
+    np.testing.assert_allclose(again.x[:, others], features.x[:, others], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(again.x[:, column], 3 * lam, rtol=1e-12)
+
+    before = problem.features(mesh, problem.parse(mesh, raw), by_load=False)
+    assert "load:magnitude" not in before.names
+    np.testing.assert_allclose(before.scale, [2.0, 2.0])
+    np.testing.assert_allclose(before.x[right][:, traction], np.tile(t / E, (right.size, 1)), rtol=1e-12)
+    assert problem.features_in(mesh, problem.parse(mesh, raw), before.names).names == before.names
+
+
+def test_an_unloaded_body_has_load_magnitude_one():
+    """No traction and no body force: λ = 1 (the output scale L), not a division by zero."""
+    from graphfem.physics.problem import get_problem
+
+    problem = get_problem("hyperelastic")
+    mesh = Mesh.rectangle(4, 2, 0.0, 1.0, 0.0, 0.5)
+    features = problem.features(mesh, problem.parse(mesh, {"E": 1.0, "nu": 0.3, "fix": ["left"]}))
+    assert np.all(features.x[:, features.names.index("load:magnitude")] == 1.0)
+    np.testing.assert_array_equal(features.scale, [1.0, 1.0])
+    assert np.all(np.isfinite(features.x))
