@@ -89,22 +89,29 @@ def _priorities(pos: np.ndarray) -> np.ndarray:
 
 def independent_set(pos: np.ndarray, A) -> np.ndarray:
     """(n,) bool: a maximal independent set of the graph with symmetric adjacency
-    ``A`` (n, n) (no two chosen nodes adjacent, every other node next to one),
+    ``A`` (n, n) (CSR, no diagonal; no two chosen nodes adjacent, every other node next to one),
     found by Luby's rounds with the coordinate priorities of :func:`_priorities`:
-    an undecided node joins when its priority is below every undecided neighbour's."""
+    an undecided node joins when its priority is below every undecided neighbour's.
+    Each round is a segment minimum over the CSR rows (``np.minimum.reduceat``)."""
     n = A.shape[0]
-    prio = _priorities(pos).astype(np.float64) + 1.0
-    top = prio.max() + 1.0
+    prio = _priorities(pos)
+    starts, neighbours = A.indptr[:-1], A.indices
+    nonempty = np.diff(A.indptr) > 0
+    top = np.iinfo(np.int64).max
     chosen = np.zeros(n, dtype=bool)
     undecided = np.ones(n, dtype=bool)
     while undecided.any():
-        # the lowest undecided neighbour priority, as top − max(top − p)
-        rest = A.multiply(np.where(undecided, top - prio, 0.0)[None, :])
-        lowest = top - np.asarray(rest.max(axis=1).todense()).ravel()
+        lowest = np.full(n, top)
+        if neighbours.size:
+            values = np.where(undecided[neighbours], prio[neighbours], top)
+            lowest[nonempty] = np.minimum.reduceat(values, starts[nonempty])
         new = undecided & (prio < lowest)
         chosen |= new
         undecided &= ~new
-        undecided &= ~(A @ new.astype(np.float64) > 0)
+        if neighbours.size:
+            touched = np.zeros(n, dtype=bool)
+            touched[nonempty] = np.logical_or.reduceat(new[neighbours], starts[nonempty])
+            undecided &= ~touched
     return chosen
 
 
