@@ -58,26 +58,23 @@ def describe(mesh: Mesh, x: np.ndarray, names: Sequence[str]) -> dict[str, Any]:
 
 
 def planar_shape(mesh: Mesh) -> tuple[int, float]:
-    """(holes, fill) of a planar mesh: the boundary edges form closed loops, one outer loop per connected
-    piece of the mesh, so holes = loops − pieces (the first Betti number); fill = |Ω| / |conv Ω| ∈ (0, 1]
-    (1 for a convex domain, 3/4 for an L cut from a square by a quarter). Both are unchanged by moving,
-    turning and scaling the mesh."""
+    """(holes, fill) of a planar mesh. holes = pieces − χ, the first Betti number, with χ = V − E + F the
+    Euler characteristic of its corners, edges and cells (each connected piece without a hole has χ = 1, a
+    hole takes one off); fill = |Ω| / |conv Ω| ∈ (0, 1] (1 for a convex domain, 6/7 for an L cut from a
+    square by a quarter). Both are unchanged by moving, turning and scaling the mesh."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
     from scipy.spatial import ConvexHull
 
-    def pieces(pairs: np.ndarray) -> int:
-        nodes, local = np.unique(pairs, return_inverse=True)
-        local = local.reshape(pairs.shape)
-        graph = coo_matrix((np.ones(len(local)), (local[:, 0], local[:, 1])), shape=(nodes.size, nodes.size))
-        return int(connected_components(graph, directed=False)[0])
-
-    def stars(rows: np.ndarray) -> np.ndarray:  # joins every node of a row to its first node
-        return np.concatenate([rows[:, [0, k]] for k in range(1, rows.shape[1])])
-
-    loops = pieces(stars(mesh.boundary_facets()))
-    hull = ConvexHull(mesh.points[mesh.corner_nodes]).volume
-    return loops - pieces(stars(mesh.corner_cells)), float(mesh.cell_measures().sum() / hull)
+    corners = mesh.corner_cells
+    used, local = np.unique(corners, return_inverse=True)
+    local = local.reshape(corners.shape)
+    star = np.concatenate([local[:, [0, k]] for k in range(1, local.shape[1])])  # each corner to the first
+    graph = coo_matrix((np.ones(len(star)), (star[:, 0], star[:, 1])), shape=(used.size, used.size))
+    pieces = int(connected_components(graph, directed=False)[0])
+    euler = used.size - len(mesh.facets()[0]) + mesh.n_cells
+    hull = ConvexHull(mesh.points[used]).volume
+    return pieces - euler, float(mesh.cell_measures().sum() / hull)
 
 
 def describe_inputs(mesh: Mesh, inputs: Mapping[str, Any], leave_out: Iterable[str] = ()) -> dict[str, Any]:
