@@ -12,9 +12,11 @@ compares the new case with them:
   models that pass messages on the mesh graph (:func:`describe`), the
   ``mesh_size`` h/L: the median cell size over the extent (a mesh finer than
   the training meshes has a smaller reach in units of the domain) and, for
-  planar meshes, the shape of the domain: its ``holes`` (boundary loops beyond
-  one per connected piece) and its ``fill`` (area over the area of its convex
-  hull), which tell a plate with holes, a rectangle and an L-shape apart;
+  planar meshes, the ``shape`` of the domain: its number of holes and its
+  fill (area over the area of its convex hull), stored as the range of the
+  fill for each number of holes, which tells a plate with holes, a rectangle
+  (no hole, fill 1), a deformed rectangle and an L-shape (no hole, fill < 1)
+  apart even where a family holds a few of another's shapes;
 * every model input feature (among them the local mesh size relative to the extent, ``h``) (the columns of
   :class:`graphfem.physics.problem.Features`, after the problem's own
   scaling): its minimum and maximum over the nodes.
@@ -34,9 +36,7 @@ from graphfem.meshes import Mesh
 from graphfem.meshes.errors import GraphfemError, InputError
 
 #: the mesh quantities a case is described by (besides its cell type and features)
-MESH_KEYS = ("nodes", "extent", "aspect", "mesh_size", "holes", "fill")
-#: those a checkpoint written before them does not store (not checked against it)
-LATER_KEYS = ("mesh_size", "holes", "fill")
+MESH_KEYS = ("nodes", "extent", "aspect", "mesh_size")
 
 
 class ValidityWarning(UserWarning):
@@ -45,7 +45,7 @@ class ValidityWarning(UserWarning):
 
 def describe(mesh: Mesh, x: np.ndarray, names: Sequence[str]) -> dict[str, Any]:
     """One case of a model that passes messages on the mesh graph: ``nodes``, ``extent``, ``aspect``,
-    ``mesh_size`` (median cell size / extent), for a planar mesh ``holes`` and ``fill``
+    ``mesh_size`` (median cell size / extent), for a planar mesh ``shape`` = [holes, fill]
     (:func:`planar_shape`), ``cell_type`` and ``features`` {name: [min, max]} of the (n, F) inputs ``x``."""
     lo, hi = mesh.bounding_box
     x = np.asarray(x, dtype=float).reshape(mesh.n_points, -1)
@@ -53,7 +53,7 @@ def describe(mesh: Mesh, x: np.ndarray, names: Sequence[str]) -> dict[str, Any]:
                  {name: [float(x[:, k].min()), float(x[:, k].max())] for k, name in enumerate(names)})
     case["mesh_size"] = float(np.median(mesh.cell_sizes())) / max(case["extent"], 1e-300)
     if mesh.dim == 2 and mesh.tdim == 2:
-        case["holes"], case["fill"] = planar_shape(mesh)
+        case["shape"] = list(planar_shape(mesh))
     return case
 
 
@@ -116,6 +116,12 @@ def ranges(cases: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {k: [min(c[k] for c in cases), max(c[k] for c in cases)] for k in MESH_KEYS
                            if all(k in c for c in cases)}
     out["cell_types"] = sorted({c["cell_type"] for c in cases})
+    if all("shape" in c for c in cases):  # {holes: [min, max] of the fill of the domains with that many}
+        fills: dict[str, list[float]] = {}
+        for holes, fill in (c["shape"] for c in cases):
+            lo, hi = fills.get(str(holes), [fill, fill])
+            fills[str(holes)] = [min(lo, fill), max(hi, fill)]
+        out["shapes"] = dict(sorted(fills.items(), key=lambda item: int(item[0])))
     out["features"] = {name: [min(c["features"][name][0] for c in cases), max(c["features"][name][1] for c in cases)]
                        for name in cases[0]["features"]}
     return out
@@ -138,8 +144,7 @@ def violations(stored: Mapping[str, Any], case: Mapping[str, Any], dimensionless
         return f"{v:,}" if isinstance(v, int) else f"{v:.4g}"
 
     words = {"nodes": "nodes", "extent": "domain extent (largest bounding-box side)",
-             "aspect": "aspect ratio of the bounding box", "mesh_size": "mesh size h/L (median cell over extent)",
-             "holes": "holes in the domain", "fill": "fill of the domain (area over its convex hull's)"}
+             "aspect": "aspect ratio of the bounding box", "mesh_size": "mesh size h/L (median cell over extent)"}
     lines = []
     if "cell_type" in case and case["cell_type"] not in stored["cell_types"]:
         lines.append(f"cell type {case['cell_type']}: the model was trained on {', '.join(stored['cell_types'])}")
@@ -149,6 +154,16 @@ def violations(stored: Mapping[str, Any], case: Mapping[str, Any], dimensionless
         lo, hi = stored[key]
         if outside(case[key], case[key], lo, hi):
             lines.append(f"{words[key]} {fmt(case[key])} is outside the training range [{fmt(lo)}, {fmt(hi)}]")
+    if "shape" in case and "shapes" in stored:  # a checkpoint from before the shapes is not checked on them
+        holes, fill = case["shape"]
+        trained = stored["shapes"]
+        if str(holes) not in trained:
+            lines.append(f"a domain with {holes} hole(s): the model was trained on domains with "
+                         f"{', '.join(trained)} hole(s)")
+        elif outside(fill, fill, *trained[str(holes)]):
+            lo, hi = trained[str(holes)]
+            lines.append(f"fill of the domain (area over its convex hull's) {fmt(fill)} is outside the training "
+                         f"range [{fmt(lo)}, {fmt(hi)}] of its domains with {holes} hole(s)")
     for name, (value_lo, value_hi) in case["features"].items():
         if name not in stored["features"]:
             continue
@@ -206,8 +221,11 @@ def check_stored(stored: Any, feature_names: Sequence[str], source: str | None) 
             isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in value)
             and value[0] <= value[1])
 
-    ok = isinstance(stored, Mapping) and all(pair(stored.get(k)) for k in MESH_KEYS if k not in LATER_KEYS)
-    ok = ok and all(k not in stored or pair(stored[k]) for k in LATER_KEYS)  # absent from earlier checkpoints
+    ok = isinstance(stored, Mapping) and all(pair(stored.get(k)) for k in MESH_KEYS if k != "mesh_size")
+    ok = ok and ("mesh_size" not in stored or pair(stored["mesh_size"]))  # absent from earlier checkpoints
+    shapes = stored.get("shapes", {}) if ok else None  # likewise
+    ok = ok and isinstance(shapes, Mapping) and all(
+        isinstance(k, str) and k.isdigit() and pair(v) for k, v in shapes.items())
     ok = ok and isinstance(stored.get("cell_types"), list) and all(isinstance(c, str) for c in stored["cell_types"])
     features = stored.get("features") if ok else None
     ok = ok and isinstance(features, Mapping) and set(features) == set(feature_names) and all(
@@ -217,5 +235,5 @@ def check_stored(stored: Any, feature_names: Sequence[str], source: str | None) 
                             f"every input feature ({', '.join(feature_names)}), and the cell types", source)
 
 
-__all__ = ["LATER_KEYS", "MESH_KEYS", "ValidityWarning", "check", "check_stored", "describe", "describe_inputs",
+__all__ = ["MESH_KEYS", "ValidityWarning", "check", "check_stored", "describe", "describe_inputs",
            "describe_points", "inside", "planar_shape", "ranges", "recorded", "violations"]

@@ -109,22 +109,39 @@ def test_planar_shape_counts_holes_and_measures_the_fill():
     assert validity.planar_shape(Mesh.unit_square(4, order=2)) == (0, pytest.approx(1.0))  # mid-side nodes
 
 
-def test_a_model_of_plates_with_holes_warns_on_a_domain_without_one():
-    """The shape quantities are stored with the ranges, and a domain family the training cases did not span
-    (no hole, after plates with one or two: fill 1 against 25/27 and 26/27) is named in one line each; a
-    checkpoint from before them is not checked on them."""
+def test_the_fill_is_ranged_per_number_of_holes():
+    """Training domains: a strip with one hole, one with two, and the plain strip (no hole, fill 1). The
+    record is the fill's range per hole count, {0: [1, 1], 1: [26/27], 2: [25/27]}; so the L-shape (no hole,
+    fill 6/7) warns although holes 0 and fill 6/7 each lie inside the [min, max] of all domains, a domain with
+    three holes is named, and the training domains and a checkpoint from before the shapes pass."""
     strip = Mesh.rectangle(9, 3, 0.0, 3.0, 0.0, 1.0)
     one = _without_cells(strip, [(1 / 3, 2 / 3, 1 / 3, 2 / 3)])
     two = _without_cells(strip, [(1 / 3, 2 / 3, 1 / 3, 2 / 3), (7 / 3, 8 / 3, 1 / 3, 2 / 3)])
-    stored = validity.ranges([validity.describe(m, np.zeros((m.n_points, 1)), ["k"]) for m in (one, two)])
-    assert stored["holes"] == [1, 2]
-    lines = validity.violations(stored, validity.describe(strip, np.zeros((strip.n_points, 1)), ["k"]))
-    assert lines == ["holes in the domain 0 is outside the training range [1, 2]",
-                     "fill of the domain (area over its convex hull's) 1 is outside the training range "
-                     "[0.9259, 0.963]"]
-    earlier = {k: v for k, v in stored.items() if k not in ("holes", "fill")}
+    three = _without_cells(strip, [(1 / 3, 2 / 3, 1 / 3, 2 / 3), (4 / 3, 5 / 3, 1 / 3, 2 / 3),
+                                   (7 / 3, 8 / 3, 1 / 3, 2 / 3)])
+
+    def case(mesh):
+        return validity.describe(mesh, np.zeros((mesh.n_points, 1)), ["k"])
+
+    def shape_lines(stored, mesh):  # the L-shape also differs in aspect and mesh size
+        return [line for line in validity.violations(stored, case(mesh)) if "hole" in line]
+
+    stored = validity.ranges([case(m) for m in (one, two, strip)])
+    assert list(stored["shapes"]) == ["0", "1", "2"]
+    np.testing.assert_allclose([stored["shapes"][k] for k in "012"],
+                               [[1.0, 1.0], [26 / 27, 26 / 27], [25 / 27, 25 / 27]])
+    assert all(validity.violations(stored, case(m)) == [] for m in (one, two, strip))
+    ell = _without_cells(Mesh.rectangle(6, 6, 0.0, 3.0, 0.0, 3.0), [(1.5, 3.0, 1.5, 3.0)])
+    assert shape_lines(stored, ell) == [
+        "fill of the domain (area over its convex hull's) 0.8571 is outside the training range [1, 1] of its "
+        "domains with 0 hole(s)"]
+    assert shape_lines(stored, three) == [
+        "a domain with 3 hole(s): the model was trained on domains with 0, 1, 2 hole(s)"]
+    earlier = {k: v for k, v in stored.items() if k != "shapes"}
     validity.check_stored(earlier, ["k"], "old.safetensors")
-    assert validity.violations(earlier, validity.describe(strip, np.zeros((strip.n_points, 1)), ["k"])) == []
+    assert shape_lines(earlier, ell) == []
+    with pytest.raises(Exception, match="must hold"):
+        validity.check_stored({**stored, "shapes": {"one": [0.9, 1.0]}}, ["k"], "tampered.safetensors")
 
 
 def test_round_off_of_a_training_case_is_inside():
