@@ -194,7 +194,7 @@ def mesh_domain(outer: np.ndarray, holes: np.ndarray, h: float, rng: np.random.G
     scale = float((points.max(axis=0) - points.min(axis=0)).max())
     points = (points - points.min(axis=0)) / scale
     mesh = Mesh(points, "triangle", tri).cleaned()
-    return _tag_boundary(mesh, holes.shape[0] > 0)
+    return tag_boundary(mesh, holes.shape[0] > 0)
 
 
 def _outside_holes(points: np.ndarray, holes: np.ndarray, margin: float) -> np.ndarray:
@@ -204,9 +204,10 @@ def _outside_holes(points: np.ndarray, holes: np.ndarray, margin: float) -> np.n
     return ok
 
 
-def _tag_boundary(mesh: Mesh, has_holes: bool) -> Mesh:
-    """Facet tags from outward normals; with holes, the boundary components
-    other than the outer one (the one with the largest extent) are ``hole``."""
+def tag_boundary(mesh: Mesh, has_holes: bool = False) -> Mesh:
+    """A triangle mesh with facet tags ``left``, ``right``, ``bottom``, ``top`` by the dominant direction of
+    each boundary facet's outward normal; with holes, the boundary components other than the outer one (the
+    one with the largest extent) are ``hole``."""
     import scipy.sparse as sp
     from scipy.sparse.csgraph import connected_components
 
@@ -245,4 +246,4 @@ def _tag_boundary(mesh: Mesh, has_holes: bool) -> Mesh:
     return mesh.with_tags(**tags)
 
 
-__all__ = ["FAMILIES", "drawn_mesh_size", "mesh_domain", "random_domain"]
+__all__ = ["FAMILIES", "drawn_mesh_size", "mesh_domain", "random_domain", "tag_boundary"]

@@ -29,7 +29,8 @@ SHAPES = {
     "rectangle": "[lower, upper] of 2D space (default the unit square), --resolution cells per side",
     "box": "[lower, upper] of 3D space (default the unit cube), tetrahedra",
     "plate-hole": "the quarter of a square plate [0, 1]^2 with a hole of radius 0.3 at the origin (quads)",
-    "lshape": "the L-shape [-1, 1]^2 minus the quadrant x, y > 0 (triangles)",
+    "lshape": "the L-shape [-1, 1]^2 minus the quadrant x, y > 0 (triangles; its facet tags follow the "
+              "outward normal, so right and top hold the inner corner's edges too)",
     "deformed": "a rectangle with smooth random sides (--seed)",
     "perforated": "a rectangle with one to three random circular holes (--seed)",
     "polygon": "a random star-shaped polygon (--seed)",
@@ -56,7 +57,7 @@ def _linear_mesh(shape: str, resolution: int, lower: str | None, upper: str | No
     import skfem
 
     from graphfem.physics.fe2 import plate_with_hole
-    from graphfem.physics.geometries import random_domain
+    from graphfem.physics.geometries import random_domain, tag_boundary
 
     if shape not in SHAPES:
         raise OptionValueError(f"unknown shape {shape!r}; graphfem mesh makes {', '.join(SHAPES)}")
@@ -86,7 +87,7 @@ def _linear_mesh(shape: str, resolution: int, lower: str | None, upper: str | No
         mesh = plate_with_hole(resolution, resolution)
     elif shape == "lshape":
         refinements = max(0, round(math.log2(max(resolution, 1) / 2)))
-        mesh = Mesh.from_skfem(skfem.MeshTri.init_lshaped().refined(refinements))
+        mesh = tag_boundary(Mesh.from_skfem(skfem.MeshTri.init_lshaped().refined(refinements)))
     else:
         mesh = random_domain(shape, np.random.default_rng(seed), h=1.0 / resolution)
     if "boundary" not in mesh.tags:

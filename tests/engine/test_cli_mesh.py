@@ -21,7 +21,7 @@ def _area(mesh: Mesh) -> float:
      {"left", "right", "bottom", "top", "boundary"}),
     (["rectangle", "--cell", "quad", "--upper", "2,1", "--resolution", "8"], 2.0, {"left", "right", "boundary"}),
     (["box", "--upper", "2,1,1", "--resolution", "3"], 2.0, {"xmin", "zmax", "boundary"}),
-    (["lshape", "--resolution", "8"], 3.0, {"boundary"}),
+    (["lshape", "--resolution", "8"], 3.0, {"left", "right", "bottom", "top", "boundary"}),
     (["plate-hole", "--resolution", "12"], 1 - math.pi * 0.3 ** 2 / 4, {"hole", "left", "boundary"}),
 ])
 def test_shapes_cover_their_domain(tmp_path, capsys, args, area, tags):
