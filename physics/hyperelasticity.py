@@ -341,7 +341,7 @@ class NeoHookean(Problem):
         network, whose latents are layer-normalised, would otherwise carry the
         magnitude of the output through its hidden layers (4,000 random perforated
         plates, 24,000 steps: test error 0.080 → 0.073, on 60 held-out plates
-        0.079 → 0.072). λ = 1 when nothing loads the body (then u = 0).
+        0.075 → 0.069 in the FE mass norm). λ = 1 when nothing loads the body (u = 0).
 
         Tractions act on the tagged nodes only, so the resultant
         R = (Σ_tags ∫ t ds + ∫ b dx)/(E L λ), the components of the assembled load
