@@ -365,17 +365,15 @@ class NeoHookean(Problem):
         E = float(params["E"])
         traction = {t: np.asarray(v, dtype=float) / E for t, v in (params.get("traction") or {}).items()}
         body = None if params.get("body_force") is None else np.asarray(params["body_force"], float) / E
-        magnitude = 1.0
-        if by_load:
-            parts = [load_resultant(mesh, {tag: t}, None) for tag, t in traction.items()]
-            parts += [] if body is None else [load_resultant(mesh, None, body)]
-            magnitude = float(sum(np.linalg.norm(r) for r in parts)) / L or 1.0
-            traction = {tag: t / magnitude for tag, t in traction.items()}
-            body = None if body is None else body / magnitude
+        parts = [load_resultant(mesh, {tag: t}, None) for tag, t in traction.items()]  # each part's ∫ over E
+        parts += [] if body is None else [load_resultant(mesh, None, body)]
+        magnitude = (float(sum(np.linalg.norm(r) for r in parts)) / L or 1.0) if by_load else 1.0
+        traction = {tag: t / magnitude for tag, t in traction.items()}
+        body = None if body is None else body / magnitude
         scaled = {**params, "E": 1.0, "traction": traction or None, "body_force": None if body is None else body * L}
         out = super().features(mesh, scaled)
         keep = [k for k, name in enumerate(out.names) if name != "E"]
-        resultant = load_resultant(mesh, traction, body) / L  # force / (E L λ)
+        resultant = sum(parts, np.zeros(mesh.dim)) / (L * magnitude)  # force / (E L λ): R is linear in the parts
         x = np.concatenate([out.x[:, keep], np.tile(resultant, (mesh.n_points, 1))], axis=1)
         names = [out.names[k] for k in keep] + ["load_resultant[0]", "load_resultant[1]"]
         x, names, fixed = support_features(mesh, x, names, params.get("fix"))
