@@ -94,6 +94,8 @@ def independent_set(pos: np.ndarray, A) -> np.ndarray:
     an undecided node joins when its priority is below every undecided neighbour's.
     Each round is a segment minimum over the CSR rows (``np.minimum.reduceat``)."""
     n = A.shape[0]
+    if A.nnz == 0:  # no edges: every node is its own neighbourhood
+        return np.ones(n, dtype=bool)
     prio = _priorities(pos)
     starts, neighbours = A.indptr[:-1], A.indices
     nonempty = np.diff(A.indptr) > 0
@@ -102,16 +104,14 @@ def independent_set(pos: np.ndarray, A) -> np.ndarray:
     undecided = np.ones(n, dtype=bool)
     while undecided.any():
         lowest = np.full(n, top)
-        if neighbours.size:
-            values = np.where(undecided[neighbours], prio[neighbours], top)
-            lowest[nonempty] = np.minimum.reduceat(values, starts[nonempty])
+        values = np.where(undecided[neighbours], prio[neighbours], top)
+        lowest[nonempty] = np.minimum.reduceat(values, starts[nonempty])
         new = undecided & (prio < lowest)
         chosen |= new
         undecided &= ~new
-        if neighbours.size:
-            touched = np.zeros(n, dtype=bool)
-            touched[nonempty] = np.logical_or.reduceat(new[neighbours], starts[nonempty])
-            undecided &= ~touched
+        touched = np.zeros(n, dtype=bool)
+        touched[nonempty] = np.logical_or.reduceat(new[neighbours], starts[nonempty])
+        undecided &= ~touched
     return chosen
 
 
