@@ -33,6 +33,21 @@ def test_shapes_cover_their_domain(tmp_path, capsys, args, area, tags):
     assert _area(mesh) == pytest.approx(area, rel=2e-3 if args[0] == "plate-hole" else 1e-12)
 
 
+def test_lshape_sides_are_tagged_by_their_outward_normal(tmp_path, capsys):
+    """[-1, 1]^2 minus the quadrant x, y > 0: the notch's two sides face +x (at x = 0, y > 0) and +y (at y = 0,
+    x > 0), so they join ``right`` and ``top``; every facet lies on exactly one tag of the four."""
+    out = tmp_path / "l.msh"
+    assert main(["mesh", "lshape", "--resolution", "6", "-o", str(out)]) == 0
+    mesh = Mesh.read(out)
+    where = {name: mesh.points[mesh.tags[name].indices] for name in ("left", "right", "bottom", "top")}  # (f, 2, 2)
+    assert np.all(where["left"][..., 0] == -1) and np.all(where["bottom"][..., 1] == -1)
+    right_x, top_y = where["right"][..., 0], where["top"][..., 1]
+    assert np.all((right_x == 1) | ((right_x == 0) & (where["right"][..., 1] >= 0)))
+    assert np.all((top_y == 1) | ((top_y == 0) & (where["top"][..., 0] >= 0)))
+    assert np.any(right_x == 0) and np.any(top_y == 0)  # the notch's sides are there
+    assert sum(len(f) for f in where.values()) == len(mesh.boundary_facets())
+
+
 def test_random_shapes_follow_the_seed_and_solve(tmp_path, capsys):
     a, b, c = (tmp_path / f"{n}.msh" for n in "abc")
     assert main(["mesh", "perforated", "--seed", "4", "--resolution", "10", "-o", str(a)]) == 0
