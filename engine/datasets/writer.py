@@ -191,12 +191,10 @@ def write(name: str, job: tuple, n: int, out: Path, seed: int, workers: int, pro
             with Progress(*columns, disable=not progress or rank != 0 or not console.is_terminal, transient=True,
                           console=console) as bar:
                 task = bar.add_task("generate", total=todo)
-                failed = len(list(folder.glob("fail_*.json")))
                 for index, sample, seconds in stack.enter_context(contextlib.closing(_results(jobs, todo, workers,
                                                                                               simulate))):
                     if isinstance(sample, str):  # the solver failed: record it, skip it
-                        failed += 1
-                        _skip(folder, index, sample, failed, n, out)
+                        _skip(folder, index, sample, n, out)
                         finished += 1
                         bar.advance(task)
                         continue
@@ -263,9 +261,11 @@ def _timed(simulate: Callable[[tuple], tuple[int, dict]], job: tuple) -> tuple[i
     return index, sample, time.perf_counter() - start
 
 
-def _skip(folder: Path, index: int, reason: str, failed: int, n: int, out: Path) -> None:
+def _skip(folder: Path, index: int, reason: str, n: int, out: Path) -> None:
     """Keep the failure of simulation ``index`` in ``folder`` and warn; stop the run (one line) once more than
-    :data:`MAX_FAILED_FRACTION` of ``n`` failed."""
+    :data:`MAX_FAILED_FRACTION` of ``n`` failed. The failures are counted in the folder, which every rank
+    under ``torchrun`` writes to (and a resumed run kept), so the limit holds for the run as a whole."""
+    failed = len(list(folder.glob("fail_*.json"))) + 1
     if failed > MAX_FAILED_FRACTION * n:
         plural = "s" if failed > 1 else ""
         raise GraphfemError(f"{failed} simulation{plural} failed, more than {MAX_FAILED_FRACTION:.0%} of -n {n} "

@@ -84,3 +84,22 @@ def test_too_many_failures_stop_in_one_line_with_no_file(tmp_path):
     assert len(lines) == 1 and "bad.h5" in lines[0] and "more than 10% of -n 5" in lines[0]
     assert "Newton did not converge" in lines[0]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_failures_kept_by_other_ranks_count_toward_the_limit(tmp_path, failing, monkeypatch):
+    """Under torchrun every rank keeps its failures in the one parts folder, and the limit counts them all: a
+    failure another rank keeps there while this run goes (simulation 19), and this run's own two (3 and 11),
+    are 3 of -n 20, more than 10 %, so the run stops at its second failure, in one line and with no file."""
+    out = tmp_path / "p.h5"
+    failing_simulate = generate_module.simulate
+
+    def beside_another_rank(*args):
+        if args[-1] == 5:
+            (parts_folder(out) / "fail_000019.json").write_text(json.dumps({"index": 19, "reason": "elsewhere"}))
+        return failing_simulate(*args)
+
+    monkeypatch.setattr(generate_module, "simulate", beside_another_rank)
+    with pytest.warns(UserWarning, match="failed and is skipped"), \
+            pytest.raises(GraphfemError, match=r"3 simulations failed, more than 10% of -n 20 \(the last, simulation 11"):
+        generate("poisson", N, out, seed=4, progress=False)
+    assert not out.exists() and not parts_folder(out).exists()
