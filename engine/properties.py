@@ -128,7 +128,7 @@ def scale(surrogate, mesh: Mesh, options: Mapping[str, Any], factor: float = 1e-
     claimed = "scale" in surrogate.family.claims(surrogate.meta)
     if not (math.isfinite(factor) and factor > 0):
         raise GraphfemError(f"--factor {factor!r}: the scale factor must be a positive number")
-    if not _declares(problem, "scaled"):
+    if not problem.declares("scaled"):
         return Result("scale", claimed, None, tolerance, f"{problem.name} declares no scaling law")
     base = problem.portable(mesh, surrogate.family.full_options(surrogate.meta, options))
     moved = problem.scaled(*base, factor)
@@ -145,7 +145,7 @@ def rotation(surrogate, mesh: Mesh, options: Mapping[str, Any], angle: float = m
     problem = _problem(surrogate)
     claimed = "rotation" in surrogate.family.claims(surrogate.meta)
     R = rotation_matrix(float(angle), mesh.dim)
-    if not _declares(problem, "rotated"):
+    if not problem.declares("rotated"):
         return Result("rotation", claimed, None, tolerance, f"{problem.name} declares no rotation law")
     base = problem.portable(mesh, surrogate.family.full_options(surrogate.meta, options))
     try:
@@ -163,7 +163,7 @@ def superposition(surrogate, mesh: Mesh, options: Mapping[str, Any], tolerance: 
 
     problem = _problem(surrogate)
     claimed = "superposition" in surrogate.family.claims(surrogate.meta)
-    if not _declares(problem, "superposed"):
+    if not problem.declares("superposed"):
         return Result("superposition", claimed, None, tolerance, f"{problem.name} declares no superposition law")
     try:
         law = problem.superposed(mesh, surrogate.family.full_options(surrogate.meta, options))
@@ -227,12 +227,6 @@ def _problem(surrogate):
     if not name:
         raise GraphfemError("the checkpoint names no problem whose laws could be checked", surrogate.source)
     return get_problem(name)
-
-
-def _declares(problem, law: str) -> bool:
-    from graphfem.physics.problem import Problem
-
-    return getattr(type(problem), law) is not getattr(Problem, law)
 
 
 def _predict(surrogate, mesh: Mesh, options: Mapping[str, Any], series: bool = False):

@@ -379,6 +379,28 @@ class Mesh:
         facets, count = self.facets()
         return facets[count == 1]
 
+    def outward_normals(self, facets: np.ndarray) -> np.ndarray:
+        """(f, 2) outward normals of boundary facets (f, k) of a planar mesh (their first two nodes
+        are their corners), each as long as its facet: the tangent turned a quarter, pointing away
+        from the centroid of the one cell the facet bounds. For the tags a facet option names."""
+        if self.dim != 2 or self.tdim != 2:
+            raise MeshError(f"outward normals are for planar meshes, not {self.dim}D {self.cell_type}", self.source)
+        n, corners = self.n_points, self.corner_cells
+        local = CELL_TYPES[self.linear_cell_type].facets
+        ends = [np.concatenate([corners[:, f[k]] for f in local]) for k in (0, 1)]
+        keys = np.minimum(*ends) * n + np.maximum(*ends)  # every cell edge, then the cell it belongs to
+        cell = np.tile(np.arange(self.n_cells), len(local))
+        facets = np.asarray(facets, dtype=np.int64)[:, :2]
+        wanted = facets.min(axis=1) * n + facets.max(axis=1)
+        order = np.argsort(keys, kind="stable")
+        found = np.minimum(np.searchsorted(keys[order], wanted), len(keys) - 1)
+        if not np.array_equal(keys[order][found], wanted):
+            raise MeshError("a facet is no edge of any cell", self.source)
+        tangent = self.points[facets[:, 1]] - self.points[facets[:, 0]]
+        normal = np.stack([tangent[:, 1], -tangent[:, 0]], axis=1)
+        away = self.points[facets].mean(axis=1) - self.points[corners[cell[order[found]]]].mean(axis=1)
+        return np.where((np.einsum("ij,ij->i", normal, away) < 0)[:, None], -normal, normal)
+
     def boundary_nodes(self) -> np.ndarray:
         """Indices of all nodes on the boundary (corner and higher-order nodes)."""
         from .fespace import facet_nodes  # local import: fespace imports this module

@@ -402,6 +402,26 @@ def elastic_scaled(problem: Problem, mesh: Mesh, raw, factor: float) -> Transfor
     return Transformed(moved_mesh(mesh, c * mesh.points), options, {"displacement": c})
 
 
+def support_frame(mesh: Mesh, fixed) -> np.ndarray | None:
+    r"""The frame of a planar elastic case (:meth:`Problem.frame`): the rotation R (2, 2) that turns
+    n̄, the mean outward normal of the supported facets (each weighted by its length), to −x, the side
+    the generated plates are clamped on. None in 3D (a normal leaves the turn about it free), where a
+    support is a node or cell tag or holds only some components (those do not turn with the mesh),
+    and where the normals cancel, |n̄| < ½ (supports around the body: no side to turn)."""
+    held = held_components(fixed, mesh.dim)
+    if mesh.dim != 2 or mesh.tdim != 2 or not held or any(len(c) < mesh.dim for c in held.values()):
+        return None
+    tags = [mesh.tag(name) for name in held]
+    if any(tag.kind != "facet" for tag in tags):
+        return None
+    normals = mesh.outward_normals(np.concatenate([tag.indices for tag in tags]))
+    mean = normals.sum(axis=0) / np.linalg.norm(normals, axis=1).sum()
+    if np.linalg.norm(mean) < 0.5:
+        return None
+    turn = np.pi - np.arctan2(mean[1], mean[0])
+    return np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]])
+
+
 def elastic_rotated(problem: Problem, mesh: Mesh, raw, rotation: np.ndarray) -> Transformed:
     """x ↦ R x of an isotropic elastic ``problem``: tractions and the body force turn by R,
     and so does the displacement; the von Mises stress is a scalar and stays. A support of some
@@ -509,6 +529,9 @@ class Elasticity(Problem):
 
     def rotated(self, mesh: Mesh, raw, rotation: np.ndarray) -> Transformed:
         return elastic_rotated(self, mesh, raw, rotation)
+
+    def frame(self, mesh: Mesh, raw) -> np.ndarray | None:
+        return support_frame(mesh, self.parse(mesh, raw).get("fix"))
 
     def superposed(self, mesh: Mesh, raw) -> Superposition:
         """For fixed E, ν and supports the displacement is linear in the loads: the sum over

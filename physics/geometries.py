@@ -212,22 +212,11 @@ def tag_boundary(mesh: Mesh, has_holes: bool = False) -> Mesh:
     from scipy.sparse.csgraph import connected_components
 
     facets = mesh.boundary_facets()
-    pts = mesh.points
-    # outward normal: rotate the facet tangent, orient away from its cell's third node
-    n = mesh.n_points
-    cells = mesh.cells[:, :3]
-    first, second, opposite = (cells[:, list(k)].ravel() for k in ((0, 1, 2), (1, 2, 0), (2, 0, 1)))
-    keys = np.minimum(first, second) * n + np.maximum(first, second)  # each cell edge, its cell's third node
-    order = np.argsort(keys, kind="stable")
-    wanted = facets.min(axis=1) * n + facets.max(axis=1)  # a boundary facet is the edge of one cell only
-    third = opposite[order[np.searchsorted(keys[order], wanted)]]
-    t = pts[facets[:, 1]] - pts[facets[:, 0]]
-    normal = np.stack([t[:, 1], -t[:, 0]], axis=1)
-    mid = pts[facets].mean(axis=1)
-    flip = np.einsum("ij,ij->i", normal, mid - pts[third]) < 0
-    normal[flip] *= -1
+    normal = mesh.outward_normals(facets)
+    mid = mesh.points[facets].mean(axis=1)
     is_hole = np.zeros(len(facets), dtype=bool)
     if has_holes:
+        n = mesh.n_points
         graph = sp.coo_matrix((np.ones(len(facets)), (facets[:, 0], facets[:, 1])), shape=(n, n))
         _, label = connected_components(graph, directed=False)
         comp = label[facets[:, 0]]

@@ -50,7 +50,7 @@ from graphfem.meshes.errors import GraphfemError, InputError
 from .coefficients import Vector, guess_dofs, scalar_node_dofs
 from .elasticity import (BODY_FORCE, FIX, POISSONS_RATIO, TRACTION, YOUNGS_MODULUS, elastic_essential, elastic_layout,
                          elastic_rotated, elastic_scaled, external_load, held_components, lame, load_resultant,
-                         support_features, supports, tag_distance)
+                         support_features, support_frame, supports, tag_distance)
 from .linear_solvers import condense
 from .poisson import ORDER, make_space
 from .problem import Features, Option, Problem, Solution, Transformed, register_problem
@@ -401,6 +401,10 @@ class NeoHookean(Problem):
     def rotated(self, mesh: Mesh, raw, rotation: np.ndarray) -> Transformed:
         """Neo-Hookean energy is isotropic: :func:`~graphfem.physics.elasticity.elastic_rotated`."""
         return elastic_rotated(self, mesh, raw, rotation)
+
+    def frame(self, mesh: Mesh, raw) -> np.ndarray | None:
+        """:func:`~graphfem.physics.elasticity.support_frame`: the supports turned to −x."""
+        return support_frame(mesh, self.parse(mesh, raw).get("fix"))
 
     def sample(self, rng: np.random.Generator, geometry: str | None = None,
                resolution: int | tuple[int, int] | None = None):

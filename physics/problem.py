@@ -494,6 +494,18 @@ class Problem:
         raise InputError(f"{self.name} declares no rotation law; laws are declared for "
                          f"{', '.join(_declaring('rotated'))}")
 
+    def declares(self, law: str) -> bool:
+        """Whether the problem defines the method ``law`` (``scaled``, ``rotated``, ``superposed``,
+        ``frame``, ...) itself rather than inheriting the base class's refusal or default."""
+        return getattr(type(self), law) is not getattr(Problem, law)
+
+    def frame(self, mesh: Mesh, raw: Mapping[str, Any]) -> np.ndarray | None:
+        """A rotation R (dim, dim) that turns the case into the problem's own frame, or None where
+        it has none. A surrogate trained and served in that frame (the case on x ↦ R x by
+        :meth:`rotated`, its vector outputs turned back by Rᵀ) predicts a turned case as the
+        turned prediction, whatever orientation its training data had."""
+        return None
+
     def superposed(self, mesh: Mesh, raw: Mapping[str, Any]) -> Superposition:
         """A linear problem's case split into cases of one data part each, whose solutions
         sum to this one's (raises :class:`NoLaw` for a case with a single part)."""
@@ -602,7 +614,7 @@ def moved_mesh(mesh: Mesh, points: np.ndarray, tags: Mapping[str, Any] | None = 
 
 
 def _declaring(method: str) -> list[str]:
-    return sorted(p.name for p in PROBLEMS.values() if getattr(type(p), method) is not getattr(Problem, method))
+    return sorted(p.name for p in PROBLEMS.values() if p.declares(method))
 
 
 def rotation_matrix(angle: float, dim: int) -> np.ndarray:

@@ -96,6 +96,31 @@ def _hierarchy(g) -> tuple:
     return (g.hierarchy,) if "hierarchy" in g else ()
 
 
+def _in_frame(problem, sample):
+    """A steady training sample turned into the problem's frame (mesh, options and outputs, by
+    :meth:`Problem.rotated`); itself where the frame is none or the identity."""
+    from dataclasses import replace
+
+    rotation = problem.frame(sample.mesh, sample.options)
+    if rotation is None or np.array_equal(rotation, np.eye(len(rotation))):
+        return sample
+    turned = problem.rotated(sample.mesh, sample.options, rotation)
+    return replace(sample, mesh=turned.mesh, options=turned.options, fields=turned.expected(sample.fields))
+
+
+def _frame_of(meta, mesh: Mesh, options: Mapping[str, Any]) -> np.ndarray | None:
+    """The rotation into the problem's frame of a case served by a model trained in it, or None:
+    a checkpoint from before frames, a case without one, or the identity."""
+    from graphfem.physics.problem import get_problem
+
+    if not meta["problem"].get("frame"):
+        return None
+    rotation = get_problem(meta["problem"]["name"]).frame(mesh, options)
+    if rotation is None or np.array_equal(rotation, np.eye(len(rotation))):
+        return None
+    return rotation
+
+
 def initial_state(problem, mesh: Mesh, params: Mapping[str, Any]) -> np.ndarray:
     """(n, c) the state a rollout starts from: the ``initial`` option at the nodes, else zero."""
     from graphfem.physics.problem import at_nodes
@@ -186,6 +211,7 @@ class MeshGraphNetFamily(Family):
                             "fields": list(problem.fields), "units": dict(problem.fields),
                             "features": first["names"], "transient": transient,
                             "frame_dt": first["frame_dt"], "superposition": parted,
+                            "frame": not transient and problem.declares("frame"),
                             "options": [o.name for o in problem.options if o.role != "setting"]}}
         from graphfem.physics.problem import field_slices
 
@@ -201,6 +227,8 @@ class MeshGraphNetFamily(Family):
         if s.mesh is None:
             raise GraphfemError(f"group {s.name!r} has no mesh; meshgraphnet trains on mesh data", data.path)
         try:
+            if s.times is None:  # a steady case is learnt in the problem's frame (Problem.frame)
+                s = _in_frame(problem, s)
             params = problem.parse(s.mesh, s.options)
             features = problem.features(s.mesh, params)
         except GraphfemError as exc:  # the mesh's source names the file and the group
@@ -334,16 +362,19 @@ class MeshGraphNetFamily(Family):
     def claims(self, meta) -> frozenset[str]:
         """Steady predictions take the values the options fix (``dirichlet``); a problem whose
         features are dimensionless gives the same inputs on a scaled case (``scale``); one that
-        predicts by parts (Poisson, ``superposition``) is linear in each part's data. Not
-        ``rotation``: the edge features [x_j − x_i, |x_j − x_i|]/h and vector inputs (tractions,
-        body forces) enter the MLPs by their components in the mesh's axes."""
+        predicts by parts (Poisson, ``superposition``) is linear in each part's data; a model trained
+        and served in its problem's frame (:meth:`Problem.frame`, the elastic problems' supports turned
+        to −x) predicts a turned case as the turned prediction (``rotation``, for every case that
+        has a frame). Otherwise not ``rotation``: the edge features [x_j − x_i, |x_j − x_i|]/h and
+        vector inputs (tractions, body forces) enter the MLPs by their components in the mesh's axes."""
         from graphfem.physics.problem import get_problem
 
         p = meta["problem"]
         if p.get("transient"):
             return frozenset()
         return frozenset({"dirichlet"} | ({"scale"} if get_problem(p["name"]).dimensionless else set())
-                         | ({"superposition"} if p.get("superposition") else set()))
+                         | ({"superposition"} if p.get("superposition") else set())
+                         | ({"rotation"} if p.get("frame") else set()))
 
     def check_meta(self, model, meta, source) -> None:
         """The normalisation: x_mean, x_std of the model's ``in_node`` features and y_mean, y_std
@@ -363,12 +394,37 @@ class MeshGraphNetFamily(Family):
 
     def predict(self, model, meta, mesh, options, device, strict: bool = False) -> Prediction:
         """The fields on ``mesh``; a case outside the training ranges warns once per
-        input (:mod:`graphfem.validity`), or is refused with ``strict``."""
-        from graphfem.physics.problem import split_fields
-
+        input (:mod:`graphfem.validity`), or is refused with ``strict``. A model trained in its
+        problem's frame (:meth:`Problem.frame`) predicts every case in that frame."""
         trained = meta["problem"]["cell_types"]
         if mesh.order > 1 and mesh.cell_type not in trained and mesh.linear_cell_type in trained:
             return self._predict_on_corners(model, meta, mesh, options, device, strict)
+        rotation = _frame_of(meta, mesh, options)
+        if rotation is not None:
+            return self._predict_in_frame(model, meta, mesh, options, device, strict, rotation)
+        return self._predict_as_given(model, meta, mesh, options, device, strict)
+
+    def _predict_in_frame(self, model, meta, mesh: Mesh, options, device, strict: bool, rotation) -> Prediction:
+        """The case turned into the problem's frame (x ↦ R x, :meth:`Problem.rotated`), as the model
+        was trained, predicted there, and its vector fields turned back by Rᵀ onto ``mesh``; the values
+        the options fix imposed on ``mesh`` exactly."""
+        from graphfem.physics.problem import get_problem, split_fields, stack_fields
+
+        problem = get_problem(meta["problem"]["name"])
+        turned = problem.rotated(mesh, options, rotation)
+        pred = self._predict_as_given(model, meta, turned.mesh, turned.options, device, strict)
+        fields = {name: np.asarray(v) @ rotation if name in problem.vector_fields else v
+                  for name, v in pred.fields.items()}
+        fixed = problem.essential(mesh, options)
+        if fixed is not None:
+            y = stack_fields(problem, mesh, fields)
+            y[fixed[0]] = fixed[1][fixed[0]]
+            fields = split_fields(problem, mesh, y)
+        return Prediction(mesh, fields, pred.units)
+
+    def _predict_as_given(self, model, meta, mesh: Mesh, options, device, strict: bool) -> Prediction:
+        from graphfem.physics.problem import split_fields
+
         problem, params, features = self._case(meta, mesh, options)
         stored = meta.get("validity")
         if stored is not None:  # ranges stored under an option's earlier name (Darcy's a) are its ranges
