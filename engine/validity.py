@@ -43,10 +43,13 @@ class ValidityWarning(UserWarning):
     """A prediction asked outside the ranges the model was trained on."""
 
 
-def describe(mesh: Mesh, x: np.ndarray, names: Sequence[str]) -> dict[str, Any]:
+def describe(mesh: Mesh, x: np.ndarray, names: Sequence[str], where: Mapping[str, float] | None = None
+             ) -> dict[str, Any]:
     """One case of a model that passes messages on the mesh graph: ``nodes``, ``extent``, ``aspect``,
     ``mesh_size`` (median cell size / extent), for a planar mesh ``shape`` = [holes, fill]
-    (:func:`planar_shape`), ``cell_type`` and ``features`` {name: [min, max]} of the (n, F) inputs ``x``."""
+    (:func:`planar_shape`), ``cell_type``, ``features`` {name: [min, max]} of the (n, F) inputs ``x``
+    and ``where`` {description: value}, the problem's numbers for where its data sit
+    (:attr:`graphfem.physics.problem.Features.case`)."""
     lo, hi = mesh.bounding_box
     x = np.asarray(x, dtype=float).reshape(mesh.n_points, -1)
     case = _case(lo, hi, mesh.n_points, mesh.cell_type,
@@ -54,6 +57,8 @@ def describe(mesh: Mesh, x: np.ndarray, names: Sequence[str]) -> dict[str, Any]:
     case["mesh_size"] = float(np.median(mesh.cell_sizes())) / max(case["extent"], 1e-300)
     if mesh.dim == 2 and mesh.tdim == 2:
         case["shape"] = list(planar_shape(mesh))
+    if where:
+        case["where"] = {name: float(value) for name, value in where.items()}
     return case
 
 
@@ -124,6 +129,9 @@ def ranges(cases: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         out["shapes"] = dict(sorted(fills.items(), key=lambda item: int(item[0])))
     out["features"] = {name: [min(c["features"][name][0] for c in cases), max(c["features"][name][1] for c in cases)]
                        for name in cases[0]["features"]}
+    if all("where" in c for c in cases):  # [min, max] of each number the problem gives for where its data sit
+        out["where"] = {name: [min(c["where"][name] for c in cases), max(c["where"][name] for c in cases)]
+                        for name in cases[0]["where"] if all(name in c["where"] for c in cases)}
     return out
 
 
@@ -131,13 +139,14 @@ def violations(stored: Mapping[str, Any], case: Mapping[str, Any], dimensionless
     """One line per quantity of ``case`` outside the ``stored`` training ranges.
 
     A range [lo, hi] is widened by 1e-6 of its scale max(|lo|, |hi|, hi − lo)
-    so that round-off of the same case never counts; ``extent`` is skipped
+    (at least 1 for the ``where`` numbers, which are of order one) so that
+    round-off of the same case never counts; ``extent`` is skipped
     for ``dimensionless`` inputs (the model sees x/L), and a mesh quantity
     the case leaves out (the node count or cell type of a model that reads
     neither) is not checked."""
 
-    def outside(value_lo: float, value_hi: float, lo: float, hi: float) -> bool:
-        slack = 1e-6 * max(abs(lo), abs(hi), hi - lo, 1e-300)
+    def outside(value_lo: float, value_hi: float, lo: float, hi: float, unit: float = 1e-300) -> bool:
+        slack = 1e-6 * max(abs(lo), abs(hi), hi - lo, unit)
         return value_lo < lo - slack or value_hi > hi + slack
 
     def fmt(v: float) -> str:
@@ -164,6 +173,11 @@ def violations(stored: Mapping[str, Any], case: Mapping[str, Any], dimensionless
             lo, hi = trained[str(holes)]
             lines.append(f"fill of the domain (area over its convex hull's) {fmt(fill)} is outside the training "
                          f"range [{fmt(lo)}, {fmt(hi)}] of its domains with {holes} hole(s)")
+    for name, value in case.get("where", {}).items():
+        # absent from checkpoints before; of order one, so round-off is judged on 1 even where a range is [0, 0]
+        if name in stored.get("where", {}) and outside(value, value, *stored["where"][name], unit=1.0):
+            lo, hi = stored["where"][name]
+            lines.append(f"{name} {fmt(value)} is outside the training range [{fmt(lo)}, {fmt(hi)}]")
     for name, (value_lo, value_hi) in case["features"].items():
         if name not in stored["features"]:
             continue
@@ -226,6 +240,8 @@ def check_stored(stored: Any, feature_names: Sequence[str], source: str | None) 
     shapes = stored.get("shapes", {}) if ok else None  # likewise
     ok = ok and isinstance(shapes, Mapping) and all(
         isinstance(k, str) and k.isdigit() and pair(v) for k, v in shapes.items())
+    where = stored.get("where", {}) if ok else None  # likewise
+    ok = ok and isinstance(where, Mapping) and all(isinstance(k, str) and pair(v) for k, v in where.items())
     ok = ok and isinstance(stored.get("cell_types"), list) and all(isinstance(c, str) for c in stored["cell_types"])
     features = stored.get("features") if ok else None
     ok = ok and isinstance(features, Mapping) and set(features) == set(feature_names) and all(

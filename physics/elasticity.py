@@ -386,7 +386,8 @@ def elastic_layout(problem: Problem, mesh: Mesh, params, names, out: Features | 
         raise InputError(f"--fix {partial[0]}: the model was trained before supports by component (its inputs have "
                          "fix:mask, no fix[k]); give whole tags (--fix TAG) or retrain it with this version",
                          mesh.source)
-    return Features(out.x[:, keep], [out.names[k] for k in keep], out.scale, out.dirichlet, out.dirichlet_values)
+    return Features(out.x[:, keep], [out.names[k] for k in keep], out.scale, out.dirichlet, out.dirichlet_values,
+                    case=out.case)
 
 
 def elastic_scaled(problem: Problem, mesh: Mesh, raw, factor: float) -> Transformed:
@@ -400,6 +401,32 @@ def elastic_scaled(problem: Problem, mesh: Mesh, raw, factor: float) -> Transfor
     if options.get("body_force") is not None:
         options["body_force"] = np.asarray(options["body_force"], dtype=float) / c
     return Transformed(moved_mesh(mesh, c * mesh.points), options, {"displacement": c})
+
+
+def loaded_sides(mesh: Mesh, params) -> dict[str, float]:
+    """Where a planar elastic case is held and loaded, for the domain of validity
+    (:attr:`Features.case`): the mean outward unit normal of the supported facets (each weighted
+    by its length) and of the loaded facets (weighted by length times |t|), (0, 0) where there are
+    none. The inputs say how far each node is from the supports and the loads, not which side of
+    the body these are on: a model of plates clamped on the left and pulled on the right has
+    never seen a traction on the top. Nothing in 3D or on node or cell tags."""
+    if mesh.dim != 2 or mesh.tdim != 2:
+        return {}
+    sides = {"supported": {tag: 1.0 for tag in held_components(params.get("fix"), 2)},
+             "loaded": {tag: float(np.linalg.norm(t)) for tag, t in (params.get("traction") or {}).items()}}
+    out = {}
+    for what, weights in sides.items():
+        tags = {name: mesh.tag(name) for name in weights}
+        if any(tag.kind != "facet" for tag in tags.values()):
+            return {}
+        total, weight = np.zeros(2), 0.0
+        for name, tag in tags.items():
+            normals = mesh.outward_normals(tag.indices)
+            total += weights[name] * normals.sum(axis=0)
+            weight += weights[name] * float(np.linalg.norm(normals, axis=1).sum())
+        mean = total / weight if weight > 0 else total
+        out.update({f"mean outward normal of the {what} facets, {axis}": float(v) for axis, v in zip("xy", mean)})
+    return out
 
 
 def support_frame(mesh: Mesh, fixed) -> np.ndarray | None:
@@ -516,7 +543,8 @@ class Elasticity(Problem):
         x, names, held = support_features(mesh, out.x[:, keep], [out.names[k] for k in keep], params.get("fix"))
         fixed = np.zeros((mesh.n_points, mesh.dim + 1), dtype=bool)
         fixed[:, :mesh.dim] = held  # u_k = 0 there, exactly
-        return Features(x, names, np.array([u_scale] * mesh.dim + [q]), fixed, np.zeros(fixed.shape))
+        return Features(x, names, np.array([u_scale] * mesh.dim + [q]), fixed, np.zeros(fixed.shape),
+                        case=loaded_sides(mesh, params))
 
     def features_in(self, mesh: Mesh, params, names) -> Features:
         return elastic_layout(self, mesh, params, names)

@@ -50,7 +50,7 @@ from graphfem.meshes.errors import GraphfemError, InputError
 from .coefficients import Vector, guess_dofs, scalar_node_dofs
 from .elasticity import (BODY_FORCE, FIX, POISSONS_RATIO, TRACTION, YOUNGS_MODULUS, elastic_essential, elastic_layout,
                          elastic_rotated, elastic_scaled, external_load, held_components, lame, load_resultant,
-                         support_features, support_frame, supports, tag_distance)
+                         loaded_sides, support_features, support_frame, supports, tag_distance)
 from .linear_solvers import condense
 from .poisson import ORDER, make_space
 from .problem import Features, Option, Problem, Solution, Transformed, register_problem
@@ -382,7 +382,8 @@ class NeoHookean(Problem):
         columns = distances + ([np.full(mesh.n_points, magnitude)] if by_load else [])
         x = np.concatenate([x, np.stack(columns, axis=1)], axis=1)
         names = names + ["fix:distance", "traction:distance"] + (["load:magnitude"] if by_load else [])
-        return Features(x, names, np.array([L, L]) * magnitude, fixed, np.zeros(fixed.shape))
+        return Features(x, names, np.array([L, L]) * magnitude, fixed, np.zeros(fixed.shape),
+                        case=loaded_sides(mesh, params))
 
     def features_in(self, mesh: Mesh, params, names) -> Features:
         """The layout ``names`` of a checkpoint (:func:`~graphfem.physics.elasticity.elastic_layout`);

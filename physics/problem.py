@@ -210,6 +210,9 @@ class Features:
             data (Poisson: the Dirichlet values alone, the source alone), and r_k ≥ 0 that
             part's own scale over ``scale``; a model U then predicts
             y / scale = Σ_k r_k U(x_k), exactly linear in each part's data.
+        case: numbers of order one that say where the data of the case sit and that no input
+            column carries (description -> value: the elastic problems' supported and loaded
+            sides); not model inputs, but the domain of validity keeps their training ranges.
     """
 
     x: np.ndarray
@@ -218,6 +221,7 @@ class Features:
     dirichlet: np.ndarray | None = None
     dirichlet_values: np.ndarray | None = None
     parts: tuple[tuple[np.ndarray, float], ...] | None = None
+    case: dict[str, float] = field(default_factory=dict)
 
 
 def node_average(mesh: Mesh, cell_values: np.ndarray) -> np.ndarray:

@@ -204,7 +204,8 @@ class MeshGraphNetFamily(Family):
                                                       (encoded[i]["frames"] for i in train_ids)])).tolist()
         model = cls(cls.Config(**config))
         meshes = [e["mesh"] for e in encoded]
-        cases = (validity.describe(encoded[i]["mesh"], encoded[i]["x"], first["names"]) for i in train_ids)
+        cases = (validity.describe(encoded[i]["mesh"], encoded[i]["x"], first["names"], encoded[i]["where"])
+                 for i in train_ids)
         meta = {"normalisation": norm, "family_options": extras, "validity": validity.ranges(cases),
                 "problem": {"name": problem.name, "dim": first["mesh"].dim,
                             "cell_types": sorted({m.cell_type for m in meshes}),
@@ -234,7 +235,7 @@ class MeshGraphNetFamily(Family):
         except GraphfemError as exc:  # the mesh's source names the file and the group
             raise exc.with_source(f"{data.path}:{s.name}") from None
         scale = features.scale.reshape(1, -1)
-        out = {"mesh": s.mesh, "x": features.x, "names": features.names, "scale": scale,
+        out = {"mesh": s.mesh, "x": features.x, "names": features.names, "scale": scale, "where": features.case,
                "c": problem.output_channels(s.mesh), "graph": graph(s.mesh, features.x), "frames": None,
                "frame_dt": None, "parts": features.parts, "dirichlet": features.dirichlet,
                "dirichlet_values": None if features.dirichlet is None else features.dirichlet_values / scale}
@@ -429,7 +430,7 @@ class MeshGraphNetFamily(Family):
         stored = meta.get("validity")
         if stored is not None:  # ranges stored under an option's earlier name (Darcy's a) are its ranges
             stored = {**stored, "features": {problem.current_feature(k): v for k, v in stored["features"].items()}}
-        validity.check(stored, validity.describe(mesh, features.x, features.names), strict,
+        validity.check(stored, validity.describe(mesh, features.x, features.names, features.case), strict,
                        problem.dimensionless, mesh.source)
         runner = _Runner(model, meta, device)
         scale = features.scale.reshape(1, -1)

@@ -196,6 +196,38 @@ def test_outside_the_ranges_warns_and_strict_refuses(poisson_model, tmp_path):
     assert len(errors) == 1 and "--strict: nodes 5,041 is outside the training range" in errors[0]
 
 
+def test_a_load_on_a_side_no_training_plate_was_loaded_on_warns(tmp_path):
+    """Plates clamped on the left and pulled on the right: a second traction on the top, or the clamp moved to
+    the hole, is outside (the mean outward normal of the loaded or supported facets, which no input column
+    carries), and --strict refuses it with no file; the training kind of case is quiet on these numbers, and so
+    is the same case turned by 90 degrees (the frame turns it back). Six training plates leave other ranges
+    narrow, so only the lines on the supported and loaded sides are looked at."""
+    model = _train(tmp_path, "hyperelastic", 6, ("--geometry", "perforated", "--resolution", "8:12"))
+    plate = tmp_path / "plate.msh"
+    assert _cli("mesh", "perforated", "-o", plate, "--resolution", "10", "--seed", "4").returncode == 0
+    base = ["--E", "1", "--nu", "0.3", "--body-force", "0,-0.01"]
+    cases = {"own kind": ["--fix", "left", "--traction", "right=0.05,0.01"],
+             "top too": ["--fix", "left", "--traction", "right=0.05,0", "--traction", "top=0,0.02"],
+             "hole clamped": ["--fix", "hole", "--traction", "right=0.05,0.01"]}
+    warned = {}
+    for name, options in cases.items():
+        run = _cli("predict", model, plate, "-o", tmp_path / "u.vtu", *base, *options)
+        assert run.returncode == 0, run.stderr
+        warned[name] = [line for line in run.stderr.splitlines() if "outward normal" in line]
+    assert warned["own kind"] == []
+    assert any("of the loaded facets, y 0.3" in line for line in warned["top too"])
+    assert any("of the supported facets, x" in line and "[-1, -1]" in line for line in warned["hole clamped"])
+    (tmp_path / "u.vtu").unlink()
+    run = _cli("predict", model, plate, "-o", tmp_path / "u.vtu", "--strict", *base, *cases["top too"])
+    assert run.returncode != 0 and not (tmp_path / "u.vtu").exists() and "--strict: " in run.stderr
+    mesh = read(plate)
+    turned = Mesh(mesh.points @ np.array([[0.0, -1.0], [1.0, 0.0]]).T, mesh.cell_type, mesh.cells, dict(mesh.tags))
+    turned.write(tmp_path / "turned.msh")
+    run = _cli("predict", model, tmp_path / "turned.msh", "-o", tmp_path / "v.vtu", "--E", "1", "--nu", "0.3",
+               "--body-force", "0.01,0", "--fix", "left", "--traction", "right=-0.01,0.05")
+    assert run.returncode == 0 and "outward normal" not in run.stderr, run.stderr
+
+
 def test_evaluate_splits_errors_inside_and_outside(poisson_model, tmp_path):
     other = tmp_path / "other.h5"
     assert _cli("generate", "poisson", "-n", 6, "-o", other, "--seed", 99, "--geometry", "lshape").returncode == 0
