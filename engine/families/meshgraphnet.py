@@ -96,29 +96,25 @@ def _hierarchy(g) -> tuple:
     return (g.hierarchy,) if "hierarchy" in g else ()
 
 
-def _in_frame(problem, sample):
-    """A steady training sample turned into the problem's frame (mesh, options and outputs, by
-    :meth:`Problem.rotated`); itself where the frame is none or the identity."""
-    from dataclasses import replace
-
-    rotation = problem.frame(sample.mesh, sample.options)
-    if rotation is None or np.array_equal(rotation, np.eye(len(rotation))):
-        return sample
-    turned = problem.rotated(sample.mesh, sample.options, rotation)
-    return replace(sample, mesh=turned.mesh, options=turned.options, fields=turned.expected(sample.fields))
-
-
-def _frame_of(meta, mesh: Mesh, options: Mapping[str, Any]) -> np.ndarray | None:
-    """The rotation into the problem's frame of a case served by a model trained in it, or None:
-    a checkpoint from before frames, a case without one, or the identity."""
-    from graphfem.physics.problem import get_problem
-
-    if not meta["problem"].get("frame"):
-        return None
-    rotation = get_problem(meta["problem"]["name"]).frame(mesh, options)
+def _frame_rotation(problem, mesh: Mesh, options: Mapping[str, Any]) -> np.ndarray | None:
+    """The rotation into the problem's frame (:meth:`Problem.frame`), or None where the case has
+    no frame or is in it already (the identity)."""
+    rotation = problem.frame(mesh, options)
     if rotation is None or np.array_equal(rotation, np.eye(len(rotation))):
         return None
     return rotation
+
+
+def _in_frame(problem, sample):
+    """A steady training sample turned into the problem's frame (mesh, options and outputs, by
+    :meth:`Problem.rotated`); itself where it has no frame or is in it."""
+    from dataclasses import replace
+
+    rotation = _frame_rotation(problem, sample.mesh, sample.options)
+    if rotation is None:
+        return sample
+    turned = problem.rotated(sample.mesh, sample.options, rotation)
+    return replace(sample, mesh=turned.mesh, options=turned.options, fields=turned.expected(sample.fields))
 
 
 def initial_state(problem, mesh: Mesh, params: Mapping[str, Any]) -> np.ndarray:
@@ -400,27 +396,25 @@ class MeshGraphNetFamily(Family):
         trained = meta["problem"]["cell_types"]
         if mesh.order > 1 and mesh.cell_type not in trained and mesh.linear_cell_type in trained:
             return self._predict_on_corners(model, meta, mesh, options, device, strict)
-        rotation = _frame_of(meta, mesh, options)
+        from graphfem.physics.problem import get_problem
+
+        problem = get_problem(meta["problem"]["name"])
+        rotation = _frame_rotation(problem, mesh, options) if meta["problem"].get("frame") else None
         if rotation is not None:
             return self._predict_in_frame(model, meta, mesh, options, device, strict, rotation)
         return self._predict_as_given(model, meta, mesh, options, device, strict)
 
     def _predict_in_frame(self, model, meta, mesh: Mesh, options, device, strict: bool, rotation) -> Prediction:
         """The case turned into the problem's frame (x ↦ R x, :meth:`Problem.rotated`), as the model
-        was trained, predicted there, and its vector fields turned back by Rᵀ onto ``mesh``; the values
-        the options fix imposed on ``mesh`` exactly."""
-        from graphfem.physics.problem import get_problem, split_fields, stack_fields
+        was trained, predicted there, and its vector fields turned back by Rᵀ onto ``mesh``. The
+        problems with a frame (the elastic ones) fix zero displacements, which turn to zero exactly."""
+        from graphfem.physics.problem import get_problem
 
         problem = get_problem(meta["problem"]["name"])
         turned = problem.rotated(mesh, options, rotation)
         pred = self._predict_as_given(model, meta, turned.mesh, turned.options, device, strict)
         fields = {name: np.asarray(v) @ rotation if name in problem.vector_fields else v
                   for name, v in pred.fields.items()}
-        fixed = problem.essential(mesh, options)
-        if fixed is not None:
-            y = stack_fields(problem, mesh, fields)
-            y[fixed[0]] = fixed[1][fixed[0]]
-            fields = split_fields(problem, mesh, y)
         return Prediction(mesh, fields, pred.units)
 
     def _predict_as_given(self, model, meta, mesh: Mesh, options, device, strict: bool) -> Prediction:
