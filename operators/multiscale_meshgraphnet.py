@@ -135,12 +135,22 @@ def coarse_hierarchy(pos: np.ndarray, edge_index: np.ndarray, levels: int) -> li
     for _ in range(levels):
         n = len(pos)
         h = _mesh_size(pos, edges, n)
-        A = sp.csr_matrix((np.ones(edges.shape[1]), (edges[0], edges[1])), shape=(n, n))
-        A = ((A + A.T) > 0).astype(np.float64)
-        A.setdiag(0)
-        A.eliminate_zeros()
-        kept = np.flatnonzero(independent_set(pos, A))
-        C = (A + sp.identity(n, format="csr"))[:, kept].tocsr()  # (n, n_c): u ∈ N[x]
+        # the symmetric pattern without self loops: both directions in one COO build, repeats merged
+        off = edges[0] != edges[1]
+        rows, cols = np.concatenate([edges[0, off], edges[1, off]]), np.concatenate([edges[1, off], edges[0, off]])
+        A = sp.csr_matrix((np.ones(rows.size), (rows, cols)), shape=(n, n))
+        A.sum_duplicates()
+        A.data[:] = 1.0
+        chosen = independent_set(pos, A)
+        kept = np.flatnonzero(chosen)
+        # C = (A + I)[:, kept] (n, n_c), u ∈ N[x]: the kept columns of each row and the kept diagonal
+        x = np.repeat(np.arange(n), np.diff(A.indptr))
+        near = chosen[A.indices]
+        index = np.cumsum(chosen) - 1  # a kept node's column in C
+        C = sp.csr_matrix((np.ones(int(near.sum()) + kept.size),
+                           (np.concatenate([x[near], kept]), index[np.concatenate([A.indices[near], kept])])),
+                          shape=(n, kept.size))
+        C.sum_duplicates()  # sorts each row's columns
         coarse = (C.T @ (A @ C + C)).tocoo()  # kept pairs whose neighbourhoods touch
         off = coarse.row != coarse.col
         c_edges = np.stack([coarse.col[off], coarse.row[off]]).astype(np.int64)
