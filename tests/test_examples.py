@@ -202,3 +202,15 @@ def test_hyperelastic_plates_smoke(tmp_path, monkeypatch):
     u = meshio.read(tmp_path / "u.vtu").point_data["displacement"]
     left = np.unique(read(tmp_path / "mine.msh").tag_nodes("left"))
     assert np.isfinite(u).all() and np.abs(u[left]).max() == 0.0
+
+
+def test_train_plates_model_smoke(tmp_path):
+    """examples/train_plates_model.py at smoke size (6 plates, one epoch): the checkpoint lands at its target and
+    the trainer's test error is a number. The shipped model's accuracy is tests/engine/test_shipped_plates_model.py's."""
+    import torch
+
+    torch.set_num_threads(1)
+    result = load("train_plates_model").main(tmp_path / "run", samples=6, epochs=1, workers=1,
+                                             target=tmp_path / "plates.safetensors", progress=False)
+    assert (tmp_path / "plates.safetensors").stat().st_size > 0
+    assert np.isfinite(result["test_rel_l2_displacement"]) and result["generate_s"] >= 0
