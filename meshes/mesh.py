@@ -501,10 +501,13 @@ class Mesh:
             what = "point fields" if self.cell_type in elevate else f"{self.cell_type} cells"
             raise MeshError(f"no quadratic mesh of a mesh with {what} here", self.source)
         q = Mesh.from_skfem(elevate[self.cell_type].from_mesh(to_skfem(self, with_tags=False)), self.source)
-        if not (np.array_equal(q.points[:self.n_points], self.points)  # cells may be re-oriented, not renumbered
+        # cells may be re-oriented, not renumbered; scikit-fem recomputes the corners' coordinates, to round-off
+        scale = float(np.abs(self.points).max()) or 1.0
+        if not (np.allclose(q.points[:self.n_points], self.points, rtol=0.0, atol=1e-12 * scale)
                 and np.array_equal(np.sort(q.corner_cells, axis=1), np.sort(self.cells, axis=1))):
             raise MeshError("scikit-fem renumbered the corner nodes of the quadratic mesh", self.source)
-        return replace(q, tags=dict(self.tags), cell_data=dict(self.cell_data))
+        points = np.concatenate([self.points, q.points[self.n_points:]])  # the corners exactly as given
+        return replace(q, points=points, tags=dict(self.tags), cell_data=dict(self.cell_data))
 
     def from_corners(self, values: np.ndarray) -> np.ndarray:
         """(n_points, ...) values on this mesh from (k, ...) values at its corner nodes (in the order of

@@ -48,6 +48,18 @@ def test_lshape_sides_are_tagged_by_their_outward_normal(tmp_path, capsys):
     assert sum(len(f) for f in where.values()) == len(mesh.boundary_facets())
 
 
+@pytest.mark.parametrize("seed", [5, 6])
+def test_order_2_of_a_plate_whose_corners_scikit_fem_recomputes(tmp_path, capsys, seed):
+    """scikit-fem's quadratic mesh recomputes the corner coordinates (1e-17 off on these plates, which used to
+    be refused as renumbered): the corners are kept exactly as the linear mesh has them."""
+    linear, quadratic = tmp_path / "p1.msh", tmp_path / "p2.msh"
+    for path, order in ((linear, "1"), (quadratic, "2")):
+        assert main(["mesh", "perforated", "--seed", str(seed), "--resolution", "12", "--order", order,
+                     "-o", str(path)]) == 0
+    corners = Mesh.read(quadratic).linear_submesh()[0]
+    np.testing.assert_array_equal(corners.points, Mesh.read(linear).points)
+
+
 def test_random_shapes_follow_the_seed_and_solve(tmp_path, capsys):
     a, b, c = (tmp_path / f"{n}.msh" for n in "abc")
     assert main(["mesh", "perforated", "--seed", "4", "--resolution", "10", "-o", str(a)]) == 0
