@@ -456,10 +456,10 @@ class MeshGraphNetFamily(Family):
             fields = {k: np.moveaxis(mesh.from_corners(np.moveaxis(v, 0, 1)), 0, 1) for k, v in pred.fields.items()}
             return Prediction(mesh, fields, pred.units, pred.times)
         problem = get_problem(meta["problem"]["name"])
-        features = problem.features(mesh, problem.parse(mesh, options))  # for its Dirichlet masks and values
         y = np.stack([mesh.from_corners(c) for c in stack_fields(problem, sub, pred.fields).T], axis=1)
-        if features.dirichlet is not None:
-            y[features.dirichlet] = features.dirichlet_values[features.dirichlet]
+        fixed = problem.essential(mesh, options)  # the values the solver fixes on the quadratic mesh's nodes
+        if fixed is not None:
+            y[fixed[0]] = fixed[1][fixed[0]]
         return Prediction(mesh, split_fields(problem, mesh, y), pred.units)
 
     @staticmethod
