@@ -403,47 +403,53 @@ def elastic_scaled(problem: Problem, mesh: Mesh, raw, factor: float) -> Transfor
     return Transformed(moved_mesh(mesh, c * mesh.points), options, {"displacement": c})
 
 
+def mean_outward_normal(mesh: Mesh, weights: Mapping[str, float]) -> np.ndarray | None:
+    """(2,) Σ_t w_t Σ_f n_f / Σ_t w_t Σ_f |n_f| over the facets f of the tags t of a planar mesh, n_f the
+    outward normal as long as the facet (:meth:`Mesh.outward_normals`): the mean outward unit normal, each
+    facet weighted by its length and its tag's weight; (0, 0) for no tags, None where a tag is a node or
+    cell tag (no facets, no normals)."""
+    tags = {name: mesh.tag(name) for name in weights}
+    if any(tag.kind != "facet" for tag in tags.values()):
+        return None
+    total, weight = np.zeros(2), 0.0
+    for name, tag in tags.items():
+        normals = mesh.outward_normals(tag.indices)
+        total += weights[name] * normals.sum(axis=0)
+        weight += weights[name] * float(np.linalg.norm(normals, axis=1).sum())
+    return total / weight if weight > 0 else total
+
+
 def loaded_sides(mesh: Mesh, params) -> dict[str, float]:
     """Where a planar elastic case is held and loaded, for the domain of validity
-    (:attr:`Features.case`): the mean outward unit normal of the supported facets (each weighted
-    by its length) and of the loaded facets (weighted by length times |t|), (0, 0) where there are
-    none. The inputs say how far each node is from the supports and the loads, not which side of
-    the body these are on: a model of plates clamped on the left and pulled on the right has
-    never seen a traction on the top. Nothing in 3D or on node or cell tags."""
+    (:attr:`Features.case`): the :func:`mean_outward_normal` of the supported facets and of the
+    loaded ones (weighted by |t|), (0, 0) where there are none. The inputs say how far each node is
+    from the supports and the loads, not which side of the body these are on: a model of plates
+    clamped on the left and pulled on the right has never seen a traction on the top. Nothing in
+    3D or on node or cell tags."""
     if mesh.dim != 2 or mesh.tdim != 2:
         return {}
     sides = {"supported": {tag: 1.0 for tag in held_components(params.get("fix"), 2)},
              "loaded": {tag: float(np.linalg.norm(t)) for tag, t in (params.get("traction") or {}).items()}}
     out = {}
     for what, weights in sides.items():
-        tags = {name: mesh.tag(name) for name in weights}
-        if any(tag.kind != "facet" for tag in tags.values()):
+        mean = mean_outward_normal(mesh, weights)
+        if mean is None:
             return {}
-        total, weight = np.zeros(2), 0.0
-        for name, tag in tags.items():
-            normals = mesh.outward_normals(tag.indices)
-            total += weights[name] * normals.sum(axis=0)
-            weight += weights[name] * float(np.linalg.norm(normals, axis=1).sum())
-        mean = total / weight if weight > 0 else total
         out.update({f"mean outward normal of the {what} facets, {axis}": float(v) for axis, v in zip("xy", mean)})
     return out
 
 
 def support_frame(mesh: Mesh, fixed) -> np.ndarray | None:
     r"""The frame of a planar elastic case (:meth:`Problem.frame`): the rotation R (2, 2) that turns
-    n̄, the mean outward normal of the supported facets (each weighted by its length), to −x, the side
-    the generated plates are clamped on. None in 3D (a normal leaves the turn about it free), where a
-    support is a node or cell tag or holds only some components (those do not turn with the mesh),
-    and where the normals cancel, |n̄| < ½ (supports around the body: no side to turn)."""
+    n̄, the :func:`mean_outward_normal` of the supported facets, to −x, the side the generated plates
+    are clamped on. None in 3D (a normal leaves the turn about it free), where a support is a node or
+    cell tag or holds only some components (those do not turn with the mesh), and where the normals
+    cancel, |n̄| < ½ (supports around the body: no side to turn)."""
     held = held_components(fixed, mesh.dim)
     if mesh.dim != 2 or mesh.tdim != 2 or not held or any(len(c) < mesh.dim for c in held.values()):
         return None
-    tags = [mesh.tag(name) for name in held]
-    if any(tag.kind != "facet" for tag in tags):
-        return None
-    normals = mesh.outward_normals(np.concatenate([tag.indices for tag in tags]))
-    mean = normals.sum(axis=0) / np.linalg.norm(normals, axis=1).sum()
-    if np.linalg.norm(mean) < 0.5:
+    mean = mean_outward_normal(mesh, {tag: 1.0 for tag in held})
+    if mean is None or np.linalg.norm(mean) < 0.5:
         return None
     turn = np.pi - np.arctan2(mean[1], mean[0])
     return np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]])

@@ -401,16 +401,14 @@ class MeshGraphNetFamily(Family):
         problem = get_problem(meta["problem"]["name"])
         rotation = _frame_rotation(problem, mesh, options) if meta["problem"].get("frame") else None
         if rotation is not None:
-            return self._predict_in_frame(model, meta, mesh, options, device, strict, rotation)
+            return self._predict_in_frame(model, meta, problem, mesh, options, device, strict, rotation)
         return self._predict_as_given(model, meta, mesh, options, device, strict)
 
-    def _predict_in_frame(self, model, meta, mesh: Mesh, options, device, strict: bool, rotation) -> Prediction:
+    def _predict_in_frame(self, model, meta, problem, mesh: Mesh, options, device, strict: bool, rotation
+                          ) -> Prediction:
         """The case turned into the problem's frame (x ↦ R x, :meth:`Problem.rotated`), as the model
         was trained, predicted there, and its vector fields turned back by Rᵀ onto ``mesh``. The
         problems with a frame (the elastic ones) fix zero displacements, which turn to zero exactly."""
-        from graphfem.physics.problem import get_problem
-
-        problem = get_problem(meta["problem"]["name"])
         turned = problem.rotated(mesh, options, rotation)
         pred = self._predict_as_given(model, meta, turned.mesh, turned.options, device, strict)
         fields = {name: np.asarray(v) @ rotation if name in problem.vector_fields else v
